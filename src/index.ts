@@ -1,14 +1,8 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv, Env } from "./env";
-import { ApiError, handleError } from "./http/errors";
-import { health } from "./http/health";
+/** The Worker: HTTP routes, plus the Durable Object classes it binds. */
+import type { Env } from "./env";
+import { createApp } from "./http/app";
 
-const app = new OpenAPIHono<AppEnv>();
-app.route("/", health);
-app.notFound(() => {
-  throw new ApiError(404, "NOT_FOUND", "Route not found.");
-});
-app.onError(handleError);
+const app = createApp();
 
 export default {
   fetch: app.fetch,

@@ -1,4 +1,388 @@
+/**
+ * One object per account: API keys, balances, credit holds, the append-only ledger,
+ * the account's batch index and its Idempotency-Key records.
+ *
+ * Every method decides and writes synchronously (one transaction, no await), so two
+ * requests can never both spend the same credits. The only awaits are in `alarm()`,
+ * which asks batch objects about holds they never confirmed, and re-checks after.
+ */
 import { DurableObject } from "cloudflare:workers";
+import type { AccountEvent, BatchIndexSnapshot, HoldResolution } from "../domain/account-events";
+import { holdKeys } from "../domain/account-events";
+import { applyMovement, type Balances, type MovementKind, ZERO_BALANCES } from "../domain/credits";
+import { fail, type Failure } from "../domain/errors";
+import type { BatchStatus } from "../domain/states";
+import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
+import { ACCOUNT_MIGRATIONS } from "./schema";
+import { hashesEqual } from "./keys";
 
-export class AccountObject extends DurableObject<Env> {}
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+const HOLD_RECHECK_MS = 10_000;
+
+export interface LedgerEntry {
+  id: number;
+  kind: MovementKind;
+  amount: number;
+  batchId: string | null;
+  itemId: string | null;
+  note: string | null;
+  idempotencyKey: string;
+  balanceAfter: number;
+  reservedAfter: number;
+  createdAt: number;
+}
+
+export interface BatchIndexRow {
+  batchId: string;
+  status: BatchStatus;
+  total: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  createdAt: number;
+  finishedAt: number | null;
+}
+
+export type Ok<T> = { ok: true } & T;
+type HoldRow = { key: string; batch_id: string; purpose: string; amount: number; state: string; deadline: number | null };
+
+export class AccountObject extends DurableObject<Env> {
+  private readonly sql = this.ctx.storage.sql;
+
+  // ---- accounts and keys (admin) ----------------------------------------------------
+
+  open(input: { accountId: string; name: string | null; credits: number; keyId: string; keyHash: string }): Ok<{ balances: Balances }> | Failure {
+    return this.ctx.storage.transactionSync(() => {
+      migrate(this.sql, ACCOUNT_MIGRATIONS);
+      if (this.exists()) return fail("ALREADY_EXISTS", "This account already exists.");
+      const now = Date.now();
+      this.sql.exec("INSERT INTO account (id, name, created_at) VALUES (?, ?, ?)", input.accountId, input.name, now);
+      this.sql.exec("INSERT INTO balances (id, granted, balance, reserved, used, refunded) VALUES (1, 0, 0, 0, 0, 0)");
+      this.sql.exec("INSERT INTO api_keys (key_id, key_hash, created_at) VALUES (?, ?, ?)", input.keyId, input.keyHash, now);
+      if (input.credits > 0) this.move("grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
+      return { ok: true, balances: this.balances() };
+    });
+  }
+
+  addKey(input: { keyId: string; keyHash: string; expiresAt: number | null }): Ok<{ createdAt: number }> | Failure {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    const createdAt = Date.now();
+    this.sql.exec(
+      "INSERT INTO api_keys (key_id, key_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
+      input.keyId, input.keyHash, createdAt, input.expiresAt,
+    );
+    return { ok: true, createdAt };
+  }
+
+  revokeKey(keyId: string): Ok<{ revokedAt: number }> | Failure {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    const row = first<{ revoked_at: number | null }>(this.sql, "SELECT revoked_at FROM api_keys WHERE key_id = ?", keyId);
+    if (!row) return fail("NOT_FOUND", "No key with this id on this account.");
+    const revokedAt = row.revoked_at ?? Date.now();
+    this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", revokedAt, keyId);
+    return { ok: true, revokedAt };
+  }
+
+  /** True when the key exists, is not revoked or expired, and its hash matches (constant time). */
+  authenticate(keyId: string, keyHash: string): boolean {
+    if (!this.exists()) return false;
+    const row = first<{ key_hash: string; expires_at: number | null; revoked_at: number | null }>(
+      this.sql, "SELECT key_hash, expires_at, revoked_at FROM api_keys WHERE key_id = ?", keyId,
+    );
+    // Compare even when there is no row, so timing does not tell which key ids exist.
+    const matches = hashesEqual(row?.key_hash ?? "0".repeat(keyHash.length), keyHash);
+    if (!row || !matches || row.revoked_at !== null) return false;
+    return row.expires_at === null || row.expires_at > Date.now();
+  }
+
+  describe(): Ok<{ accountId: string; name: string | null; createdAt: number; balances: Balances; keys: { keyId: string; createdAt: number; expiresAt: number | null; revokedAt: number | null }[] }> | Failure {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    const account = first<{ id: string; name: string | null; created_at: number }>(this.sql, "SELECT id, name, created_at FROM account")!;
+    const keys = all<{ keyId: string; createdAt: number; expiresAt: number | null; revokedAt: number | null }>(
+      this.sql,
+      "SELECT key_id AS keyId, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt FROM api_keys ORDER BY created_at",
+    );
+    return { ok: true, accountId: account.id, name: account.name, createdAt: account.created_at, balances: this.balances(), keys };
+  }
+
+  // ---- credits -------------------------------------------------------------------------
+
+  /** Adds credits. The same Idempotency-Key with the same amount replays; another amount is refused. */
+  grant(input: { amount: number; idempotencyKey: string }): Ok<{ balances: Balances; replay: boolean }> | Failure {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    const key = `grant:${input.idempotencyKey}`;
+    return this.ctx.storage.transactionSync(() => {
+      const earlier = first<{ amount: number }>(this.sql, "SELECT amount FROM ledger WHERE idem_key = ?", key);
+      if (earlier) {
+        if (earlier.amount !== input.amount) {
+          return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different amount.");
+        }
+        return { ok: true, balances: this.balances(), replay: true };
+      }
+      this.move("grant", input.amount, { key, note: "credits granted" });
+      return { ok: true, balances: this.balances(), replay: false };
+    });
+  }
+
+  getCredits(): Balances {
+    return this.exists() ? this.balances() : { ...ZERO_BALANCES };
+  }
+
+  /** Newest first; `cursor` is the id of the last entry of the previous page. */
+  listLedger(cursor: number | null, limit: number): { entries: LedgerEntry[]; nextCursor: number | null } {
+    if (!this.exists()) return { entries: [], nextCursor: null };
+    const rows = all<LedgerEntry>(
+      this.sql,
+      `SELECT seq AS id, kind, amount, batch_id AS batchId, item_id AS itemId, note, idem_key AS idempotencyKey,
+              balance_after AS balanceAfter, reserved_after AS reservedAfter, created_at AS createdAt
+       FROM ledger WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
+      cursor ?? Number.MAX_SAFE_INTEGER, limit + 1,
+    );
+    const more = rows.length > limit;
+    const entries = rows.slice(0, limit);
+    return { entries, nextCursor: more ? entries[entries.length - 1]!.id : null };
+  }
+
+  // ---- batches ---------------------------------------------------------------------------
+
+  /**
+   * Step one of creating a batch: take the Idempotency-Key, pick the batch id and hold
+   * its credits, all at once. The hold stays pending until the batch object confirms it;
+   * if it never does (the Worker died in between), the alarm releases it.
+   */
+  reserveBatch(input: { total: number; amount: number; idempotencyKey: string | null; requestHash: string | null }):
+    Ok<{ batchId: string; holdKey: string; replay: boolean }> | Failure {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    const result = this.ctx.storage.transactionSync((): Ok<{ batchId: string; holdKey: string; replay: boolean }> | Failure => {
+      const now = Date.now();
+      if (input.idempotencyKey !== null) {
+        const earlier = first<{ request_hash: string; batch_id: string; created_at: number }>(
+          this.sql, "SELECT request_hash, batch_id, created_at FROM idempotency WHERE key = ?", input.idempotencyKey,
+        );
+        if (earlier && earlier.created_at > now - IDEMPOTENCY_TTL_MS) {
+          if (earlier.request_hash !== input.requestHash) {
+            return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different request body.");
+          }
+          return { ok: true, batchId: earlier.batch_id, holdKey: holdKeys.create(earlier.batch_id), replay: true };
+        }
+        this.sql.exec("DELETE FROM idempotency WHERE key = ?", input.idempotencyKey);
+      }
+      const batchId = crypto.randomUUID();
+      const holdKey = holdKeys.create(batchId);
+      const held = this.hold(holdKey, batchId, "create", input.amount);
+      if (!held.ok) return held;
+      this.sql.exec(
+        "INSERT INTO batches (batch_id, status, total, reserved, created_at) VALUES (?, 'pending', ?, ?, ?)",
+        batchId, input.total, input.amount, now,
+      );
+      if (input.idempotencyKey !== null) {
+        this.sql.exec(
+          "INSERT INTO idempotency (key, request_hash, batch_id, created_at) VALUES (?, ?, ?, ?)",
+          input.idempotencyKey, input.requestHash, batchId, now,
+        );
+      }
+      return { ok: true, batchId, holdKey, replay: false };
+    });
+    if (result.ok && !result.replay) this.armAlarm();
+    return result;
+  }
+
+  /** Holds more credits for a batch (a retry). Idempotent by key; refused once the key is void. */
+  reserveHold(input: { key: string; batchId: string; amount: number }): Ok<{ replay: boolean }> | Failure {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    const result = this.ctx.storage.transactionSync((): Ok<{ replay: boolean }> | Failure => {
+      const existing = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", input.key);
+      if (existing) {
+        return existing.state === "void"
+          ? fail("RESERVATION_EXPIRED", "This reservation was already released.")
+          : { ok: true, replay: true };
+      }
+      const held = this.hold(input.key, input.batchId, "retry", input.amount);
+      if (!held.ok) return held;
+      this.sql.exec("UPDATE batches SET reserved = reserved + ? WHERE batch_id = ?", input.amount, input.batchId);
+      return { ok: true, replay: false };
+    });
+    if (result.ok && !result.replay) this.armAlarm();
+    return result;
+  }
+
+  /** Applies a batch object's outbox, all or nothing; each event is idempotent. */
+  applyBatchEvents(batchId: string, events: AccountEvent[]): { ok: true; applied: number } {
+    migrate(this.sql, ACCOUNT_MIGRATIONS);
+    let applied = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (const event of events) if (this.applyEvent(batchId, event)) applied++;
+    });
+    return { ok: true, applied };
+  }
+
+  listBatches(page: number, limit: number): { jobs: BatchIndexRow[]; total: number } {
+    if (!this.exists()) return { jobs: [], total: 0 };
+    const total = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM batches WHERE visible = 1")!.n;
+    const jobs = all<BatchIndexRow>(
+      this.sql,
+      `SELECT batch_id AS batchId, status, total, completed, failed, cancelled, created_at AS createdAt, finished_at AS finishedAt
+       FROM batches WHERE visible = 1 ORDER BY created_at DESC, batch_id LIMIT ? OFFSET ?`,
+      limit, (page - 1) * limit,
+    );
+    return { jobs, total };
+  }
+
+  /** Resolves holds that were never confirmed, and forgets old Idempotency-Keys. */
+  override async alarm(): Promise<void> {
+    if (!this.exists()) return;
+    const now = Date.now();
+    this.sql.exec("DELETE FROM idempotency WHERE created_at <= ?", now - IDEMPOTENCY_TTL_MS);
+    const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = 'pending' AND deadline <= ? LIMIT 50", now);
+    for (const hold of stale) {
+      let answer: HoldResolution;
+      try {
+        answer = await this.env.BATCH.getByName(hold.batch_id).resolveHold(hold.key);
+      } catch (err) {
+        console.error(JSON.stringify({ level: "warn", msg: "hold resolution failed", key: hold.key, error: String(err) }));
+        this.sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = 'pending'", Date.now() + HOLD_RECHECK_MS, hold.key);
+        continue;
+      }
+      // Other events ran during the await: applyEvent re-reads the hold and skips what is done.
+      this.ctx.storage.transactionSync(() => {
+        this.applyEvent(hold.batch_id, { kind: answer === "applied" ? "confirm" : "void", key: hold.key });
+      });
+    }
+    this.armAlarm();
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private exists(): boolean {
+    return tableExists(this.sql, "account") && first(this.sql, "SELECT 1 AS x FROM account") !== undefined;
+  }
+
+  private balances(): Balances {
+    return first<Balances>(this.sql, "SELECT granted, balance, reserved, used, refunded FROM balances")!;
+  }
+
+  /** Reserves credits under a pending hold; the caller runs this inside a transaction. */
+  private hold(key: string, batchId: string, purpose: "create" | "retry", amount: number): Ok<object> | Failure {
+    const now = Date.now();
+    const moved = this.move("reserve", amount, { key, batchId, note: purpose === "create" ? "batch created" : "failed items retried" });
+    if (!moved.ok) return moved;
+    this.sql.exec(
+      "INSERT INTO holds (key, batch_id, purpose, amount, state, deadline, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+      key, batchId, purpose, amount, now + this.holdTimeoutMs(), now,
+    );
+    return { ok: true };
+  }
+
+  /** Returns true when the event changed something (false for a duplicate). */
+  private applyEvent(batchId: string, event: AccountEvent): boolean {
+    switch (event.kind) {
+      case "confirm": {
+        const hold = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", event.key);
+        if (!hold) throw new Error(`confirm of unknown hold ${event.key}`);
+        if (hold.state === "confirmed") return false;
+        if (hold.state === "void") throw new Error(`confirm of void hold ${event.key}`);
+        this.sql.exec("UPDATE holds SET state = 'confirmed', deadline = NULL WHERE key = ?", event.key);
+        if (hold.purpose === "create") this.sql.exec("UPDATE batches SET visible = 1 WHERE batch_id = ?", batchId);
+        return true;
+      }
+      case "void": {
+        const hold = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", event.key);
+        if (!hold) {
+          // The reserve has not arrived (and now never may): remember the key as void.
+          this.sql.exec(
+            "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, 'tombstone', 0, 'void', ?)",
+            event.key, batchId, Date.now(),
+          );
+          return true;
+        }
+        if (hold.state === "void") return false;
+        if (hold.state === "confirmed") throw new Error(`void of confirmed hold ${event.key}`);
+        this.sql.exec("UPDATE holds SET state = 'void', deadline = NULL WHERE key = ?", event.key);
+        this.refund(batchId, hold.amount, `${event.key}:void`, null, "reservation released");
+        if (hold.purpose === "create") {
+          this.sql.exec("DELETE FROM batches WHERE batch_id = ?", batchId);
+          this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
+        }
+        return true;
+      }
+      case "consume":
+      case "refund": {
+        if (first(this.sql, "SELECT 1 AS x FROM ledger WHERE idem_key = ?", event.key)) return false;
+        if (event.kind === "consume") {
+          this.releaseFromBatch(batchId, event.amount);
+          this.mustMove("consume", event.amount, { key: event.key, batchId, itemId: event.itemId, note: "item completed" });
+        } else {
+          this.refund(batchId, event.amount, event.key, event.itemId ?? null, event.note);
+        }
+        return true;
+      }
+      case "status":
+        return this.updateIndex(batchId, event.version, event.snapshot);
+    }
+  }
+
+  private refund(batchId: string, amount: number, key: string, itemId: string | null, note: string): void {
+    if (amount === 0) return;
+    this.releaseFromBatch(batchId, amount);
+    this.mustMove("refund", amount, { key, batchId, itemId, note });
+  }
+
+  private releaseFromBatch(batchId: string, amount: number): void {
+    const row = first<{ reserved: number }>(this.sql, "SELECT reserved FROM batches WHERE batch_id = ?", batchId);
+    if (!row || row.reserved < amount) {
+      throw new Error(`batch ${batchId} holds ${row?.reserved ?? 0} credits, cannot release ${amount}`);
+    }
+    this.sql.exec("UPDATE batches SET reserved = reserved - ? WHERE batch_id = ?", amount, batchId);
+  }
+
+  private updateIndex(batchId: string, version: number, s: BatchIndexSnapshot): boolean {
+    const cursor = this.sql.exec(
+      `UPDATE batches SET status = ?, completed = ?, failed = ?, cancelled = ?, finished_at = ?, version = ?
+       WHERE batch_id = ? AND version < ? RETURNING 1 AS x`,
+      s.status, s.completed, s.failed, s.cancelled, s.finishedAt, version, batchId, version,
+    );
+    return cursor.toArray().length > 0;
+  }
+
+  /** One credit movement: new balances and the ledger row, written together. */
+  private move(
+    kind: MovementKind,
+    amount: number,
+    ref: { key: string; batchId?: string | null; itemId?: string | null; note: string },
+  ): Ok<{ balances: Balances }> | Failure {
+    const result = applyMovement(this.balances(), kind, amount);
+    if (!result.ok) {
+      return fail(result.code === "INSUFFICIENT_CREDITS" ? "INSUFFICIENT_CREDITS" : "VALIDATION_ERROR", result.message);
+    }
+    const b = result.next;
+    this.sql.exec(
+      "UPDATE balances SET granted = ?, balance = ?, reserved = ?, used = ?, refunded = ?",
+      b.granted, b.balance, b.reserved, b.used, b.refunded,
+    );
+    this.sql.exec(
+      `INSERT INTO ledger (idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ref.key, kind, amount, ref.batchId ?? null, ref.itemId ?? null, ref.note, b.balance, b.reserved, Date.now(),
+    );
+    return { ok: true, balances: b };
+  }
+
+  /** For movements that must succeed (settlements): a failure is a bug, so roll back loudly. */
+  private mustMove(kind: MovementKind, amount: number, ref: { key: string; batchId: string; itemId?: string | null; note: string }): void {
+    const moved = this.move(kind, amount, ref);
+    if (!moved.ok) throw new Error(`${kind} ${amount} for ${ref.key} refused: ${moved.message}`);
+  }
+
+  private holdTimeoutMs(): number {
+    return Number(this.env.RESERVATION_TIMEOUT_MS ?? 60_000);
+  }
+
+  private armAlarm(): void {
+    const hold = first<{ t: number | null }>(this.sql, "SELECT min(deadline) AS t FROM holds WHERE state = 'pending'")?.t ?? null;
+    const idem = first<{ t: number | null }>(this.sql, "SELECT min(created_at) AS t FROM idempotency")?.t ?? null;
+    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS].filter((t): t is number => t !== null);
+    if (times.length === 0) return;
+    void this.ctx.storage.setAlarm(Math.min(...times));
+  }
+}

@@ -1,4 +1,467 @@
+/**
+ * One object per batch: the only place where a batch's or an item's state changes.
+ *
+ * Every transition reads, decides (src/domain/batch-machine.ts) and writes in one
+ * synchronous transaction, with no await in between, so cancel and item-start are
+ * strictly ordered and can never race. Effects on the account (reserve, consume,
+ * refund, index updates) are outbox rows written in that same transaction and
+ * delivered afterwards, inline for user-facing calls and by the alarm otherwise.
+ */
 import { DurableObject } from "cloudflare:workers";
+import { type AccountEvent, type BatchIndexSnapshot, type HoldResolution, holdKeys } from "../domain/account-events";
+import {
+  batchStatusFor,
+  decideCancel,
+  decideRetry,
+  decideSettle,
+  decideStart,
+  type DropReason,
+  isFinished,
+  moveItems,
+  type SettleOutcome,
+} from "../domain/batch-machine";
+import { fail, type Failure } from "../domain/errors";
+import { LIMITS } from "../domain/limits";
+import type { OutputFormat } from "../domain/pricing";
+import type { ItemCounts } from "../domain/states";
+import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
+import { Outbox } from "./outbox";
+import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
+import { BATCH_MIGRATIONS } from "./schema";
+import { type BatchView, batchView, type ItemView, itemView } from "./views";
 
-export class BatchObject extends DurableObject<Env> {}
+export interface CreateBatchInput {
+  batchId: string;
+  accountId: string;
+  holdKey: string;
+  urls: string[];
+  output: OutputFormat;
+  selectors: Record<string, string> | null;
+  maxConcurrency: number;
+  creditsPerItem: number;
+}
+
+export type StartResult =
+  | {
+      action: "run";
+      batchId: string;
+      itemId: string;
+      attempt: number;
+      url: string;
+      output: OutputFormat;
+      selectors: Record<string, string> | null;
+      leaseExpiresAt: number;
+    }
+  | { action: "drop"; reason: DropReason };
+
+export type SettleResult =
+  | { ok: true; outcome: "settled" | "duplicate" | "requeued" }
+  | { ok: true; outcome: "ignored"; reason: string };
+
+export interface ItemError {
+  code: string;
+  message: string;
+}
+
+type Ok<T> = { ok: true } & T;
+
+/** Max bytes of URL JSON bound to one insert statement (SQLite caps a value at 2 MB). */
+const INSERT_CHUNK_BYTES = 1_000_000;
+
+export class BatchObject extends DurableObject<Env> {
+  private readonly sql = this.ctx.storage.sql;
+  readonly outbox = new Outbox(this.sql, (events) => this.sendToAccount(events));
+
+  // ---- creation and reads -----------------------------------------------------------------
+
+  /** Creates the batch under a hold the account already took. Idempotent by batch id. */
+  async create(input: CreateBatchInput): Promise<Ok<{ batch: BatchView; replay: boolean }> | Failure> {
+    migrate(this.sql, BATCH_MIGRATIONS);
+    const result = this.ctx.storage.transactionSync((): Ok<{ batch: BatchView; replay: boolean }> | Failure => {
+      const existing = this.row();
+      if (existing) {
+        if (existing.batch_id !== input.batchId) throw new Error("batch object already holds another batch");
+        return { ok: true, batch: batchView(existing), replay: true };
+      }
+      const hold = first<{ state: string }>(this.sql, "SELECT state FROM holds WHERE key = ?", input.holdKey);
+      if (hold?.state === "abandoned") {
+        return fail("RESERVATION_EXPIRED", "The credit reservation for this batch expired before it was created; send the request again.");
+      }
+      const now = Date.now();
+      const total = input.urls.length;
+      this.sql.exec(
+        `INSERT INTO batch (id, batch_id, account_id, status, output, selectors, max_concurrency, credits_per_item, total,
+           pending, running, completed, failed, cancelled, credits_reserved, credits_used, credits_refunded, created_at, version)
+         VALUES (1, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 0, 0, ?, 1)`,
+        input.batchId, input.accountId, input.output, input.selectors ? JSON.stringify(input.selectors) : null,
+        input.maxConcurrency, input.creditsPerItem, total, total, total * input.creditsPerItem, now,
+      );
+      this.insertItems(input.urls);
+      this.sql.exec("INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)", input.holdKey, total * input.creditsPerItem, now);
+      this.outbox.add({ kind: "confirm", key: input.holdKey });
+      const row = this.row()!;
+      this.outbox.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) });
+      return { ok: true, batch: batchView(row), replay: false };
+    });
+    if (result.ok && !result.replay) await this.deliver();
+    return result;
+  }
+
+  get(accountId: string, cursor: number, limit: number): Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure {
+    const row = this.owned(accountId);
+    if (!row) return notFound();
+    const rows = all<ItemRow>(this.sql, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
+    const page = rows.slice(0, limit);
+    const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
+    return { ok: true, batch: batchView(row), items: page.map(itemView), nextCursor };
+  }
+
+  // ---- user actions -------------------------------------------------------------------------
+
+  /** Cancels every pending item and refunds it; running items finish and are charged. */
+  async cancel(accountId: string): Promise<Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure> {
+    const result = this.ctx.storage.transactionSync((): Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure => {
+      const row = this.owned(accountId);
+      if (!row) return notFound();
+      const decision = decideCancel(batchState(row));
+      if (decision.kind === "reject") return fail(decision.code, decision.message);
+      const now = Date.now();
+      this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending'", now);
+      const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
+      this.sql.exec(
+        "UPDATE batch SET status = 'cancelled', cancelled_at = ?, credits_refunded = credits_refunded + ? WHERE id = 1",
+        now, decision.creditsRefunded,
+      );
+      if (decision.creditsRefunded > 0) {
+        this.outbox.add({
+          kind: "refund",
+          key: `${row.batch_id}:cancel`,
+          amount: decision.creditsRefunded,
+          note: `batch cancelled: ${decision.cancelledItems} pending items refunded`,
+        });
+      }
+      const next = this.saveCounts(row, counts, now);
+      return { ok: true, cancelledItems: decision.cancelledItems, creditsRefunded: decision.creditsRefunded, batch: batchView(next) };
+    });
+    if (result.ok) await this.deliver();
+    return result;
+  }
+
+  /**
+   * Puts failed items back to pending with fresh credits. The credits are held at the
+   * account first (an await, so other events may run meanwhile); the items are flipped
+   * only if, after it, the batch is still not cancelled and the hold is still ours.
+   */
+  async retry(accountId: string): Promise<Ok<{ retriedCount: number }> | Failure> {
+    const plan = this.ctx.storage.transactionSync((): Ok<{ key: string; idxs: number[]; amount: number; batchId: string }> | Failure => {
+      const row = this.owned(accountId);
+      if (!row) return notFound();
+      const inProgress = first(this.sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined;
+      const decision = decideRetry(batchState(row), inProgress);
+      if (decision.kind === "reject") return fail(decision.code, decision.message);
+      const idxs = all<{ idx: number }>(this.sql, "SELECT idx FROM items WHERE status = 'failed' ORDER BY idx").map((r) => r.idx);
+      const n = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM holds WHERE key LIKE '%:retry:%'")!.n + 1;
+      const key = holdKeys.retry(row.batch_id, n);
+      const amount = idxs.length * row.credits_per_item;
+      this.sql.exec(
+        "INSERT INTO holds (key, state, amount, item_idxs, created_at) VALUES (?, 'reserving', ?, ?, ?)",
+        key, amount, JSON.stringify(idxs), Date.now(),
+      );
+      return { ok: true, key, idxs, amount, batchId: row.batch_id };
+    });
+    if (!plan.ok) return plan;
+
+    const reserved = await this.env.ACCOUNT.getByName(accountId)
+      .reserveHold({ key: plan.key, batchId: plan.batchId, amount: plan.amount })
+      .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    if (reserved instanceof Error) {
+      // Unknown whether the account took it: give up the hold, and tell the account so.
+      console.error(JSON.stringify({ level: "warn", msg: "retry reservation failed", key: plan.key, error: String(reserved) }));
+      this.abandonHold(plan.key);
+      await this.deliver();
+      return fail("UNAVAILABLE", "Could not reserve credits for the retry; try again.");
+    }
+    if (!reserved.ok) {
+      this.sql.exec("DELETE FROM holds WHERE key = ? AND state = 'reserving'", plan.key);
+      return fail(reserved.code, reserved.message);
+    }
+
+    const result = this.ctx.storage.transactionSync((): Ok<{ retriedCount: number }> | Failure => {
+      const hold = first<{ state: string }>(this.sql, "SELECT state FROM holds WHERE key = ?", plan.key);
+      const row = this.row()!;
+      if (hold?.state !== "reserving" || row.status === "cancelled") {
+        this.abandonHold(plan.key);
+        return row.status === "cancelled"
+          ? fail("BATCH_CANCELLED", "The batch was cancelled while the retry was being prepared.")
+          : fail("RESERVATION_EXPIRED", "The credit reservation for the retry expired; try again.");
+      }
+      this.sql.exec(
+        `UPDATE items SET status = 'pending', round = round + 1, attempts = 0, lease_attempt = NULL, lease_expires_at = NULL,
+           error = NULL, result = NULL, credits_used = 0, started_at = NULL, finished_at = NULL
+         WHERE idx IN (SELECT value FROM json_each(?)) AND status = 'failed'`,
+        JSON.stringify(plan.idxs),
+      );
+      const counts = moveItems(countsOf(row), "failed", "pending", plan.idxs.length);
+      this.sql.exec("UPDATE batch SET credits_reserved = credits_reserved + ?, finished_at = NULL WHERE id = 1", plan.amount);
+      this.sql.exec("UPDATE holds SET state = 'applied' WHERE key = ?", plan.key);
+      this.outbox.add({ kind: "confirm", key: plan.key });
+      this.saveCounts(row, counts, Date.now());
+      return { ok: true, retriedCount: plan.idxs.length };
+    });
+    await this.deliver();
+    return result;
+  }
+
+  // ---- executor contract --------------------------------------------------------------------
+
+  /** Grants a lease if the batch is not cancelled and the item is pending; else: drop the work. */
+  async startItem(itemId: string): Promise<StartResult> {
+    if (!this.hasBatch()) return { action: "drop", reason: "ITEM_NOT_FOUND" };
+    const started = this.ctx.storage.transactionSync((): StartResult => {
+      const row = this.row()!;
+      const item = this.item(itemId);
+      const decision = decideStart(batchState(row), itemState(item));
+      if (decision.kind === "drop" || !item) return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
+      const now = Date.now();
+      const leaseExpiresAt = now + LIMITS.leaseMs;
+      this.sql.exec(
+        "UPDATE items SET status = 'running', attempts = ?, lease_attempt = ?, lease_expires_at = ?, started_at = ? WHERE idx = ?",
+        decision.attempt, decision.attempt, leaseExpiresAt, now, item.idx,
+      );
+      this.sql.exec("UPDATE batch SET started_at = coalesce(started_at, ?) WHERE id = 1", now);
+      this.saveCounts(row, moveItems(countsOf(row), "pending", "running"), now);
+      return {
+        action: "run",
+        batchId: row.batch_id,
+        itemId,
+        attempt: decision.attempt,
+        url: item.url,
+        output: row.output,
+        selectors: row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>),
+        leaseExpiresAt,
+      };
+    });
+    if (started.action === "run") await this.armAlarm();
+    return started;
+  }
+
+  /** Settles a running item as completed: its reserved credits are consumed. */
+  async completeItem(itemId: string, attempt: number, result: unknown): Promise<SettleResult> {
+    const json = JSON.stringify(result ?? null);
+    if (json.length > LIMITS.maxInlineResultBytes) throw new Error(`result of ${json.length} bytes is too large to keep inline`);
+    return this.settle(itemId, attempt, "completed", { result: json, error: null });
+  }
+
+  /**
+   * Settles a running item as failed: its credits are refunded. A retryable failure with
+   * attempts left puts the item back to pending instead (no credit moves).
+   */
+  async failItem(itemId: string, attempt: number, error: ItemError, options: { retryable?: boolean } = {}): Promise<SettleResult> {
+    return this.settle(itemId, attempt, "failed", { result: null, error: JSON.stringify(error) }, options.retryable === true);
+  }
+
+  /**
+   * The account asks about a hold it never saw confirmed. A hold this batch applied is
+   * "applied"; any other is marked abandoned here first, so it can never be applied later.
+   */
+  resolveHold(key: string): HoldResolution {
+    migrate(this.sql, BATCH_MIGRATIONS);
+    const hold = first<{ state: string }>(this.sql, "SELECT state FROM holds WHERE key = ?", key);
+    if (hold?.state === "applied") return "applied";
+    this.sql.exec(
+      "INSERT INTO holds (key, state, created_at) VALUES (?, 'abandoned', ?) ON CONFLICT (key) DO UPDATE SET state = 'abandoned'",
+      key, Date.now(),
+    );
+    return "abandoned";
+  }
+
+  /** Takes back expired leases and delivers the outbox; re-arms itself while work remains. */
+  override async alarm(): Promise<void> {
+    if (!this.hasBatch()) return;
+    this.expireLeases(Date.now());
+    await this.deliver();
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private async settle(
+    itemId: string,
+    attempt: number,
+    outcome: SettleOutcome,
+    payload: { result: string | null; error: string | null },
+    retryable = false,
+  ): Promise<SettleResult> {
+    if (!this.hasBatch()) return { ok: true, outcome: "ignored", reason: "ITEM_NOT_FOUND" };
+    const settled = this.ctx.storage.transactionSync((): SettleResult => {
+      const row = this.row()!;
+      const item = this.item(itemId);
+      const decision = decideSettle(itemState(item), attempt, outcome);
+      if (decision.kind === "ignore") return { ok: true, outcome: "ignored", reason: decision.reason };
+      if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
+      const now = Date.now();
+      if (outcome === "failed" && retryable && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
+        this.sql.exec(
+          "UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL, error = ? WHERE idx = ?",
+          payload.error, item.idx,
+        );
+        this.saveCounts(row, moveItems(countsOf(row), "running", "pending"), now);
+        return { ok: true, outcome: "requeued" };
+      }
+      this.finishItem(row, item, outcome, payload, now);
+      return { ok: true, outcome: "settled" };
+    });
+    if (settled.outcome === "settled" || settled.outcome === "requeued") await this.armAlarm();
+    return settled;
+  }
+
+  /** Running -> completed (consume) or failed (refund), with its outbox event. In a transaction. */
+  private finishItem(row: BatchRow, item: ItemRow, outcome: SettleOutcome, payload: { result: string | null; error: string | null }, now: number): BatchRow {
+    const price = row.credits_per_item;
+    const charged = outcome === "completed" ? price : 0;
+    this.sql.exec(
+      "UPDATE items SET status = ?, result = ?, error = ?, credits_used = ?, finished_at = ?, lease_expires_at = NULL WHERE idx = ?",
+      outcome, payload.result, payload.error, charged, now, item.idx,
+    );
+    const key = `${row.batch_id}:${item.id}:r${item.round}:${outcome === "completed" ? "consume" : "refund"}`;
+    if (outcome === "completed") {
+      this.sql.exec("UPDATE batch SET credits_used = credits_used + ? WHERE id = 1", price);
+      this.outbox.add({ kind: "consume", key, amount: price, itemId: item.id });
+    } else {
+      this.sql.exec("UPDATE batch SET credits_refunded = credits_refunded + ? WHERE id = 1", price);
+      this.outbox.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
+    }
+    return this.saveCounts(row, moveItems(countsOf(row), "running", outcome), now);
+  }
+
+  /** Items whose consumer vanished go back to pending, or fail after the last attempt. */
+  private expireLeases(now: number): void {
+    this.ctx.storage.transactionSync(() => {
+      const expired = all<ItemRow>(this.sql, "SELECT * FROM items WHERE status = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 500", now);
+      for (const item of expired) {
+        const row = this.row()!;
+        if (item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
+          this.sql.exec("UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL WHERE idx = ?", item.idx);
+          this.saveCounts(row, moveItems(countsOf(row), "running", "pending"), now);
+        } else {
+          const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
+          this.finishItem(row, item, "failed", { result: null, error }, now);
+        }
+      }
+    });
+  }
+
+  /**
+   * Writes new counts, the status they imply, finishedAt, a new version, and a status
+   * event when what the account's index shows has changed. Runs inside a transaction.
+   */
+  private saveCounts(before: BatchRow, counts: ItemCounts, now: number): BatchRow {
+    const current = this.row()!;
+    const status = batchStatusFor(current.status, counts);
+    const finishedAt = isFinished(counts) ? (current.finished_at ?? now) : null;
+    this.sql.exec(
+      `UPDATE batch SET pending = ?, running = ?, completed = ?, failed = ?, cancelled = ?, status = ?, finished_at = ?,
+         version = version + 1 WHERE id = 1`,
+      counts.pending, counts.running, counts.completed, counts.failed, counts.cancelled, status, finishedAt,
+    );
+    const after = this.row()!;
+    const snapshot = snapshotOf(after);
+    if (JSON.stringify(snapshot) !== JSON.stringify(snapshotOf(before))) {
+      this.outbox.add({ kind: "status", version: after.version, snapshot });
+    }
+    return after;
+  }
+
+  /** Abandons a hold this batch will not apply, and tells the account to release it. */
+  private abandonHold(key: string): void {
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);
+      this.outbox.add({ kind: "void", key });
+    });
+  }
+
+  /** Sends the outbox now; on failure the alarm retries with backoff. */
+  private async deliver(): Promise<void> {
+    const delivered = await this.outbox.flush();
+    this.sql.exec("UPDATE batch SET outbox_failures = ? WHERE id = 1", delivered ? 0 : (this.row()?.outbox_failures ?? 0) + 1);
+    await this.armAlarm();
+  }
+
+  private async sendToAccount(events: AccountEvent[]): Promise<void> {
+    const row = this.row();
+    if (!row) return;
+    await this.env.ACCOUNT.getByName(row.account_id).applyBatchEvents(row.batch_id, events);
+  }
+
+  /** One alarm serves the outbox (now, or later after failures) and the earliest lease. */
+  private async armAlarm(): Promise<void> {
+    const row = this.row();
+    if (!row) return;
+    const now = Date.now();
+    const times: number[] = [];
+    if (this.outbox.size() > 0) times.push(row.outbox_failures === 0 ? now : now + backoffMs(row.outbox_failures));
+    const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items WHERE status = 'running'")?.t;
+    if (lease != null) times.push(lease);
+    if (times.length === 0) {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    const next = Math.min(...times);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next || current < now - 1000) await this.ctx.storage.setAlarm(next);
+  }
+
+  private insertItems(urls: string[]): void {
+    let start = 0;
+    while (start < urls.length) {
+      let end = start;
+      let bytes = 0;
+      const chunk: [string, string][] = [];
+      while (end < urls.length && (chunk.length === 0 || bytes < INSERT_CHUNK_BYTES)) {
+        const url = urls[end]!;
+        chunk.push([crypto.randomUUID(), url]);
+        bytes += url.length + 48;
+        end++;
+      }
+      this.sql.exec(
+        `INSERT INTO items (idx, id, url, status)
+         SELECT ? + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'pending' FROM json_each(?)`,
+        start, JSON.stringify(chunk),
+      );
+      start = end;
+    }
+  }
+
+  private hasBatch(): boolean {
+    return tableExists(this.sql, "batch") && this.row() !== undefined;
+  }
+
+  private row(): BatchRow | undefined {
+    return first<BatchRow>(this.sql, "SELECT * FROM batch WHERE id = 1");
+  }
+
+  /** The batch, if it exists and belongs to this account (otherwise indistinguishable). */
+  private owned(accountId: string): BatchRow | undefined {
+    if (!tableExists(this.sql, "batch")) return undefined;
+    const row = this.row();
+    return row?.account_id === accountId ? row : undefined;
+  }
+
+  private item(itemId: string): ItemRow | undefined {
+    return first<ItemRow>(this.sql, "SELECT * FROM items WHERE id = ?", itemId);
+  }
+}
+
+function snapshotOf(row: BatchRow): BatchIndexSnapshot {
+  return { status: row.status, completed: row.completed, failed: row.failed, cancelled: row.cancelled, finishedAt: row.finished_at };
+}
+
+function notFound(): Failure {
+  return fail("NOT_FOUND", "No batch found with this ID.");
+}
+
+/** Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 minutes. */
+function backoffMs(failures: number): number {
+  const base = Math.min(1000 * 2 ** (failures - 1), 300_000);
+  return Math.round(base * (0.5 + Math.random() / 2));
+}

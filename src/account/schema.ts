@@ -1,0 +1,70 @@
+/** Account object tables. Append a migration; never edit one that has shipped. */
+export const ACCOUNT_MIGRATIONS = [
+  `
+  CREATE TABLE account (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    created_at INTEGER NOT NULL
+  );
+  -- One row. Invariant: granted = balance + reserved + used.
+  CREATE TABLE balances (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    granted INTEGER NOT NULL, balance INTEGER NOT NULL, reserved INTEGER NOT NULL,
+    used INTEGER NOT NULL, refunded INTEGER NOT NULL
+  );
+  CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER
+  );
+  -- Append-only. Every credit movement is one row with a unique idempotency key.
+  CREATE TABLE ledger (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    idem_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    batch_id TEXT,
+    item_id TEXT,
+    note TEXT,
+    balance_after INTEGER NOT NULL,
+    reserved_after INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  -- Credits held for a batch: pending until the batch object confirms it, or void.
+  CREATE TABLE holds (
+    key TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    deadline INTEGER,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX holds_pending ON holds (state, deadline);
+  -- The account's batches, kept current by the batch objects' outboxes.
+  CREATE TABLE batches (
+    batch_id TEXT PRIMARY KEY,
+    visible INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE INDEX batches_recent ON batches (visible, created_at DESC, batch_id);
+  -- Idempotency-Key records (24 h).
+  CREATE TABLE idempotency (
+    key TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    batch_id TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX idempotency_age ON idempotency (created_at);
+  `,
+] as const;

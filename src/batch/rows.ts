@@ -1,0 +1,52 @@
+/** Row shapes of the batch object's tables, and how they read as domain values. */
+import type { BatchState, ItemState } from "../domain/batch-machine";
+import type { OutputFormat } from "../domain/pricing";
+import type { BatchStatus, ItemCounts, ItemStatus } from "../domain/states";
+
+export interface BatchRow extends ItemCounts {
+  batch_id: string;
+  account_id: string;
+  status: BatchStatus;
+  output: OutputFormat;
+  selectors: string | null;
+  max_concurrency: number;
+  credits_per_item: number;
+  total: number;
+  credits_reserved: number;
+  credits_used: number;
+  credits_refunded: number;
+  created_at: number;
+  started_at: number | null;
+  cancelled_at: number | null;
+  finished_at: number | null;
+  version: number;
+  outbox_failures: number;
+}
+
+export interface ItemRow {
+  idx: number;
+  id: string;
+  url: string;
+  status: ItemStatus;
+  round: number;
+  attempts: number;
+  lease_attempt: number | null;
+  lease_expires_at: number | null;
+  result: string | null;
+  error: string | null;
+  credits_used: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export function countsOf(row: ItemCounts): ItemCounts {
+  return { pending: row.pending, running: row.running, completed: row.completed, failed: row.failed, cancelled: row.cancelled };
+}
+
+export function batchState(row: BatchRow): BatchState {
+  return { status: row.status, counts: countsOf(row), creditsPerItem: row.credits_per_item };
+}
+
+export function itemState(row: ItemRow | undefined): ItemState | undefined {
+  return row && { status: row.status, attempts: row.attempts, leaseAttempt: row.lease_attempt };
+}

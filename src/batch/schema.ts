@@ -1,0 +1,56 @@
+/** Batch object tables. Append a migration; never edit one that has shipped. */
+export const BATCH_MIGRATIONS = [
+  `
+  -- One row: the batch, with item counts by state kept current on every transition.
+  CREATE TABLE batch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    batch_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    output TEXT NOT NULL,
+    selectors TEXT,
+    max_concurrency INTEGER NOT NULL,
+    credits_per_item INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    pending INTEGER NOT NULL, running INTEGER NOT NULL, completed INTEGER NOT NULL,
+    failed INTEGER NOT NULL, cancelled INTEGER NOT NULL,
+    credits_reserved INTEGER NOT NULL, credits_used INTEGER NOT NULL, credits_refunded INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER, cancelled_at INTEGER, finished_at INTEGER,
+    version INTEGER NOT NULL,
+    outbox_failures INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE items (
+    idx INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    round INTEGER NOT NULL DEFAULT 1,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_attempt INTEGER,
+    lease_expires_at INTEGER,
+    result TEXT,
+    error TEXT,
+    credits_used INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER,
+    finished_at INTEGER
+  );
+  CREATE INDEX items_status ON items (status, idx);
+  CREATE INDEX items_lease ON items (lease_expires_at) WHERE status = 'running';
+  -- Effects on the account object, written with the state change, sent until acknowledged.
+  CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  -- Credit holds this batch applied (or refused to apply); see resolveHold.
+  CREATE TABLE holds (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    amount INTEGER NOT NULL DEFAULT 0,
+    item_idxs TEXT,
+    created_at INTEGER NOT NULL
+  );
+  `,
+] as const;

@@ -1,0 +1,30 @@
+import type { BatchStatus } from "./states";
+
+/**
+ * What a batch object tells its account object, through its outbox. Each event is
+ * idempotent: money events by their ledger key, holds by their key, status by version.
+ */
+export type AccountEvent =
+  /** The batch applied the hold (created the batch, or re-queued failed items). */
+  | { kind: "confirm"; key: string }
+  /** The batch will never apply the hold: give the credits back (or refuse it if it comes late). */
+  | { kind: "void"; key: string }
+  | { kind: "consume"; key: string; amount: number; itemId: string }
+  | { kind: "refund"; key: string; amount: number; itemId?: string; note: string }
+  | { kind: "status"; version: number; snapshot: BatchIndexSnapshot };
+
+export interface BatchIndexSnapshot {
+  status: BatchStatus;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  finishedAt: number | null;
+}
+
+/** A hold's answer from the batch object when the account asks about a stale one. */
+export type HoldResolution = "applied" | "abandoned";
+
+export const holdKeys = {
+  create: (batchId: string) => `${batchId}:create`,
+  retry: (batchId: string, n: number) => `${batchId}:retry:${n}`,
+};

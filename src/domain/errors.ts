@@ -1,0 +1,38 @@
+/**
+ * Failures that objects return (not throw: RPC keeps only a thrown error's message)
+ * and the HTTP status each maps to. Codes are the API's public error codes.
+ */
+export const ERROR_STATUS = {
+  VALIDATION_ERROR: 400,
+  INVALID_JSON: 400,
+  NO_FAILED_ITEMS: 400,
+  MISSING_API_KEY: 401,
+  UNAUTHORIZED: 401,
+  INSUFFICIENT_CREDITS: 402,
+  INVALID_API_KEY: 403,
+  ADMIN_DISABLED: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  ALREADY_TERMINAL: 409,
+  BATCH_CANCELLED: 409,
+  RETRY_IN_PROGRESS: 409,
+  ALREADY_EXISTS: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  INTERNAL_ERROR: 500,
+  RESERVATION_EXPIRED: 503,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface Failure {
+  ok: false;
+  code: ErrorCode;
+  message: string;
+}
+
+export function fail(code: ErrorCode, message: string): Failure {
+  return { ok: false, code, message };
+}

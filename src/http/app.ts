@@ -1,0 +1,81 @@
+/** The Worker's HTTP surface: middleware, routes, the OpenAPI document, and error handling. */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { AppEnv } from "../env";
+import { requireAdmin, requireApiKey } from "./auth";
+import { ApiError, handleError } from "./errors";
+import { health } from "./health";
+import { admin } from "./routes/admin";
+import { batches } from "./routes/batches";
+import { credits } from "./routes/credits";
+
+const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
+const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+
+/** 413 for bodies over MAX_BODY_BYTES, checked before anything reads them. */
+const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
+  const maxSize = Number(c.env.MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES;
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new ApiError(413, "PAYLOAD_TOO_LARGE", `Request body is larger than ${maxSize} bytes.`);
+    },
+  })(c, next);
+};
+
+/** A body we would otherwise ignore silently (form posts, text) is refused with 415. */
+const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const hasBody = Number(c.req.header("content-length") ?? 0) > 0 || c.req.header("transfer-encoding") !== undefined;
+  if (hasBody && !JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+    throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Request body must be JSON (Content-Type: application/json).");
+  }
+  await next();
+};
+
+export function createApp() {
+  const app = new OpenAPIHono<AppEnv>();
+  app.use("*", limitBody, requireJsonBody);
+  app.use("/api/*", requireApiKey());
+  app.use("/admin/*", requireAdmin());
+
+  app.route("/", health);
+  app.route("/", batches);
+  app.route("/", credits);
+  app.route("/", admin);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyAuth", { type: "apiKey", in: "header", name: "x-api-key" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Batch scrape API",
+      version: "1.0.0",
+      description: "Batch web scraping with credits reserved up front, race-free cancel and exact refunds.",
+    },
+  });
+
+  const allowedMethods = methodsByPath(app);
+  app.notFound((c) => {
+    const allowed = allowedMethods(c.req.path);
+    if (allowed.length > 0) {
+      throw new ApiError(405, "METHOD_NOT_ALLOWED", `Method ${c.req.method} is not allowed here; use ${allowed.join(", ")}.`, {
+        Allow: allowed.join(", "),
+      });
+    }
+    throw new ApiError(404, "NOT_FOUND", "Route not found.");
+  });
+  app.onError(handleError);
+  return app;
+}
+
+/** Which methods the app serves at a path, so a wrong method gets 405 rather than 404. */
+function methodsByPath(app: OpenAPIHono<AppEnv>) {
+  let table: { pattern: RegExp; method: string }[] | undefined;
+  return (path: string): string[] => {
+    table ??= app.routes
+      .filter((r) => r.method !== "ALL")
+      .map((r) => ({ method: r.method, pattern: new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}/?$`) }));
+    return [...new Set(table.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+  };
+}

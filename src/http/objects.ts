@@ -1,0 +1,28 @@
+/** The one way routes reach the Durable Objects, and turn their failures into API errors. */
+import { ERROR_STATUS, type Failure } from "../domain/errors";
+import type { Env } from "../env";
+import { ApiError } from "./errors";
+
+export function accountObject(env: Env, accountId: string) {
+  return env.ACCOUNT.getByName(accountId);
+}
+
+export function batchObject(env: Env, batchId: string) {
+  return env.BATCH.getByName(batchId);
+}
+
+/** Returns the success value, or throws the failure as an ApiError with its status. */
+export function unwrap<R extends { ok: true } | Failure>(result: R): Extract<R, { ok: true }> {
+  if (result.ok) return result as Extract<R, { ok: true }>;
+  const failure = result as Failure;
+  throw new ApiError(ERROR_STATUS[failure.code], failure.code, failure.message);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Ids are UUIDs; anything else is simply not found (and never reaches an object). */
+export function requireUuid(id: string, what: string): string {
+  const lower = id.toLowerCase();
+  if (!UUID.test(lower)) throw new ApiError(404, "NOT_FOUND", `No ${what} found with this ID.`);
+  return lower;
+}

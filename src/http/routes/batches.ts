@@ -1,0 +1,273 @@
+/** The primary API: create, list, read, cancel and retry batches. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { sha256Hex } from "../../account/keys";
+import { LIMITS } from "../../domain/limits";
+import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
+import { ApiError } from "../errors";
+import { canonicalJson } from "../canonical-json";
+import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
+import {
+  CursorSchema,
+  errorResponses,
+  IdempotencyKeyHeader,
+  OutputSchema,
+  pageQuery,
+  TargetUrlSchema,
+} from "../schemas";
+import { newRouter } from "../validation";
+
+const SELECTOR_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+const CreateBatchBody = z
+  .object({
+    urls: z.array(TargetUrlSchema).min(1, "must contain at least one URL"),
+    output: OutputSchema.optional().openapi({ description: `Defaults to "${DEFAULT_OUTPUT}". json: 2 credits per URL, markdown: 1.` }),
+    selectors: z
+      .record(z.string().regex(SELECTOR_NAME, "names must be identifiers"), z.string().min(1).max(500))
+      .refine((s) => Object.keys(s).length <= LIMITS.maxSelectors, `must have at most ${LIMITS.maxSelectors} entries`)
+      .optional()
+      .openapi({ example: { title: "h1" } }),
+    maxConcurrency: z.number().int("must be a whole number").min(1).max(LIMITS.maxConcurrency).optional(),
+  })
+  .strict()
+  .openapi("CreateBatch", { example: { urls: ["https://example.com/a", "https://example.com/b"], output: "json" } });
+
+const ItemSchema = z
+  .object({
+    uuid: z.string().uuid(),
+    url: z.string(),
+    status: z.enum(["pending", "running", "completed", "failed", "cancelled"]),
+    result: z.unknown(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    creditsUsed: z.number().int(),
+    attempts: z.number().int(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+  })
+  .openapi("BatchItem");
+
+const BatchStatusSchema = z.enum(["pending", "running", "completed", "failed", "cancelled"]);
+
+const BatchSchema = z
+  .object({
+    batchId: z.string().uuid(),
+    status: BatchStatusSchema,
+    output: z.string(),
+    maxConcurrency: z.number().int(),
+    totalUrls: z.number().int(),
+    pendingCount: z.number().int(),
+    runningCount: z.number().int(),
+    completedCount: z.number().int(),
+    failedCount: z.number().int(),
+    cancelledCount: z.number().int(),
+    creditsPerItem: z.number().int(),
+    creditsReserved: z.number().int().openapi({ description: "All credits ever reserved for the batch (= used + refunded + still held)" }),
+    creditsUsed: z.number().int(),
+    creditsRefunded: z.number().int(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    cancelledAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    items: z.array(ItemSchema),
+    nextCursor: z.string().nullable(),
+  })
+  .openapi("Batch");
+
+const BatchIdParams = z.object({ batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }) });
+
+const create = createRoute({
+  method: "post",
+  path: "/api/batch/scrape",
+  tags: ["Batches"],
+  summary: "Create a batch",
+  description: "Reserves `total × creditsPerItem` credits up front and queues every URL.",
+  security: [{ ApiKeyAuth: [] }],
+  request: {
+    headers: z.object({ "idempotency-key": IdempotencyKeyHeader }),
+    body: { content: { "application/json": { schema: CreateBatchBody } }, required: true },
+  },
+  responses: {
+    202: {
+      description: "Batch queued",
+      headers: z.object({ Location: z.string() }),
+      content: {
+        "application/json": {
+          schema: z.object({ status: z.literal("queued"), batchId: z.string().uuid(), total: z.number().int() }),
+        },
+      },
+    },
+    ...errorResponses(400, 401, 402, 403, 413, 415, 422, 503),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/api/batch/scrape",
+  tags: ["Batches"],
+  summary: "List your batches, newest first",
+  security: [{ ApiKeyAuth: [] }],
+  request: {
+    query: z.object({
+      page: pageQuery(1_000_000, 1),
+      limit: pageQuery(LIMITS.batchesPageMax, LIMITS.batchesPageDefault),
+    }),
+  },
+  responses: {
+    200: {
+      description: "A page of batches",
+      content: {
+        "application/json": {
+          schema: z.object({
+            jobs: z.array(
+              z.object({
+                uuid: z.string().uuid(),
+                status: BatchStatusSchema,
+                totalUrls: z.number().int(),
+                completedCount: z.number().int(),
+                failedCount: z.number().int(),
+                createdAt: z.string(),
+                finishedAt: z.string().nullable(),
+              }),
+            ),
+            pagination: z.object({ page: z.number().int(), limit: z.number().int(), total: z.number().int(), totalPages: z.number().int() }),
+          }),
+        },
+      },
+    },
+    ...errorResponses(400, 401, 403),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/api/batch/scrape/{batchId}",
+  tags: ["Batches"],
+  summary: "Get a batch and a page of its items",
+  security: [{ ApiKeyAuth: [] }],
+  request: {
+    params: BatchIdParams,
+    query: z.object({ cursor: CursorSchema, limit: pageQuery(LIMITS.itemsPageMax, LIMITS.itemsPageDefault) }),
+  },
+  responses: {
+    200: { description: "The batch", content: { "application/json": { schema: BatchSchema } } },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+const cancel = createRoute({
+  method: "delete",
+  path: "/api/batch/scrape/{batchId}",
+  tags: ["Batches"],
+  summary: "Cancel a batch",
+  description:
+    "Cancels a pending or running batch. Credits reserved for items that have not started are refunded; items already running finish and are charged.",
+  security: [{ ApiKeyAuth: [] }],
+  request: { params: BatchIdParams },
+  responses: {
+    200: {
+      description: "Batch cancelled",
+      content: {
+        "application/json": {
+          schema: z
+            .object({ status: z.literal("cancelled"), cancelledItems: z.number().int(), creditsRefunded: z.number().int() })
+            .openapi({ example: { status: "cancelled", cancelledItems: 8, creditsRefunded: 16 } }),
+        },
+      },
+    },
+    ...errorResponses(401, 403, 404, 409),
+  },
+});
+
+const retry = createRoute({
+  method: "post",
+  path: "/api/batch/scrape/{batchId}/retry",
+  tags: ["Batches"],
+  summary: "Retry the failed items of a batch",
+  description: "Failed items go back to pending, with fresh credits reserved for them.",
+  security: [{ ApiKeyAuth: [] }],
+  request: { params: BatchIdParams },
+  responses: {
+    202: {
+      description: "Failed items queued again",
+      content: { "application/json": { schema: z.object({ status: z.literal("queued"), retriedCount: z.number().int() }) } },
+    },
+    ...errorResponses(400, 401, 402, 403, 404, 409, 503),
+  },
+});
+
+function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
+  const n = Number(env.MAX_URLS_PER_BATCH);
+  return Number.isSafeInteger(n) && n > 0 ? n : LIMITS.maxUrlsPerBatch;
+}
+
+export const batches = newRouter()
+  .openapi(create, async (c) => {
+    const body = c.req.valid("json");
+    const limit = maxUrls(c.env);
+    if (body.urls.length > limit) {
+      throw new ApiError(400, "VALIDATION_ERROR", `urls: must contain at most ${limit} URLs (got ${body.urls.length})`);
+    }
+    const output = (body.output ?? DEFAULT_OUTPUT) as OutputFormat;
+    const price = creditsPerItem(output);
+    const total = body.urls.length;
+    const idempotencyKey = c.req.valid("header")["idempotency-key"] ?? null;
+    const accountId = c.get("accountId");
+
+    const reservation = unwrap(
+      await accountObject(c.env, accountId).reserveBatch({
+        total,
+        amount: total * price,
+        idempotencyKey,
+        requestHash: idempotencyKey === null ? null : await sha256Hex(canonicalJson(body)),
+      }),
+    );
+    const created = unwrap(
+      await batchObject(c.env, reservation.batchId).create({
+        batchId: reservation.batchId,
+        accountId,
+        holdKey: reservation.holdKey,
+        urls: body.urls,
+        output,
+        selectors: body.selectors ?? null,
+        maxConcurrency: body.maxConcurrency ?? LIMITS.defaultMaxConcurrency,
+        creditsPerItem: price,
+      }),
+    );
+    const location = `/api/batch/scrape/${created.batch.batchId}`;
+    return c.json({ status: "queued" as const, batchId: created.batch.batchId, total: created.batch.totalUrls }, 202, { Location: location });
+  })
+  .openapi(list, async (c) => {
+    const { page, limit } = c.req.valid("query");
+    const { jobs, total } = await accountObject(c.env, c.get("accountId")).listBatches(page, limit);
+    return c.json(
+      {
+        jobs: jobs.map((j) => ({
+          uuid: j.batchId,
+          status: j.status,
+          totalUrls: j.total,
+          completedCount: j.completed,
+          failedCount: j.failed,
+          createdAt: new Date(j.createdAt).toISOString(),
+          finishedAt: j.finishedAt === null ? null : new Date(j.finishedAt).toISOString(),
+        })),
+        pagination: { page, limit, total, totalPages: Math.ceil(total / limit) },
+      },
+      200,
+    );
+  })
+  .openapi(get, async (c) => {
+    const batchId = requireUuid(c.req.valid("param").batchId, "batch");
+    const { cursor, limit } = c.req.valid("query");
+    const found = unwrap(await batchObject(c.env, batchId).get(c.get("accountId"), cursor === undefined ? -1 : Number(cursor), limit));
+    return c.json({ ...found.batch, items: found.items, nextCursor: found.nextCursor }, 200);
+  })
+  .openapi(cancel, async (c) => {
+    const batchId = requireUuid(c.req.valid("param").batchId, "batch");
+    const done = unwrap(await batchObject(c.env, batchId).cancel(c.get("accountId")));
+    return c.json({ status: "cancelled" as const, cancelledItems: done.cancelledItems, creditsRefunded: done.creditsRefunded }, 200);
+  })
+  .openapi(retry, async (c) => {
+    const batchId = requireUuid(c.req.valid("param").batchId, "batch");
+    const done = unwrap(await batchObject(c.env, batchId).retry(c.get("accountId")));
+    return c.json({ status: "queued" as const, retriedCount: done.retriedCount }, 202);
+  });

@@ -1,0 +1,71 @@
+/** Zod schemas shared by routes: they validate requests and describe the OpenAPI document. */
+import { z } from "@hono/zod-openapi";
+import { LIMITS } from "../domain/limits";
+import { OUTPUT_FORMATS } from "../domain/pricing";
+
+export const ErrorSchema = z
+  .object({
+    status: z.literal("error"),
+    message: z.string(),
+    code: z.string(),
+  })
+  .openapi("Error", { example: { status: "error", message: "Cannot cancel a batch that is already completed.", code: "ALREADY_TERMINAL" } });
+
+export function errorResponses<const S extends number>(...statuses: S[]) {
+  const descriptions: Record<number, string> = {
+    400: "Invalid request",
+    401: "Missing credentials",
+    402: "Not enough credits",
+    403: "Invalid, revoked or expired credentials",
+    404: "Not found (or not yours)",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    415: "Body is not JSON",
+    422: "Idempotency-Key reused with a different request",
+    503: "Temporarily unavailable; retry",
+  };
+  return Object.fromEntries(
+    statuses.map((s) => [s, { description: descriptions[s] ?? "Error", content: { "application/json": { schema: ErrorSchema } } }]),
+  ) as Record<S, { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }>;
+}
+
+/** A URL a batch may contain: http(s), no credentials, bounded length. */
+export const TargetUrlSchema = z
+  .string()
+  .max(LIMITS.maxUrlLength, `must be at most ${LIMITS.maxUrlLength} characters`)
+  .superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be an absolute http(s) URL" });
+      return;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      ctx.addIssue({ code: "custom", message: `must use http or https, not ${url.protocol.slice(0, -1)}` });
+    } else if (url.username || url.password) {
+      ctx.addIssue({ code: "custom", message: "must not contain credentials" });
+    }
+  })
+  .openapi({ example: "https://example.com/page" });
+
+export const IdempotencyKeyHeader = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, "must be 1 to 255 visible ASCII characters")
+  .optional()
+  .openapi({ param: { name: "Idempotency-Key", in: "header" }, description: "Makes a retried request safe: kept 24 h." });
+
+export const OutputSchema = z.enum(OUTPUT_FORMATS as [string, ...string[]]);
+
+export function pageQuery(max: number, fallback: number) {
+  return z.coerce
+    .number()
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .max(max, `must be at most ${max}`)
+    .default(fallback);
+}
+
+export const CursorSchema = z.string().regex(/^\d{1,15}$/, "must be a cursor returned by a previous page").optional();

@@ -1,0 +1,114 @@
+/** Shared test helpers: call the Worker, make accounts and batches, read objects directly. */
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+
+export const ADMIN_TOKEN = "test-admin-token";
+export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+
+export function call(path: string, init: RequestInit = {}): Promise<Response> {
+  return exports.default.fetch(new Request(`https://api.test${path}`, init));
+}
+
+export async function callJson<T = any>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T; res: Response }> {
+  const res = await call(path, init);
+  const text = await res.text();
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, body, res };
+}
+
+export function keyHeaders(apiKey: string, extra: Record<string, string> = {}) {
+  return { "x-api-key": apiKey, "content-type": "application/json", ...extra };
+}
+
+export async function newAccount(credits = 1000, name = "test"): Promise<{ accountId: string; apiKey: string; keyId: string }> {
+  const { status, body } = await callJson("/admin/accounts", { method: "POST", headers: adminHeaders, body: JSON.stringify({ name, credits }) });
+  expect(status).toBe(201);
+  return body;
+}
+
+export function urls(n: number, prefix = "https://example.com/page"): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}/${i}`);
+}
+
+export async function createBatch(apiKey: string, body: unknown, extraHeaders: Record<string, string> = {}) {
+  return callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey, extraHeaders), body: JSON.stringify(body) });
+}
+
+/** Creates a batch and returns its id and item ids (in order). */
+export async function newBatch(apiKey: string, n: number, extra: Record<string, unknown> = {}) {
+  const created = await createBatch(apiKey, { urls: urls(n), ...extra });
+  expect(created.status).toBe(202);
+  const batchId: string = created.body.batchId;
+  const itemIds: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { body: any } = await callJson(`/api/batch/scrape/${batchId}?limit=100${cursor ? `&cursor=${cursor}` : ""}`, {
+      headers: keyHeaders(apiKey),
+    });
+    itemIds.push(...page.body.items.map((i: { uuid: string }) => i.uuid));
+    cursor = page.body.nextCursor;
+  } while (cursor);
+  return { batchId, itemIds };
+}
+
+export function batchStub(batchId: string) {
+  return env.BATCH.getByName(batchId);
+}
+
+export function accountStub(accountId: string) {
+  return env.ACCOUNT.getByName(accountId);
+}
+
+export async function getBatch(apiKey: string, batchId: string) {
+  return callJson(`/api/batch/scrape/${batchId}`, { headers: keyHeaders(apiKey) });
+}
+
+export async function getCredits(apiKey: string) {
+  const { status, body } = await callJson("/api/credits", { headers: keyHeaders(apiKey) });
+  expect(status).toBe(200);
+  return body as { balance: number; reserved: number; used: number; refunded: number; granted: number };
+}
+
+/** Runs a batch object's alarm until its outbox is empty (deliveries to the account done). */
+export async function drainOutbox(batchId: string) {
+  for (let i = 0; i < 20; i++) {
+    const pending = await runInBatch(batchId, (o) => o.outbox.size());
+    if (pending === 0) return;
+    await runInBatch(batchId, (o) => o.alarm());
+  }
+  throw new Error(`outbox of ${batchId} did not drain`);
+}
+
+import { runInDurableObject } from "cloudflare:test";
+import type { BatchObject } from "../src/batch/batch-object";
+
+export function runInBatch<R>(batchId: string, fn: (o: BatchObject, state: DurableObjectState) => R | Promise<R>): Promise<R> {
+  return runInDurableObject(batchStub(batchId), fn);
+}
+
+/**
+ * The money invariant at a quiet moment: granted = balance + reserved + used, and the
+ * account's reserved credits equal the credits held by non-terminal items of its batches.
+ */
+export async function expectBalanced(apiKey: string, batchIds: string[]) {
+  for (const id of batchIds) await drainOutbox(id);
+  const c = await getCredits(apiKey);
+  expect(c.granted).toBe(c.balance + c.reserved + c.used);
+  let held = 0;
+  let used = 0;
+  for (const id of batchIds) {
+    const { body } = await getBatch(apiKey, id);
+    held += (body.pendingCount + body.runningCount) * body.creditsPerItem;
+    used += body.completedCount * body.creditsPerItem;
+    expect(body.creditsReserved).toBe(body.creditsUsed + body.creditsRefunded + (body.pendingCount + body.runningCount) * body.creditsPerItem);
+    expect(body.pendingCount + body.runningCount + body.completedCount + body.failedCount + body.cancelledCount).toBe(body.totalUrls);
+  }
+  expect(c.reserved).toBe(held);
+  expect(c.used).toBe(used);
+  return c;
+}
