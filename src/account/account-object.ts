@@ -207,13 +207,22 @@ export class AccountObject extends DurableObject<Env> {
     return result;
   }
 
-  /** Applies a batch object's outbox, all or nothing; each event is idempotent. */
-  applyBatchEvents(batchId: string, events: AccountEvent[]): { ok: true; applied: number } {
+  /**
+   * Applies a batch object's outbox, all or nothing; each event is idempotent. An event
+   * that would break the books (a release of credits the batch does not hold) refuses the
+   * whole call: the batch keeps the events and retries, and the error is logged.
+   */
+  applyBatchEvents(batchId: string, events: AccountEvent[]): { ok: true; applied: number } | Failure {
     migrate(this.sql, ACCOUNT_MIGRATIONS);
     let applied = 0;
-    this.ctx.storage.transactionSync(() => {
-      for (const event of events) if (this.applyEvent(batchId, event)) applied++;
-    });
+    try {
+      this.ctx.storage.transactionSync(() => {
+        for (const event of events) if (this.applyEvent(batchId, event)) applied++;
+      });
+    } catch (err) {
+      console.error(JSON.stringify({ level: "error", msg: "batch events refused", batchId, error: String(err) }));
+      return fail("INTERNAL_ERROR", String(err instanceof Error ? err.message : err));
+    }
     return { ok: true, applied };
   }
 

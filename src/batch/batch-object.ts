@@ -72,6 +72,8 @@ const INSERT_CHUNK_BYTES = 1_000_000;
 export class BatchObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
   readonly outbox = new Outbox(this.sql, (events) => this.sendToAccount(events));
+  /** The account object this batch settles with. A field, so fault tests can wrap it. */
+  accountStub = (accountId: string) => this.env.ACCOUNT.getByName(accountId);
 
   // ---- creation and reads -----------------------------------------------------------------
 
@@ -172,7 +174,7 @@ export class BatchObject extends DurableObject<Env> {
     });
     if (!plan.ok) return plan;
 
-    const reserved = await this.env.ACCOUNT.getByName(accountId)
+    const reserved = await this.accountStub(accountId)
       .reserveHold({ key: plan.key, batchId: plan.batchId, amount: plan.amount })
       .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     if (reserved instanceof Error) {
@@ -357,7 +359,7 @@ export class BatchObject extends DurableObject<Env> {
    */
   private saveCounts(before: BatchRow, counts: ItemCounts, now: number): BatchRow {
     const current = this.row()!;
-    const status = batchStatusFor(current.status, counts);
+    const status = batchStatusFor(current.status, counts, current.started_at !== null);
     const finishedAt = isFinished(counts) ? (current.finished_at ?? now) : null;
     this.sql.exec(
       `UPDATE batch SET pending = ?, running = ?, completed = ?, failed = ?, cancelled = ?, status = ?, finished_at = ?,
@@ -390,7 +392,8 @@ export class BatchObject extends DurableObject<Env> {
   private async sendToAccount(events: AccountEvent[]): Promise<void> {
     const row = this.row();
     if (!row) return;
-    await this.env.ACCOUNT.getByName(row.account_id).applyBatchEvents(row.batch_id, events);
+    const applied = await this.accountStub(row.account_id).applyBatchEvents(row.batch_id, events);
+    if (!applied.ok) throw new Error(`account refused events: ${applied.message}`);
   }
 
   /** One alarm serves the outbox (now, or later after failures) and the earliest lease. */

@@ -61,13 +61,14 @@ export function isFinished(counts: ItemCounts): boolean {
   return counts.pending + counts.running === 0;
 }
 
-/** The batch status that follows from its item counts (a cancelled batch stays cancelled). */
-export function batchStatusFor(current: BatchStatus, counts: ItemCounts): BatchStatus {
+/**
+ * The batch status that follows from its item counts (a cancelled batch stays cancelled).
+ * `everStarted`: some item of the batch has started at some point; a retried batch whose
+ * items are all pending again is still running, not pending.
+ */
+export function batchStatusFor(current: BatchStatus, counts: ItemCounts, everStarted: boolean): BatchStatus {
   if (current === "cancelled") return "cancelled";
-  if (!isFinished(counts)) {
-    const started = counts.running + counts.completed + counts.failed > 0;
-    return started ? "running" : "pending";
-  }
+  if (!isFinished(counts)) return everStarted ? "running" : "pending";
   if (counts.completed === 0 && counts.failed > 0) return "failed";
   return "completed";
 }

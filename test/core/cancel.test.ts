@@ -1,0 +1,134 @@
+import { describe, expect, it } from "vitest";
+import {
+  batchStub,
+  callJson,
+  expectBalanced,
+  getBatch,
+  getCredits,
+  keyHeaders,
+  newAccount,
+  newBatch,
+} from "../helpers";
+
+function cancel(apiKey: string, batchId: string) {
+  return callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
+}
+
+async function startAll(batchId: string, itemIds: string[]) {
+  const stub = batchStub(batchId);
+  const leases = [];
+  for (const id of itemIds) {
+    const r = await stub.startItem(id);
+    if (r.action !== "run") throw new Error(`expected to start ${id}, got ${r.reason}`);
+    leases.push({ id, attempt: r.attempt });
+  }
+  return leases;
+}
+
+describe("DELETE /api/batch/scrape/:batchId", () => {
+  it("cancels a pending batch: every item cancelled and refunded", async () => {
+    const { apiKey } = await newAccount(100);
+    const { batchId } = await newBatch(apiKey, 5);
+    const res = await cancel(apiKey, batchId);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: "cancelled", cancelledItems: 5, creditsRefunded: 10 });
+    const { body } = await getBatch(apiKey, batchId);
+    expect(body).toMatchObject({ status: "cancelled", cancelledCount: 5, pendingCount: 0, creditsRefunded: 10 });
+    expect(body.cancelledAt).not.toBeNull();
+    expect(body.finishedAt).not.toBeNull();
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 100, reserved: 0, used: 0, refunded: 10 });
+  });
+
+  it("plays the seed's story: 10 items, 2 running, cancel refunds 8 x 2 credits; running ones finish and are charged", async () => {
+    const { apiKey } = await newAccount(100);
+    const { batchId, itemIds } = await newBatch(apiKey, 10, { maxConcurrency: 2 });
+    const running = await startAll(batchId, itemIds.slice(0, 2));
+    const res = await cancel(apiKey, batchId);
+    expect(res.body).toEqual({ status: "cancelled", cancelledItems: 8, creditsRefunded: 16 });
+
+    const during = (await getBatch(apiKey, batchId)).body;
+    expect(during).toMatchObject({ status: "cancelled", runningCount: 2, cancelledCount: 8, finishedAt: null });
+    expect(await getCredits(apiKey)).toMatchObject({ balance: 96, reserved: 4 });
+
+    // Nothing starts after the cancel.
+    const stub = batchStub(batchId);
+    for (const id of itemIds.slice(2)) expect(await stub.startItem(id)).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
+
+    for (const lease of running) expect(await stub.completeItem(lease.id, lease.attempt, { ok: true })).toEqual({ ok: true, outcome: "settled" });
+    const after = (await getBatch(apiKey, batchId)).body;
+    expect(after).toMatchObject({ status: "cancelled", runningCount: 0, completedCount: 2, creditsUsed: 4, creditsRefunded: 16 });
+    expect(after.finishedAt).not.toBeNull();
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 96, reserved: 0, used: 4, refunded: 16 });
+  });
+
+  it.each(["completed", "failed", "cancelled"] as const)("answers 409 ALREADY_TERMINAL with the real state (%s)", async (state) => {
+    const { apiKey } = await newAccount(100);
+    const { batchId, itemIds } = await newBatch(apiKey, 1);
+    const stub = batchStub(batchId);
+    if (state === "cancelled") {
+      await cancel(apiKey, batchId);
+    } else {
+      const [lease] = await startAll(batchId, itemIds);
+      if (state === "completed") await stub.completeItem(lease!.id, lease!.attempt, {});
+      else await stub.failItem(lease!.id, lease!.attempt, { code: "HTTP_404", message: "not found" });
+    }
+    const res = await cancel(apiKey, batchId);
+    expect(res.status).toBe(409);
+    expect(res.body).toEqual({ status: "error", message: `Cannot cancel a batch that is already ${state}.`, code: "ALREADY_TERMINAL" });
+  });
+
+  it("two cancels at once: exactly one 200, the other 409, refunded once", async () => {
+    const { apiKey } = await newAccount(100);
+    const { batchId } = await newBatch(apiKey, 10);
+    const results = await Promise.all([cancel(apiKey, batchId), cancel(apiKey, batchId)]);
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 100, reserved: 0, refunded: 20 });
+  });
+
+  it("cancel racing 100 concurrent startItem calls: every item ends in exactly one state, ledger balanced", async () => {
+    const { apiKey } = await newAccount(1000);
+    const { batchId, itemIds } = await newBatch(apiKey, 100);
+    const stub = batchStub(batchId);
+    const starts = itemIds.map((id) => stub.startItem(id));
+    const cancelAt = Math.floor(Math.random() * 100);
+    const all = [...starts.slice(0, cancelAt), cancel(apiKey, batchId), ...starts.slice(cancelAt)];
+    const settled = await Promise.all(all);
+    const startResults = settled.filter((r): r is Awaited<(typeof starts)[number]> => "action" in r);
+    const cancelRes = settled.find((r) => !("action" in r)) as Awaited<ReturnType<typeof cancel>>;
+
+    const ran = startResults.filter((r) => r.action === "run");
+    const dropped = startResults.filter((r) => r.action === "drop");
+    expect(ran.length + dropped.length).toBe(100);
+    for (const d of dropped) expect(d).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
+    expect(cancelRes.status).toBe(200);
+    expect(cancelRes.body.cancelledItems).toBe(dropped.length);
+    expect(cancelRes.body.creditsRefunded).toBe(dropped.length * 2);
+
+    // Running items finish and are charged; then the books close exactly.
+    for (const r of ran) if (r.action === "run") await stub.completeItem(r.itemId, r.attempt, { ok: true });
+    const b = (await getBatch(apiKey, batchId)).body;
+    expect(b).toMatchObject({ completedCount: ran.length, cancelledCount: dropped.length, pendingCount: 0, runningCount: 0 });
+    const credits = await expectBalanced(apiKey, [batchId]);
+    expect(credits).toMatchObject({ used: ran.length * 2, refunded: dropped.length * 2, reserved: 0, balance: 1000 - ran.length * 2 });
+  });
+
+  it("cancel of another account's batch is 404 and changes nothing", async () => {
+    const owner = await newAccount(100);
+    const other = await newAccount(100);
+    const { batchId } = await newBatch(owner.apiKey, 3);
+    const res = await cancel(other.apiKey, batchId);
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe("NOT_FOUND");
+    expect((await getBatch(owner.apiKey, batchId)).body.status).toBe("pending");
+  });
+
+  it("a cancel refund appears once in the ledger with the batch it belongs to", async () => {
+    const { apiKey } = await newAccount(100);
+    const { batchId } = await newBatch(apiKey, 4);
+    await cancel(apiKey, batchId);
+    const { body } = await callJson("/api/credits/ledger", { headers: keyHeaders(apiKey) });
+    const refunds = body.entries.filter((e: { kind: string }) => e.kind === "refund");
+    expect(refunds).toHaveLength(1);
+    expect(refunds[0]).toMatchObject({ amount: 8, batchId, idempotencyKey: `${batchId}:cancel` });
+  });
+});
