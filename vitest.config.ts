@@ -1,15 +1,34 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+// Tests get a fixed admin token; production sets it with `wrangler secret put`.
+const bindings = { ADMIN_TOKEN: "test-admin-token" };
+
 export default defineConfig({
-  plugins: [
-    cloudflareTest({
-      wrangler: { configPath: "./wrangler.toml" },
-      // Tests get a fixed admin token; production sets it with `wrangler secret put`.
-      miniflare: { bindings: { ADMIN_TOKEN: "test-admin-token" } },
-    }),
-  ],
   test: {
-    include: ["test/**/*.test.ts"],
+    projects: [
+      {
+        // Objects, routes and pure logic. Dispatch is paused: tests drive startItem/completeItem themselves.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...bindings, DISPATCH_PAUSED: "true" } } })],
+        test: { name: "unit", include: ["test/{core,http,domain,executor}/**/*.test.ts"] },
+      },
+      {
+        // The real path: batch object -> queue -> consumer -> batch object, with outbound fetch stubbed.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: { ...bindings, DISPATCH_PAUSED: "false", RETRY_BASE_DELAY_MS: "20", FETCH_TIMEOUT_MS: "2000" },
+              // Overrides replace wrangler.toml's consumer settings, so the dead-letter queue is named again.
+              queueConsumers: {
+                "scrape-items": { maxBatchTimeout: 0.05, maxRetries: 2, deadLetterQueue: "scrape-items-dlq" },
+                "scrape-items-dlq": { maxBatchTimeout: 0.05 },
+              },
+            },
+          }),
+        ],
+        test: { name: "queue", include: ["test/queue/**/*.test.ts"] },
+      },
+    ],
   },
 });

@@ -232,7 +232,7 @@ export class AccountObject extends DurableObject<Env> {
     const jobs = all<BatchIndexRow>(
       this.sql,
       `SELECT batch_id AS batchId, status, total, completed, failed, cancelled, created_at AS createdAt, finished_at AS finishedAt
-       FROM batches WHERE visible = 1 ORDER BY created_at DESC, batch_id LIMIT ? OFFSET ?`,
+       FROM batches WHERE visible = 1 ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
       limit, (page - 1) * limit,
     );
     return { jobs, total };

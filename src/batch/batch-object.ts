@@ -8,6 +8,7 @@
  * delivered afterwards, inline for user-facing calls and by the alarm otherwise.
  */
 import { DurableObject } from "cloudflare:workers";
+import type { QueueSend } from "../executor/message";
 import { type AccountEvent, type BatchIndexSnapshot, type HoldResolution, holdKeys } from "../domain/account-events";
 import {
   batchStatusFor,
@@ -55,6 +56,14 @@ export type StartResult =
     }
   | { action: "drop"; reason: DropReason };
 
+/** What the executor learned about the page, kept on the item beside the inline result. */
+export interface ResultMeta {
+  resultKey?: string | null;
+  statusCode?: number | null;
+  finalUrl?: string | null;
+  durationMs?: number | null;
+}
+
 export type SettleResult =
   | { ok: true; outcome: "settled" | "duplicate" | "requeued" }
   | { ok: true; outcome: "ignored"; reason: string };
@@ -68,10 +77,13 @@ type Ok<T> = { ok: true } & T;
 
 /** Max bytes of URL JSON bound to one insert statement (SQLite caps a value at 2 MB). */
 const INSERT_CHUNK_BYTES = 1_000_000;
+/** A dispatched item that has not started after this long is dispatched again. */
+const DISPATCH_TIMEOUT_MS = 10 * 60_000;
 
 export class BatchObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
-  readonly outbox = new Outbox(this.sql, (events) => this.sendToAccount(events));
+  readonly outbox = new Outbox<AccountEvent>(this.sql, "outbox", (events) => this.sendToAccount(events));
+  readonly sends = new Outbox<QueueSend>(this.sql, "sends", (events) => this.sendToQueue(events), 100);
   /** The account object this batch settles with. A field, so fault tests can wrap it. */
   accountStub = (accountId: string) => this.env.ACCOUNT.getByName(accountId);
 
@@ -103,7 +115,8 @@ export class BatchObject extends DurableObject<Env> {
       this.sql.exec("INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)", input.holdKey, total * input.creditsPerItem, now);
       this.outbox.add({ kind: "confirm", key: input.holdKey });
       const row = this.row()!;
-      this.outbox.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) });
+      this.outbox.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) }, { replacesSameKind: true });
+      this.dispatch(now);
       return { ok: true, batch: batchView(row), replay: false };
     });
     if (result.ok && !result.replay) await this.deliver();
@@ -116,7 +129,7 @@ export class BatchObject extends DurableObject<Env> {
     const rows = all<ItemRow>(this.sql, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
-    return { ok: true, batch: batchView(row), items: page.map(itemView), nextCursor };
+    return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
   }
 
   // ---- user actions -------------------------------------------------------------------------
@@ -132,7 +145,7 @@ export class BatchObject extends DurableObject<Env> {
       this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending'", now);
       const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
       this.sql.exec(
-        "UPDATE batch SET status = 'cancelled', cancelled_at = ?, credits_refunded = credits_refunded + ? WHERE id = 1",
+        "UPDATE batch SET status = 'cancelled', cancelled_at = ?, credits_refunded = credits_refunded + ?, queued = 0 WHERE id = 1",
         now, decision.creditsRefunded,
       );
       if (decision.creditsRefunded > 0) {
@@ -200,7 +213,8 @@ export class BatchObject extends DurableObject<Env> {
       }
       this.sql.exec(
         `UPDATE items SET status = 'pending', round = round + 1, attempts = 0, lease_attempt = NULL, lease_expires_at = NULL,
-           error = NULL, result = NULL, credits_used = 0, started_at = NULL, finished_at = NULL
+           error = NULL, result = NULL, credits_used = 0, started_at = NULL, finished_at = NULL, dispatched_at = NULL,
+           not_before = NULL, result_key = NULL, status_code = NULL, final_url = NULL, duration_ms = NULL
          WHERE idx IN (SELECT value FROM json_each(?)) AND status = 'failed'`,
         JSON.stringify(plan.idxs),
       );
@@ -208,7 +222,9 @@ export class BatchObject extends DurableObject<Env> {
       this.sql.exec("UPDATE batch SET credits_reserved = credits_reserved + ?, finished_at = NULL WHERE id = 1", plan.amount);
       this.sql.exec("UPDATE holds SET state = 'applied' WHERE key = ?", plan.key);
       this.outbox.add({ kind: "confirm", key: plan.key });
-      this.saveCounts(row, counts, Date.now());
+      const now = Date.now();
+      this.saveCounts(row, counts, now);
+      this.dispatch(now);
       return { ok: true, retriedCount: plan.idxs.length };
     });
     await this.deliver();
@@ -217,21 +233,28 @@ export class BatchObject extends DurableObject<Env> {
 
   // ---- executor contract --------------------------------------------------------------------
 
-  /** Grants a lease if the batch is not cancelled and the item is pending; else: drop the work. */
-  async startItem(itemId: string): Promise<StartResult> {
+  /**
+   * Grants a lease if the batch is not cancelled and the item is pending (and, with a
+   * dispatch token, if the message is the item's latest dispatch); else: drop the work.
+   */
+  async startItem(itemId: string, dispatchToken?: number): Promise<StartResult> {
     if (!this.hasBatch()) return { action: "drop", reason: "ITEM_NOT_FOUND" };
     const started = this.ctx.storage.transactionSync((): StartResult => {
       const row = this.row()!;
       const item = this.item(itemId);
-      const decision = decideStart(batchState(row), itemState(item));
+      const decision = decideStart(batchState(row), itemState(item), dispatchToken);
       if (decision.kind === "drop" || !item) return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
       const now = Date.now();
       const leaseExpiresAt = now + LIMITS.leaseMs;
       this.sql.exec(
-        "UPDATE items SET status = 'running', attempts = ?, lease_attempt = ?, lease_expires_at = ?, started_at = ? WHERE idx = ?",
+        `UPDATE items SET status = 'running', attempts = ?, lease_attempt = ?, lease_expires_at = ?, started_at = ?,
+           dispatched_at = NULL, not_before = NULL WHERE idx = ?`,
         decision.attempt, decision.attempt, leaseExpiresAt, now, item.idx,
       );
-      this.sql.exec("UPDATE batch SET started_at = coalesce(started_at, ?) WHERE id = 1", now);
+      this.sql.exec(
+        "UPDATE batch SET started_at = coalesce(started_at, ?), queued = queued - ? WHERE id = 1",
+        now, item.dispatched_at === null ? 0 : 1,
+      );
       this.saveCounts(row, moveItems(countsOf(row), "pending", "running"), now);
       return {
         action: "run",
@@ -249,18 +272,34 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   /** Settles a running item as completed: its reserved credits are consumed. */
-  async completeItem(itemId: string, attempt: number, result: unknown): Promise<SettleResult> {
+  async completeItem(itemId: string, attempt: number, result: unknown, meta: ResultMeta = {}): Promise<SettleResult> {
     const json = JSON.stringify(result ?? null);
     if (json.length > LIMITS.maxInlineResultBytes) throw new Error(`result of ${json.length} bytes is too large to keep inline`);
-    return this.settle(itemId, attempt, "completed", { result: json, error: null });
+    return this.settle(itemId, attempt, "completed", { result: json, error: null, meta });
   }
 
   /**
    * Settles a running item as failed: its credits are refunded. A retryable failure with
    * attempts left puts the item back to pending instead (no credit moves).
    */
-  async failItem(itemId: string, attempt: number, error: ItemError, options: { retryable?: boolean } = {}): Promise<SettleResult> {
-    return this.settle(itemId, attempt, "failed", { result: null, error: JSON.stringify(error) }, options.retryable === true);
+  async failItem(
+    itemId: string,
+    attempt: number,
+    error: ItemError,
+    options: { retryable?: boolean; retryAfterSeconds?: number; meta?: ResultMeta } = {},
+  ): Promise<SettleResult> {
+    const payload = { result: null, error: JSON.stringify(error), meta: options.meta ?? {} };
+    return this.settle(itemId, attempt, "failed", payload, options.retryable === true ? { retryAfterSeconds: options.retryAfterSeconds ?? 0 } : null);
+  }
+
+  /** Where a completed item's stored result is, for its owner only. */
+  resultLocation(accountId: string, itemId: string): Ok<{ key: string; output: OutputFormat }> | Failure {
+    const row = this.owned(accountId);
+    const item = row && this.item(itemId);
+    if (!row || !item || item.status !== "completed" || item.result_key === null) {
+      return fail("NOT_FOUND", "No stored result for this item (yet).");
+    }
+    return { ok: true, key: item.result_key, output: row.output };
   }
 
   /**
@@ -281,7 +320,12 @@ export class BatchObject extends DurableObject<Env> {
   /** Takes back expired leases and delivers the outbox; re-arms itself while work remains. */
   override async alarm(): Promise<void> {
     if (!this.hasBatch()) return;
-    this.expireLeases(Date.now());
+    const now = Date.now();
+    this.expireLeases(now);
+    this.ctx.storage.transactionSync(() => {
+      this.reclaimLostDispatches(now);
+      this.dispatch(now);
+    });
     await this.deliver();
   }
 
@@ -291,8 +335,8 @@ export class BatchObject extends DurableObject<Env> {
     itemId: string,
     attempt: number,
     outcome: SettleOutcome,
-    payload: { result: string | null; error: string | null },
-    retryable = false,
+    payload: { result: string | null; error: string | null; meta: ResultMeta },
+    retry: { retryAfterSeconds: number } | null = null,
   ): Promise<SettleResult> {
     if (!this.hasBatch()) return { ok: true, outcome: "ignored", reason: "ITEM_NOT_FOUND" };
     const settled = this.ctx.storage.transactionSync((): SettleResult => {
@@ -302,15 +346,13 @@ export class BatchObject extends DurableObject<Env> {
       if (decision.kind === "ignore") return { ok: true, outcome: "ignored", reason: decision.reason };
       if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
       const now = Date.now();
-      if (outcome === "failed" && retryable && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
-        this.sql.exec(
-          "UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL, error = ? WHERE idx = ?",
-          payload.error, item.idx,
-        );
-        this.saveCounts(row, moveItems(countsOf(row), "running", "pending"), now);
+      if (outcome === "failed" && retry && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
+        this.requeue(row, item, now, payload.error, retryDelayMs(item.attempts, retry.retryAfterSeconds, Number(this.env.RETRY_BASE_DELAY_MS) || 2000));
+        this.dispatch(now);
         return { ok: true, outcome: "requeued" };
       }
       this.finishItem(row, item, outcome, payload, now);
+      this.dispatch(now);
       return { ok: true, outcome: "settled" };
     });
     if (settled.outcome === "settled" || settled.outcome === "requeued") await this.armAlarm();
@@ -318,12 +360,21 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   /** Running -> completed (consume) or failed (refund), with its outbox event. In a transaction. */
-  private finishItem(row: BatchRow, item: ItemRow, outcome: SettleOutcome, payload: { result: string | null; error: string | null }, now: number): BatchRow {
+  private finishItem(
+    row: BatchRow,
+    item: ItemRow,
+    outcome: SettleOutcome,
+    payload: { result: string | null; error: string | null; meta: ResultMeta },
+    now: number,
+  ): BatchRow {
     const price = row.credits_per_item;
     const charged = outcome === "completed" ? price : 0;
+    const m = payload.meta;
     this.sql.exec(
-      "UPDATE items SET status = ?, result = ?, error = ?, credits_used = ?, finished_at = ?, lease_expires_at = NULL WHERE idx = ?",
-      outcome, payload.result, payload.error, charged, now, item.idx,
+      `UPDATE items SET status = ?, result = ?, error = ?, credits_used = ?, finished_at = ?, lease_expires_at = NULL,
+         result_key = ?, status_code = ?, final_url = ?, duration_ms = ? WHERE idx = ?`,
+      outcome, payload.result, payload.error, charged, now, m.resultKey ?? null, m.statusCode ?? null, m.finalUrl ?? null,
+      m.durationMs ?? null, item.idx,
     );
     const key = `${row.batch_id}:${item.id}:r${item.round}:${outcome === "completed" ? "consume" : "refund"}`;
     if (outcome === "completed") {
@@ -342,15 +393,68 @@ export class BatchObject extends DurableObject<Env> {
       const expired = all<ItemRow>(this.sql, "SELECT * FROM items WHERE status = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 500", now);
       for (const item of expired) {
         const row = this.row()!;
+        const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
         if (item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
-          this.sql.exec("UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL WHERE idx = ?", item.idx);
-          this.saveCounts(row, moveItems(countsOf(row), "running", "pending"), now);
+          this.requeue(row, item, now, error, 0);
         } else {
-          const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
-          this.finishItem(row, item, "failed", { result: null, error }, now);
+          this.finishItem(row, item, "failed", { result: null, error, meta: {} }, now);
         }
       }
     });
+  }
+
+  /** Running -> pending again (a transient failure or a lost lease), to run after `delayMs`. */
+  private requeue(row: BatchRow, item: ItemRow, now: number, error: string | null, delayMs: number): void {
+    this.sql.exec(
+      `UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL, error = ?, dispatched_at = NULL,
+         not_before = ? WHERE idx = ?`,
+      error, delayMs > 0 ? now + delayMs : null, item.idx,
+    );
+    this.saveCounts(row, moveItems(countsOf(row), "running", "pending"), now);
+  }
+
+  /**
+   * Flow control: fills free slots (maxConcurrency minus running and queued items) with
+   * pending items, in order, each with a new dispatch token, as rows of the `sends`
+   * outbox. Runs inside the transaction of whatever freed or added work.
+   */
+  private dispatch(now: number): void {
+    if (this.env.DISPATCH_PAUSED === "true") return;
+    const row = this.row()!;
+    if (row.status === "cancelled" || row.status === "completed" || row.status === "failed") return;
+    const slots = row.max_concurrency - row.running - row.queued;
+    if (slots <= 0) return;
+    const next = all<{ idx: number; id: string; dispatch_token: number; not_before: number | null }>(
+      this.sql,
+      "SELECT idx, id, dispatch_token, not_before FROM items WHERE status = 'pending' AND dispatched_at IS NULL ORDER BY idx LIMIT ?",
+      slots,
+    );
+    for (const item of next) {
+      const token = item.dispatch_token + 1;
+      this.sql.exec("UPDATE items SET dispatch_token = ?, dispatched_at = ? WHERE idx = ?", token, now, item.idx);
+      const delaySeconds = item.not_before === null ? 0 : Math.min(Math.max(0, Math.ceil((item.not_before - now) / 1000)), 43_200);
+      this.sends.add({ kind: "dispatch", body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token }, delaySeconds });
+    }
+    if (next.length > 0) this.sql.exec("UPDATE batch SET queued = queued + ? WHERE id = 1", next.length);
+  }
+
+  /** A queue message that never led to a start (lost, or dead-lettered) frees its slot for a new dispatch. */
+  private reclaimLostDispatches(now: number): void {
+    const row = this.row()!;
+    if (row.queued === 0) return;
+    // A delayed message (retry backoff) is not lost before its delay has passed.
+    const lost = all<{ idx: number }>(
+      this.sql,
+      `SELECT idx FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL
+         AND max(dispatched_at, coalesce(not_before, 0)) <= ?`,
+      now - DISPATCH_TIMEOUT_MS,
+    );
+    if (lost.length === 0) return;
+    this.sql.exec(
+      "UPDATE items SET dispatched_at = NULL WHERE idx IN (SELECT value FROM json_each(?))",
+      JSON.stringify(lost.map((i) => i.idx)),
+    );
+    this.sql.exec("UPDATE batch SET queued = max(0, queued - ?) WHERE id = 1", lost.length);
   }
 
   /**
@@ -369,7 +473,7 @@ export class BatchObject extends DurableObject<Env> {
     const after = this.row()!;
     const snapshot = snapshotOf(after);
     if (JSON.stringify(snapshot) !== JSON.stringify(snapshotOf(before))) {
-      this.outbox.add({ kind: "status", version: after.version, snapshot });
+      this.outbox.add({ kind: "status", version: after.version, snapshot }, { replacesSameKind: true });
     }
     return after;
   }
@@ -382,9 +486,10 @@ export class BatchObject extends DurableObject<Env> {
     });
   }
 
-  /** Sends the outbox now; on failure the alarm retries with backoff. */
+  /** Sends both outboxes now; on failure the alarm retries with backoff. */
   private async deliver(): Promise<void> {
-    const delivered = await this.outbox.flush();
+    const [toAccount, toQueue] = await Promise.all([this.outbox.flush(), this.sends.flush()]);
+    const delivered = toAccount && toQueue;
     this.sql.exec("UPDATE batch SET outbox_failures = ? WHERE id = 1", delivered ? 0 : (this.row()?.outbox_failures ?? 0) + 1);
     await this.armAlarm();
   }
@@ -396,15 +501,23 @@ export class BatchObject extends DurableObject<Env> {
     if (!applied.ok) throw new Error(`account refused events: ${applied.message}`);
   }
 
-  /** One alarm serves the outbox (now, or later after failures) and the earliest lease. */
+  private async sendToQueue(sends: QueueSend[]): Promise<void> {
+    await this.env.SCRAPE_QUEUE.sendBatch(sends.map((s) => ({ body: s.body, contentType: "json" as const, delaySeconds: s.delaySeconds })));
+  }
+
+  /** One alarm serves the outboxes (now, or later after failures), the earliest lease, and lost dispatches. */
   private async armAlarm(): Promise<void> {
     const row = this.row();
     if (!row) return;
     const now = Date.now();
     const times: number[] = [];
-    if (this.outbox.size() > 0) times.push(row.outbox_failures === 0 ? now : now + backoffMs(row.outbox_failures));
+    if (this.outbox.size() + this.sends.size() > 0) times.push(row.outbox_failures === 0 ? now : now + backoffMs(row.outbox_failures));
     const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items WHERE status = 'running'")?.t;
     if (lease != null) times.push(lease);
+    if (row.queued > 0) {
+      const oldest = first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t;
+      if (oldest != null) times.push(oldest + DISPATCH_TIMEOUT_MS);
+    }
     if (times.length === 0) {
       await this.ctx.storage.deleteAlarm();
       return;
@@ -461,6 +574,12 @@ function snapshotOf(row: BatchRow): BatchIndexSnapshot {
 
 function notFound(): Failure {
   return fail("NOT_FOUND", "No batch found with this ID.");
+}
+
+/** Before a transient failure's next attempt: base, 2 x base, 4 x base … with jitter, or what Retry-After asked. */
+function retryDelayMs(attempts: number, retryAfterSeconds: number, baseMs: number): number {
+  const backoff = Math.min(baseMs * 2 ** (attempts - 1), 60_000) * (0.75 + Math.random() / 2);
+  return Math.round(Math.max(backoff, retryAfterSeconds * 1000));
 }
 
 /** Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 minutes. */

@@ -1,33 +1,34 @@
 /**
- * The batch object's durable outbox towards its account object. Events are written in
- * the same synchronous step as the state change that causes them, then sent in order,
- * many per call, until the account acknowledges them. Every event is idempotent at the
- * account, so a send whose reply was lost is simply sent again.
+ * A durable outbox in the batch object. Events are written in the same synchronous step
+ * as the state change that causes them, then sent in order, many per call, until the
+ * receiver acknowledges them. Receivers are idempotent (the account by key, the queue
+ * consumer through the batch object's dispatch tokens), so a send whose reply was lost
+ * is simply sent again. Two instances: `outbox` (to the account) and `sends` (to the queue).
  */
-import type { AccountEvent } from "../domain/account-events";
 import { all, first } from "../durable/sql";
 
-export type SendEvents = (events: AccountEvent[]) => Promise<void>;
+export type Send<E> = (events: E[]) => Promise<void>;
 
-const MAX_EVENTS_PER_SEND = 500;
-
-export class Outbox {
+export class Outbox<E extends { kind: string }> {
   #chain: Promise<boolean> = Promise.resolve(true);
 
   constructor(
     private readonly sql: SqlStorage,
+    /** A table with columns (seq, kind, event, created_at). */
+    private readonly table: "outbox" | "sends",
     /** Replaceable so tests can make deliveries fail. */
-    public send: SendEvents,
+    public send: Send<E>,
+    private readonly maxPerSend = 500,
   ) {}
 
-  /** Adds an event; an unsent status snapshot is replaced by the newer one. */
-  add(event: AccountEvent): void {
-    if (event.kind === "status") this.sql.exec("DELETE FROM outbox WHERE kind = 'status'");
-    this.sql.exec("INSERT INTO outbox (kind, event, created_at) VALUES (?, ?, ?)", event.kind, JSON.stringify(event), Date.now());
+  /** Adds an event; an unsent event of a kind listed in `replaces` is dropped for it. */
+  add(event: E, options: { replacesSameKind?: boolean } = {}): void {
+    if (options.replacesSameKind) this.sql.exec(`DELETE FROM ${this.table} WHERE kind = ?`, event.kind);
+    this.sql.exec(`INSERT INTO ${this.table} (kind, event, created_at) VALUES (?, ?, ?)`, event.kind, JSON.stringify(event), Date.now());
   }
 
   size(): number {
-    return first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM outbox")?.n ?? 0;
+    return first<{ n: number }>(this.sql, `SELECT count(*) AS n FROM ${this.table}`)?.n ?? 0;
   }
 
   /** Sends everything pending; flushes run one after another. Resolves true when empty. */
@@ -38,16 +39,16 @@ export class Outbox {
 
   async #drain(): Promise<boolean> {
     for (;;) {
-      const rows = all<{ seq: number; event: string }>(this.sql, "SELECT seq, event FROM outbox ORDER BY seq LIMIT ?", MAX_EVENTS_PER_SEND);
+      const rows = all<{ seq: number; event: string }>(this.sql, `SELECT seq, event FROM ${this.table} ORDER BY seq LIMIT ?`, this.maxPerSend);
       if (rows.length === 0) return true;
       try {
-        await this.send(rows.map((r) => JSON.parse(r.event) as AccountEvent));
+        await this.send(rows.map((r) => JSON.parse(r.event) as E));
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "outbox delivery failed", events: rows.length, error: String(err) }));
+        console.error(JSON.stringify({ level: "warn", msg: "outbox delivery failed", table: this.table, events: rows.length, error: String(err) }));
         return false;
       }
       // Delete exactly what was sent: rows added during the await stay for the next round.
-      this.sql.exec("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", JSON.stringify(rows.map((r) => r.seq)));
+      this.sql.exec(`DELETE FROM ${this.table} WHERE seq IN (SELECT value FROM json_each(?))`, JSON.stringify(rows.map((r) => r.seq)));
     }
   }
 }

@@ -21,6 +21,7 @@ export interface BatchRow extends ItemCounts {
   finished_at: number | null;
   version: number;
   outbox_failures: number;
+  queued: number;
 }
 
 export interface ItemRow {
@@ -37,6 +38,13 @@ export interface ItemRow {
   credits_used: number;
   started_at: number | null;
   finished_at: number | null;
+  dispatch_token: number;
+  dispatched_at: number | null;
+  not_before: number | null;
+  result_key: string | null;
+  status_code: number | null;
+  final_url: string | null;
+  duration_ms: number | null;
 }
 
 export function countsOf(row: ItemCounts): ItemCounts {
@@ -48,5 +56,5 @@ export function batchState(row: BatchRow): BatchState {
 }
 
 export function itemState(row: ItemRow | undefined): ItemState | undefined {
-  return row && { status: row.status, attempts: row.attempts, leaseAttempt: row.lease_attempt };
+  return row && { status: row.status, attempts: row.attempts, leaseAttempt: row.lease_attempt, dispatchToken: row.dispatch_token };
 }

@@ -53,4 +53,25 @@ export const BATCH_MIGRATIONS = [
     created_at INTEGER NOT NULL
   );
   `,
+  `
+  -- v2: dispatch through the queue, results in R2.
+  -- queued = pending items whose queue message is out but not started yet (they hold a slot).
+  ALTER TABLE batch ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE items ADD COLUMN dispatch_token INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE items ADD COLUMN dispatched_at INTEGER;
+  ALTER TABLE items ADD COLUMN not_before INTEGER;
+  ALTER TABLE items ADD COLUMN result_key TEXT;
+  ALTER TABLE items ADD COLUMN status_code INTEGER;
+  ALTER TABLE items ADD COLUMN final_url TEXT;
+  ALTER TABLE items ADD COLUMN duration_ms INTEGER;
+  CREATE INDEX items_undispatched ON items (idx) WHERE status = 'pending' AND dispatched_at IS NULL;
+  CREATE INDEX items_dispatched ON items (dispatched_at) WHERE status = 'pending' AND dispatched_at IS NOT NULL;
+  -- Queue messages, written with the dispatch decision, sent until the queue accepts them.
+  CREATE TABLE sends (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  `,
 ] as const;

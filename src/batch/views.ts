@@ -15,6 +15,11 @@ export interface ItemView {
   attempts: number;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Where the stored result can be read (completed items only). */
+  resultUrl: string | null;
+  statusCode: number | null;
+  finalUrl: string | null;
+  durationMs: number | null;
 }
 
 export interface BatchView {
@@ -65,7 +70,11 @@ export function batchView(row: BatchRow): BatchView {
   };
 }
 
-export function itemView(row: ItemRow): ItemView {
+export function resultPath(batchId: string, itemId: string): string {
+  return `/api/batch/scrape/${batchId}/items/${itemId}/result`;
+}
+
+export function itemView(row: ItemRow, batchId: string): ItemView {
   return {
     uuid: row.id,
     url: row.url,
@@ -76,5 +85,9 @@ export function itemView(row: ItemRow): ItemView {
     attempts: row.attempts,
     startedAt: iso(row.started_at),
     finishedAt: iso(row.finished_at),
+    resultUrl: row.status === "completed" && row.result_key !== null ? resultPath(batchId, row.id) : null,
+    statusCode: row.status_code,
+    finalUrl: row.final_url,
+    durationMs: row.duration_ms,
   };
 }

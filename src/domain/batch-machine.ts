@@ -17,17 +17,23 @@ export interface ItemState {
   /** Attempts granted so far; the running attempt's number is the lease's fencing token. */
   attempts: number;
   leaseAttempt: number | null;
+  /** Bumped at each dispatch; a queue message carrying an older one is stale. */
+  dispatchToken?: number;
 }
 
-export type DropReason = "BATCH_CANCELLED" | "ITEM_NOT_PENDING" | "ITEM_NOT_FOUND";
+export type DropReason = "BATCH_CANCELLED" | "ITEM_NOT_PENDING" | "ITEM_NOT_FOUND" | "STALE_DISPATCH";
 
 export type StartDecision = { kind: "start"; attempt: number } | { kind: "drop"; reason: DropReason };
 
-/** An item may start only while its batch is not cancelled and the item is pending. */
-export function decideStart(batch: BatchState, item: ItemState | undefined): StartDecision {
+/**
+ * An item may start only while its batch is not cancelled and the item is pending, and,
+ * when the caller names the dispatch it came from, only for the item's latest dispatch.
+ */
+export function decideStart(batch: BatchState, item: ItemState | undefined, dispatchToken?: number): StartDecision {
   if (!item) return { kind: "drop", reason: "ITEM_NOT_FOUND" };
   if (batch.status === "cancelled") return { kind: "drop", reason: "BATCH_CANCELLED" };
   if (item.status !== "pending") return { kind: "drop", reason: "ITEM_NOT_PENDING" };
+  if (dispatchToken !== undefined && dispatchToken !== item.dispatchToken) return { kind: "drop", reason: "STALE_DISPATCH" };
   return { kind: "start", attempt: item.attempts + 1 };
 }
 

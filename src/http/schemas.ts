@@ -55,7 +55,7 @@ export const IdempotencyKeyHeader = z
   .max(255)
   .regex(/^[\x21-\x7e]+$/, "must be 1 to 255 visible ASCII characters")
   .optional()
-  .openapi({ param: { name: "Idempotency-Key", in: "header" }, description: "Makes a retried request safe: kept 24 h." });
+  .openapi({ description: "Idempotency-Key: makes a retried request safe (kept 24 h)." });
 
 export const OutputSchema = z.enum(OUTPUT_FORMATS as [string, ...string[]]);
 

@@ -127,6 +127,29 @@ const revokeKey = createRoute({
   },
 });
 
+const deadLetters = createRoute({
+  method: "get",
+  path: "/admin/dead-letters",
+  tags: ["Admin"],
+  summary: "Queue messages the executor gave up on (newest days first within the listing order of R2)",
+  security: [{ AdminToken: [] }],
+  request: { query: z.object({ cursor: z.string().max(1024).optional() }) },
+  responses: {
+    200: {
+      description: "Dead-lettered messages",
+      content: {
+        "application/json": {
+          schema: z.object({
+            deadLetters: z.array(z.object({ id: z.string(), queue: z.string(), attempts: z.number(), body: z.unknown(), deadAt: z.string() })),
+            cursor: z.string().nullable(),
+          }),
+        },
+      },
+    },
+    ...errorResponses(401, 403),
+  },
+});
+
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
@@ -173,6 +196,13 @@ export const admin = newRouter()
     const key = await generateApiKey(accountId);
     unwrap(await accountObject(c.env, accountId).addKey({ keyId: key.keyId, keyHash: key.keyHash, expiresAt: expiresMs }));
     return c.json({ keyId: key.keyId, apiKey: key.apiKey, expiresAt: iso(expiresMs) }, 201);
+  })
+  .openapi(deadLetters, async (c) => {
+    const listed = await c.env.RESULTS.list({ prefix: "dead-letters/", limit: 100, cursor: c.req.valid("query").cursor });
+    const records = await Promise.all(
+      listed.objects.map(async (o) => (await c.env.RESULTS.get(o.key))?.json<{ id: string; queue: string; attempts: number; body: unknown; deadAt: string }>()),
+    );
+    return c.json({ deadLetters: records.filter((r) => r !== undefined), cursor: listed.truncated ? listed.cursor : null }, 200);
   })
   .openapi(revokeKey, async (c) => {
     const { accountId: rawId, keyId } = c.req.valid("param");

@@ -195,6 +195,23 @@ const retry = createRoute({
   },
 });
 
+const result = createRoute({
+  method: "get",
+  path: "/api/batch/scrape/{batchId}/items/{itemId}/result",
+  tags: ["Batches"],
+  summary: "The stored result of a completed item",
+  description: "JSON for `output: json`, Markdown for `output: markdown`. 404 until the item has completed.",
+  security: [{ ApiKeyAuth: [] }],
+  request: { params: BatchIdParams.extend({ itemId: z.string().openapi({ param: { name: "itemId", in: "path" }, format: "uuid" }) }) },
+  responses: {
+    200: {
+      description: "The result",
+      content: { "application/json": { schema: z.record(z.string(), z.unknown()) }, "text/markdown": { schema: z.string() } },
+    },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
 function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
   const n = Number(env.MAX_URLS_PER_BATCH);
   return Number.isSafeInteger(n) && n > 0 ? n : LIMITS.maxUrlsPerBatch;
@@ -265,6 +282,16 @@ export const batches = newRouter()
     const batchId = requireUuid(c.req.valid("param").batchId, "batch");
     const done = unwrap(await batchObject(c.env, batchId).cancel(c.get("accountId")));
     return c.json({ status: "cancelled" as const, cancelledItems: done.cancelledItems, creditsRefunded: done.creditsRefunded }, 200);
+  })
+  .openapi(result, async (c) => {
+    const { batchId: rawBatchId, itemId: rawItemId } = c.req.valid("param");
+    const batchId = requireUuid(rawBatchId, "batch");
+    const itemId = requireUuid(rawItemId, "item");
+    const found = unwrap(await batchObject(c.env, batchId).resultLocation(c.get("accountId"), itemId));
+    const object = await c.env.RESULTS.get(found.key);
+    if (!object) throw new ApiError(404, "NOT_FOUND", "No stored result for this item (yet).");
+    const headers = new Headers({ "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", etag: object.httpEtag });
+    return new Response(object.body, { status: 200, headers }) as never;
   })
   .openapi(retry, async (c) => {
     const batchId = requireUuid(c.req.valid("param").batchId, "batch");

@@ -1,0 +1,490 @@
+// End-to-end story against a real `wrangler dev` (run with `npm run e2e`).
+//
+// Starts a slow local target server and `wrangler dev` (own state dir, random admin token),
+// then plays the seed's story through HTTP only: a 10-URL batch with maxConcurrency 2, a
+// cancel while 2 items run, the running ones finishing and charged, the other 8 refunded.
+// Every process it starts is stopped at the end, also on failure, timeout or Ctrl-C; it
+// exits non-zero unless every check passed. Network: 127.0.0.1 only. Node built-ins only.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isDeepStrictEqual } from "node:util";
+import { startTargetServer } from "./target-server.mjs";
+
+const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const WRANGLER_BIN = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+/** Wrangler needs Node >= 22.12: use the project's own Node (the `node` package), as npm scripts do. */
+const LOCAL_NODE = join(ROOT, "node_modules", "node", "bin", "node");
+const NODE_FOR_WRANGLER = existsSync(LOCAL_NODE) ? LOCAL_NODE : process.execPath;
+
+/** How long each target page takes to answer: long enough to cancel while 2 items run. */
+const DELAY_MS = 4000;
+/** The executor's fetch timeout: well above DELAY_MS, so no attempt times out and retries. */
+const FETCH_TIMEOUT_MS = 15_000;
+const URL_COUNT = 10;
+
+const BOUNDS = {
+  ready: 60_000, // wrangler dev answers GET /healthz
+  running: 30_000, // runningCount reaches 2
+  drained: 60_000, // runningCount back to 0 after the cancel
+  credits: 5_000, // outbox settles the account
+  request: 10_000, // any single HTTP request
+  stopGrace: 5_000, // SIGTERM -> SIGKILL for the process group
+  total: 240_000, // the whole run, whatever happens
+};
+const POLL_MS = 100;
+
+// ---------------------------------------------------------------- checks and output
+
+const results = [];
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+
+function show(value) {
+  if (typeof value === "string") return value;
+  try {
+    const s = JSON.stringify(value);
+    return s.length > 600 ? `${s.slice(0, 600)}…` : s;
+  } catch {
+    return String(value);
+  }
+}
+
+/** Records and prints one check; `detail` is printed when it fails. */
+function check(name, cond, detail) {
+  const ok = Boolean(cond);
+  results.push({ name, ok });
+  console.log(`  ${ok ? "ok  " : "FAIL"}  ${name}${!ok && detail !== undefined ? `\n        got: ${show(detail)}` : ""}`);
+  return ok;
+}
+
+class StoryStopped extends Error {}
+
+/** A check the rest of the story depends on: when it fails, the story stops here. */
+function must(name, cond, detail) {
+  if (!check(name, cond, detail)) throw new StoryStopped(name);
+}
+
+function step(text) {
+  console.log(`\n[${elapsed()}] ${text}`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- processes we own
+
+let wrangler; // { child, pgid, exited: Promise, exit, log: string[], buildError, buildFailed: Promise }
+let target;
+let workDir; // <tmp>/batch-scrape-e2e-XXXX: state/ (wrangler --persist-to) and logs/ (wrangler's debug log)
+let cleaning;
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function freePorts(n) {
+  const ports = new Set();
+  for (let i = 0; i < 20 && ports.size < n; i++) ports.add(await freePort());
+  if (ports.size < n) throw new Error("could not find free ports");
+  return [...ports];
+}
+
+const LOG_LINES = 2000;
+const POLL_NOISE = /^\[wrangler:info\] GET \S+ 200 OK/;
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;?]*[ -\/]*[@-~]/g;
+
+function startWrangler({ port, inspectorPort, adminToken, persistTo, logDir }) {
+  const args = [
+    WRANGLER_BIN, "dev",
+    "--port", String(port),
+    "--ip", "127.0.0.1",
+    "--inspector-port", String(inspectorPort),
+    "--persist-to", persistTo,
+    "--show-interactive-dev-session=false",
+    "--var", `ADMIN_TOKEN:${adminToken}`,
+    "--var", "ALLOW_LOOPBACK_TARGETS:true",
+    "--var", `FETCH_TIMEOUT_MS:${FETCH_TIMEOUT_MS}`,
+  ];
+  const child = spawn(NODE_FOR_WRANGLER, args, {
+    cwd: ROOT,
+    detached: true, // its own process group: we kill wrangler and its workerd children together
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      // Keep wrangler off the network: no Request.cf download, no telemetry, no error reports.
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      WRANGLER_SEND_METRICS: "false",
+      WRANGLER_SEND_ERROR_REPORTS: "false",
+      DO_NOT_TRACK: "1",
+      WRANGLER_LOG_PATH: logDir,
+      NO_COLOR: "1",
+      FORCE_COLOR: "0",
+    },
+  });
+  const log = [];
+  let buildFailedResolve;
+  const buildFailed = new Promise((r) => (buildFailedResolve = r));
+  const state = { child, pgid: child.pid, exited: null, exit: null, log, buildError: null, buildFailed };
+  const collect = (stream) => {
+    let partial = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk) => {
+      const lines = (partial + chunk).split(/\r?\n/);
+      partial = lines.pop() ?? "";
+      for (const raw of lines) {
+        const line = raw.replace(ANSI, "");
+        if (state.buildError === null && /Build failed/.test(line)) {
+          state.buildError = line.trim();
+          buildFailedResolve();
+        }
+        log.push(line);
+        if (log.length > LOG_LINES) log.shift();
+      }
+    });
+    stream.on("end", () => partial && log.push(partial.replace(ANSI, "")));
+  };
+  collect(child.stdout);
+  collect(child.stderr);
+  state.exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  child.once("error", (err) => log.push(`spawn error: ${err.message}`));
+  return state;
+}
+
+/** True while any process of the group is alive. */
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+function signalGroup(pgid, signal) {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+async function waitGroupGone(pgid, ms) {
+  const deadline = Date.now() + ms;
+  while (groupAlive(pgid) && Date.now() < deadline) await sleep(50);
+  return !groupAlive(pgid);
+}
+
+/**
+ * Stops everything this script started. Idempotent; bounded in time. On failure wrangler's
+ * debug log is kept. Resolves to false if wrangler's process group outlived SIGKILL.
+ */
+function cleanup(keepLogs = false) {
+  cleaning ??= (async () => {
+    let stopped = true;
+    if (wrangler?.pgid) {
+      signalGroup(wrangler.pgid, "SIGTERM");
+      if (!(await waitGroupGone(wrangler.pgid, BOUNDS.stopGrace))) {
+        console.log(`[${elapsed()}] wrangler did not stop on SIGTERM within ${BOUNDS.stopGrace} ms: SIGKILL`);
+        signalGroup(wrangler.pgid, "SIGKILL");
+        stopped = await waitGroupGone(wrangler.pgid, 2_000);
+      }
+    }
+    if (target) await Promise.race([target.close(), sleep(2_000)]);
+    if (workDir) {
+      const removed = keepLogs ? join(workDir, "state") : workDir;
+      await rm(removed, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+      if (keepLogs) console.log(`[${elapsed()}] wrangler's debug log kept in ${join(workDir, "logs")}`);
+    }
+    return stopped;
+  })();
+  return cleaning;
+}
+
+// Last resort if the process goes down some other way: synchronous, so it works in "exit".
+process.on("exit", () => {
+  if (wrangler?.pgid && groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(sig, () => {
+    console.log(`\n[${elapsed()}] ${sig}: stopping`);
+    finish(`interrupted by ${sig}`, 130);
+  });
+}
+
+// ---------------------------------------------------------------- HTTP
+
+let base;
+/** Aborted when wrangler dies or the run is being stopped: no request outlives the run. */
+const stopRequests = new AbortController();
+
+async function api(method, path, { body, headers = {}, timeoutMs = BOUNDS.request } = {}) {
+  let res;
+  let text;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.any([AbortSignal.timeout(Math.min(timeoutMs, BOUNDS.request)), stopRequests.signal]),
+      redirect: "manual",
+    });
+    text = await res.text();
+  } catch (err) {
+    if (stopRequests.signal.aborted) throw new StoryStopped(stopRequests.signal.reason?.message ?? "stopped");
+    throw new Error(`${method} ${path}: ${err?.cause?.code ?? err?.name ?? "error"}: ${err?.message ?? err}`);
+  }
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, body: json ?? text };
+}
+
+/**
+ * Calls `read({ timeoutMs })` every `intervalMs` until `done(value)` or `timeoutMs` passes (bounded in
+ * count too). Errors from `read` count as "not yet" (but StoryStopped ends the story). Returns the last value read.
+ */
+async function pollUntil(read, done, { timeoutMs, intervalMs = POLL_MS }) {
+  const deadline = Date.now() + timeoutMs;
+  const maxRounds = Math.ceil(timeoutMs / intervalMs) + 1;
+  let last;
+  let lastError;
+  for (let round = 0; round < maxRounds; round++) {
+    try {
+      last = await read({ timeoutMs: Math.max(250, deadline - Date.now()) });
+      lastError = undefined;
+      if (done(last)) return { ok: true, value: last };
+    } catch (err) {
+      if (err instanceof StoryStopped) throw err;
+      lastError = err;
+    }
+    if (Date.now() + intervalMs > deadline) break;
+    await sleep(intervalMs);
+  }
+  return { ok: false, value: last, error: lastError };
+}
+
+const pick = (obj, keys) => Object.fromEntries(keys.map((k) => [k, obj?.[k]]));
+const COUNTS = ["status", "pendingCount", "runningCount", "completedCount", "failedCount", "cancelledCount", "creditsUsed", "creditsRefunded"];
+
+// ---------------------------------------------------------------- the story
+
+async function story() {
+  step("start: target server, wrangler dev");
+  target = await startTargetServer({ delayMs: DELAY_MS });
+  console.log(`  target server on ${target.url} (pages answer after ${DELAY_MS} ms)`);
+
+  const [apiPort, inspectorPort] = await freePorts(2);
+  const adminToken = randomBytes(24).toString("hex");
+  workDir = await mkdtemp(join(tmpdir(), "batch-scrape-e2e-"));
+  base = `http://127.0.0.1:${apiPort}`;
+  wrangler = startWrangler({ port: apiPort, inspectorPort, adminToken, persistTo: join(workDir, "state"), logDir: join(workDir, "logs") });
+  wrangler.exited.then((e) => {
+    wrangler.exit = e;
+    if (!cleaning) {
+      console.log(`[${elapsed()}] wrangler exited unexpectedly: ${show(e)}`);
+      stopRequests.abort(new Error(`wrangler exited unexpectedly: ${show(e)}`));
+    }
+  });
+  console.log(`  wrangler dev on ${base} (pid ${wrangler.pgid}, state in ${join(workDir, "state")})`);
+
+  // A build error before the first successful start is final here: stop at once rather
+  // than wait for an edit that fixes it. (Each /healthz request hangs while the build is broken.)
+  const healthz = (opts) =>
+    Promise.race([api("GET", "/healthz", opts).then((r) => r.status), wrangler.buildFailed.then(() => "build failed")]);
+  const ready = await pollUntil(
+    async (opts) => (wrangler.exit ? "exited" : wrangler.buildError !== null ? "build failed" : await healthz(opts)),
+    (s) => s === 200 || s === "exited" || s === "build failed",
+    { timeoutMs: BOUNDS.ready, intervalMs: 250 },
+  );
+  must(
+    `GET /healthz answers 200 within ${BOUNDS.ready / 1000} s`,
+    ready.value === 200 && !wrangler.exit,
+    wrangler.exit
+      ? `wrangler exited early: ${show(wrangler.exit)}`
+      : ready.value === "build failed"
+        ? `wrangler could not build the Worker: ${wrangler.buildError} (see its output below)`
+        : (ready.error?.message ?? ready.value),
+  );
+  console.log(`  ready after ${elapsed()}`);
+
+  step("POST /admin/accounts");
+  const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "e2e", credits: 100 } });
+  must(
+    "account created: 201 with accountId, apiKey, keyId, credits",
+    acct.status === 201 && typeof acct.body?.accountId === "string" && typeof acct.body?.apiKey === "string" && typeof acct.body?.keyId === "string" && acct.body?.credits?.balance === 100,
+    acct,
+  );
+  const key = { "x-api-key": acct.body.apiKey };
+  console.log(`  account ${acct.body.accountId}, key ${acct.body.keyId}`);
+
+  step(`POST /api/batch/scrape: ${URL_COUNT} URLs, maxConcurrency 2, output json`);
+  const urls = Array.from({ length: URL_COUNT }, (_, i) => `${target.url}/page/${i}`);
+  const created = await api("POST", "/api/batch/scrape", { headers: key, body: { urls, maxConcurrency: 2, output: "json" } });
+  must(
+    `batch created: 202 { status: "queued", batchId, total: ${URL_COUNT} }`,
+    created.status === 202 && created.body?.status === "queued" && typeof created.body?.batchId === "string" && created.body?.total === URL_COUNT,
+    created,
+  );
+  const batchId = created.body.batchId;
+  const batchPath = `/api/batch/scrape/${batchId}`;
+  console.log(`  batch ${batchId}`);
+
+  const afterCreate = await api("GET", "/api/credits", { headers: key });
+  check("credits after create: balance 80, reserved 20", afterCreate.status === 200 && afterCreate.body?.balance === 80 && afterCreate.body?.reserved === 20, afterCreate);
+
+  const getBatch = async (opts) => {
+    const r = await api("GET", batchPath, { headers: key, ...opts });
+    if (r.status !== 200) throw new Error(`GET ${batchPath}: ${r.status} ${show(r.body)}`);
+    return r.body;
+  };
+
+  step(`poll GET ${batchPath} every ${POLL_MS} ms until runningCount === 2`);
+  const running = await pollUntil(getBatch, (b) => b.runningCount === 2, { timeoutMs: BOUNDS.running });
+  must(`runningCount reaches 2 within ${BOUNDS.running / 1000} s`, running.ok, running.value ? pick(running.value, COUNTS) : running.error?.message);
+  console.log(`  ${show(pick(running.value, COUNTS))}`);
+  check("pendingCount === 8 while 2 run", running.value.pendingCount === 8, pick(running.value, COUNTS));
+
+  step(`DELETE ${batchPath}`);
+  const cancelled = await api("DELETE", batchPath, { headers: key });
+  const expectedCancel = { status: "cancelled", cancelledItems: 8, creditsRefunded: 16 };
+  check(`cancel: 200 exactly ${show(expectedCancel)}`, cancelled.status === 200 && isDeepStrictEqual(cancelled.body, expectedCancel), cancelled);
+
+  step("poll until runningCount === 0 (the 2 running items finish)");
+  const drained = await pollUntil(getBatch, (b) => b.runningCount === 0, { timeoutMs: BOUNDS.drained });
+  must(`runningCount back to 0 within ${BOUNDS.drained / 1000} s`, drained.ok, drained.value ? pick(drained.value, COUNTS) : drained.error?.message);
+  const after = drained.value;
+  console.log(`  ${show(pick(after, [...COUNTS, "finishedAt"]))}`);
+  check("completedCount === 2", after.completedCount === 2, pick(after, COUNTS));
+  check("cancelledCount === 8", after.cancelledCount === 8, pick(after, COUNTS));
+  check("creditsUsed === 4", after.creditsUsed === 4, pick(after, COUNTS));
+  check('status === "cancelled"', after.status === "cancelled", pick(after, COUNTS));
+  check("finishedAt is set", typeof after.finishedAt === "string" && after.finishedAt.length > 0, after.finishedAt);
+
+  const items = Array.isArray(after.items) ? after.items : [];
+  const completed = items.filter((i) => i.status === "completed");
+  const cancelledItem = items.find((i) => i.status === "cancelled");
+  check(
+    "both completed items carry a result (or resultUrl)",
+    completed.length === 2 && completed.every((i) => (i.result !== null && i.result !== undefined) || typeof i.resultUrl === "string"),
+    completed.map((i) => pick(i, ["uuid", "url", "status", "result", "resultUrl", "error"])),
+  );
+
+  step("GET .../items/<itemId>/result");
+  const resultStatuses = [];
+  for (const item of completed) {
+    const r = await api("GET", `${batchPath}/items/${item.uuid}/result`, { headers: key });
+    resultStatuses.push({ url: item.url, status: r.status, body: show(r.body).slice(0, 200) });
+    console.log(`  ${item.url} -> ${r.status} ${show(r.body).slice(0, 160)}`);
+  }
+  check("result answers 200 for both completed items", completed.length === 2 && resultStatuses.every((r) => r.status === 200), resultStatuses);
+  if (cancelledItem) {
+    const r = await api("GET", `${batchPath}/items/${cancelledItem.uuid}/result`, { headers: key });
+    console.log(`  ${cancelledItem.url} (cancelled) -> ${r.status} ${show(r.body).slice(0, 160)}`);
+    check("result answers 404 for a cancelled item", r.status === 404, r);
+  } else {
+    check("result answers 404 for a cancelled item", false, "no cancelled item in the batch's first page of items");
+  }
+
+  step(`wait ${(2 * DELAY_MS) / 1000} s more: nothing else may reach the target`);
+  await sleep(2 * DELAY_MS);
+  const hits = Object.fromEntries(target.hits);
+  const pageHits = [...target.hits].filter(([p]) => p.startsWith("/page/")).reduce((n, [, c]) => n + c, 0);
+  console.log(`  target hits: ${show(hits)}`);
+  check("target saw exactly 2 page requests in total", pageHits === 2, hits);
+  const hitPaths = [...target.hits.keys()].filter((p) => p.startsWith("/page/")).sort();
+  const completedPaths = completed.map((i) => new URL(i.url).pathname).sort();
+  check("the pages fetched are the completed items' URLs", isDeepStrictEqual(hitPaths, completedPaths), { hitPaths, completedPaths });
+
+  step(`GET /api/credits (polled up to ${BOUNDS.credits / 1000} s for the outbox)`);
+  const expectedCredits = { balance: 96, reserved: 0, used: 4, refunded: 16, granted: 100 };
+  const settled = await pollUntil(
+    async (opts) => (await api("GET", "/api/credits", { headers: key, ...opts })).body,
+    (c) => isDeepStrictEqual(pick(c, Object.keys(expectedCredits)), expectedCredits),
+    { timeoutMs: BOUNDS.credits },
+  );
+  const credits = settled.value;
+  console.log(`  ${show(credits)}`);
+  check(`credits: ${show(expectedCredits)}`, settled.ok, credits ?? settled.error?.message);
+  check(
+    "invariant: granted === balance + reserved + used",
+    credits !== undefined && Number.isInteger(credits.granted) && credits.granted === credits.balance + credits.reserved + credits.used,
+    credits,
+  );
+
+  step("GET /api/credits/ledger?limit=100");
+  const ledger = await api("GET", "/api/credits/ledger?limit=100", { headers: key });
+  const entries = Array.isArray(ledger.body?.entries) ? ledger.body.entries.filter((e) => e.batchId === batchId) : [];
+  for (const e of entries) console.log(`  ${e.kind} ${e.amount}${e.itemId ? ` item ${e.itemId}` : ""}${e.note ? ` (${e.note})` : ""}`);
+  const ofKind = (kind) => entries.filter((e) => e.kind === kind);
+  const brief = entries.map((e) => pick(e, ["kind", "amount", "itemId", "note"]));
+  check("ledger: one reserve of 20 for the batch", ledger.status === 200 && ofKind("reserve").length === 1 && ofKind("reserve")[0].amount === 20, ledger.status === 200 ? brief : ledger);
+  check("ledger: one refund of 16 for the batch", ofKind("refund").length === 1 && ofKind("refund")[0].amount === 16, brief);
+  check("ledger: consume entries sum to 4", ofKind("consume").reduce((n, e) => n + e.amount, 0) === 4, brief);
+}
+
+// ---------------------------------------------------------------- main
+
+let stoppedAt = null;
+const watchdog = setTimeout(() => {
+  console.log(`\n[${elapsed()}] TIMEOUT: the run took longer than ${BOUNDS.total / 1000} s`);
+  check(`whole run within ${BOUNDS.total / 1000} s`, false);
+  finish("timeout");
+}, BOUNDS.total);
+
+let finishing;
+/** Stops everything, prints the summary and exits (0 only if every check passed). Runs once. */
+function finish(reason, exitCode) {
+  finishing ??= (async () => {
+    clearTimeout(watchdog);
+    if (reason) stoppedAt = reason;
+    stopRequests.abort(new Error("stopping"));
+    console.log(`\n[${elapsed()}] stopping wrangler and the target server`);
+    const failedSoFar = stoppedAt !== null || results.some((r) => !r.ok);
+    const stopped = await cleanup(failedSoFar);
+    if (wrangler) check(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
+    const passed = results.filter((r) => r.ok).length;
+    const failed = results.length - passed;
+    const ok = failed === 0 && stoppedAt === null && results.length > 0;
+    if (!ok && wrangler) {
+      // Our own polling fills wrangler's access log: leave out the successful GETs.
+      const lines = wrangler.log.filter((l) => !POLL_NOISE.test(l));
+      const omitted = wrangler.log.length - lines.length;
+      console.log(`\n--- last 40 lines of wrangler output${omitted ? ` (${omitted} "GET ... 200 OK" access-log lines left out)` : ""} ---`);
+      for (const line of lines.slice(-40)) console.log(`  | ${line}`);
+      console.log(`--- end of wrangler output ---`);
+    }
+    if (stoppedAt) console.log(`\nstory stopped early: ${stoppedAt}`);
+    console.log(`e2e: ${passed} checks passed, ${failed} failed (${elapsed()})`);
+    process.exit(exitCode ?? (ok ? 0 : 1));
+  })();
+  return finishing;
+}
+
+try {
+  await story();
+  await finish(null);
+} catch (err) {
+  if (err instanceof StoryStopped) {
+    if (!finishing && !results.some((r) => !r.ok)) check("the story runs to its end", false, err.message);
+    await finish(err.message);
+  } else {
+    check("story ran without an unexpected error", false, err?.stack ?? String(err));
+    await finish(`unexpected error: ${err?.message ?? err}`);
+  }
+}

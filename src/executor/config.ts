@@ -1,0 +1,17 @@
+/** Executor settings from vars, with the defaults. */
+import type { Env } from "../env";
+import { DEFAULT_FETCH_POLICY, type FetchPolicy } from "./fetch-page";
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
+}
+
+export function fetchPolicy(env: Env): FetchPolicy {
+  return {
+    ...DEFAULT_FETCH_POLICY,
+    timeoutMs: positiveInt(env.FETCH_TIMEOUT_MS, DEFAULT_FETCH_POLICY.timeoutMs),
+    maxBytes: positiveInt(env.FETCH_MAX_BYTES, DEFAULT_FETCH_POLICY.maxBytes),
+    allowLoopback: env.ALLOW_LOOPBACK_TARGETS === "true",
+  };
+}

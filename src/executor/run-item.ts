@@ -1,0 +1,68 @@
+/**
+ * Runs one leased item: fetch the page, extract what the batch asked for, store the result
+ * in R2. Never throws: every failure comes back classified as retryable or not.
+ */
+import type { ResultMeta, StartResult } from "../batch/batch-object";
+import type { Env } from "../env";
+import { fetchPolicy } from "./config";
+import { decodeBody } from "./decode";
+import { extractJson } from "./extract-json";
+import { toMarkdown } from "./extract-markdown";
+import { fetchPage } from "./fetch-page";
+
+type Lease = Extract<StartResult, { action: "run" }>;
+
+/** Results up to this size are also shown inline in GET /api/batch/scrape/:id. */
+export const INLINE_RESULT_MAX_CHARS = 8 * 1024;
+
+export type ItemOutcome =
+  | { ok: true; inline: unknown; meta: ResultMeta }
+  | { ok: false; retryable: boolean; retryAfterSeconds?: number; error: { code: string; message: string }; meta: ResultMeta };
+
+export function resultKey(batchId: string, itemId: string): string {
+  return `results/${batchId}/${itemId}`;
+}
+
+export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fetch): Promise<ItemOutcome> {
+  const page = await fetchPage(lease.url, fetchPolicy(env), fetcher);
+  if (!page.ok) {
+    return {
+      ok: false,
+      retryable: page.retryable,
+      retryAfterSeconds: page.retryAfterSeconds,
+      error: { code: page.code, message: page.message },
+      meta: { statusCode: page.statusCode ?? null, finalUrl: page.finalUrl ?? null, durationMs: page.durationMs },
+    };
+  }
+  const meta: ResultMeta = { statusCode: page.statusCode, finalUrl: page.finalUrl, durationMs: page.durationMs };
+
+  let content: string;
+  let contentType: string;
+  let inline: unknown;
+  try {
+    const html = decodeBody(page.body, page.contentType);
+    if (lease.output === "json") {
+      const doc = await extractJson(html, { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode }, lease.selectors ?? undefined);
+      content = JSON.stringify(doc);
+      contentType = "application/json";
+      inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
+    } else {
+      content = await toMarkdown(html, page.finalUrl);
+      contentType = "text/markdown; charset=utf-8";
+      inline = content.length <= INLINE_RESULT_MAX_CHARS ? content : null;
+    }
+  } catch (err) {
+    return { ok: false, retryable: false, error: { code: "EXTRACTION_FAILED", message: String(err instanceof Error ? err.message : err) }, meta };
+  }
+
+  const key = resultKey(lease.batchId, lease.itemId);
+  try {
+    await env.RESULTS.put(key, content, {
+      httpMetadata: { contentType },
+      customMetadata: { batchId: lease.batchId, itemId: lease.itemId, attempt: String(lease.attempt) },
+    });
+  } catch (err) {
+    return { ok: false, retryable: true, error: { code: "RESULT_STORE_FAILED", message: String(err instanceof Error ? err.message : err) }, meta };
+  }
+  return { ok: true, inline, meta: { ...meta, resultKey: key } };
+}

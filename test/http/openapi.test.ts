@@ -1,0 +1,106 @@
+import { describe, expect, it } from "vitest";
+import { call, callJson } from "../helpers";
+
+async function document(): Promise<any> {
+  const r = await callJson("/openapi.json");
+  expect(r.status).toBe(200);
+  return r.body;
+}
+
+const publicOperations = [
+  ["post", "/api/batch/scrape"],
+  ["get", "/api/batch/scrape"],
+  ["get", "/api/batch/scrape/{batchId}"],
+  ["delete", "/api/batch/scrape/{batchId}"],
+  ["post", "/api/batch/scrape/{batchId}/retry"],
+  ["get", "/api/credits"],
+  ["get", "/api/credits/ledger"],
+] as const;
+
+const adminOperations = [
+  ["post", "/admin/accounts"],
+  ["get", "/admin/accounts/{accountId}"],
+  ["post", "/admin/accounts/{accountId}/credits"],
+  ["post", "/admin/accounts/{accountId}/keys"],
+  ["delete", "/admin/accounts/{accountId}/keys/{keyId}"],
+] as const;
+
+describe("GET /openapi.json", () => {
+  it("serves an OpenAPI 3.1 document as JSON, without credentials", async () => {
+    const res = await call("/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type") ?? "").toMatch(/^application\/json/);
+    const doc = await res.json<any>();
+    expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
+    expect(doc.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
+    expect(doc.paths).toEqual(expect.any(Object));
+  });
+
+  it.each([...publicOperations, ...adminOperations])("documents %s %s", async (method, path) => {
+    const doc = await document();
+    expect(doc.paths[path]?.[method], `${method.toUpperCase()} ${path}`).toEqual(expect.any(Object));
+    expect(doc.paths[path][method].responses).toEqual(expect.any(Object));
+  });
+
+  it.each(publicOperations)("secures %s %s with the x-api-key scheme and documents 401 and 403", async (method, path) => {
+    const doc = await document();
+    const op = doc.paths[path][method];
+    expect(op.security).toEqual([{ ApiKeyAuth: [] }]);
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
+  });
+
+  it.each(adminOperations)("secures %s %s with the admin bearer scheme and documents 401 and 403", async (method, path) => {
+    const doc = await document();
+    const op = doc.paths[path][method];
+    expect(op.security).toEqual([{ AdminToken: [] }]);
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
+  });
+
+  it("declares both security schemes", async () => {
+    const doc = await document();
+    expect(doc.components.securitySchemes).toEqual({
+      ApiKeyAuth: { type: "apiKey", in: "header", name: "x-api-key" },
+      AdminToken: { type: "http", scheme: "bearer" },
+    });
+  });
+
+  it("documents the create route's 202, its body and its error statuses", async () => {
+    const doc = await document();
+    const op = doc.paths["/api/batch/scrape"].post;
+    expect(Object.keys(op.responses).sort()).toEqual(["202", "400", "401", "402", "403", "413", "415", "422", "503"]);
+    expect(op.requestBody.required).toBe(true);
+    expect(op.requestBody.content["application/json"].schema).toEqual(expect.any(Object));
+    expect(op.parameters.map((p: { name: string; in: string }) => [p.in, p.name.toLowerCase()])).toContainEqual(["header", "idempotency-key"]);
+  });
+
+  it("documents path parameters for the routes that take ids", async () => {
+    const doc = await document();
+    const names = (path: string, method: string) =>
+      (doc.paths[path][method].parameters ?? []).filter((p: { in: string }) => p.in === "path").map((p: { name: string }) => p.name).sort();
+    expect(names("/api/batch/scrape/{batchId}", "get")).toEqual(["batchId"]);
+    expect(names("/api/batch/scrape/{batchId}/retry", "post")).toEqual(["batchId"]);
+    expect(names("/admin/accounts/{accountId}/keys/{keyId}", "delete")).toEqual(["accountId", "keyId"]);
+  });
+
+  it("documents the paging query parameters", async () => {
+    const doc = await document();
+    const query = (path: string) =>
+      doc.paths[path].get.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name).sort();
+    expect(query("/api/batch/scrape/{batchId}")).toEqual(["cursor", "limit"]);
+    expect(query("/api/batch/scrape")).toEqual(["limit", "page"]);
+    expect(query("/api/credits/ledger")).toEqual(["cursor", "limit"]);
+  });
+
+  it("describes errors with the one error envelope", async () => {
+    const doc = await document();
+    const schema = doc.components.schemas.Error;
+    expect(schema.type).toBe("object");
+    expect(Object.keys(schema.properties).sort()).toEqual(["code", "message", "status"]);
+    expect([...schema.required].sort()).toEqual(["code", "message", "status"]);
+  });
+
+  it("lists no path outside the API, the admin API and the operations routes", async () => {
+    const doc = await document();
+    for (const path of Object.keys(doc.paths)) expect(path).toMatch(/^\/(api|admin)\/|^\/healthz$/);
+  });
+});

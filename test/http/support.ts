@@ -1,0 +1,111 @@
+/** Small helpers shared by the HTTP tests (the general ones live in test/helpers.ts). */
+import { runInDurableObject } from "cloudflare:test";
+import { expect } from "vitest";
+import { accountStub, adminHeaders, callJson, keyHeaders } from "../helpers";
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+export const KEY_RE = /^bsk_[0-9a-f]{32}_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/;
+
+/** The 43-character secret at the end of a key (it may itself contain "_"). */
+export function secretOf(apiKey: string): string {
+  const m = /^bsk_[0-9a-f]{32}_[0-9a-f]{16}_([A-Za-z0-9_-]{43})$/.exec(apiKey);
+  if (!m) throw new Error(`not an API key: ${apiKey}`);
+  return m[1]!;
+}
+
+type Answer = { status: number; body: any; res: Response };
+
+/**
+ * The error envelope, exactly: `{ status: "error", message, code }` with the given HTTP
+ * status, a JSON content type, a non-empty message and no stack trace anywhere.
+ */
+export function expectError(r: Answer, status: number, code: string): void {
+  expect({ status: r.status, code: r.body?.code }).toEqual({ status, code });
+  expect(r.body).toEqual({ status: "error", message: expect.any(String), code });
+  expect(r.body.message.length).toBeGreaterThan(0);
+  expect(r.res.headers.get("content-type") ?? "").toMatch(/^application\/json/);
+  expectNoStack(r.body);
+}
+
+/** No "    at " stack frame lines, and no source paths, anywhere in a body. */
+export function expectNoStack(body: unknown): void {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  expect(text).not.toMatch(/ {4}at /);
+  expect(text).not.toMatch(/\\n\s*at /);
+  expect(text).not.toMatch(/\.ts:\d+/);
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function randomHex(bytes: number): string {
+  return hex(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+/** A well-formed key that was never issued: `bsk_<32 hex>_<16 hex>_<43 base64url>`. */
+export function neverIssuedKey(accountId: string = crypto.randomUUID(), keyId: string = randomHex(8)): string {
+  const key = `bsk_${accountId.replace(/-/g, "")}_${keyId}_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+  expect(key).toMatch(KEY_RE);
+  return key;
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
+}
+
+/** POST /admin/accounts/:id/keys; returns the new key. */
+export async function addKey(accountId: string, body: Record<string, unknown> = {}): Promise<{ keyId: string; apiKey: string; expiresAt: string | null }> {
+  const r = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: JSON.stringify(body) });
+  expect(r.status).toBe(201);
+  return r.body;
+}
+
+export async function revokeKey(accountId: string, keyId: string): Promise<void> {
+  const r = await callJson(`/admin/accounts/${accountId}/keys/${keyId}`, { method: "DELETE", headers: adminHeaders });
+  expect(r.status).toBe(200);
+}
+
+/** Back-dates a key's expiry in storage, so it is already expired. */
+export async function expireKey(accountId: string, keyId: string): Promise<void> {
+  await runInDurableObject(accountStub(accountId), (_obj, state) => {
+    state.storage.sql.exec("UPDATE api_keys SET expires_at = ? WHERE key_id = ?", Date.now() - 1000, keyId);
+  });
+}
+
+/** Every row of every table of an account object, for looking for things that must not be stored. */
+export async function dumpAccountStorage(accountId: string): Promise<Record<string, Record<string, unknown>[]>> {
+  return runInDurableObject(accountStub(accountId), (_obj, state) => {
+    const sql = state.storage.sql;
+    const tables = sql
+      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'")
+      .toArray()
+      .map((t) => t.name);
+    return Object.fromEntries(tables.map((t) => [t, sql.exec(`SELECT * FROM "${t}"`).toArray() as Record<string, unknown>[]]));
+  });
+}
+
+export function getJson(path: string, apiKey: string): Promise<Answer> {
+  return callJson(path, { headers: keyHeaders(apiKey) });
+}
+
+export function listBatches(apiKey: string, query = ""): Promise<Answer> {
+  return callJson(`/api/batch/scrape${query}`, { headers: keyHeaders(apiKey) });
+}
+
+export function ledger(apiKey: string, query = ""): Promise<Answer> {
+  return callJson(`/api/credits/ledger${query}`, { headers: keyHeaders(apiKey) });
+}
+
+export function grant(accountId: string, amount: number, idempotencyKey?: string): Promise<Answer> {
+  return callJson(`/admin/accounts/${accountId}/credits`, {
+    method: "POST",
+    headers: idempotencyKey === undefined ? adminHeaders : { ...adminHeaders, "idempotency-key": idempotencyKey },
+    body: JSON.stringify({ amount }),
+  });
+}

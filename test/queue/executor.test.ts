@@ -1,0 +1,119 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { callJson, expectBalanced, getBatch, keyHeaders, newAccount, urls } from "../helpers";
+import { fakeSite, gate } from "./site";
+
+const SITE = "https://site.example/page";
+
+afterEach(() => vi.restoreAllMocks());
+
+async function create(apiKey: string, body: Record<string, unknown>) {
+  const res = await callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify(body) });
+  expect(res.status).toBe(202);
+  return res.body.batchId as string;
+}
+
+async function waitForBatch(apiKey: string, batchId: string, done: (b: any) => boolean, timeout = 10_000) {
+  return vi.waitFor(
+    async () => {
+      const { body } = await getBatch(apiKey, batchId);
+      if (!done(body)) throw new Error(`not yet: ${JSON.stringify({ status: body.status, p: body.pendingCount, r: body.runningCount, c: body.completedCount, f: body.failedCount })}`);
+      return body;
+    },
+    { timeout, interval: 20 },
+  );
+}
+
+describe("executor through the queue", () => {
+  it("runs every item, never more than maxConcurrency at once, and charges each completed item", async () => {
+    const site = fakeSite(() => ({}));
+    const { apiKey } = await newAccount(100);
+    const batchId = await create(apiKey, { urls: urls(6, SITE), maxConcurrency: 2, output: "json", selectors: { heading: "h1" } });
+    const b = await waitForBatch(apiKey, batchId, (x) => x.status === "completed");
+    expect(b).toMatchObject({ completedCount: 6, creditsUsed: 12 });
+    expect(site.total()).toBe(6);
+    expect(site.maxInFlight()).toBeLessThanOrEqual(2);
+    const item = b.items[0];
+    expect(item.result).toMatchObject({ url: `${SITE}/0`, statusCode: 200, selectors: { heading: ["Hello"] } });
+    expect(item).toMatchObject({ statusCode: 200, finalUrl: `${SITE}/0`, resultUrl: `/api/batch/scrape/${batchId}/items/${item.uuid}/result` });
+    const stored = await callJson(item.resultUrl, { headers: keyHeaders(apiKey) });
+    expect(stored.status).toBe(200);
+    expect(stored.res.headers.get("content-type")).toContain("application/json");
+    expect(stored.body).toMatchObject({ url: `${SITE}/0`, title: `${SITE}/0` });
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 12, reserved: 0, balance: 88 });
+  });
+
+  it("plays the seed's story: cancel while 2 run; 8 refunded, the 2 finish and are charged, nothing else starts", async () => {
+    const hold = gate();
+    const site = fakeSite(() => ({ gate: hold.promise }));
+    const { apiKey } = await newAccount(100);
+    const batchId = await create(apiKey, { urls: urls(10, SITE), maxConcurrency: 2 });
+    await waitForBatch(apiKey, batchId, (x) => x.runningCount === 2);
+    const cancel = await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
+    expect(cancel.body).toEqual({ status: "cancelled", cancelledItems: 8, creditsRefunded: 16 });
+    hold.open();
+    const b = await waitForBatch(apiKey, batchId, (x) => x.runningCount === 0 && x.finishedAt !== null);
+    expect(b).toMatchObject({ status: "cancelled", completedCount: 2, cancelledCount: 8, creditsUsed: 4, creditsRefunded: 16 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(site.total()).toBe(2);
+    const cancelledItem = b.items.find((i: { status: string }) => i.status === "cancelled");
+    expect((await callJson(`/api/batch/scrape/${batchId}/items/${cancelledItem.uuid}/result`, { headers: keyHeaders(apiKey) })).status).toBe(404);
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 96, reserved: 0, used: 4, refunded: 16 });
+  });
+
+  it("retries transient failures with backoff, then succeeds; a permanent failure fails at once and is refunded", async () => {
+    const site = fakeSite((url, hit) => {
+      if (url.endsWith("/0")) return hit < 3 ? { status: 503 } : {};
+      if (url.endsWith("/1")) return { status: 404 };
+      return {};
+    });
+    const { apiKey } = await newAccount(100);
+    const batchId = await create(apiKey, { urls: urls(2, SITE), output: "markdown" });
+    const b = await waitForBatch(apiKey, batchId, (x) => x.status === "completed");
+    expect(b.items[0]).toMatchObject({ status: "completed", attempts: 3, creditsUsed: 1 });
+    expect(typeof b.items[0].result).toBe("string");
+    expect(b.items[1]).toMatchObject({ status: "failed", attempts: 1, creditsUsed: 0, error: { code: "HTTP_404" }, statusCode: 404 });
+    expect(site.hits.get(`${SITE}/0`)).toBe(3);
+    expect(site.hits.get(`${SITE}/1`)).toBe(1);
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 1, refunded: 1, reserved: 0 });
+  });
+
+  it("refuses blocked targets before any fetch: the item fails BLOCKED_TARGET, charged 0", async () => {
+    const site = fakeSite(() => ({}));
+    const { apiKey } = await newAccount(100);
+    const batchId = await create(apiKey, { urls: ["http://127.0.0.1/admin", "http://169.254.169.254/latest/meta-data", "http://0x7f000001/"] });
+    const b = await waitForBatch(apiKey, batchId, (x) => x.status === "failed");
+    for (const item of b.items) expect(item).toMatchObject({ status: "failed", creditsUsed: 0, error: { code: "BLOCKED_TARGET" } });
+    expect(site.total()).toBe(0);
+    await expectBalanced(apiKey, [batchId]);
+  });
+
+  it("a queue message delivered twice runs the item once", async () => {
+    const hold = gate();
+    const site = fakeSite(() => ({ gate: hold.promise }));
+    const { apiKey } = await newAccount(100);
+    const batchId = await create(apiKey, { urls: urls(1, SITE) });
+    const running = await waitForBatch(apiKey, batchId, (x) => x.runningCount === 1);
+    // Deliver the same dispatch again, and an older one.
+    await env.SCRAPE_QUEUE.send({ v: 1, batchId, itemId: running.items[0].uuid, dispatch: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    hold.open();
+    await waitForBatch(apiKey, batchId, (x) => x.status === "completed");
+    expect(site.total()).toBe(1);
+  });
+
+  it("a message that can never be processed ends in the dead-letter queue, visible to operators", async () => {
+    await env.SCRAPE_QUEUE.send({ not: "a scrape message" } as never);
+    const found = await vi.waitFor(
+      async () => {
+        const { body } = await callJson("/admin/dead-letters", { headers: { authorization: "Bearer test-admin-token" } });
+        if (body.deadLetters.length === 0) throw new Error("not yet");
+        return body.deadLetters;
+      },
+      { timeout: 15_000, interval: 100 },
+    );
+    expect(found[0]).toMatchObject({ body: { not: "a scrape message" } });
+    expect(found[0].queue).toBe("scrape-items-dlq");
+    expect(Date.parse(found[0].deadAt)).toBeGreaterThan(Date.now() - 60_000);
+  }, 20_000);
+});
