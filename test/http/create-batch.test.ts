@@ -284,3 +284,19 @@ describe("POST /api/batch/scrape: Idempotency-Key", () => {
     expect(await getCredits(b.apiKey)).toMatchObject({ balance: 98, reserved: 2 });
   });
 });
+
+describe("POST /api/batch/scrape selectors", () => {
+  it.each([["a + b"], ["p:has(a)"], ["li:last-child"], ["[[["]])("refuses %s up front, naming the selector's field", async (selector) => {
+    const { apiKey } = await newAccount(100);
+    const res = await createBatch(apiKey, { urls: ["https://example.com/"], selectors: { bad: selector } });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe("VALIDATION_ERROR");
+    expect(res.body.message).toMatch(/^selectors\.bad: unsupported CSS selector/);
+  });
+
+  it("accepts the selectors HTMLRewriter supports", async () => {
+    const { apiKey } = await newAccount(100);
+    const res = await createBatch(apiKey, { urls: ["https://example.com/"], selectors: { a: "h1", b: "div > p.lead", c: "a[href^='https']", d: "li:nth-child(2)" } });
+    expect(res.status).toBe(202);
+  });
+});

@@ -1,6 +1,7 @@
 /** The primary API: create, list, read, cancel and retry batches. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { sha256Hex } from "../../account/keys";
+import { validateSelector } from "../../executor/extract-json";
 import { LIMITS } from "../../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
 import { ApiError } from "../errors";
@@ -18,12 +19,22 @@ import { newRouter } from "../validation";
 
 const SELECTOR_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
+/** A selector HTMLRewriter accepts: checked now, so a batch never fails later on its own selector. */
+const CssSelectorSchema = z
+  .string()
+  .min(1)
+  .max(500)
+  .superRefine((selector, ctx) => {
+    const problem = validateSelector(selector);
+    if (problem) ctx.addIssue({ code: "custom", message: `unsupported CSS selector (${problem})` });
+  });
+
 const CreateBatchBody = z
   .object({
     urls: z.array(TargetUrlSchema).min(1, "must contain at least one URL"),
     output: OutputSchema.optional().openapi({ description: `Defaults to "${DEFAULT_OUTPUT}". json: 2 credits per URL, markdown: 1.` }),
     selectors: z
-      .record(z.string().regex(SELECTOR_NAME, "names must be identifiers"), z.string().min(1).max(500))
+      .record(z.string().regex(SELECTOR_NAME, "names must be identifiers"), CssSelectorSchema)
       .refine((s) => Object.keys(s).length <= LIMITS.maxSelectors, `must have at most ${LIMITS.maxSelectors} entries`)
       .optional()
       .openapi({ example: { title: "h1" } }),
