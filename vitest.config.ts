@@ -18,7 +18,7 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { ...bindings, DISPATCH_PAUSED: "false", RETRY_BASE_DELAY_MS: "20", FETCH_TIMEOUT_MS: "2000" },
+              bindings: { ...bindings, DISPATCH_PAUSED: "false", RETRY_BASE_DELAY_MS: "20", FETCH_TIMEOUT_MS: "2000", ACCOUNT_MAX_CONCURRENCY: "3" },
               // Overrides replace wrangler.toml's consumer settings, so the dead-letter queue is named again.
               queueConsumers: {
                 "scrape-items": { maxBatchTimeout: 0.05, maxRetries: 2, deadLetterQueue: "scrape-items-dlq" },

@@ -13,6 +13,8 @@ export interface Env {
   /** "true" lets the executor fetch 127.0.0.1 / localhost: local development and tests only. */
   ALLOW_LOOPBACK_TARGETS?: string;
   FETCH_TIMEOUT_MS?: string;
+  /** Items of one account that may run (or wait in the queue) at once, across its batches. */
+  ACCOUNT_MAX_CONCURRENCY?: string;
   /** First retry delay after a transient failure (doubles each attempt). */
   RETRY_BASE_DELAY_MS?: string;
   FETCH_MAX_BYTES?: string;

@@ -19,6 +19,9 @@ import { hashesEqual } from "./keys";
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const HOLD_RECHECK_MS = 10_000;
+const DEFAULT_ACCOUNT_CONCURRENCY = 50;
+/** Batches woken per alarm when slots free up. */
+const NUDGE_BATCHES = 20;
 
 export interface LedgerEntry {
   id: number;
@@ -49,6 +52,8 @@ type HoldRow = { key: string; batch_id: string; purpose: string; amount: number;
 
 export class AccountObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
+  /** Set when slots were freed while some batch waits for them: the alarm wakes those batches. */
+  #slotsFreed = false;
 
   // ---- accounts and keys (admin) ----------------------------------------------------
 
@@ -151,10 +156,11 @@ export class AccountObject extends DurableObject<Env> {
    * its credits, all at once. The hold stays pending until the batch object confirms it;
    * if it never does (the Worker died in between), the alarm releases it.
    */
-  reserveBatch(input: { total: number; amount: number; idempotencyKey: string | null; requestHash: string | null }):
-    Ok<{ batchId: string; holdKey: string; replay: boolean }> | Failure {
+  reserveBatch(input: { total: number; amount: number; wantedSlots: number; idempotencyKey: string | null; requestHash: string | null }):
+    Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
-    const result = this.ctx.storage.transactionSync((): Ok<{ batchId: string; holdKey: string; replay: boolean }> | Failure => {
+    migrate(this.sql, ACCOUNT_MIGRATIONS);
+    const result = this.ctx.storage.transactionSync((): Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure => {
       const now = Date.now();
       if (input.idempotencyKey !== null) {
         const earlier = first<{ request_hash: string; batch_id: string; created_at: number }>(
@@ -164,7 +170,8 @@ export class AccountObject extends DurableObject<Env> {
           if (earlier.request_hash !== input.requestHash) {
             return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different request body.");
           }
-          return { ok: true, batchId: earlier.batch_id, holdKey: holdKeys.create(earlier.batch_id), replay: true };
+          const slots = first<{ granted: number }>(this.sql, "SELECT granted FROM slots WHERE batch_id = ?", earlier.batch_id);
+          return { ok: true, batchId: earlier.batch_id, holdKey: holdKeys.create(earlier.batch_id), replay: true, slotsGranted: slots?.granted ?? 0 };
         }
         this.sql.exec("DELETE FROM idempotency WHERE key = ?", input.idempotencyKey);
       }
@@ -182,7 +189,8 @@ export class AccountObject extends DurableObject<Env> {
           input.idempotencyKey, input.requestHash, batchId, now,
         );
       }
-      return { ok: true, batchId, holdKey, replay: false };
+      const slotsGranted = this.claim(batchId, 1, input.wantedSlots);
+      return { ok: true, batchId, holdKey, replay: false, slotsGranted };
     });
     if (result.ok && !result.replay) this.armAlarm();
     return result;
@@ -223,7 +231,28 @@ export class AccountObject extends DurableObject<Env> {
       console.error(JSON.stringify({ level: "error", msg: "batch events refused", batchId, error: String(err) }));
       return fail("INTERNAL_ERROR", String(err instanceof Error ? err.message : err));
     }
+    if (this.#slotsFreed) this.armAlarm();
     return { ok: true, applied };
+  }
+
+  /**
+   * The account-wide concurrency cap: a batch asks for `wanted` slots in all and gets
+   * what is free (never less than it held). Versioned, so a repeated claim is harmless.
+   */
+  claimSlots(batchId: string, version: number, wanted: number): number {
+    migrate(this.sql, ACCOUNT_MIGRATIONS);
+    const granted = this.ctx.storage.transactionSync(() => this.claim(batchId, version, wanted));
+    if (this.#slotsFreed) this.armAlarm();
+    return granted;
+  }
+
+  /** Slots held and wanted, for the account and each batch that holds or wants any. */
+  slotUsage(): { cap: number; granted: number; batches: { batchId: string; granted: number; wanted: number }[] } {
+    if (!tableExists(this.sql, "slots")) return { cap: this.slotCap(), granted: 0, batches: [] };
+    const batches = all<{ batchId: string; granted: number; wanted: number }>(
+      this.sql, "SELECT batch_id AS batchId, granted, wanted FROM slots WHERE granted > 0 OR wanted > 0",
+    );
+    return { cap: this.slotCap(), granted: batches.reduce((n, b) => n + b.granted, 0), batches };
   }
 
   listBatches(page: number, limit: number): { jobs: BatchIndexRow[]; total: number } {
@@ -244,6 +273,7 @@ export class AccountObject extends DurableObject<Env> {
     const now = Date.now();
     this.sql.exec("DELETE FROM idempotency WHERE created_at <= ?", now - IDEMPOTENCY_TTL_MS);
     const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = 'pending' AND deadline <= ? LIMIT 50", now);
+    await this.nudgeWaitingBatches();
     for (const hold of stale) {
       let answer: HoldResolution;
       try {
@@ -262,6 +292,44 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   // ---- internals -------------------------------------------------------------------------
+
+  private slotCap(): number {
+    const n = Number(this.env.ACCOUNT_MAX_CONCURRENCY);
+    return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_ACCOUNT_CONCURRENCY;
+  }
+
+  /** In a transaction: the batch's new grant, min(wanted, what the others leave free). */
+  private claim(batchId: string, version: number, wanted: number): number {
+    const row = first<{ granted: number; version: number }>(this.sql, "SELECT granted, version FROM slots WHERE batch_id = ?", batchId);
+    if (row && row.version >= version) return row.granted;
+    const others = first<{ n: number }>(this.sql, "SELECT coalesce(sum(granted), 0) AS n FROM slots WHERE batch_id != ?", batchId)!.n;
+    const granted = Math.max(0, Math.min(wanted, this.slotCap() - others));
+    this.sql.exec(
+      `INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, ?, ?, ?)
+       ON CONFLICT (batch_id) DO UPDATE SET granted = excluded.granted, wanted = excluded.wanted, version = excluded.version`,
+      batchId, granted, wanted, version,
+    );
+    if (row && granted < row.granted && this.waitingBatches(1).length > 0) this.#slotsFreed = true;
+    return granted;
+  }
+
+  private waitingBatches(limit: number): string[] {
+    return all<{ batch_id: string }>(this.sql, "SELECT batch_id FROM slots WHERE granted < wanted ORDER BY version LIMIT ?", limit).map((r) => r.batch_id);
+  }
+
+  /** Slots came free: ask batches that wait for some to claim again. */
+  private async nudgeWaitingBatches(): Promise<void> {
+    if (!this.#slotsFreed && !tableExists(this.sql, "slots")) return;
+    this.#slotsFreed = false;
+    if (this.slotUsage().granted >= this.slotCap()) return;
+    for (const batchId of this.waitingBatches(NUDGE_BATCHES)) {
+      try {
+        await this.env.BATCH.getByName(batchId).pump();
+      } catch (err) {
+        console.error(JSON.stringify({ level: "warn", msg: "could not wake batch", batchId, error: String(err) }));
+      }
+    }
+  }
 
   private exists(): boolean {
     return tableExists(this.sql, "account") && first(this.sql, "SELECT 1 AS x FROM account") !== undefined;
@@ -310,6 +378,7 @@ export class AccountObject extends DurableObject<Env> {
         this.sql.exec("UPDATE holds SET state = 'void', deadline = NULL WHERE key = ?", event.key);
         this.refund(batchId, hold.amount, `${event.key}:void`, null, "reservation released");
         if (hold.purpose === "create") {
+          this.sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
           this.sql.exec("DELETE FROM batches WHERE batch_id = ?", batchId);
           this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
         }
@@ -328,6 +397,9 @@ export class AccountObject extends DurableObject<Env> {
       }
       case "status":
         return this.updateIndex(batchId, event.version, event.snapshot);
+      case "slots":
+        this.claim(batchId, event.version, event.wanted);
+        return true;
     }
   }
 
@@ -390,7 +462,8 @@ export class AccountObject extends DurableObject<Env> {
   private armAlarm(): void {
     const hold = first<{ t: number | null }>(this.sql, "SELECT min(deadline) AS t FROM holds WHERE state = 'pending'")?.t ?? null;
     const idem = first<{ t: number | null }>(this.sql, "SELECT min(created_at) AS t FROM idempotency")?.t ?? null;
-    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS].filter((t): t is number => t !== null);
+    const nudge = this.#slotsFreed ? Date.now() : null;
+    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge].filter((t): t is number => t !== null);
     if (times.length === 0) return;
     void this.ctx.storage.setAlarm(Math.min(...times));
   }

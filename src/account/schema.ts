@@ -67,4 +67,14 @@ export const ACCOUNT_MIGRATIONS = [
   );
   CREATE INDEX idempotency_age ON idempotency (created_at);
   `,
+  `
+  -- v2: the account-wide concurrency cap. Each batch holds some of the account's slots;
+  -- claims are absolute and versioned, so a repeated or late claim changes nothing.
+  CREATE TABLE slots (
+    batch_id TEXT PRIMARY KEY,
+    granted INTEGER NOT NULL,
+    wanted INTEGER NOT NULL,
+    version INTEGER NOT NULL
+  );
+  `,
 ] as const;

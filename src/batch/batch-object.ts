@@ -41,6 +41,8 @@ export interface CreateBatchInput {
   selectors: Record<string, string> | null;
   maxConcurrency: number;
   creditsPerItem: number;
+  /** Account-wide slots the account granted this batch along with its credits. */
+  slotsGranted: number;
 }
 
 export type StartResult =
@@ -77,6 +79,9 @@ type Ok<T> = { ok: true } & T;
 
 /** Max bytes of URL JSON bound to one insert statement (SQLite caps a value at 2 MB). */
 const INSERT_CHUNK_BYTES = 1_000_000;
+/** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
+const SLOT_RETRY_MS = 5_000;
+const SLOT_WAIT_MS = 30_000;
 /** A dispatched item that has not started after this long is dispatched again. */
 const DISPATCH_TIMEOUT_MS = 10 * 60_000;
 
@@ -112,11 +117,13 @@ export class BatchObject extends DurableObject<Env> {
         input.maxConcurrency, input.creditsPerItem, total, total, total * input.creditsPerItem, now,
       );
       this.insertItems(input.urls);
+      this.sql.exec("UPDATE batch SET slots_granted = ?, slots_version = 1 WHERE id = 1", input.slotsGranted);
       this.sql.exec("INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)", input.holdKey, total * input.creditsPerItem, now);
       this.outbox.add({ kind: "confirm", key: input.holdKey });
       const row = this.row()!;
       this.outbox.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) }, { replacesSameKind: true });
       this.dispatch(now);
+      this.fitSlots();
       return { ok: true, batch: batchView(row), replay: false };
     });
     if (result.ok && !result.replay) await this.deliver();
@@ -157,6 +164,7 @@ export class BatchObject extends DurableObject<Env> {
         });
       }
       const next = this.saveCounts(row, counts, now);
+      this.fitSlots();
       return { ok: true, cancelledItems: decision.cancelledItems, creditsRefunded: decision.creditsRefunded, batch: batchView(next) };
     });
     if (result.ok) await this.deliver();
@@ -225,6 +233,7 @@ export class BatchObject extends DurableObject<Env> {
       const now = Date.now();
       this.saveCounts(row, counts, now);
       this.dispatch(now);
+      this.fitSlots();
       return { ok: true, retriedCount: plan.idxs.length };
     });
     await this.deliver();
@@ -317,6 +326,38 @@ export class BatchObject extends DurableObject<Env> {
     return "abandoned";
   }
 
+  /**
+   * Asks the account for more slots when the batch has more work than its grant, then
+   * dispatches into them. The account calls this when slots come free elsewhere.
+   */
+  async pump(): Promise<void> {
+    if (!this.hasBatch() || this.env.DISPATCH_PAUSED === "true") return;
+    const before = this.row()!;
+    const wanted = wantedSlots(before);
+    if (wanted <= before.slots_granted) return;
+    const version = before.slots_version + 1;
+    this.sql.exec("UPDATE batch SET slots_version = ? WHERE id = 1", version);
+    const granted = await this.accountStub(before.account_id)
+      .claimSlots(before.batch_id, version, wanted)
+      .catch((err: unknown) => {
+        console.error(JSON.stringify({ level: "warn", msg: "slot claim failed", batchId: before.batch_id, error: String(err) }));
+        return null;
+      });
+    this.ctx.storage.transactionSync(() => {
+      const row = this.row()!;
+      const now = Date.now();
+      if (row.slots_version !== version) return; // a newer claim or release went out meanwhile
+      const retryAt = granted === null ? now + SLOT_RETRY_MS : granted < wanted ? now + SLOT_WAIT_MS : null;
+      this.sql.exec(
+        "UPDATE batch SET slots_granted = ?, slots_retry_at = ? WHERE id = 1",
+        Math.max(granted ?? row.slots_granted, row.running + row.queued), retryAt,
+      );
+      this.dispatch(now);
+      this.fitSlots();
+    });
+    await this.deliver();
+  }
+
   /** Takes back expired leases and delivers the outbox; re-arms itself while work remains. */
   override async alarm(): Promise<void> {
     if (!this.hasBatch()) return;
@@ -325,8 +366,10 @@ export class BatchObject extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       this.reclaimLostDispatches(now);
       this.dispatch(now);
+      this.fitSlots();
     });
     await this.deliver();
+    await this.pump();
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -349,10 +392,12 @@ export class BatchObject extends DurableObject<Env> {
       if (outcome === "failed" && retry && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
         this.requeue(row, item, now, payload.error, retryDelayMs(item.attempts, retry.retryAfterSeconds, Number(this.env.RETRY_BASE_DELAY_MS) || 2000));
         this.dispatch(now);
+        this.fitSlots();
         return { ok: true, outcome: "requeued" };
       }
       this.finishItem(row, item, outcome, payload, now);
       this.dispatch(now);
+      this.fitSlots();
       return { ok: true, outcome: "settled" };
     });
     if (settled.outcome === "settled" || settled.outcome === "requeued") await this.armAlarm();
@@ -422,7 +467,7 @@ export class BatchObject extends DurableObject<Env> {
     if (this.env.DISPATCH_PAUSED === "true") return;
     const row = this.row()!;
     if (row.status === "cancelled" || row.status === "completed" || row.status === "failed") return;
-    const slots = row.max_concurrency - row.running - row.queued;
+    const slots = Math.min(row.max_concurrency, row.slots_granted) - row.running - row.queued;
     if (slots <= 0) return;
     const next = all<{ idx: number; id: string; dispatch_token: number; not_before: number | null }>(
       this.sql,
@@ -436,6 +481,19 @@ export class BatchObject extends DurableObject<Env> {
       this.sends.add({ kind: "dispatch", body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token }, delaySeconds });
     }
     if (next.length > 0) this.sql.exec("UPDATE batch SET queued = queued + ? WHERE id = 1", next.length);
+  }
+
+  /**
+   * Gives back, through the outbox, slots this batch holds but no longer needs. (Needing
+   * more is `pump`'s job: it has to ask, and asking is an await.) In a transaction.
+   */
+  private fitSlots(): void {
+    const row = this.row()!;
+    const wanted = wantedSlots(row);
+    if (wanted >= row.slots_granted) return;
+    const version = row.slots_version + 1;
+    this.sql.exec("UPDATE batch SET slots_granted = ?, slots_version = ?, slots_retry_at = NULL WHERE id = 1", wanted, version);
+    this.outbox.add({ kind: "slots", version, wanted }, { replacesSameKind: true });
   }
 
   /** A queue message that never led to a start (lost, or dead-lettered) frees its slot for a new dispatch. */
@@ -514,6 +572,7 @@ export class BatchObject extends DurableObject<Env> {
     if (this.outbox.size() + this.sends.size() > 0) times.push(row.outbox_failures === 0 ? now : now + backoffMs(row.outbox_failures));
     const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items WHERE status = 'running'")?.t;
     if (lease != null) times.push(lease);
+    if (wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true") times.push(Math.max(now, row.slots_retry_at ?? now));
     if (row.queued > 0) {
       const oldest = first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t;
       if (oldest != null) times.push(oldest + DISPATCH_TIMEOUT_MS);
@@ -566,6 +625,12 @@ export class BatchObject extends DurableObject<Env> {
   private item(itemId: string): ItemRow | undefined {
     return first<ItemRow>(this.sql, "SELECT * FROM items WHERE id = ?", itemId);
   }
+}
+
+/** Slots the batch could use now: its running and queued items, plus pending ones up to maxConcurrency. */
+function wantedSlots(row: BatchRow): number {
+  if (row.status === "cancelled" || row.status === "completed" || row.status === "failed") return row.running + row.queued;
+  return Math.min(row.max_concurrency, row.running + row.pending);
 }
 
 function snapshotOf(row: BatchRow): BatchIndexSnapshot {

@@ -22,6 +22,9 @@ export interface BatchRow extends ItemCounts {
   version: number;
   outbox_failures: number;
   queued: number;
+  slots_granted: number;
+  slots_version: number;
+  slots_retry_at: number | null;
 }
 
 export interface ItemRow {

@@ -74,4 +74,10 @@ export const BATCH_MIGRATIONS = [
     created_at INTEGER NOT NULL
   );
   `,
+  `
+  -- v3: the account-wide cap. The batch dispatches only into slots its account granted.
+  ALTER TABLE batch ADD COLUMN slots_granted INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE batch ADD COLUMN slots_version INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE batch ADD COLUMN slots_retry_at INTEGER;
+  `,
 ] as const;

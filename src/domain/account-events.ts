@@ -11,7 +11,9 @@ export type AccountEvent =
   | { kind: "void"; key: string }
   | { kind: "consume"; key: string; amount: number; itemId: string }
   | { kind: "refund"; key: string; amount: number; itemId?: string; note: string }
-  | { kind: "status"; version: number; snapshot: BatchIndexSnapshot };
+  | { kind: "status"; version: number; snapshot: BatchIndexSnapshot }
+  /** The batch now wants (at most) this many of the account's slots. */
+  | { kind: "slots"; version: number; wanted: number };
 
 export interface BatchIndexSnapshot {
   status: BatchStatus;

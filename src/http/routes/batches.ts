@@ -240,11 +240,13 @@ export const batches = newRouter()
     const total = body.urls.length;
     const idempotencyKey = c.req.valid("header")["idempotency-key"] ?? null;
     const accountId = c.get("accountId");
+    const maxConcurrency = body.maxConcurrency ?? LIMITS.defaultMaxConcurrency;
 
     const reservation = unwrap(
       await accountObject(c.env, accountId).reserveBatch({
         total,
         amount: total * price,
+        wantedSlots: Math.min(total, maxConcurrency),
         idempotencyKey,
         requestHash: idempotencyKey === null ? null : await sha256Hex(canonicalJson(body)),
       }),
@@ -257,8 +259,9 @@ export const batches = newRouter()
         urls: body.urls,
         output,
         selectors: body.selectors ?? null,
-        maxConcurrency: body.maxConcurrency ?? LIMITS.defaultMaxConcurrency,
+        maxConcurrency,
         creditsPerItem: price,
+        slotsGranted: reservation.slotsGranted,
       }),
     );
     const location = `/api/batch/scrape/${created.batch.batchId}`;
