@@ -15,6 +15,7 @@ import type { BatchStatus } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import { mapBounded } from "../lib/map-bounded";
 import { hashesEqual } from "./keys";
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -467,4 +468,50 @@ export class AccountObject extends DurableObject<Env> {
     if (times.length === 0) return;
     void this.ctx.storage.setAlarm(Math.min(...times));
   }
+
+  // ---- stop all (lead) ------------------------------------------------------------------
+
+  /**
+   * Cancels every queued or running batch of the account, through each batch object's own
+   * cancel (so the per-item rule and refunds are the same as one cancel), a few at a time.
+   * Safe to call twice, even at once: each batch object lets exactly one cancel win.
+   */
+  async stopAll(): Promise<StopAllResult> {
+    if (!this.exists()) return { stopped: 0, failed: 0, cancelledItems: 0, creditsRefunded: 0, batchIds: [] };
+    const accountId = first<{ id: string }>(this.sql, "SELECT id FROM account")!.id;
+    // Not-yet-visible batches too: a batch whose confirmation is still in flight is active.
+    const ids = all<{ batch_id: string }>(
+      this.sql, "SELECT batch_id FROM batches WHERE status IN ('pending', 'running') ORDER BY created_at",
+    ).map((r) => r.batch_id);
+    const outcomes = await mapBounded(ids, STOP_ALL_CONCURRENCY, async (batchId) => {
+      try {
+        const r = await this.env.BATCH.getByName(batchId).cancel(accountId);
+        if (r.ok) return { batchId, kind: "stopped" as const, items: r.cancelledItems, credits: r.creditsRefunded };
+        // Finished meanwhile, or never created (its hold was released): nothing to stop.
+        return { batchId, kind: r.code === "ALREADY_TERMINAL" || r.code === "NOT_FOUND" ? ("skipped" as const) : ("failed" as const), items: 0, credits: 0 };
+      } catch (err) {
+        console.error(JSON.stringify({ level: "warn", msg: "stop-all: cancel failed", batchId, error: String(err) }));
+        return { batchId, kind: "failed" as const, items: 0, credits: 0 };
+      }
+    });
+    const stopped = outcomes.filter((o) => o.kind === "stopped");
+    return {
+      stopped: stopped.length,
+      failed: outcomes.filter((o) => o.kind === "failed").length,
+      cancelledItems: stopped.reduce((n, o) => n + o.items, 0),
+      creditsRefunded: stopped.reduce((n, o) => n + o.credits, 0),
+      batchIds: stopped.map((o) => o.batchId),
+    };
+  }
 }
+
+export interface StopAllResult {
+  stopped: number;
+  failed: number;
+  cancelledItems: number;
+  creditsRefunded: number;
+  batchIds: string[];
+}
+
+/** Batch cancels in flight at once during stop-all. */
+const STOP_ALL_CONCURRENCY = 16;

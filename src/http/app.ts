@@ -9,6 +9,7 @@ import { health } from "./health";
 import { admin } from "./routes/admin";
 import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
+import { serpwow } from "./routes/serpwow";
 
 const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
@@ -43,9 +44,11 @@ export function createApp() {
   app.route("/", batches);
   app.route("/", credits);
   app.route("/", admin);
+  app.route("/", serpwow);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyAuth", { type: "apiKey", in: "header", name: "x-api-key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyQuery", { type: "apiKey", in: "query", name: "api_key" });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {

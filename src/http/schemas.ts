@@ -11,22 +11,29 @@ export const ErrorSchema = z
   })
   .openapi("Error", { example: { status: "error", message: "Cannot cancel a batch that is already completed.", code: "ALREADY_TERMINAL" } });
 
-export function errorResponses<const S extends number>(...statuses: S[]) {
-  const descriptions: Record<number, string> = {
-    400: "Invalid request",
-    401: "Missing credentials",
-    402: "Not enough credits",
-    403: "Invalid, revoked or expired credentials",
-    404: "Not found (or not yours)",
-    409: "Conflicts with the current state",
-    413: "Request body too large",
-    415: "Body is not JSON",
-    422: "Idempotency-Key reused with a different request",
-    503: "Temporarily unavailable; retry",
-  };
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: "Invalid request",
+  401: "Missing credentials",
+  402: "Not enough credits",
+  403: "Invalid, revoked or expired credentials",
+  404: "Not found (or not yours)",
+  409: "Conflicts with the current state",
+  413: "Request body too large",
+  415: "Body is not JSON",
+  422: "Idempotency-Key reused with a different request",
+  429: "Too many requests",
+  503: "Temporarily unavailable; retry",
+};
+
+/** OpenAPI error responses for `statuses`, all with one envelope schema (the primary API's by default). */
+export function errorResponsesWith<const S extends number, Schema extends z.ZodType>(schema: Schema, ...statuses: S[]) {
   return Object.fromEntries(
-    statuses.map((s) => [s, { description: descriptions[s] ?? "Error", content: { "application/json": { schema: ErrorSchema } } }]),
-  ) as Record<S, { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }>;
+    statuses.map((s) => [s, { description: ERROR_DESCRIPTIONS[s] ?? "Error", content: { "application/json": { schema } } }]),
+  ) as Record<S, { description: string; content: { "application/json": { schema: Schema } } }>;
+}
+
+export function errorResponses<const S extends number>(...statuses: S[]) {
+  return errorResponsesWith(ErrorSchema, ...statuses);
 }
 
 /** A URL a batch may contain: http(s), no credentials, bounded length. */

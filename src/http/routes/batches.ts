@@ -223,6 +223,32 @@ const result = createRoute({
   },
 });
 
+const cancelAll = createRoute({
+  method: "post",
+  path: "/api/batch/scrape/cancel-all",
+  tags: ["Batches"],
+  summary: "Cancel every pending or running batch",
+  description: "The same per-item rule as cancelling one batch, for each of your active batches. Safe to call twice.",
+  security: [{ ApiKeyAuth: [] }],
+  responses: {
+    200: {
+      description: "Batches cancelled",
+      content: {
+        "application/json": {
+          schema: z.object({
+            status: z.literal("cancelled"),
+            batchesCancelled: z.number().int(),
+            batchesFailedToCancel: z.number().int(),
+            cancelledItems: z.number().int(),
+            creditsRefunded: z.number().int(),
+          }),
+        },
+      },
+    },
+    ...errorResponses(401, 403),
+  },
+});
+
 function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
   const n = Number(env.MAX_URLS_PER_BATCH);
   return Number.isSafeInteger(n) && n > 0 ? n : LIMITS.maxUrlsPerBatch;
@@ -266,6 +292,19 @@ export const batches = newRouter()
     );
     const location = `/api/batch/scrape/${created.batch.batchId}`;
     return c.json({ status: "queued" as const, batchId: created.batch.batchId, total: created.batch.totalUrls }, 202, { Location: location });
+  })
+  .openapi(cancelAll, async (c) => {
+    const r = await accountObject(c.env, c.get("accountId")).stopAll();
+    return c.json(
+      {
+        status: "cancelled" as const,
+        batchesCancelled: r.stopped,
+        batchesFailedToCancel: r.failed,
+        cancelledItems: r.cancelledItems,
+        creditsRefunded: r.creditsRefunded,
+      },
+      200,
+    );
   })
   .openapi(list, async (c) => {
     const { page, limit } = c.req.valid("query");
