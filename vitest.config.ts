@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 
 // Tests get a fixed admin token; production sets it with `wrangler secret put`.
 const bindings = { ADMIN_TOKEN: "test-admin-token" };
+// Model sequences (and race/fault rounds) of test/reliability: `npm run reliability` asks for more.
+const provide = { reliabilityRuns: Number(process.env.RELIABILITY_RUNS) || 25 };
 
 export default defineConfig({
   test: {
@@ -10,7 +12,7 @@ export default defineConfig({
       {
         // Objects, routes and pure logic. Dispatch is paused: tests drive startItem/completeItem themselves.
         plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...bindings, DISPATCH_PAUSED: "true" } } })],
-        test: { name: "unit", include: ["test/{core,http,domain,executor}/**/*.test.ts"] },
+        test: { name: "unit", include: ["test/{core,http,domain,executor,reliability,ops}/**/*.test.ts"], provide },
       },
       {
         // The real path: batch object -> queue -> consumer -> batch object, with outbound fetch stubbed.
@@ -27,7 +29,7 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "queue", include: ["test/queue/**/*.test.ts"] },
+        test: { name: "queue", include: ["test/queue/**/*.test.ts"], provide },
       },
     ],
   },

@@ -1,13 +1,23 @@
 import type { AccountObject } from "./account/account-object";
 import type { BatchObject } from "./batch/batch-object";
+import type { RegistryObject } from "./registry/registry-object";
 
 /** Bindings and vars, as declared in wrangler.toml (plus the ADMIN_TOKEN secret). */
 export interface Env {
   BATCH: DurableObjectNamespace<BatchObject>;
   ACCOUNT: DurableObjectNamespace<AccountObject>;
+  /** One object: the list of accounts, for operator-wide stats. */
+  REGISTRY: DurableObjectNamespace<RegistryObject>;
   SCRAPE_QUEUE: Queue<import("./executor/message").ScrapeMessage>;
   RESULTS: R2Bucket;
   ADMIN_TOKEN?: string;
+  /** Secret for signing webhooks (a later feature); set per environment, see docs/deploy.md. */
+  WEBHOOK_SIGNING_KEY?: string;
+  /** Per-location request limits, declared in wrangler.toml for every environment. */
+  CREATE_LIMITER?: RateLimit;
+  CANCEL_LIMITER?: RateLimit;
+  /** Days a finished batch and its results are kept (default 30, at least 1). */
+  RETENTION_DAYS?: string;
   /** "true" stops new dispatches (items stay pending): an operator's brake, and the unit tests' mode. */
   DISPATCH_PAUSED?: string;
   /** "true" lets the executor fetch 127.0.0.1 / localhost: local development and tests only. */
@@ -26,6 +36,10 @@ export interface Env {
 /** Variables that middleware sets on the Hono context. */
 export interface Variables {
   accountId: string;
+  /** Set first on every request (src/http/observability.ts); echoed in x-request-id and error bodies. */
+  requestId: string;
+  /** The error code of the response, when it is an error: for the request log line. */
+  errorCode: string;
 }
 
 export type AppEnv = { Bindings: Env; Variables: Variables };

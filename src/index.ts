@@ -16,3 +16,4 @@ export default {
 
 export { AccountObject } from "./account/account-object";
 export { BatchObject } from "./batch/batch-object";
+export { RegistryObject } from "./registry/registry-object";

@@ -14,6 +14,7 @@ import { fail, type Failure } from "../domain/errors";
 import type { BatchStatus } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
+import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
 import { mapBounded } from "../lib/map-bounded";
 import { hashesEqual } from "./keys";
@@ -23,6 +24,9 @@ const HOLD_RECHECK_MS = 10_000;
 const DEFAULT_ACCOUNT_CONCURRENCY = 50;
 /** Batches woken per alarm when slots free up. */
 const NUDGE_BATCHES = 20;
+/** Active batches one stats() call asks for their counts, and how many at once. */
+const STATS_ACTIVE_BATCHES = 100;
+const STATS_CONCURRENCY = 8;
 
 export interface LedgerEntry {
   id: number;
@@ -49,18 +53,27 @@ export interface BatchIndexRow {
 }
 
 export type Ok<T> = { ok: true } & T;
+
+/** One account's share of GET /admin/stats. `partial`: some active batches were not asked or did not answer. */
+export interface AccountStats {
+  batches: Record<string, number>;
+  items: { pending: number; running: number; queued: number };
+  credits: Balances;
+  partial: boolean;
+}
 type HoldRow = { key: string; batch_id: string; purpose: string; amount: number; state: string; deadline: number | null };
 
 export class AccountObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
   /** Set when slots were freed while some batch waits for them: the alarm wakes those batches. */
   #slotsFreed = false;
+  #schemaReady = false;
 
   // ---- accounts and keys (admin) ----------------------------------------------------
 
   open(input: { accountId: string; name: string | null; credits: number; keyId: string; keyHash: string }): Ok<{ balances: Balances }> | Failure {
     return this.ctx.storage.transactionSync(() => {
-      migrate(this.sql, ACCOUNT_MIGRATIONS);
+      this.ensureSchema();
       if (this.exists()) return fail("ALREADY_EXISTS", "This account already exists.");
       const now = Date.now();
       this.sql.exec("INSERT INTO account (id, name, created_at) VALUES (?, ?, ?)", input.accountId, input.name, now);
@@ -73,6 +86,7 @@ export class AccountObject extends DurableObject<Env> {
 
   addKey(input: { keyId: string; keyHash: string; expiresAt: number | null }): Ok<{ createdAt: number }> | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     const createdAt = Date.now();
     this.sql.exec(
       "INSERT INTO api_keys (key_id, key_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
@@ -92,7 +106,7 @@ export class AccountObject extends DurableObject<Env> {
 
   /** True when the key exists, is not revoked or expired, and its hash matches (constant time). */
   authenticate(keyId: string, keyHash: string): boolean {
-    if (!this.exists()) return false;
+    if (!this.isOpen()) return false;
     const row = first<{ key_hash: string; expires_at: number | null; revoked_at: number | null }>(
       this.sql, "SELECT key_hash, expires_at, revoked_at FROM api_keys WHERE key_id = ?", keyId,
     );
@@ -117,6 +131,7 @@ export class AccountObject extends DurableObject<Env> {
   /** Adds credits. The same Idempotency-Key with the same amount replays; another amount is refused. */
   grant(input: { amount: number; idempotencyKey: string }): Ok<{ balances: Balances; replay: boolean }> | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     const key = `grant:${input.idempotencyKey}`;
     return this.ctx.storage.transactionSync(() => {
       const earlier = first<{ amount: number }>(this.sql, "SELECT amount FROM ledger WHERE idem_key = ?", key);
@@ -159,8 +174,8 @@ export class AccountObject extends DurableObject<Env> {
    */
   reserveBatch(input: { total: number; amount: number; wantedSlots: number; idempotencyKey: string | null; requestHash: string | null }):
     Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
-    migrate(this.sql, ACCOUNT_MIGRATIONS);
+    if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
+    this.ensureSchema();
     const result = this.ctx.storage.transactionSync((): Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure => {
       const now = Date.now();
       if (input.idempotencyKey !== null) {
@@ -222,7 +237,7 @@ export class AccountObject extends DurableObject<Env> {
    * whole call: the batch keeps the events and retries, and the error is logged.
    */
   applyBatchEvents(batchId: string, events: AccountEvent[]): { ok: true; applied: number } | Failure {
-    migrate(this.sql, ACCOUNT_MIGRATIONS);
+    this.ensureSchema();
     let applied = 0;
     try {
       this.ctx.storage.transactionSync(() => {
@@ -241,7 +256,7 @@ export class AccountObject extends DurableObject<Env> {
    * what is free (never less than it held). Versioned, so a repeated claim is harmless.
    */
   claimSlots(batchId: string, version: number, wanted: number): number {
-    migrate(this.sql, ACCOUNT_MIGRATIONS);
+    this.ensureSchema();
     const granted = this.ctx.storage.transactionSync(() => this.claim(batchId, version, wanted));
     if (this.#slotsFreed) this.armAlarm();
     return granted;
@@ -268,11 +283,59 @@ export class AccountObject extends DurableObject<Env> {
     return { jobs, total };
   }
 
-  /** Resolves holds that were never confirmed, and forgets old Idempotency-Keys. */
+  // ---- retention and operations (src/batch/retention.ts, /admin/stats, /healthz) ------------
+
+  /** True when this account's batch was removed by retention: its tombstone is in the index. */
+  isBatchExpired(batchId: string): boolean {
+    if (!tableExists(this.sql, "batches")) return false;
+    return first(this.sql, "SELECT 1 AS x FROM batches WHERE batch_id = ? AND status = 'expired'", batchId) !== undefined;
+  }
+
+  /**
+   * For /admin/stats: batches by state (from the index), items not finished (asked of the
+   * active batches themselves, at most STATS_ACTIVE_BATCHES, a few at a time), credits.
+   */
+  async stats(): Promise<AccountStats | null> {
+    if (!this.exists()) return null;
+    const batches: Record<string, number> = {};
+    const byStatus = all<{ status: string; n: number }>(
+      this.sql, "SELECT status, count(*) AS n FROM batches WHERE visible = 1 OR status = 'expired' GROUP BY status",
+    );
+    for (const r of byStatus) batches[r.status] = r.n;
+    const active = all<{ batch_id: string }>(
+      this.sql, "SELECT batch_id FROM batches WHERE visible = 1 AND finished_at IS NULL ORDER BY created_at LIMIT ?", STATS_ACTIVE_BATCHES + 1,
+    ).map((r) => r.batch_id);
+    const credits = this.balances();
+    const answers = await mapBounded(active.slice(0, STATS_ACTIVE_BATCHES), STATS_CONCURRENCY, async (batchId) => {
+      try {
+        return await this.env.BATCH.getByName(batchId).counts();
+      } catch (err) {
+        console.error(JSON.stringify({ level: "warn", msg: "stats: batch did not answer", batchId, error: String(err) }));
+        return "unreachable" as const;
+      }
+    });
+    const items = { pending: 0, running: 0, queued: 0 };
+    for (const a of answers) {
+      if (a === null || a === "unreachable") continue;
+      items.pending += a.pending;
+      items.running += a.running;
+      items.queued += a.queued;
+    }
+    const partial = active.length > STATS_ACTIVE_BATCHES || answers.includes("unreachable");
+    return { batches, items, credits, partial };
+  }
+
+  /** For /healthz: answers without touching storage. */
+  ping(): "pong" {
+    return "pong";
+  }
+
+  /** Resolves holds that were never confirmed, and forgets old Idempotency-Keys, tombstones and void holds. */
   override async alarm(): Promise<void> {
     if (!this.exists()) return;
     const now = Date.now();
     this.sql.exec("DELETE FROM idempotency WHERE created_at <= ?", now - IDEMPOTENCY_TTL_MS);
+    this.purgeRetained(now); // retention
     const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = 'pending' AND deadline <= ? LIMIT 50", now);
     await this.nudgeWaitingBatches();
     for (const hold of stale) {
@@ -332,8 +395,22 @@ export class AccountObject extends DurableObject<Env> {
     }
   }
 
+  /** Applies pending migrations once per object lifetime (they are idempotent anyway). */
+  private ensureSchema(): void {
+    if (this.#schemaReady) return;
+    migrate(this.sql, ACCOUNT_MIGRATIONS);
+    this.#schemaReady = true;
+  }
+
   private exists(): boolean {
     return tableExists(this.sql, "account") && first(this.sql, "SELECT 1 AS x FROM account") !== undefined;
+  }
+
+  /** Exists and is not closed (accounts made before migration v3 get the column on first write). */
+  private isOpen(): boolean {
+    if (!this.exists()) return false;
+    this.ensureSchema();
+    return first<{ closed_at: number | null }>(this.sql, "SELECT closed_at FROM account")!.closed_at === null;
   }
 
   private balances(): Balances {
@@ -401,6 +478,8 @@ export class AccountObject extends DurableObject<Env> {
       case "slots":
         this.claim(batchId, event.version, event.wanted);
         return true;
+      case "forget":
+        return this.forget(batchId);
     }
   }
 
@@ -418,10 +497,49 @@ export class AccountObject extends DurableObject<Env> {
     this.sql.exec("UPDATE batches SET reserved = reserved - ? WHERE batch_id = ?", amount, batchId);
   }
 
+  /**
+   * Retention: the batch object is about to delete itself. Its index row stays as a
+   * tombstone (status 'expired', hidden from listings); its holds, slots and
+   * Idempotency-Keys go. The ledger keeps every row. Refused (so the batch keeps the event
+   * and retries) while the books say the batch still holds credits.
+   */
+  private forget(batchId: string): boolean {
+    const row = first<{ status: string; reserved: number }>(this.sql, "SELECT status, reserved FROM batches WHERE batch_id = ?", batchId);
+    if (!row || row.status === "expired") return false; // already forgotten (or its tombstone is long gone)
+    if (row.reserved !== 0) throw new Error(`forget of batch ${batchId}, which still holds ${row.reserved} credits`);
+    if (first(this.sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = 'pending'", batchId)) {
+      throw new Error(`forget of batch ${batchId}, which has a pending hold`);
+    }
+    const slots = first<{ granted: number }>(this.sql, "SELECT granted FROM slots WHERE batch_id = ?", batchId)?.granted ?? 0;
+    this.sql.exec("UPDATE batches SET status = 'expired', visible = 0 WHERE batch_id = ?", batchId);
+    this.sql.exec("DELETE FROM holds WHERE batch_id = ?", batchId);
+    this.sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
+    this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
+    if (slots > 0 && this.waitingBatches(1).length > 0) this.#slotsFreed = true;
+    return true;
+  }
+
+  /**
+   * Retention, from the alarm (which runs after every batch creation, so this keeps pace
+   * with growth): tombstones older than TOMBSTONE_MS, and void holds of batches that were
+   * never created (no index row) older than ABANDONED_HOLD_MS.
+   */
+  private purgeRetained(now: number): void {
+    this.sql.exec(
+      "DELETE FROM batches WHERE status = 'expired' AND coalesce(finished_at, created_at) <= ?",
+      now - retentionMs(this.env) - TOMBSTONE_MS,
+    );
+    this.sql.exec(
+      "DELETE FROM holds WHERE state = 'void' AND created_at <= ? AND batch_id NOT IN (SELECT batch_id FROM batches)",
+      now - ABANDONED_HOLD_MS,
+    );
+  }
+
   private updateIndex(batchId: string, version: number, s: BatchIndexSnapshot): boolean {
+    // A removed batch's tombstone never comes back to life (status 'expired' is final).
     const cursor = this.sql.exec(
       `UPDATE batches SET status = ?, completed = ?, failed = ?, cancelled = ?, finished_at = ?, version = ?
-       WHERE batch_id = ? AND version < ? RETURNING 1 AS x`,
+       WHERE batch_id = ? AND version < ? AND status != 'expired' RETURNING 1 AS x`,
       s.status, s.completed, s.failed, s.cancelled, s.finishedAt, version, batchId, version,
     );
     return cursor.toArray().length > 0;
@@ -469,7 +587,23 @@ export class AccountObject extends DurableObject<Env> {
     void this.ctx.storage.setAlarm(Math.min(...times));
   }
 
-  // ---- stop all (lead) ------------------------------------------------------------------
+  // ---- stop all and closing (lead) ----------------------------------------------------
+
+  /**
+   * Closes the account: every key revoked at once and nothing new accepted, then every
+   * active batch cancelled with its refunds. Idempotent: closing again cancels what is left.
+   */
+  async close(): Promise<Ok<{ closedAt: number; keysRevoked: number; stopped: StopAllResult }> | Failure> {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    this.ensureSchema();
+    const { closedAt, keysRevoked } = this.ctx.storage.transactionSync(() => {
+      const now = Date.now();
+      this.sql.exec("UPDATE account SET closed_at = coalesce(closed_at, ?)", now);
+      const revoked = this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL RETURNING key_id", now).toArray().length;
+      return { closedAt: first<{ closed_at: number }>(this.sql, "SELECT closed_at FROM account")!.closed_at, keysRevoked: revoked };
+    });
+    return { ok: true, closedAt, keysRevoked, stopped: await this.stopAll() };
+  }
 
   /**
    * Cancels every queued or running batch of the account, through each batch object's own

@@ -77,4 +77,8 @@ export const ACCOUNT_MIGRATIONS = [
     version INTEGER NOT NULL
   );
   `,
+  `
+  -- v3: closing an account. A closed account keeps its ledger forever and accepts nothing new.
+  ALTER TABLE account ADD COLUMN closed_at INTEGER;
+  `,
 ] as const;

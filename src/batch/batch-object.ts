@@ -29,6 +29,7 @@ import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
+import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
 
@@ -130,19 +131,31 @@ export class BatchObject extends DurableObject<Env> {
     return result;
   }
 
-  get(accountId: string, cursor: number, limit: number): Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure {
+  async get(accountId: string, cursor: number, limit: number): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
     const row = this.owned(accountId);
-    if (!row) return notFound();
+    if (!row) return this.absent(accountId); // retention: expired, or never theirs
     const rows = all<ItemRow>(this.sql, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
     return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
   }
 
+  /** For /admin/stats: items not finished, and how many of them wait in the queue (null: no batch). */
+  counts(): { pending: number; running: number; queued: number } | null {
+    const row = this.hasBatch() ? this.row() : undefined;
+    return row ? { pending: row.pending, running: row.running, queued: row.queued } : null;
+  }
+
+  /** For /healthz: answers without touching storage. */
+  ping(): "pong" {
+    return "pong";
+  }
+
   // ---- user actions -------------------------------------------------------------------------
 
   /** Cancels every pending item and refunds it; running items finish and are charged. */
   async cancel(accountId: string): Promise<Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure> {
+    if (!this.owned(accountId)) return this.absent(accountId); // retention: expired, or never theirs
     const result = this.ctx.storage.transactionSync((): Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure => {
       const row = this.owned(accountId);
       if (!row) return notFound();
@@ -177,6 +190,7 @@ export class BatchObject extends DurableObject<Env> {
    * only if, after it, the batch is still not cancelled and the hold is still ours.
    */
   async retry(accountId: string): Promise<Ok<{ retriedCount: number }> | Failure> {
+    if (!this.owned(accountId)) return this.absent(accountId); // retention: expired, or never theirs
     const plan = this.ctx.storage.transactionSync((): Ok<{ key: string; idxs: number[]; amount: number; batchId: string }> | Failure => {
       const row = this.owned(accountId);
       if (!row) return notFound();
@@ -237,6 +251,8 @@ export class BatchObject extends DurableObject<Env> {
       return { ok: true, retriedCount: plan.idxs.length };
     });
     await this.deliver();
+    // A finished batch gave its slots back: ask for them again now rather than at the next alarm.
+    if (result.ok) await this.pump();
     return result;
   }
 
@@ -302,10 +318,11 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   /** Where a completed item's stored result is, for its owner only. */
-  resultLocation(accountId: string, itemId: string): Ok<{ key: string; output: OutputFormat }> | Failure {
+  async resultLocation(accountId: string, itemId: string): Promise<Ok<{ key: string; output: OutputFormat }> | Failure> {
     const row = this.owned(accountId);
-    const item = row && this.item(itemId);
-    if (!row || !item || item.status !== "completed" || item.result_key === null) {
+    if (!row) return this.absent(accountId); // retention: expired, or never theirs
+    const item = this.item(itemId);
+    if (!item || item.status !== "completed" || item.result_key === null) {
       return fail("NOT_FOUND", "No stored result for this item (yet).");
     }
     return { ok: true, key: item.result_key, output: row.output };
@@ -323,6 +340,8 @@ export class BatchObject extends DurableObject<Env> {
       "INSERT INTO holds (key, state, created_at) VALUES (?, 'abandoned', ?) ON CONFLICT (key) DO UPDATE SET state = 'abandoned'",
       key, Date.now(),
     );
+    // retention: an object that will never hold a batch forgets this hold later (clearAbandonedHolds).
+    if (!this.hasBatch()) void this.ctx.storage.setAlarm(Date.now() + ABANDONED_HOLD_MS);
     return "abandoned";
   }
 
@@ -360,7 +379,9 @@ export class BatchObject extends DurableObject<Env> {
 
   /** Takes back expired leases and delivers the outbox; re-arms itself while work remains. */
   override async alarm(): Promise<void> {
-    if (!this.hasBatch()) return;
+    // retention (src/batch/retention.ts): no batch here but a refused hold, or a finished batch past its time.
+    if (!this.hasBatch()) return clearAbandonedHolds(this.ctx.storage);
+    if (await removeIfDue(this.retentionHost())) return;
     const now = Date.now();
     this.expireLeases(now);
     this.ctx.storage.transactionSync(() => {
@@ -529,6 +550,7 @@ export class BatchObject extends DurableObject<Env> {
       counts.pending, counts.running, counts.completed, counts.failed, counts.cancelled, status, finishedAt,
     );
     const after = this.row()!;
+    if (after.status !== before.status) logTransition(before, after); // observability
     const snapshot = snapshotOf(after);
     if (JSON.stringify(snapshot) !== JSON.stringify(snapshotOf(before))) {
       this.outbox.add({ kind: "status", version: after.version, snapshot }, { replacesSameKind: true });
@@ -573,6 +595,9 @@ export class BatchObject extends DurableObject<Env> {
     const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items WHERE status = 'running'")?.t;
     if (lease != null) times.push(lease);
     if (wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true") times.push(Math.max(now, row.slots_retry_at ?? now));
+    // retention: a finished batch is removed by this alarm when its time comes (after the outboxes are empty).
+    const removalAt = removalDueAt(row, this.env);
+    if (removalAt !== null && this.outbox.size() + this.sends.size() === 0) times.push(removalAt);
     if (row.queued > 0) {
       const oldest = first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t;
       if (oldest != null) times.push(oldest + DISPATCH_TIMEOUT_MS);
@@ -615,11 +640,23 @@ export class BatchObject extends DurableObject<Env> {
     return first<BatchRow>(this.sql, "SELECT * FROM batch WHERE id = 1");
   }
 
-  /** The batch, if it exists and belongs to this account (otherwise indistinguishable). */
+  /** The batch, if it exists, belongs to this account and is not being removed (otherwise indistinguishable). */
   private owned(accountId: string): BatchRow | undefined {
     if (!tableExists(this.sql, "batch")) return undefined;
     const row = this.row();
-    return row?.account_id === accountId ? row : undefined;
+    return row?.account_id === accountId && !isExpiring(row) ? row : undefined;
+  }
+
+  // ---- retention and operations (src/batch/retention.ts, /healthz, /admin/stats) -------------
+
+  /** What retention needs from this object. */
+  private retentionHost(): RetentionHost {
+    return { storage: this.ctx.storage, env: this.env, outbox: this.outbox, row: () => this.row(), deliver: () => this.deliver() };
+  }
+
+  /** NOT_FOUND or BATCH_EXPIRED (the account keeps the tombstone of a removed batch). */
+  private absent(accountId: string): Promise<Failure> {
+    return absentBatch(this.retentionHost(), this.accountStub(accountId), this.ctx.id.name, accountId);
   }
 
   private item(itemId: string): ItemRow | undefined {
@@ -639,6 +676,19 @@ function snapshotOf(row: BatchRow): BatchIndexSnapshot {
 
 function notFound(): Failure {
   return fail("NOT_FOUND", "No batch found with this ID.");
+}
+
+/** One structured line per batch status change (ids and counts only: URLs may carry secrets). */
+function logTransition(before: BatchRow, after: BatchRow): void {
+  console.log(JSON.stringify({
+    level: "info",
+    msg: "batch transition",
+    batchId: after.batch_id,
+    accountId: after.account_id,
+    from: before.status,
+    to: after.status,
+    counts: { total: after.total, ...countsOf(after), queued: after.queued },
+  }));
 }
 
 /** Before a transient failure's next attempt: base, 2 x base, 4 x base … with jitter, or what Retry-After asked. */

@@ -80,4 +80,9 @@ export const BATCH_MIGRATIONS = [
   ALTER TABLE batch ADD COLUMN slots_version INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE batch ADD COLUMN slots_retry_at INTEGER;
   `,
+  `
+  -- v4: retention (src/batch/retention.ts). Set when removal began: the account has been
+  -- told to forget the batch, reads answer BATCH_EXPIRED and nothing may change it again.
+  ALTER TABLE batch ADD COLUMN expiring_at INTEGER;
+  `,
 ] as const;

@@ -13,7 +13,13 @@ export type AccountEvent =
   | { kind: "refund"; key: string; amount: number; itemId?: string; note: string }
   | { kind: "status"; version: number; snapshot: BatchIndexSnapshot }
   /** The batch now wants (at most) this many of the account's slots. */
-  | { kind: "slots"; version: number; wanted: number };
+  | { kind: "slots"; version: number; wanted: number }
+  /**
+   * Retention: the batch is about to remove itself. Its index row becomes a tombstone (reads
+   * answer BATCH_EXPIRED), its holds, slots and Idempotency-Keys go; the ledger stays.
+   * Sent last, and the batch deletes nothing before it is acknowledged.
+   */
+  | { kind: "forget" };
 
 export interface BatchIndexSnapshot {
   status: BatchStatus;

@@ -6,7 +6,9 @@ import type { AppEnv } from "../env";
 import { requireAdmin, requireApiKey } from "./auth";
 import { ApiError, handleError } from "./errors";
 import { health } from "./health";
+import { observe } from "./observability";
 import { admin } from "./routes/admin";
+import { adminStats } from "./routes/admin-stats";
 import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { serpwow } from "./routes/serpwow";
@@ -36,6 +38,8 @@ const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>();
+  // First: every response, errors included, gets its request id and its log line.
+  app.use("*", observe());
   app.use("*", limitBody, requireJsonBody);
   app.use("/api/*", requireApiKey());
   app.use("/admin/*", requireAdmin());
@@ -44,6 +48,7 @@ export function createApp() {
   app.route("/", batches);
   app.route("/", credits);
   app.route("/", admin);
+  app.route("/", adminStats);
   app.route("/", serpwow);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyAuth", { type: "apiKey", in: "header", name: "x-api-key" });
@@ -78,7 +83,7 @@ function methodsByPath(app: OpenAPIHono<AppEnv>) {
   return (path: string): string[] => {
     table ??= app.routes
       .filter((r) => r.method !== "ALL")
-      .map((r) => ({ method: r.method, pattern: new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}/?$`) }));
+      .map((r) => ({ method: r.method, pattern: new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}$`) }));
     return [...new Set(table.filter((r) => r.pattern.test(path)).map((r) => r.method))];
   };
 }

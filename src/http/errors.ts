@@ -1,10 +1,12 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { AppEnv } from "../env";
+import { logLine, requestIdFrom, routePattern } from "./observability";
 
 /**
  * The one error type of the API. Thrown anywhere in a request; `onError`
- * turns it into `{ status: "error", message, code }` with its HTTP status.
+ * turns it into `{ status: "error", message, code, requestId }` with its HTTP status.
  */
 export class ApiError extends Error {
   constructor(
@@ -18,8 +20,9 @@ export class ApiError extends Error {
   }
 }
 
-export function errorBody(code: string, message: string) {
-  return { status: "error" as const, message, code };
+/** `requestId` is the response's x-request-id (src/http/observability.ts): what a user quotes in a report. */
+export function errorBody(code: string, message: string, requestId: string) {
+  return { status: "error" as const, message, code, requestId };
 }
 
 /** Hono's own exceptions (bad JSON, body limit) keep their status, in our envelope. */
@@ -31,13 +34,19 @@ function fromHttpException(err: HTTPException): ApiError {
   return new ApiError(err.status as ContentfulStatusCode, "BAD_REQUEST", err.message || "Bad request.");
 }
 
-/** `app.onError`: known errors in the envelope; anything else is logged and hidden as a 500. */
-export function handleError(err: Error, c: Context) {
+/**
+ * `app.onError`: known errors in the envelope; anything else is logged once, with its
+ * cause and the request id, and hidden as a 500.
+ */
+export function handleError(err: Error, c: Context<AppEnv>) {
+  const requestId = c.get("requestId") ?? requestIdFrom(undefined);
   const apiError =
     err instanceof ApiError ? err : err instanceof HTTPException ? fromHttpException(err) : undefined;
   if (apiError) {
-    return c.json(errorBody(apiError.code, apiError.message), apiError.status, apiError.headers);
+    c.set("errorCode", apiError.code);
+    return c.json(errorBody(apiError.code, apiError.message, requestId), apiError.status, apiError.headers);
   }
-  console.error(JSON.stringify({ level: "error", msg: "unhandled error", error: String(err?.stack ?? err) }));
-  return c.json(errorBody("INTERNAL_ERROR", "Internal server error."), 500);
+  c.set("errorCode", "INTERNAL_ERROR");
+  logLine("error", { msg: "unhandled error", requestId, route: routePattern(c), error: String(err?.stack ?? err) });
+  return c.json(errorBody("INTERNAL_ERROR", "Internal server error.", requestId), 500);
 }

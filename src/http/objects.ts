@@ -1,6 +1,7 @@
 /** The one way routes reach the Durable Objects, and turn their failures into API errors. */
 import { ERROR_STATUS, type Failure } from "../domain/errors";
 import type { Env } from "../env";
+import { REGISTRY_NAME } from "../registry/registry-object";
 import { ApiError } from "./errors";
 
 export function accountObject(env: Env, accountId: string) {
@@ -25,4 +26,9 @@ export function requireUuid(id: string, what: string): string {
   const lower = id.toLowerCase();
   if (!UUID.test(lower)) throw new ApiError(404, "NOT_FOUND", `No ${what} found with this ID.`);
   return lower;
+}
+
+/** The one registry of account ids (for operator-wide stats). */
+export function registryObject(env: Env) {
+  return env.REGISTRY.getByName(REGISTRY_NAME);
 }

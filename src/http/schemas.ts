@@ -1,15 +1,18 @@
 /** Zod schemas shared by routes: they validate requests and describe the OpenAPI document. */
 import { z } from "@hono/zod-openapi";
 import { LIMITS } from "../domain/limits";
-import { OUTPUT_FORMATS } from "../domain/pricing";
+import { OUTPUT_FORMATS, type OutputFormat } from "../domain/pricing";
 
 export const ErrorSchema = z
   .object({
     status: z.literal("error"),
     message: z.string(),
     code: z.string(),
+    requestId: z.string().openapi({ description: "The response's x-request-id: quote it when reporting a problem." }),
   })
-  .openapi("Error", { example: { status: "error", message: "Cannot cancel a batch that is already completed.", code: "ALREADY_TERMINAL" } });
+  .openapi("Error", {
+    example: { status: "error", message: "Cannot cancel a batch that is already completed.", code: "ALREADY_TERMINAL", requestId: "5f0c6a1e-7d1a-4a8e-9a53-2b1f6f0c9d11" },
+  });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: "Invalid request",
@@ -64,7 +67,7 @@ export const IdempotencyKeyHeader = z
   .optional()
   .openapi({ description: "Idempotency-Key: makes a retried request safe (kept 24 h)." });
 
-export const OutputSchema = z.enum(OUTPUT_FORMATS as [string, ...string[]]);
+export const OutputSchema = z.enum(OUTPUT_FORMATS as [OutputFormat, ...OutputFormat[]]);
 
 export function pageQuery(max: number, fallback: number) {
   return z.coerce

@@ -74,7 +74,12 @@ describe("DELETE /api/batch/scrape/:batchId", () => {
     }
     const res = await cancel(apiKey, batchId);
     expect(res.status).toBe(409);
-    expect(res.body).toEqual({ status: "error", message: `Cannot cancel a batch that is already ${state}.`, code: "ALREADY_TERMINAL" });
+    expect(res.body).toEqual({
+      status: "error",
+      message: `Cannot cancel a batch that is already ${state}.`,
+      code: "ALREADY_TERMINAL",
+      requestId: res.res.headers.get("x-request-id"),
+    });
   });
 
   it("two cancels at once: exactly one 200, the other 409, refunded once", async () => {

@@ -15,6 +15,15 @@ const publicOperations = [
   ["post", "/api/batch/scrape/{batchId}/retry"],
   ["get", "/api/credits"],
   ["get", "/api/credits/ledger"],
+  ["post", "/api/batch/scrape/cancel-all"],
+  ["get", "/api/batch/scrape/{batchId}/items/{itemId}/result"],
+] as const;
+
+const serpwowOperations = [
+  ["get", "/live/batches/{batchId}/stop"],
+  ["get", "/live/batches/stopall"],
+  ["get", "/live/batches/{batchId}"],
+  ["get", "/live/batches"],
 ] as const;
 
 const adminOperations = [
@@ -23,6 +32,8 @@ const adminOperations = [
   ["post", "/admin/accounts/{accountId}/credits"],
   ["post", "/admin/accounts/{accountId}/keys"],
   ["delete", "/admin/accounts/{accountId}/keys/{keyId}"],
+  ["delete", "/admin/accounts/{accountId}"],
+  ["get", "/admin/dead-letters"],
 ] as const;
 
 describe("GET /openapi.json", () => {
@@ -36,7 +47,7 @@ describe("GET /openapi.json", () => {
     expect(doc.paths).toEqual(expect.any(Object));
   });
 
-  it.each([...publicOperations, ...adminOperations])("documents %s %s", async (method, path) => {
+  it.each([...publicOperations, ...adminOperations, ...serpwowOperations])("documents %s %s", async (method, path) => {
     const doc = await document();
     expect(doc.paths[path]?.[method], `${method.toUpperCase()} ${path}`).toEqual(expect.any(Object));
     expect(doc.paths[path][method].responses).toEqual(expect.any(Object));
@@ -61,6 +72,7 @@ describe("GET /openapi.json", () => {
     expect(doc.components.securitySchemes).toEqual({
       ApiKeyAuth: { type: "apiKey", in: "header", name: "x-api-key" },
       AdminToken: { type: "http", scheme: "bearer" },
+      ApiKeyQuery: { type: "apiKey", in: "query", name: "api_key" },
     });
   });
 
@@ -95,12 +107,25 @@ describe("GET /openapi.json", () => {
     const doc = await document();
     const schema = doc.components.schemas.Error;
     expect(schema.type).toBe("object");
-    expect(Object.keys(schema.properties).sort()).toEqual(["code", "message", "status"]);
-    expect([...schema.required].sort()).toEqual(["code", "message", "status"]);
+    expect(Object.keys(schema.properties).sort()).toEqual(["code", "message", "requestId", "status"]);
+    expect([...schema.required].sort()).toEqual(["code", "message", "requestId", "status"]);
   });
 
-  it("lists no path outside the API, the admin API and the operations routes", async () => {
+  it("lists no path outside the API, the SerpWow surface, the admin API and the operations routes", async () => {
     const doc = await document();
-    for (const path of Object.keys(doc.paths)) expect(path).toMatch(/^\/(api|admin)\/|^\/healthz$/);
+    for (const path of Object.keys(doc.paths)) expect(path).toMatch(/^\/(api|admin|live)\/|^\/live\/batches$|^\/healthz$/);
+  });
+
+  it("describes every route the app serves (the document comes from the same code)", async () => {
+    const doc = await document();
+    const { createApp } = await import("../../src/http/app");
+    const served = createApp()
+      .routes.filter((r) => r.method !== "ALL" && r.path !== "/openapi.json")
+      .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:([^/]+)/g, "{$1}")}`);
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method} ${path}`),
+    );
+    expect(served.length).toBeGreaterThan(15);
+    expect(new Set(documented)).toEqual(new Set(served));
   });
 });

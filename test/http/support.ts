@@ -17,15 +17,25 @@ export function secretOf(apiKey: string): string {
 type Answer = { status: number; body: any; res: Response };
 
 /**
- * The error envelope, exactly: `{ status: "error", message, code }` with the given HTTP
- * status, a JSON content type, a non-empty message and no stack trace anywhere.
+ * The error envelope, exactly: `{ status: "error", message, code, requestId }` with the
+ * given HTTP status, a JSON content type, a non-empty message, the response's own
+ * x-request-id as requestId, and no stack trace anywhere.
  */
 export function expectError(r: Answer, status: number, code: string): void {
   expect({ status: r.status, code: r.body?.code }).toEqual({ status, code });
-  expect(r.body).toEqual({ status: "error", message: expect.any(String), code });
+  const requestId = r.res.headers.get("x-request-id");
+  expect(requestId).toMatch(/^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$/);
+  expect(r.body).toEqual({ status: "error", message: expect.any(String), code, requestId });
   expect(r.body.message.length).toBeGreaterThan(0);
   expect(r.res.headers.get("content-type") ?? "").toMatch(/^application\/json/);
   expectNoStack(r.body);
+}
+
+/** An error body without its requestId (unique per response), to compare two answers. */
+export function sansRequestId(body: { requestId?: unknown }): Record<string, unknown> {
+  expect(typeof body.requestId).toBe("string");
+  const { requestId: _, ...rest } = body;
+  return rest;
 }
 
 /** No "    at " stack frame lines, and no source paths, anywhere in a body. */

@@ -2,7 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { generateApiKey } from "../../account/keys";
 import { ApiError } from "../errors";
-import { accountObject, requireUuid, unwrap } from "../objects";
+import { accountObject, registryObject, requireUuid, unwrap } from "../objects";
 import { errorResponses, IdempotencyKeyHeader } from "../schemas";
 import { newRouter } from "../validation";
 import { BalancesSchema } from "./credits";
@@ -127,6 +127,35 @@ const revokeKey = createRoute({
   },
 });
 
+const closeAccount = createRoute({
+  method: "delete",
+  path: "/admin/accounts/{accountId}",
+  tags: ["Admin"],
+  summary: "Close an account",
+  description:
+    "Revokes every key at once, cancels every active batch with refunds (running items finish and are charged), and refuses anything new. The ledger is kept.",
+  security: [{ AdminToken: [] }],
+  request: { params: AccountIdParams },
+  responses: {
+    200: {
+      description: "Account closed",
+      content: {
+        "application/json": {
+          schema: z.object({
+            accountId: z.string(),
+            closedAt: z.string(),
+            keysRevoked: z.number().int(),
+            batchesCancelled: z.number().int(),
+            batchesFailedToCancel: z.number().int(),
+            creditsRefunded: z.number().int(),
+          }),
+        },
+      },
+    },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
 const deadLetters = createRoute({
   method: "get",
   path: "/admin/dead-letters",
@@ -146,7 +175,7 @@ const deadLetters = createRoute({
         },
       },
     },
-    ...errorResponses(401, 403),
+    ...errorResponses(400, 401, 403),
   },
 });
 
@@ -159,6 +188,8 @@ export const admin = newRouter()
     const body = c.req.valid("json") ?? {};
     const accountId = crypto.randomUUID();
     const key = await generateApiKey(accountId);
+    // Listed first (idempotent), so no account ever misses from /admin/stats; a listed id that fails to open counts as nothing.
+    await registryObject(c.env).register(accountId);
     const opened = unwrap(
       await accountObject(c.env, accountId).open({ accountId, name: body.name ?? null, credits: body.credits ?? 0, keyId: key.keyId, keyHash: key.keyHash }),
     );
@@ -196,6 +227,21 @@ export const admin = newRouter()
     const key = await generateApiKey(accountId);
     unwrap(await accountObject(c.env, accountId).addKey({ keyId: key.keyId, keyHash: key.keyHash, expiresAt: expiresMs }));
     return c.json({ keyId: key.keyId, apiKey: key.apiKey, expiresAt: iso(expiresMs) }, 201);
+  })
+  .openapi(closeAccount, async (c) => {
+    const accountId = requireUuid(c.req.valid("param").accountId, "account");
+    const closed = unwrap(await accountObject(c.env, accountId).close());
+    return c.json(
+      {
+        accountId,
+        closedAt: iso(closed.closedAt)!,
+        keysRevoked: closed.keysRevoked,
+        batchesCancelled: closed.stopped.stopped,
+        batchesFailedToCancel: closed.stopped.failed,
+        creditsRefunded: closed.stopped.creditsRefunded,
+      },
+      200,
+    );
   })
   .openapi(deadLetters, async (c) => {
     const listed = await c.env.RESULTS.list({ prefix: "dead-letters/", limit: 100, cursor: c.req.valid("query").cursor });

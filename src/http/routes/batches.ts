@@ -1,9 +1,11 @@
 /** The primary API: create, list, read, cancel and retry batches. */
 import { createRoute, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { sha256Hex } from "../../account/keys";
 import { validateSelector } from "../../executor/extract-json";
 import { LIMITS } from "../../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
+import type { AppEnv } from "../../env";
 import { ApiError } from "../errors";
 import { canonicalJson } from "../canonical-json";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
@@ -86,9 +88,24 @@ const BatchSchema = z
 
 const BatchIdParams = z.object({ batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }) });
 
+/**
+ * Refuses more URLs than MAX_URLS_PER_BATCH before zod looks at them, so validation work
+ * (and the list of problems it reports) is bounded by the limit, not by the body size.
+ */
+const urlsWithinLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const body: unknown = await c.req.json().catch(() => undefined); // bad JSON is the validator's to report
+  const urls = body !== null && typeof body === "object" ? (body as { urls?: unknown }).urls : undefined;
+  const limit = maxUrls(c.env);
+  if (Array.isArray(urls) && urls.length > limit) {
+    throw new ApiError(400, "VALIDATION_ERROR", `urls: must contain at most ${limit} URLs (got ${urls.length})`);
+  }
+  await next();
+};
+
 const create = createRoute({
   method: "post",
   path: "/api/batch/scrape",
+  middleware: [urlsWithinLimit] as const,
   tags: ["Batches"],
   summary: "Create a batch",
   description: "Reserves `total × creditsPerItem` credits up front and queues every URL.",
@@ -249,6 +266,10 @@ const cancelAll = createRoute({
   },
 });
 
+/** The route definitions, for the typed client (src/client) to derive its types from. */
+export const batchRoutes = { create, list, get, cancel, cancelAll, retry, result };
+export type CreateBatchInput = z.input<typeof CreateBatchBody>;
+
 function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
   const n = Number(env.MAX_URLS_PER_BATCH);
   return Number.isSafeInteger(n) && n > 0 ? n : LIMITS.maxUrlsPerBatch;
@@ -257,10 +278,6 @@ function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
 export const batches = newRouter()
   .openapi(create, async (c) => {
     const body = c.req.valid("json");
-    const limit = maxUrls(c.env);
-    if (body.urls.length > limit) {
-      throw new ApiError(400, "VALIDATION_ERROR", `urls: must contain at most ${limit} URLs (got ${body.urls.length})`);
-    }
     const output = (body.output ?? DEFAULT_OUTPUT) as OutputFormat;
     const price = creditsPerItem(output);
     const total = body.urls.length;

@@ -58,6 +58,9 @@ const getLedger = createRoute({
   },
 });
 
+/** The route definitions, for the typed client (src/client). */
+export const creditRoutes = { getCredits, getLedger };
+
 export const credits = newRouter()
   .openapi(getCredits, async (c) => {
     const b = await accountObject(c.env, c.get("accountId")).getCredits();
