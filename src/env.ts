@@ -25,6 +25,8 @@ export interface Env {
   FETCH_TIMEOUT_MS?: string;
   /** Items of one account that may run (or wait in the queue) at once, across its batches. */
   ACCOUNT_MAX_CONCURRENCY?: string;
+  /** First retry delay of a failed webhook delivery (doubles each attempt, capped at 1 h, for 24 h). */
+  WEBHOOK_RETRY_BASE_MS?: string;
   /** First retry delay after a transient failure (doubles each attempt). */
   RETRY_BASE_DELAY_MS?: string;
   FETCH_MAX_BYTES?: string;

@@ -17,6 +17,7 @@ import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
 import { mapBounded } from "../lib/map-bounded";
+import { deliverDue, listDeliveries, newWebhookSecret, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
 import { hashesEqual } from "./keys";
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -247,7 +248,7 @@ export class AccountObject extends DurableObject<Env> {
       console.error(JSON.stringify({ level: "error", msg: "batch events refused", batchId, error: String(err) }));
       return fail("INTERNAL_ERROR", String(err instanceof Error ? err.message : err));
     }
-    if (this.#slotsFreed) this.armAlarm();
+    if (this.#slotsFreed || events.some((e) => e.kind === "webhook")) this.armAlarm();
     return { ok: true, applied };
   }
 
@@ -338,6 +339,11 @@ export class AccountObject extends DurableObject<Env> {
     this.purgeRetained(now); // retention
     const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = 'pending' AND deadline <= ? LIMIT 50", now);
     await this.nudgeWaitingBatches();
+    await deliverDue(this.sql, {
+      secret: this.webhookSecret(),
+      allowLoopback: this.env.ALLOW_LOOPBACK_TARGETS === "true",
+      baseDelayMs: Number(this.env.WEBHOOK_RETRY_BASE_MS) || 30_000,
+    });
     for (const hold of stale) {
       let answer: HoldResolution;
       try {
@@ -383,10 +389,13 @@ export class AccountObject extends DurableObject<Env> {
 
   /** Slots came free: ask batches that wait for some to claim again. */
   private async nudgeWaitingBatches(): Promise<void> {
-    if (!this.#slotsFreed && !tableExists(this.sql, "slots")) return;
+    // Only after slots were freed (a batch that waits also retries by itself, every 30 s).
+    if (!this.#slotsFreed) return;
     this.#slotsFreed = false;
-    if (this.slotUsage().granted >= this.slotCap()) return;
-    for (const batchId of this.waitingBatches(NUDGE_BATCHES)) {
+    const free = this.slotCap() - this.slotUsage().granted;
+    if (free <= 0) return;
+    // Oldest waiters first, no more of them than there are free slots.
+    for (const batchId of this.waitingBatches(Math.min(free, NUDGE_BATCHES))) {
       try {
         await this.env.BATCH.getByName(batchId).pump();
       } catch (err) {
@@ -478,6 +487,8 @@ export class AccountObject extends DurableObject<Env> {
       case "slots":
         this.claim(batchId, event.version, event.wanted);
         return true;
+      case "webhook":
+        return recordEvent(this.sql, event.url, event.event);
       case "forget":
         return this.forget(batchId);
     }
@@ -582,9 +593,28 @@ export class AccountObject extends DurableObject<Env> {
     const hold = first<{ t: number | null }>(this.sql, "SELECT min(deadline) AS t FROM holds WHERE state = 'pending'")?.t ?? null;
     const idem = first<{ t: number | null }>(this.sql, "SELECT min(created_at) AS t FROM idempotency")?.t ?? null;
     const nudge = this.#slotsFreed ? Date.now() : null;
-    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge].filter((t): t is number => t !== null);
+    const webhook = tableExists(this.sql, "webhook_deliveries") ? nextDeliveryAt(this.sql) : null;
+    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge, webhook].filter((t): t is number => t !== null);
     if (times.length === 0) return;
     void this.ctx.storage.setAlarm(Math.min(...times));
+  }
+
+  // ---- webhooks (lead) -------------------------------------------------------------------
+
+  /** The account's signing secret (made on first use, so older accounts get one too). */
+  webhookSecret(): string {
+    this.ensureSchema();
+    const row = first<{ webhook_secret: string | null }>(this.sql, "SELECT webhook_secret FROM account");
+    if (row?.webhook_secret) return row.webhook_secret;
+    const secret = newWebhookSecret();
+    this.sql.exec("UPDATE account SET webhook_secret = ?", secret);
+    return secret;
+  }
+
+  listWebhookDeliveries(cursor: number | null, limit: number): ReturnType<typeof listDeliveries> {
+    if (!this.exists()) return { deliveries: [], nextCursor: null };
+    this.ensureSchema();
+    return listDeliveries(this.sql, cursor, limit);
   }
 
   // ---- stop all and closing (lead) ----------------------------------------------------

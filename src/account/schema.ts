@@ -1,3 +1,5 @@
+import { WEBHOOK_MIGRATION } from "../webhooks/deliveries";
+
 /** Account object tables. Append a migration; never edit one that has shipped. */
 export const ACCOUNT_MIGRATIONS = [
   `
@@ -81,4 +83,5 @@ export const ACCOUNT_MIGRATIONS = [
   -- v3: closing an account. A closed account keeps its ledger forever and accepts nothing new.
   ALTER TABLE account ADD COLUMN closed_at INTEGER;
   `,
+  WEBHOOK_MIGRATION,
 ] as const;

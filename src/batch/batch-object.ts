@@ -27,6 +27,8 @@ import type { OutputFormat } from "../domain/pricing";
 import type { ItemCounts } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
+import { eventsFor } from "../webhooks/events";
+import { broadcast } from "./live";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
@@ -44,6 +46,8 @@ export interface CreateBatchInput {
   creditsPerItem: number;
   /** Account-wide slots the account granted this batch along with its credits. */
   slotsGranted: number;
+  /** Where to send this batch's events (checked by the route). */
+  webhookUrl?: string | null;
 }
 
 export type StartResult =
@@ -118,7 +122,10 @@ export class BatchObject extends DurableObject<Env> {
         input.maxConcurrency, input.creditsPerItem, total, total, total * input.creditsPerItem, now,
       );
       this.insertItems(input.urls);
-      this.sql.exec("UPDATE batch SET slots_granted = ?, slots_version = 1 WHERE id = 1", input.slotsGranted);
+      this.sql.exec(
+        "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ? WHERE id = 1",
+        input.slotsGranted, input.webhookUrl ?? null,
+      );
       this.sql.exec("INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)", input.holdKey, total * input.creditsPerItem, now);
       this.outbox.add({ kind: "confirm", key: input.holdKey });
       const row = this.row()!;
@@ -194,6 +201,7 @@ export class BatchObject extends DurableObject<Env> {
     const plan = this.ctx.storage.transactionSync((): Ok<{ key: string; idxs: number[]; amount: number; batchId: string }> | Failure => {
       const row = this.owned(accountId);
       if (!row) return notFound();
+      this.abandonStaleReservations(Date.now());
       const inProgress = first(this.sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined;
       const decision = decideRetry(batchState(row), inProgress);
       if (decision.kind === "reject") return fail(decision.code, decision.message);
@@ -450,7 +458,7 @@ export class BatchObject extends DurableObject<Env> {
       this.sql.exec("UPDATE batch SET credits_refunded = credits_refunded + ? WHERE id = 1", price);
       this.outbox.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
     }
-    return this.saveCounts(row, moveItems(countsOf(row), "running", outcome), now);
+    return this.saveCounts(row, moveItems(countsOf(row), "running", outcome), now, { item, outcome, error: payload.error });
   }
 
   /** Items whose consumer vanished go back to pending, or fail after the last attempt. */
@@ -540,7 +548,12 @@ export class BatchObject extends DurableObject<Env> {
    * Writes new counts, the status they imply, finishedAt, a new version, and a status
    * event when what the account's index shows has changed. Runs inside a transaction.
    */
-  private saveCounts(before: BatchRow, counts: ItemCounts, now: number): BatchRow {
+  private saveCounts(
+    before: BatchRow,
+    counts: ItemCounts,
+    now: number,
+    settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null },
+  ): BatchRow {
     const current = this.row()!;
     const status = batchStatusFor(current.status, counts, current.started_at !== null);
     const finishedAt = isFinished(counts) ? (current.finished_at ?? now) : null;
@@ -555,7 +568,39 @@ export class BatchObject extends DurableObject<Env> {
     if (JSON.stringify(snapshot) !== JSON.stringify(snapshotOf(before))) {
       this.outbox.add({ kind: "status", version: after.version, snapshot }, { replacesSameKind: true });
     }
+    this.notify(before, after, settled);
     return after;
+  }
+
+  /**
+   * Everyone who watches transitions: live WebSocket clients, and the batch's webhook
+   * (its events travel through the account outbox; the account signs and delivers them).
+   */
+  private notify(before: BatchRow, after: BatchRow, settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null }): void {
+    const item = settled ? this.item(settled.item.id) : undefined;
+    broadcast(this.ctx, { type: "batch", batch: batchView(after), ...(item ? { item: itemView(item, after.batch_id) } : {}) });
+    if (after.webhook_url === null) return;
+    const settledItem = settled && {
+      id: settled.item.id,
+      url: settled.item.url,
+      outcome: settled.outcome,
+      error: settled.error === null ? null : (JSON.parse(settled.error) as ItemError),
+    };
+    for (const event of eventsFor(before, after, settledItem)) this.outbox.add({ kind: "webhook", url: after.webhook_url, event });
+  }
+
+  /**
+   * A retry's hold left `reserving` by a reset (the object died while awaiting the account)
+   * would block retries for ever: past the reservation timeout it is abandoned, and the
+   * account told to release it (or to refuse it, should the reservation still arrive).
+   */
+  private abandonStaleReservations(now: number): void {
+    const timeout = Number(this.env.RESERVATION_TIMEOUT_MS) || 60_000;
+    const stale = all<{ key: string }>(this.sql, "SELECT key FROM holds WHERE state = 'reserving' AND created_at <= ?", now - timeout);
+    for (const { key } of stale) {
+      this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);
+      this.outbox.add({ kind: "void", key });
+    }
   }
 
   /** Abandons a hold this batch will not apply, and tells the account to release it. */
@@ -591,7 +636,7 @@ export class BatchObject extends DurableObject<Env> {
     if (!row) return;
     const now = Date.now();
     const times: number[] = [];
-    if (this.outbox.size() + this.sends.size() > 0) times.push(row.outbox_failures === 0 ? now : now + backoffMs(row.outbox_failures));
+    if (this.outbox.hasPending() || this.sends.hasPending()) times.push(row.outbox_failures === 0 ? now : now + backoffMs(row.outbox_failures));
     const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items WHERE status = 'running'")?.t;
     if (lease != null) times.push(lease);
     if (wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true") times.push(Math.max(now, row.slots_retry_at ?? now));

@@ -31,6 +31,11 @@ export class Outbox<E extends { kind: string }> {
     return first<{ n: number }>(this.sql, `SELECT count(*) AS n FROM ${this.table}`)?.n ?? 0;
   }
 
+  /** Whether anything waits to be sent: cheaper than size() on a hot path. */
+  hasPending(): boolean {
+    return first(this.sql, `SELECT 1 AS x FROM ${this.table} LIMIT 1`) !== undefined;
+  }
+
   /** Sends everything pending; flushes run one after another. Resolves true when empty. */
   flush(): Promise<boolean> {
     this.#chain = this.#chain.then(() => this.#drain());

@@ -25,6 +25,7 @@ export interface BatchRow extends ItemCounts {
   slots_granted: number;
   slots_version: number;
   slots_retry_at: number | null;
+  webhook_url: string | null;
 }
 
 export interface ItemRow {

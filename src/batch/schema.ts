@@ -85,4 +85,13 @@ export const BATCH_MIGRATIONS = [
   -- told to forget the batch, reads answer BATCH_EXPIRED and nothing may change it again.
   ALTER TABLE batch ADD COLUMN expiring_at INTEGER;
   `,
+  `
+  -- v5: the batch's webhook (events go to the account object, which signs and delivers them).
+  ALTER TABLE batch ADD COLUMN webhook_url TEXT;
+  `,
+  `
+  -- v6: outboxes are looked up by kind (status snapshots replace each other) on every transition.
+  CREATE INDEX outbox_kind ON outbox (kind);
+  CREATE INDEX sends_kind ON sends (kind);
+  `,
 ] as const;

@@ -1,3 +1,4 @@
+import type { WebhookEvent } from "../webhooks/events";
 import type { BatchStatus } from "./states";
 
 /**
@@ -12,6 +13,8 @@ export type AccountEvent =
   | { kind: "consume"; key: string; amount: number; itemId: string }
   | { kind: "refund"; key: string; amount: number; itemId?: string; note: string }
   | { kind: "status"; version: number; snapshot: BatchIndexSnapshot }
+  /** A webhook event to sign and deliver to `url` (idempotent by event id). */
+  | { kind: "webhook"; url: string; event: WebhookEvent }
   /** The batch now wants (at most) this many of the account's slots. */
   | { kind: "slots"; version: number; wanted: number }
   /**

@@ -12,6 +12,7 @@ import { adminStats } from "./routes/admin-stats";
 import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { serpwow } from "./routes/serpwow";
+import { webhooks } from "./routes/webhooks";
 
 const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
@@ -50,6 +51,7 @@ export function createApp() {
   app.route("/", admin);
   app.route("/", adminStats);
   app.route("/", serpwow);
+  app.route("/", webhooks);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyAuth", { type: "apiKey", in: "header", name: "x-api-key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });

@@ -5,7 +5,8 @@ import { sha256Hex } from "../../account/keys";
 import { validateSelector } from "../../executor/extract-json";
 import { LIMITS } from "../../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
-import type { AppEnv } from "../../env";
+import type { AppEnv, Env } from "../../env";
+import { checkTarget } from "../../executor/target-safety";
 import { ApiError } from "../errors";
 import { canonicalJson } from "../canonical-json";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
@@ -41,6 +42,11 @@ const CreateBatchBody = z
       .optional()
       .openapi({ example: { title: "h1" } }),
     maxConcurrency: z.number().int("must be a whole number").min(1).max(LIMITS.maxConcurrency).optional(),
+    webhookUrl: z
+      .string()
+      .max(LIMITS.maxUrlLength)
+      .optional()
+      .openapi({ description: "https URL that receives this batch's signed events (batch.started, item.completed, item.failed, batch.completed, batch.failed, batch.cancelled)" }),
   })
   .strict()
   .openapi("CreateBatch", { example: { urls: ["https://example.com/a", "https://example.com/b"], output: "json" } });
@@ -270,6 +276,18 @@ const cancelAll = createRoute({
 export const batchRoutes = { create, list, get, cancel, cancelAll, retry, result };
 export type CreateBatchInput = z.input<typeof CreateBatchBody>;
 
+/** https only, and the same target-safety rules as the executor (loopback http only in local development). */
+function checkWebhookUrl(url: string, env: Env): string {
+  const allowLoopback = env.ALLOW_LOOPBACK_TARGETS === "true";
+  const target = checkTarget(url, { allowLoopback });
+  if (!target.ok) throw new ApiError(400, "VALIDATION_ERROR", `webhookUrl: ${target.reason}`);
+  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(target.url.hostname) || target.url.hostname.startsWith("127.");
+  if (target.url.protocol !== "https:" && !(allowLoopback && loopback)) {
+    throw new ApiError(400, "VALIDATION_ERROR", "webhookUrl: must use https");
+  }
+  return target.url.href;
+}
+
 function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
   const n = Number(env.MAX_URLS_PER_BATCH);
   return Number.isSafeInteger(n) && n > 0 ? n : LIMITS.maxUrlsPerBatch;
@@ -278,6 +296,7 @@ function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
 export const batches = newRouter()
   .openapi(create, async (c) => {
     const body = c.req.valid("json");
+    const webhookUrl = body.webhookUrl === undefined ? null : checkWebhookUrl(body.webhookUrl, c.env);
     const output = (body.output ?? DEFAULT_OUTPUT) as OutputFormat;
     const price = creditsPerItem(output);
     const total = body.urls.length;
@@ -305,6 +324,7 @@ export const batches = newRouter()
         maxConcurrency,
         creditsPerItem: price,
         slotsGranted: reservation.slotsGranted,
+        webhookUrl,
       }),
     );
     const location = `/api/batch/scrape/${created.batch.batchId}`;

@@ -1,0 +1,387 @@
+// HTTP through `wrangler dev` on 127.0.0.1: requests per second and p50/p99 for status
+// reads and cancels, beside a plain "hello" route of the same Worker in the same run.
+//
+// The Worker is the real one (wrangler.toml) with bench/worker.ts as entry point, which
+// answers GET /__bench/hello with a plain "hello" and hands everything else to the real
+// handler. (GET /healthz is not plain any more: it pings three objects and R2; it is
+// measured too, as a row of its own.) Hello runs sit between the others, and each figure
+// is compared with the mean of the hello runs before and after it.
+//
+// Bounded: every autocannon run lasts DURATION_S seconds or a fixed number of requests,
+// the whole script stops after BOUNDS.total, and wrangler (its whole process group) is
+// stopped on every exit path. Network: 127.0.0.1 only.
+//
+// Usage: node bench/http.mjs [--json <file>] [--quick]
+import autocannon from "autocannon";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { accessSync, constants, existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const WRANGLER_BIN = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+/** Wrangler needs Node >= 22.12: the project's own Node (the `node` package), as npm scripts use. */
+const LOCAL_NODE = join(ROOT, "node_modules", "node", "bin", "node");
+const NODE_FOR_WRANGLER = existsSync(LOCAL_NODE) ? LOCAL_NODE : process.execPath;
+
+const args = process.argv.slice(2);
+const QUICK = args.includes("--quick");
+const JSON_OUT = args.includes("--json") ? args[args.indexOf("--json") + 1] : null;
+
+const HELLO = "/__bench/hello";
+const DURATION_S = QUICK ? 2 : 5;
+const CONNECTIONS = 10;
+/** Cancels are one-shot: this many fresh batches are made first, then cancelled by autocannon. */
+const CANCELS = QUICK ? 100 : 300;
+const CANCEL_BATCH_URLS = 10;
+/** The second set of cancels spreads its batches over this many accounts. */
+const ACCOUNTS = CONNECTIONS;
+/** Single cancels of big batches through HTTP (created through HTTP too). */
+const BIG = QUICK ? [[1_000, 1], [10_000, 1]] : [[1_000, 3], [10_000, 3], [100_000, 1]];
+/**
+ * Where wrangler keeps the objects' SQLite files. Locally every commit is a write to a
+ * file, and on this VM's disk that fsync, not the code, decided the write paths' figures
+ * (all objects share one workerd process, so they queue behind each other's commits).
+ * tmpfs keeps the figures about the code; BENCH_STATE_DIR=<dir> overrides.
+ */
+const STATE_BASE = process.env.BENCH_STATE_DIR ?? (writable("/dev/shm") ? "/dev/shm" : tmpdir());
+
+function writable(dir) {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const BOUNDS = { ready: 90_000, request: 120_000, stopGrace: 5_000, total: 300_000 };
+
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+const log = (msg) => console.log(`[http ${elapsed()}] ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- wrangler, owned and always stopped
+
+let wrangler = null; // { pgid, exited, log }
+let workDir = null;
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+function startWrangler({ port, inspectorPort, adminToken, persistTo, logDir }) {
+  const child = spawn(
+    NODE_FOR_WRANGLER,
+    [
+      WRANGLER_BIN, "dev", "bench/worker.ts",
+      "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort),
+      "--persist-to", persistTo, "--show-interactive-dev-session=false", "--log-level", "warn",
+      "--var", `ADMIN_TOKEN:${adminToken}`, "--var", "DISPATCH_PAUSED:true",
+      "--var", "MAX_URLS_PER_BATCH:100000", "--var", "MAX_BODY_BYTES:20000000",
+    ],
+    {
+      cwd: ROOT,
+      detached: true, // its own process group: wrangler and its workerd children are stopped together
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        CLOUDFLARE_CF_FETCH_ENABLED: "false",
+        WRANGLER_SEND_METRICS: "false",
+        WRANGLER_SEND_ERROR_REPORTS: "false",
+        DO_NOT_TRACK: "1",
+        WRANGLER_LOG_PATH: logDir,
+        NO_COLOR: "1",
+        FORCE_COLOR: "0",
+      },
+    },
+  );
+  // The Worker logs a line per request: keep the tail, and keep the pipes drained so wrangler never blocks.
+  const lines = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk) => {
+      for (const line of chunk.split(/\r?\n/)) if (line.trim()) lines.push(line);
+      if (lines.length > 400) lines.splice(0, lines.length - 200);
+    });
+  }
+  const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  return { pgid: child.pid, exited, log: lines };
+}
+
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+function signalGroup(pgid, signal) {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+let cleaning = null;
+function cleanup() {
+  cleaning ??= (async () => {
+    if (wrangler && groupAlive(wrangler.pgid)) {
+      signalGroup(wrangler.pgid, "SIGTERM");
+      const deadline = Date.now() + BOUNDS.stopGrace;
+      while (groupAlive(wrangler.pgid) && Date.now() < deadline) await sleep(50);
+      if (groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
+    }
+    if (workDir) await rm(workDir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+  })();
+  return cleaning;
+}
+
+process.on("exit", () => {
+  if (wrangler && groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(sig, async () => {
+    log(`${sig}: stopping`);
+    await cleanup();
+    process.exit(130);
+  });
+}
+const watchdog = setTimeout(async () => {
+  log(`TIMEOUT after ${BOUNDS.total / 1000} s`);
+  if (wrangler) for (const line of wrangler.log.slice(-30)) console.log(`  | ${line}`);
+  await cleanup();
+  process.exit(1);
+}, BOUNDS.total);
+
+// ---------------------------------------------------------------- HTTP helpers
+
+let base;
+
+async function api(method, path, { body, headers = {} } = {}) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(BOUNDS.request),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, body: json };
+}
+
+function must(cond, what, detail) {
+  if (!cond) throw new Error(`${what}: ${typeof detail === "string" ? detail : JSON.stringify(detail)?.slice(0, 400)}`);
+}
+
+/** One autocannon run; returns rps and latency percentiles (ms) and the non-2xx count. */
+async function cannon(name, { path = "/", ...opts }) {
+  const result = await autocannon({ url: `${base}${path}`, connections: CONNECTIONS, timeout: 30, ...(opts.amount ? {} : { duration: DURATION_S }), ...opts });
+  const out = {
+    name,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])),
+  };
+  log(`${name}: ${out.rps.toFixed(0)} req/s, p50 ${out.p50} ms, p99 ${out.p99} ms (${out.requests} requests, ${out.non2xx} non-2xx, ${out.errors} errors)`);
+  return out;
+}
+
+const hello = (tag) => cannon(`hello ${tag}`, { method: "GET", path: HELLO });
+
+async function createBatch(key, n, extra = {}) {
+  const urls = Array.from({ length: n }, (_, i) => `https://www.example.com/catalogue/http-bench/products/item-${i}?ref=bench`);
+  const res = await api("POST", "/api/batch/scrape", { headers: key, body: { urls, ...extra } });
+  must(res.status === 202, `create a ${n}-URL batch`, res);
+  return res.body.batchId;
+}
+
+/** Runs `fn(i)` for i < total with at most `inFlight` at a time. */
+async function pool(total, inFlight, fn) {
+  let next = 0;
+  const out = new Array(total);
+  await Promise.all(
+    Array.from({ length: Math.min(total, inFlight) }, async () => {
+      while (next < total) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+// ---------------------------------------------------------------- the runs
+
+async function main() {
+  const [apiPort, inspectorPort] = [await freePort(), await freePort()];
+  const adminToken = randomBytes(24).toString("hex");
+  workDir = await mkdtemp(join(STATE_BASE, "batch-scrape-bench-"));
+  base = `http://127.0.0.1:${apiPort}`;
+  wrangler = startWrangler({ port: apiPort, inspectorPort, adminToken, persistTo: join(workDir, "state"), logDir: join(workDir, "logs") });
+  log(`wrangler dev on ${base} (process group ${wrangler.pgid}, state in ${workDir})`);
+
+  const deadline = Date.now() + BOUNDS.ready;
+  let ready = false;
+  while (!ready && Date.now() < deadline) {
+    const exited = await Promise.race([wrangler.exited, sleep(250).then(() => null)]);
+    if (exited) throw new Error(`wrangler exited early (${JSON.stringify(exited)}): ${wrangler.log.slice(-20).join("\n")}`);
+    ready = await fetch(`${base}${HELLO}`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+  }
+  must(ready, `wrangler answers ${HELLO} within ${BOUNDS.ready / 1000} s`, wrangler.log.slice(-20).join("\n"));
+
+  const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "http-bench", credits: 1_000_000_000 } });
+  must(acct.status === 201, "create the bench account", acct);
+  const key = { "x-api-key": acct.body.apiKey };
+  const statusBatch = await createBatch(key, 100);
+
+  // Warm-up (module compile, objects' first wake), not reported.
+  await autocannon({ url: `${base}${HELLO}`, connections: CONNECTIONS, duration: 1 });
+  await autocannon({ url: `${base}/api/batch/scrape/${statusBatch}`, connections: CONNECTIONS, duration: 1, headers: key });
+
+  const runs = {};
+  runs.hello1 = await hello(1);
+  runs.healthz = await cannon("GET /healthz", { method: "GET", path: "/healthz" });
+  runs.hello2 = await hello(2);
+  runs.status = await cannon("GET /api/batch/scrape/:id", { method: "GET", path: `/api/batch/scrape/${statusBatch}`, headers: key });
+  runs.hello3 = await hello(3);
+
+  // Cancels are one-shot: make the batches first. Half on the bench account, where most
+  // batches wait for slots (ACCOUNT_MAX_CONCURRENCY 50, 5 wanted each), so each cancel's
+  // release of slots wakes waiting batches; half spread over ACCOUNTS accounts with
+  // maxConcurrency 1, so no batch ever waits (30 per account, 1 slot each) and a cancel
+  // wakes nobody. The difference is what the slot wake-ups cost.
+  const others = [];
+  for (let a = 0; a < ACCOUNTS; a++) {
+    const r = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: `http-bench-${a}`, credits: 1_000_000_000 } });
+    must(r.status === 201, "create a spread account", r);
+    others.push({ "x-api-key": r.body.apiKey });
+  }
+  log(`creating ${CANCELS} batches of ${CANCEL_BATCH_URLS} URLs on one account, and ${CANCELS} over ${ACCOUNTS} accounts`);
+  let createStart = Date.now();
+  const oneAccount = await pool(CANCELS, CONNECTIONS, () => createBatch(key, CANCEL_BATCH_URLS));
+  const createRps = CANCELS / ((Date.now() - createStart) / 1000);
+  createStart = Date.now();
+  const spread = await pool(CANCELS, CONNECTIONS, async (i) => ({ key: others[i % ACCOUNTS], id: await createBatch(others[i % ACCOUNTS], CANCEL_BATCH_URLS, { maxConcurrency: 1 }) }));
+  const createSpreadRps = CANCELS / ((Date.now() - createStart) / 1000);
+  log(`created: ${createRps.toFixed(0)} batches/s on one account, ${createSpreadRps.toFixed(0)} batches/s over ${ACCOUNTS}`);
+
+  runs.hello4 = await hello(4);
+  let next = 0;
+  runs.cancel = await cannon(`DELETE /api/batch/scrape/:id x ${CANCELS}, one account`, {
+    amount: CANCELS,
+    requests: [
+      {
+        method: "DELETE",
+        headers: key,
+        // Each request cancels a batch of its own; past the end it would repeat one (409), which the non-2xx count shows.
+        setupRequest: (req) => ({ ...req, path: `/api/batch/scrape/${oneAccount[next++ % CANCELS]}` }),
+      },
+    ],
+  });
+  runs.hello5 = await hello(5);
+  let nextSpread = 0;
+  runs.cancelSpread = await cannon(`DELETE /api/batch/scrape/:id x ${CANCELS}, ${ACCOUNTS} accounts, none waiting`, {
+    amount: CANCELS,
+    requests: [
+      {
+        method: "DELETE",
+        setupRequest: (req) => {
+          const b = spread[nextSpread++ % CANCELS];
+          return { ...req, path: `/api/batch/scrape/${b.id}`, headers: { ...req.headers, ...b.key } };
+        },
+      },
+    ],
+  });
+  runs.hello6 = await hello(6);
+
+  // Cancels of big batches, one at a time (the batches are made through HTTP too).
+  const big = [];
+  for (const [n, reps] of BIG) {
+    const ms = [];
+    for (let r = 0; r < reps; r++) {
+      const id = await createBatch(key, n);
+      const t0 = performance.now();
+      const res = await api("DELETE", `/api/batch/scrape/${id}`, { headers: key });
+      ms.push(performance.now() - t0);
+      must(res.status === 200 && res.body.cancelledItems === n, `cancel a ${n}-item batch`, res);
+    }
+    big.push({ items: n, ms });
+    log(`cancel ${n} items over HTTP: ${ms.map((m) => m.toFixed(0)).join(", ")} ms`);
+  }
+  runs.hello7 = await hello(7);
+
+  // Each figure beside the mean of the hello runs around it.
+  const around = (a, b) => ({ rps: (a.rps + b.rps) / 2, p50: (a.p50 + b.p50) / 2, p99: (a.p99 + b.p99) / 2 });
+  const rows = [];
+  const add = (what, run, h) => {
+    const codes = Object.entries(run.statusCodes ?? {}).filter(([c]) => !c.startsWith("2")).map(([c, n]) => `${n}x ${c}`).join(", ");
+    const note = run.non2xx > 0 || run.errors > 0 ? `non-2xx: ${codes || run.non2xx}; ${run.errors} errors` : undefined;
+    rows.push(
+      { section: "http", what: `${what} req/s`, value: run.rps, unit: "req/s", baseline: "hello req/s", baselineValue: h.rps, ratio: run.rps / h.rps, ...(note ? { note } : {}) },
+      { section: "http", what: `${what} p50`, value: run.p50, unit: "ms", baseline: "hello p50", baselineValue: h.p50, ratio: run.p50 / h.p50 },
+      { section: "http", what: `${what} p99`, value: run.p99, unit: "ms", baseline: "hello p99", baselineValue: h.p99, ratio: run.p99 / h.p99 },
+    );
+  };
+  rows.push({ section: "http", what: `GET ${HELLO} req/s (the baseline)`, value: runs.hello1.rps, unit: "req/s", baseline: "hello, last run", baselineValue: runs.hello7.rps, ratio: runs.hello1.rps / runs.hello7.rps, note: `${CONNECTIONS} connections; drift first/last run` });
+  add("GET /healthz", runs.healthz, around(runs.hello1, runs.hello2));
+  add("GET batch status", runs.status, around(runs.hello2, runs.hello3));
+  add("DELETE (10 items), batches waiting for slots", runs.cancel, around(runs.hello4, runs.hello5));
+  add(`DELETE (10 items), none waiting, ${ACCOUNTS} accounts`, runs.cancelSpread, around(runs.hello5, runs.hello6));
+  const h3 = around(runs.hello3, runs.hello4);
+  rows.push(
+    { section: "http", what: "POST create (10 URLs), one account", value: createRps, unit: "req/s", baseline: "hello req/s", baselineValue: h3.rps, ratio: createRps / h3.rps, note: `${CONNECTIONS} in flight` },
+    { section: "http", what: `POST create (10 URLs), ${ACCOUNTS} accounts, none waiting`, value: createSpreadRps, unit: "req/s", baseline: "hello req/s", baselineValue: h3.rps, ratio: createSpreadRps / h3.rps, note: `${CONNECTIONS} in flight` },
+  );
+  const h67 = around(runs.hello6, runs.hello7);
+  for (const b of big) {
+    const label = `${b.items / 1000}k`;
+    rows.push({ section: "http", what: `DELETE batch (${label} items), one at a time`, value: median(b.ms), unit: "ms", baseline: "hello p50", baselineValue: h67.p50, ratio: median(b.ms) / h67.p50 });
+  }
+  return { rows, details: { connections: CONNECTIONS, durationS: DURATION_S, stateDir: STATE_BASE, runs, big } };
+}
+
+let exitCode = 0;
+try {
+  const result = await main();
+  if (JSON_OUT) await writeFile(JSON_OUT, JSON.stringify(result, null, 2));
+  else console.log(JSON.stringify(result.rows, null, 2));
+} catch (err) {
+  console.error(`[http ${elapsed()}] failed: ${err?.stack ?? err}`);
+  if (wrangler) for (const line of wrangler.log.slice(-30)) console.error(`  | ${line}`);
+  exitCode = 1;
+} finally {
+  clearTimeout(watchdog);
+  await cleanup();
+  const stopped = !wrangler || !groupAlive(wrangler.pgid);
+  log(stopped ? "wrangler stopped" : "WARNING: wrangler's process group is still alive");
+  if (!stopped) exitCode = 1;
+}
+process.exit(exitCode);
