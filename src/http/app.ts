@@ -5,6 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../env";
 import { requireAdmin, requireApiKey } from "./auth";
 import { ApiError, handleError } from "./errors";
+import { docs } from "./docs";
 import { health } from "./health";
 import { observe } from "./observability";
 import { admin } from "./routes/admin";
@@ -46,6 +47,7 @@ export function createApp() {
   app.use("/admin/*", requireAdmin());
 
   app.route("/", health);
+  app.route("/", docs);
   app.route("/", batches);
   app.route("/", credits);
   app.route("/", admin);

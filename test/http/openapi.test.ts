@@ -113,7 +113,7 @@ describe("GET /openapi.json", () => {
 
   it("lists no path outside the API, the SerpWow surface, the admin API and the operations routes", async () => {
     const doc = await document();
-    for (const path of Object.keys(doc.paths)) expect(path).toMatch(/^\/(api|admin|live)\/|^\/live\/batches$|^\/healthz$/);
+    for (const path of Object.keys(doc.paths)) expect(path).toMatch(/^\/(api|admin|live)\/|^\/live\/batches$|^\/(healthz|docs|dashboard|)$/);
   });
 
   it("describes every route the app serves (the document comes from the same code)", async () => {
@@ -127,5 +127,16 @@ describe("GET /openapi.json", () => {
     );
     expect(served.length).toBeGreaterThan(15);
     expect(new Set(documented)).toEqual(new Set(served));
+  });
+});
+
+describe("GET /docs", () => {
+  it("renders the API reference from /openapi.json", async () => {
+    const res = await call("/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type") ?? "").toMatch(/^text\/html/);
+    const html = await res.text();
+    expect(html).toContain("/openapi.json");
+    expect(html).toContain("Batch scrape API");
   });
 });
