@@ -3,6 +3,11 @@ import { defineConfig } from "vitest/config";
 
 // Tests get a fixed admin token; production sets it with `wrangler secret put`.
 const bindings = { ADMIN_TOKEN: "test-admin-token" };
+// Tests make many batches per key in a minute; the 429 path is tested with an injected limiter.
+const ratelimits = {
+  CREATE_LIMITER: { namespace_id: "1001", simple: { limit: 100_000, period: 60 as const } },
+  CANCEL_LIMITER: { namespace_id: "1002", simple: { limit: 100_000, period: 60 as const } },
+};
 // Model sequences (and race/fault rounds) of test/reliability: `npm run reliability` asks for more.
 const provide = { reliabilityRuns: Number(process.env.RELIABILITY_RUNS) || 25 };
 
@@ -11,7 +16,7 @@ export default defineConfig({
     projects: [
       {
         // Objects, routes and pure logic. Dispatch is paused: tests drive startItem/completeItem themselves.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...bindings, DISPATCH_PAUSED: "true" } } })],
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...bindings, DISPATCH_PAUSED: "true" }, ratelimits } })],
         test: { name: "unit", include: ["test/{core,http,domain,executor,reliability,ops}/**/*.test.ts"], provide },
       },
       {
@@ -21,6 +26,7 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: { ...bindings, DISPATCH_PAUSED: "false", RETRY_BASE_DELAY_MS: "20", FETCH_TIMEOUT_MS: "2000", ACCOUNT_MAX_CONCURRENCY: "3" },
+              ratelimits,
               // Overrides replace wrangler.toml's consumer settings, so the dead-letter queue is named again.
               queueConsumers: {
                 "scrape-items": { maxBatchTimeout: 0.05, maxRetries: 2, deadLetterQueue: "scrape-items-dlq" },

@@ -38,6 +38,8 @@ export interface Env {
 /** Variables that middleware sets on the Hono context. */
 export interface Variables {
   accountId: string;
+  /** The API key's id (never the key): what rate limits count by. */
+  keyId: string;
   /** Set first on every request (src/http/observability.ts); echoed in x-request-id and error bodies. */
   requestId: string;
   /** The error code of the response, when it is an error: for the request log line. */

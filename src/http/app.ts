@@ -4,6 +4,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../env";
 import { requireAdmin, requireApiKey } from "./auth";
+import { rateLimit } from "./rate-limit";
 import { ApiError, handleError } from "./errors";
 import { docs } from "./docs";
 import { health } from "./health";
@@ -44,6 +45,10 @@ export function createApp() {
   app.use("*", observe());
   app.use("*", limitBody, requireJsonBody);
   app.use("/api/*", requireApiKey());
+  // Rate limits run after auth (they count per key) and before any object is touched.
+  app.on("POST", "/api/batch/scrape", rateLimit("CREATE_LIMITER"));
+  app.on("DELETE", "/api/batch/scrape/:batchId", rateLimit("CANCEL_LIMITER"));
+  app.on("POST", "/api/batch/scrape/cancel-all", rateLimit("CANCEL_LIMITER"));
   app.use("/admin/*", requireAdmin());
 
   app.route("/", health);

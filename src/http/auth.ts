@@ -5,18 +5,37 @@ import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
 import { accountObject } from "./objects";
 
+/** The WebSocket subprotocol of live batch views; the key is the protocol entry after it. */
+export const LIVE_PROTOCOL = "batch-live";
+
 /**
- * Reads the key from `x-api-key` (or `?api_key=` where a surface allows it), asks the
- * account object whether it is valid, and sets `accountId` for the route.
+ * Browsers cannot set headers on a WebSocket, so a live view sends its key as a
+ * subprotocol: `new WebSocket(url, ["batch-live", key])`. Only on an upgrade request.
+ */
+function keyFromWebSocketProtocol(upgrade: string | undefined, protocols: string | undefined): string | undefined {
+  if (upgrade?.toLowerCase() !== "websocket" || !protocols) return undefined;
+  const list = protocols.split(",").map((p) => p.trim());
+  const at = list.indexOf(LIVE_PROTOCOL);
+  return at >= 0 ? list[at + 1] || undefined : undefined;
+}
+
+/**
+ * Reads the key from `x-api-key` (or `?api_key=` where a surface allows it, or the
+ * WebSocket subprotocol on an upgrade), asks the account object whether it is valid, and
+ * sets `accountId` for the route.
  */
 export function requireApiKey(options: { allowQueryKey?: boolean } = {}): MiddlewareHandler<AppEnv> {
   return async function requireApiKey(c, next) {
-    const key = c.req.header("x-api-key") ?? (options.allowQueryKey ? c.req.query("api_key") : undefined);
+    const key =
+      c.req.header("x-api-key") ??
+      (options.allowQueryKey ? c.req.query("api_key") : undefined) ??
+      keyFromWebSocketProtocol(c.req.header("upgrade"), c.req.header("sec-websocket-protocol"));
     if (!key) throw new ApiError(401, "MISSING_API_KEY", "Missing x-api-key header.");
     const parsed = parseApiKey(key);
     const valid = parsed !== null && (await accountObject(c.env, parsed.accountId).authenticate(parsed.keyId, await sha256Hex(key)));
     if (!valid || !parsed) throw new ApiError(403, "INVALID_API_KEY", "Invalid or expired API key.");
     c.set("accountId", parsed.accountId);
+    c.set("keyId", parsed.keyId);
     await next();
   };
 }

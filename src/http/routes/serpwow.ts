@@ -9,6 +9,7 @@ import type { BatchView } from "../../batch/views";
 import type { BatchStatus } from "../../domain/states";
 import type { Env } from "../../env";
 import { requireApiKey } from "../auth";
+import { rateLimit } from "../rate-limit";
 import { ApiError, handleError } from "../errors";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
 import { errorResponsesWith } from "../schemas";
@@ -169,6 +170,8 @@ async function loadBatch(env: Env, accountId: string, rawId: string): Promise<Ba
 
 export const serpwow = newRouter();
 serpwow.use("/live/*", requireApiKey({ allowQueryKey: true }));
+serpwow.use("/live/batches/stopall", rateLimit("CANCEL_LIMITER"));
+serpwow.use("/live/batches/:batchId/stop", rateLimit("CANCEL_LIMITER"));
 // stopall before :batchId, so the static path wins.
 serpwow.openapi(stopAll, async (c) => {
     const r = await accountObject(c.env, c.get("accountId")).stopAll();
