@@ -13,6 +13,8 @@ const provide = { reliabilityRuns: Number(process.env.RELIABILITY_RUNS) || 25 };
 
 export default defineConfig({
   test: {
+    // Every request logs a line: keep the output of passing tests out of the report.
+    silent: "passed-only",
     projects: [
       {
         // Objects, routes and pure logic. Dispatch is paused: tests drive startItem/completeItem themselves.
