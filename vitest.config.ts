@@ -2,7 +2,8 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 // Tests get a fixed admin token; production sets it with `wrangler secret put`.
-const bindings = { ADMIN_TOKEN: "test-admin-token" };
+// A high cap on active batches: tests open many per account (the cap has its own test).
+const bindings = { ADMIN_TOKEN: "test-admin-token", MAX_ACTIVE_BATCHES: "100000" };
 // Tests make many batches per key in a minute; the 429 path is tested with an injected limiter.
 const ratelimits = {
   CREATE_LIMITER: { namespace_id: "1001", simple: { limit: 100_000, period: 60 as const } },

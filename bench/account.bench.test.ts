@@ -34,7 +34,7 @@ describe("the account object as a hot spot", () => {
     const itemsPerBatch = PER_BATCH * 2 * REPS + IN_OBJECT_EVENTS * REPS;
     const batchIds: string[] = [];
     for (let b = 0; b < BATCHES; b++) {
-      const r = await account.reserveBatch({ total: itemsPerBatch, amount: 2 * itemsPerBatch, wantedSlots: 1, idempotencyKey: null, requestHash: null });
+      const r = await account.reserveBatch({ total: itemsPerBatch, amount: 2 * itemsPerBatch, wantedSlots: 1, maxActiveBatches: 1_000_000, idempotencyKey: null, requestHash: null });
       if (!r.ok) throw new Error(r.message);
       batchIds.push(r.batchId);
     }

@@ -76,7 +76,7 @@ describe("the account's slot cap under many waiting batches", () => {
     const small = await claimRowsRead(accountId, batchIds[1]!, 1_000);
     const batchesSmall = (await account.slotUsage()).batches.length;
     for (let i = 0; i < 960; i++) {
-      const r = await account.reserveBatch({ total: 1, amount: 2, wantedSlots: 1, idempotencyKey: null, requestHash: null });
+      const r = await account.reserveBatch({ total: 1, amount: 2, wantedSlots: 1, maxActiveBatches: 1_000_000, idempotencyKey: null, requestHash: null });
       if (!r.ok) throw new Error(r.message);
     }
     const big = await claimRowsRead(accountId, batchIds[2]!, 1_000);

@@ -153,6 +153,7 @@ export async function createBatchRpc(accountId: string, batchUrls: string[]): Pr
       total: batchUrls.length,
       amount: batchUrls.length * 2,
       wantedSlots: Math.min(batchUrls.length, 5),
+      maxActiveBatches: 1_000_000,
       idempotencyKey: null,
       requestHash: null,
     }),

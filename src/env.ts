@@ -31,6 +31,8 @@ export interface Env {
   RETRY_BASE_DELAY_MS?: string;
   FETCH_MAX_BYTES?: string;
   MAX_URLS_PER_BATCH?: string;
+  /** Batches one account may have pending or running at once (default 100). */
+  MAX_ACTIVE_BATCHES?: string;
   MAX_BODY_BYTES?: string;
   RESERVATION_TIMEOUT_MS?: string;
 }

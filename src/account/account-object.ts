@@ -173,7 +173,15 @@ export class AccountObject extends DurableObject<Env> {
    * its credits, all at once. The hold stays pending until the batch object confirms it;
    * if it never does (the Worker died in between), the alarm releases it.
    */
-  reserveBatch(input: { total: number; amount: number; wantedSlots: number; idempotencyKey: string | null; requestHash: string | null }):
+  reserveBatch(input: {
+    total: number;
+    amount: number;
+    wantedSlots: number;
+    /** Batches the account may have pending or running at once (the route's config). */
+    maxActiveBatches: number;
+    idempotencyKey: string | null;
+    requestHash: string | null;
+  }):
     Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure {
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     this.ensureSchema();
@@ -191,6 +199,10 @@ export class AccountObject extends DurableObject<Env> {
           return { ok: true, batchId: earlier.batch_id, holdKey: holdKeys.create(earlier.batch_id), replay: true, slotsGranted: slots?.granted ?? 0 };
         }
         this.sql.exec("DELETE FROM idempotency WHERE key = ?", input.idempotencyKey);
+      }
+      const active = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM batches WHERE status IN ('pending', 'running')")!.n;
+      if (active >= input.maxActiveBatches) {
+        return fail("TOO_MANY_ACTIVE_BATCHES", `This account already has ${active} batches pending or running (at most ${input.maxActiveBatches}); wait for some to finish.`);
       }
       const batchId = crypto.randomUUID();
       const holdKey = holdKeys.create(batchId);

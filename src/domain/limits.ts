@@ -3,6 +3,8 @@ export const LIMITS = {
   /** Default for MAX_URLS_PER_BATCH. */
   maxUrlsPerBatch: 1000,
   maxUrlLength: 2048,
+  /** Default for MAX_ACTIVE_BATCHES: batches one account may have pending or running at once. */
+  maxActiveBatches: 100,
   maxSelectors: 20,
   defaultMaxConcurrency: 5,
   maxConcurrency: 20,

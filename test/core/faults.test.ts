@@ -111,7 +111,7 @@ describe("a Worker that dies between the account and the batch object", () => {
   it("a reservation whose batch was never created is released by the account's alarm, and the batch can no longer be created", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const account = accountStub(accountId);
-    const reserved = await account.reserveBatch({ total: 5, amount: 10, wantedSlots: 5, idempotencyKey: "die-1", requestHash: "h" });
+    const reserved = await account.reserveBatch({ total: 5, amount: 10, wantedSlots: 5, maxActiveBatches: 100, idempotencyKey: "die-1", requestHash: "h" });
     if (!reserved.ok) throw new Error("not reserved");
     expect(await getCredits(apiKey)).toMatchObject({ balance: 90, reserved: 10 });
 
@@ -139,7 +139,7 @@ describe("a Worker that dies between the account and the batch object", () => {
   it("a batch created but whose confirmation never arrived is confirmed by the alarm, not released", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const account = accountStub(accountId);
-    const reserved = await account.reserveBatch({ total: 1, amount: 2, wantedSlots: 1, idempotencyKey: null, requestHash: null });
+    const reserved = await account.reserveBatch({ total: 1, amount: 2, wantedSlots: 1, maxActiveBatches: 100, idempotencyKey: null, requestHash: null });
     if (!reserved.ok) throw new Error("not reserved");
     await failDeliveries(reserved.batchId, 100);
     const created = await batchStub(reserved.batchId).create({

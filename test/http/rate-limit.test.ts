@@ -44,3 +44,21 @@ describe("per-key rate limits", () => {
     expect(keys).toHaveLength(1);
   });
 });
+
+describe("cap on batches in flight per account", () => {
+  it("refuses a new batch with 429 TOO_MANY_ACTIVE_BATCHES while the account has MAX_ACTIVE_BATCHES active, reserving nothing", async () => {
+    const { apiKey } = await newAccount(100);
+    const app = createApp();
+    const e = { ...env, MAX_ACTIVE_BATCHES: "2" };
+    const create = () => app.request("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify({ urls: urls(1) }) }, e);
+    const first = await (await create()).json<{ batchId: string }>();
+    expect((await create()).status).toBe(202);
+    const third = await create();
+    expect(third.status).toBe(429);
+    expect(await third.json()).toMatchObject({ status: "error", code: "TOO_MANY_ACTIVE_BATCHES" });
+    expect(await (await app.request("/api/credits", { headers: keyHeaders(apiKey) }, e)).json()).toMatchObject({ balance: 96, reserved: 4 });
+    // Once one is no longer active, there is room again.
+    await app.request(`/api/batch/scrape/${first.batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) }, e);
+    expect((await create()).status).toBe(202);
+  });
+});

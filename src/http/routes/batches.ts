@@ -130,7 +130,7 @@ const create = createRoute({
         },
       },
     },
-    ...errorResponses(400, 401, 402, 403, 413, 415, 422, 503),
+    ...errorResponses(400, 401, 402, 403, 413, 415, 422, 429, 503),
   },
 });
 
@@ -288,9 +288,13 @@ function checkWebhookUrl(url: string, env: Env): string {
   return target.url.href;
 }
 
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
+}
+
 function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
-  const n = Number(env.MAX_URLS_PER_BATCH);
-  return Number.isSafeInteger(n) && n > 0 ? n : LIMITS.maxUrlsPerBatch;
+  return positiveInt(env.MAX_URLS_PER_BATCH, LIMITS.maxUrlsPerBatch);
 }
 
 export const batches = newRouter()
@@ -309,6 +313,7 @@ export const batches = newRouter()
         total,
         amount: total * price,
         wantedSlots: Math.min(total, maxConcurrency),
+        maxActiveBatches: positiveInt(c.env.MAX_ACTIVE_BATCHES, LIMITS.maxActiveBatches),
         idempotencyKey,
         requestHash: idempotencyKey === null ? null : await sha256Hex(canonicalJson(body)),
       }),
