@@ -5,22 +5,13 @@
 // cancel while 2 items run, the running ones finishing and charged, the other 8 refunded.
 // Every process it starts is stopped at the end, also on failure, timeout or Ctrl-C; it
 // exits non-zero unless every check passed. Network: 127.0.0.1 only. Node built-ins only.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
+import { freePorts, groupAlive, signalGroup, sleep, startWrangler, stopGroup } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
-
-const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const WRANGLER_BIN = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
-/** Wrangler needs Node >= 22.12: use the project's own Node (the `node` package), as npm scripts do. */
-const LOCAL_NODE = join(ROOT, "node_modules", "node", "bin", "node");
-const NODE_FOR_WRANGLER = existsSync(LOCAL_NODE) ? LOCAL_NODE : process.execPath;
 
 /** How long each target page takes to answer: long enough to cancel while 2 items run. */
 const DELAY_MS = 4000;
@@ -74,7 +65,6 @@ function step(text) {
   console.log(`\n[${elapsed()}] ${text}`);
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- processes we own
 
@@ -83,109 +73,7 @@ let target;
 let workDir; // <tmp>/batch-scrape-e2e-XXXX: state/ (wrangler --persist-to) and logs/ (wrangler's debug log)
 let cleaning;
 
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-async function freePorts(n) {
-  const ports = new Set();
-  for (let i = 0; i < 20 && ports.size < n; i++) ports.add(await freePort());
-  if (ports.size < n) throw new Error("could not find free ports");
-  return [...ports];
-}
-
-const LOG_LINES = 2000;
 const POLL_NOISE = /^\[wrangler:info\] GET \S+ 200 OK/;
-// eslint-disable-next-line no-control-regex
-const ANSI = /\u001b\[[0-9;?]*[ -\/]*[@-~]/g;
-
-function startWrangler({ port, inspectorPort, adminToken, persistTo, logDir }) {
-  const args = [
-    WRANGLER_BIN, "dev",
-    "--port", String(port),
-    "--ip", "127.0.0.1",
-    "--inspector-port", String(inspectorPort),
-    "--persist-to", persistTo,
-    "--show-interactive-dev-session=false",
-    "--var", `ADMIN_TOKEN:${adminToken}`,
-    "--var", "ALLOW_LOOPBACK_TARGETS:true",
-    "--var", `FETCH_TIMEOUT_MS:${FETCH_TIMEOUT_MS}`,
-  ];
-  const child = spawn(NODE_FOR_WRANGLER, args, {
-    cwd: ROOT,
-    detached: true, // its own process group: we kill wrangler and its workerd children together
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      // Keep wrangler off the network: no Request.cf download, no telemetry, no error reports.
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-      WRANGLER_SEND_METRICS: "false",
-      WRANGLER_SEND_ERROR_REPORTS: "false",
-      DO_NOT_TRACK: "1",
-      WRANGLER_LOG_PATH: logDir,
-      NO_COLOR: "1",
-      FORCE_COLOR: "0",
-    },
-  });
-  const log = [];
-  let buildFailedResolve;
-  const buildFailed = new Promise((r) => (buildFailedResolve = r));
-  const state = { child, pgid: child.pid, exited: null, exit: null, log, buildError: null, buildFailed };
-  const collect = (stream) => {
-    let partial = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk) => {
-      const lines = (partial + chunk).split(/\r?\n/);
-      partial = lines.pop() ?? "";
-      for (const raw of lines) {
-        const line = raw.replace(ANSI, "");
-        if (state.buildError === null && /Build failed/.test(line)) {
-          state.buildError = line.trim();
-          buildFailedResolve();
-        }
-        log.push(line);
-        if (log.length > LOG_LINES) log.shift();
-      }
-    });
-    stream.on("end", () => partial && log.push(partial.replace(ANSI, "")));
-  };
-  collect(child.stdout);
-  collect(child.stderr);
-  state.exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
-  child.once("error", (err) => log.push(`spawn error: ${err.message}`));
-  return state;
-}
-
-/** True while any process of the group is alive. */
-function groupAlive(pgid) {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return err.code === "EPERM";
-  }
-}
-
-function signalGroup(pgid, signal) {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    /* already gone */
-  }
-}
-
-async function waitGroupGone(pgid, ms) {
-  const deadline = Date.now() + ms;
-  while (groupAlive(pgid) && Date.now() < deadline) await sleep(50);
-  return !groupAlive(pgid);
-}
 
 /**
  * Stops everything this script started. Idempotent; bounded in time. On failure wrangler's
@@ -195,12 +83,9 @@ function cleanup(keepLogs = false) {
   cleaning ??= (async () => {
     let stopped = true;
     if (wrangler?.pgid) {
-      signalGroup(wrangler.pgid, "SIGTERM");
-      if (!(await waitGroupGone(wrangler.pgid, BOUNDS.stopGrace))) {
-        console.log(`[${elapsed()}] wrangler did not stop on SIGTERM within ${BOUNDS.stopGrace} ms: SIGKILL`);
-        signalGroup(wrangler.pgid, "SIGKILL");
-        stopped = await waitGroupGone(wrangler.pgid, 2_000);
-      }
+      stopped = await stopGroup(wrangler.pgid, BOUNDS.stopGrace, () =>
+        console.log(`[${elapsed()}] wrangler did not stop on SIGTERM within ${BOUNDS.stopGrace} ms: SIGKILL`),
+      );
     }
     if (target) await Promise.race([target.close(), sleep(2_000)]);
     if (workDir) {
@@ -293,7 +178,13 @@ async function story() {
   const adminToken = randomBytes(24).toString("hex");
   workDir = await mkdtemp(join(tmpdir(), "batch-scrape-e2e-"));
   base = `http://127.0.0.1:${apiPort}`;
-  wrangler = startWrangler({ port: apiPort, inspectorPort, adminToken, persistTo: join(workDir, "state"), logDir: join(workDir, "logs") });
+  wrangler = startWrangler({
+    port: apiPort,
+    inspectorPort,
+    persistTo: join(workDir, "state"),
+    logDir: join(workDir, "logs"),
+    vars: { ADMIN_TOKEN: adminToken, ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: String(FETCH_TIMEOUT_MS) },
+  });
   wrangler.exited.then((e) => {
     wrangler.exit = e;
     if (!cleaning) {

@@ -28,7 +28,7 @@ import type { ItemCounts } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
-import { broadcast } from "./live";
+import { acceptLive, answerLive, broadcast, closeLive, LIVE_ACCOUNT_HEADER } from "./live";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
@@ -707,6 +707,25 @@ export class BatchObject extends DurableObject<Env> {
   private item(itemId: string): ItemRow | undefined {
     return first<ItemRow>(this.sql, "SELECT * FROM items WHERE id = ?", itemId);
   }
+
+  // ---- live views (src/batch/live.ts) -- region begin: hibernatable WebSockets ---------------
+  // The Worker (src/http/routes/live.ts) forwards an authenticated upgrade with the account id;
+  // notify() broadcasts every transition to the sockets accepted here.
+
+  override async fetch(request: Request): Promise<Response> {
+    const accountId = request.headers.get(LIVE_ACCOUNT_HEADER) ?? "";
+    const row = accountId ? this.owned(accountId) : undefined;
+    return acceptLive(this.ctx, request, accountId, row ? batchView(row) : null);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    answerLive(ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    closeLive(ws, code, reason);
+  }
+  // ---- live views: region end -------------------------------------------------------------------
 }
 
 /** Slots the batch could use now: its running and queued items, plus pending ones up to maxConcurrency. */

@@ -6,6 +6,7 @@ import type { AppEnv } from "../env";
 import { requireAdmin, requireApiKey } from "./auth";
 import { rateLimit } from "./rate-limit";
 import { ApiError, handleError } from "./errors";
+import { dashboard } from "./dashboard";
 import { docs } from "./docs";
 import { health } from "./health";
 import { observe } from "./observability";
@@ -13,6 +14,7 @@ import { admin } from "./routes/admin";
 import { adminStats } from "./routes/admin-stats";
 import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
+import { live } from "./routes/live";
 import { serpwow } from "./routes/serpwow";
 import { webhooks } from "./routes/webhooks";
 
@@ -52,8 +54,10 @@ export function createApp() {
   app.use("/admin/*", requireAdmin());
 
   app.route("/", health);
+  app.route("/", dashboard);
   app.route("/", docs);
   app.route("/", batches);
+  app.route("/", live);
   app.route("/", credits);
   app.route("/", admin);
   app.route("/", adminStats);

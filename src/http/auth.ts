@@ -1,16 +1,15 @@
 /** Authentication middleware: API keys for the public API, a bearer token for admin routes. */
 import type { MiddlewareHandler } from "hono";
 import { hashesEqual, parseApiKey, sha256Hex } from "../account/keys";
+import { LIVE_PROTOCOL } from "../batch/live";
 import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
 import { accountObject } from "./objects";
 
-/** The WebSocket subprotocol of live batch views; the key is the protocol entry after it. */
-export const LIVE_PROTOCOL = "batch-live";
-
 /**
  * Browsers cannot set headers on a WebSocket, so a live view sends its key as a
- * subprotocol: `new WebSocket(url, ["batch-live", key])`. Only on an upgrade request.
+ * subprotocol: `new WebSocket(url, ["batch-live", key])`, the key being the entry after
+ * "batch-live". Only on an upgrade request, and only when there is no x-api-key.
  */
 function keyFromWebSocketProtocol(upgrade: string | undefined, protocols: string | undefined): string | undefined {
   if (upgrade?.toLowerCase() !== "websocket" || !protocols) return undefined;

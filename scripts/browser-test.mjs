@@ -1,0 +1,503 @@
+// The live dashboard in a real browser (run with `npm run test:browser`).
+//
+// Starts a slow local target server, `wrangler dev` (a snapshot of the Worker, its own state
+// dir, a random admin token, loopback targets allowed) behind a small TCP relay of our own,
+// and Debian's Chromium driven by playwright-core. Makes an account through the admin API,
+// then does everything else through the page: paste the key, create a 10-URL batch with
+// maxConcurrency 2, watch the bar move without reloading, cut the connection (the relay
+// drops every socket) and see the page reconnect, press Cancel and accept the confirmation,
+// see the refund and the final counts and credits. Saves test-output/dashboard.png.
+//
+// Prints `browser: N checks passed, M failed` and exits non-zero unless every check passed.
+// Bounded: the whole run stops after BOUNDS.total. Network: 127.0.0.1 only. Every process
+// it starts (wrangler's process group, Chromium) is stopped at the end, also on failure.
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { freePorts, groupAlive, ROOT, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
+import { startTargetServer } from "./target-server.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless=new",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+/** How long each target page takes: long enough to see items run, short enough for a quick run. */
+const DELAY_MS = 3000;
+const URL_COUNT = 10;
+const CREDITS = 100;
+const PER_ITEM = 2; // json output
+const SCREENSHOT = join(ROOT, "test-output", "dashboard.png");
+
+const BOUNDS = {
+  bundle: 60_000, // wrangler deploy --dry-run of the snapshot
+  ready: 60_000, // wrangler dev answers GET /healthz
+  ui: 10_000, // the page reacts to a click
+  running: 20_000, // the page shows running 2
+  step: 15_000, // one more transition shows up
+  reconnect: 10_000, // the page is live again after the drop
+  drained: 30_000, // running back to 0 after the cancel
+  request: 10_000, // any single HTTP request from this script
+  stopGrace: 5_000, // SIGTERM -> SIGKILL for wrangler's process group
+  total: 120_000, // the whole run, whatever happens
+};
+
+// ---------------------------------------------------------------- checks and output
+
+const results = [];
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+
+function show(value) {
+  if (typeof value === "string") return value;
+  try {
+    const s = JSON.stringify(value);
+    return s.length > 600 ? `${s.slice(0, 600)}…` : s;
+  } catch {
+    return String(value);
+  }
+}
+
+function check(name, cond, detail) {
+  const ok = Boolean(cond);
+  results.push({ name, ok });
+  console.log(`  ${ok ? "ok  " : "FAIL"}  ${name}${!ok && detail !== undefined ? `\n        got: ${show(detail)}` : ""}`);
+  return ok;
+}
+
+class StoryStopped extends Error {}
+
+function must(name, cond, detail) {
+  if (!check(name, cond, detail)) throw new StoryStopped(name);
+}
+
+function step(text) {
+  console.log(`\n[${elapsed()}] ${text}`);
+}
+
+// ---------------------------------------------------------------- processes and servers we own
+
+let wrangler;
+let target;
+let relay;
+let context; // Chromium (a persistent context on a fresh user data dir)
+let workDir;
+let cleaning;
+
+/**
+ * A TCP relay 127.0.0.1:<port> -> wrangler dev. The browser talks to the relay, so the test
+ * can cut every connection at once (a real drop: the page sees its WebSocket close).
+ */
+async function startRelay(upstreamPort) {
+  const sockets = new Set();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port: upstreamPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  return {
+    port: server.address().port,
+    /** Destroys every open connection; returns how many there were. */
+    dropAll() {
+      const n = sockets.size;
+      for (const s of sockets) s.destroy();
+      return n;
+    },
+    close() {
+      return new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      });
+    },
+  };
+}
+
+function cleanup(keepLogs = false) {
+  cleaning ??= (async () => {
+    if (context) await Promise.race([context.close().catch(() => {}), sleep(5_000)]);
+    let stopped = true;
+    if (wrangler?.pgid) {
+      stopped = await stopGroup(wrangler.pgid, BOUNDS.stopGrace, () =>
+        console.log(`[${elapsed()}] wrangler did not stop on SIGTERM within ${BOUNDS.stopGrace} ms: SIGKILL`),
+      );
+    }
+    if (relay) await Promise.race([relay.close(), sleep(2_000)]);
+    if (target) await Promise.race([target.close(), sleep(2_000)]);
+    if (workDir) {
+      const removed = keepLogs ? [join(workDir, "state"), join(workDir, "chromium"), join(workDir, "bundle")] : [workDir];
+      for (const dir of removed) await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+      if (keepLogs) console.log(`[${elapsed()}] wrangler's debug log kept in ${join(workDir, "logs")}`);
+    }
+    return stopped;
+  })();
+  return cleaning;
+}
+
+process.on("exit", () => {
+  if (wrangler?.pgid && groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(sig, () => {
+    console.log(`\n[${elapsed()}] ${sig}: stopping`);
+    finish(`interrupted by ${sig}`, 130);
+  });
+}
+
+// ---------------------------------------------------------------- HTTP from Node (setup and ground truth)
+
+let base; // wrangler dev, directly
+const stopRequests = new AbortController();
+
+async function api(method, path, { body, headers = {} } = {}) {
+  let res;
+  let text;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.any([AbortSignal.timeout(BOUNDS.request), stopRequests.signal]),
+      redirect: "manual",
+    });
+    text = await res.text();
+  } catch (err) {
+    if (stopRequests.signal.aborted) throw new StoryStopped(stopRequests.signal.reason?.message ?? "stopped");
+    throw new Error(`${method} ${path}: ${err?.cause?.code ?? err?.name ?? "error"}: ${err?.message ?? err}`);
+  }
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, body: json ?? text, headers: res.headers };
+}
+
+// ---------------------------------------------------------------- reading the page
+
+const STATES = ["pending", "running", "completed", "failed", "cancelled"];
+
+/** What the page shows for the selected batch: counts, status, live badge, credits, messages. */
+function readPage(page) {
+  return page.evaluate(() => {
+    const text = (id) => document.getElementById(id)?.textContent?.trim() ?? null;
+    const num = (id) => {
+      const t = text(id);
+      return t === null || t === "" || t === "–" ? null : Number(t);
+    };
+    return {
+      batchId: text("batch-id"),
+      status: text("batch-status"),
+      badge: document.getElementById("live-badge")?.dataset.state ?? null,
+      badgeText: text("live-badge"),
+      counts: Object.fromEntries(["pending", "running", "completed", "failed", "cancelled"].map((s) => [s, num(`count-${s}`)])),
+      widths: Object.fromEntries(["pending", "running", "completed", "failed", "cancelled"].map((s) => [s, document.getElementById(`seg-${s}`)?.style.width ?? null])),
+      credits: Object.fromEntries(["balance", "reserved", "used", "refunded", "granted"].map((k) => [k, num(`credit-${k}`)])),
+      cancelResult: text("cancel-result"),
+      createStatus: text("create-status"),
+      items: [...document.querySelectorAll("#items tr")].map((tr) => ({ url: tr.children[0]?.textContent, status: tr.children[1]?.textContent })),
+      batchError: text("batch-error"),
+      marker: window.__noReloadMarker ?? null,
+    };
+  });
+}
+
+/** Polls the page until `done(view)`; returns { ok, view }. Bounded in time and count. */
+async function waitForPage(page, done, timeoutMs, intervalMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  let view;
+  for (let i = 0; i < Math.ceil(timeoutMs / intervalMs) + 1; i++) {
+    view = await readPage(page);
+    if (done(view)) return { ok: true, view };
+    if (Date.now() + intervalMs > deadline) break;
+    await sleep(intervalMs);
+  }
+  return { ok: false, view };
+}
+
+const brief = (v) => ({ status: v?.status, badge: v?.badge, ...v?.counts });
+
+// ---------------------------------------------------------------- the story
+
+async function story() {
+  if (!existsSync(CHROMIUM)) {
+    must(`Chromium is installed at ${CHROMIUM} (apt-get install chromium)`, false);
+  }
+  await mkdir(join(ROOT, "test-output"), { recursive: true });
+
+  step("start: target server, wrangler dev (snapshot of the Worker), relay");
+  target = await startTargetServer({ delayMs: DELAY_MS });
+  console.log(`  target server on ${target.url} (pages answer after ${DELAY_MS} ms)`);
+  workDir = await mkdtemp(join(tmpdir(), "batch-scrape-browser-"));
+  const config = await Promise.race([
+    snapshotWorker(workDir),
+    sleep(BOUNDS.bundle).then(() => {
+      throw new Error(`bundling took longer than ${BOUNDS.bundle / 1000} s`);
+    }),
+  ]);
+  const [apiPort, inspectorPort] = await freePorts(2);
+  const adminToken = randomBytes(24).toString("hex");
+  base = `http://127.0.0.1:${apiPort}`;
+  wrangler = startWrangler({
+    port: apiPort,
+    inspectorPort,
+    config,
+    persistTo: join(workDir, "state"),
+    logDir: join(workDir, "logs"),
+    vars: { ADMIN_TOKEN: adminToken, ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: "15000" },
+  });
+  wrangler.exited.then((e) => {
+    wrangler.exit = e;
+    if (!cleaning) {
+      console.log(`[${elapsed()}] wrangler exited unexpectedly: ${show(e)}`);
+      stopRequests.abort(new Error(`wrangler exited unexpectedly: ${show(e)}`));
+    }
+  });
+  console.log(`  wrangler dev on ${base} (pid ${wrangler.pgid})`);
+  let healthy = false;
+  for (const deadline = Date.now() + BOUNDS.ready; Date.now() < deadline && !wrangler.exit && !wrangler.buildError; ) {
+    const r = await Promise.race([api("GET", "/healthz").catch(() => null), wrangler.buildFailed.then(() => null)]);
+    if (r?.status === 200) {
+      healthy = true;
+      break;
+    }
+    await sleep(250);
+  }
+  must(`GET /healthz answers 200 within ${BOUNDS.ready / 1000} s`, healthy, wrangler.exit ?? wrangler.buildError ?? "no answer");
+  relay = await startRelay(apiPort);
+  const pageBase = `http://127.0.0.1:${relay.port}`;
+  console.log(`  ready after ${elapsed()}; the browser goes through the relay ${pageBase}`);
+
+  step("POST /admin/accounts (Node fetch)");
+  const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "browser", credits: CREDITS } });
+  must("account created with an API key", acct.status === 201 && typeof acct.body?.apiKey === "string", acct);
+  const apiKey = acct.body.apiKey;
+  const key = { "x-api-key": apiKey };
+
+  step("GET / redirects to /dashboard");
+  const root = await api("GET", "/");
+  check("GET / answers 302 to /dashboard", root.status === 302 && root.headers.get("location") === "/dashboard", { status: root.status, location: root.headers.get("location") });
+
+  step("launch Chromium (fresh user data dir)");
+  const userDataDir = join(workDir, "chromium");
+  await mkdir(userDataDir, { recursive: true });
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 900 },
+    timeout: 30_000,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(BOUNDS.ui);
+
+  // Everything the page asks for, to check that the key never travels in a URL.
+  const requestUrls = [];
+  const socketUrls = [];
+  const consoleErrors = [];
+  let liveFrames = 0;
+  let navigations = 0;
+  const dialogs = [];
+  page.on("request", (r) => requestUrls.push({ url: r.url(), apiKeyHeader: r.headers()["x-api-key"] === apiKey }));
+  page.on("websocket", (ws) => {
+    socketUrls.push(ws.url());
+    ws.on("framereceived", (f) => {
+      if (typeof f.payload === "string" && f.payload.startsWith('{"type":"batch"')) liveFrames++;
+    });
+  });
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(`${m.text()} (${m.location()?.url ?? "?"})`));
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  page.on("framenavigated", (f) => f === page.mainFrame() && navigations++);
+  page.on("dialog", async (d) => {
+    dialogs.push({ type: d.type(), message: d.message() });
+    await d.accept().catch(() => {});
+  });
+
+  step("open /dashboard, paste the key");
+  const res = await page.goto(`${pageBase}/dashboard`, { waitUntil: "domcontentloaded" });
+  must("GET /dashboard answers 200 HTML", res?.status() === 200 && /text\/html/.test(res.headers()["content-type"] ?? ""), res?.status());
+  await page.evaluate(() => {
+    window.__noReloadMarker = "set-once";
+  });
+  await page.fill("#api-key", apiKey);
+  await page.click("#use-key");
+  const credits0 = await waitForPage(page, (v) => v.credits.balance === CREDITS, BOUNDS.ui);
+  check(`credits shown: balance ${CREDITS}, reserved 0, used 0, refunded 0`, credits0.ok && credits0.view.credits.reserved === 0 && credits0.view.credits.used === 0 && credits0.view.credits.refunded === 0, credits0.view?.credits);
+  const stored = await page.evaluate(() => ({ session: Object.values(sessionStorage), local: Object.values(localStorage) }));
+  check("the key is kept in sessionStorage only", stored.session.includes(apiKey) && !stored.local.includes(apiKey), { sessionHasKey: stored.session.includes(apiKey), localHasKey: stored.local.includes(apiKey) });
+  check("the key field is emptied after use", (await page.inputValue("#api-key")) === "");
+
+  step(`create a batch through the page: ${URL_COUNT} URLs, maxConcurrency 2`);
+  const urls = Array.from({ length: URL_COUNT }, (_, i) => `${target.url}/page/${i}`);
+  await page.fill("#urls", urls.join("\n"));
+  await page.selectOption("#output", "json");
+  await page.fill("#max-concurrency", "2");
+  await page.click("#create-button");
+  const selected = await waitForPage(page, (v) => /^[0-9a-f-]{36}$/.test(v.batchId ?? "") && v.counts.pending !== null, BOUNDS.ui);
+  must("the new batch is selected and shown", selected.ok, selected.view?.createStatus);
+  const batchId = selected.view.batchId;
+  console.log(`  batch ${batchId}: ${selected.view.createStatus}`);
+  const reserved = await waitForPage(page, (v) => v.credits.reserved === URL_COUNT * PER_ITEM, BOUNDS.ui);
+  check(`credits after create: reserved ${URL_COUNT * PER_ITEM}, balance ${CREDITS - URL_COUNT * PER_ITEM}`, reserved.ok && reserved.view.credits.balance === CREDITS - URL_COUNT * PER_ITEM, reserved.view?.credits);
+
+  step("watch the bar: running 2, then completions, without reload");
+  const live = await waitForPage(page, (v) => v.badge === "live", BOUNDS.ui);
+  check('the live badge says "live"', live.ok, live.view?.badgeText);
+  const running = await waitForPage(page, (v) => v.counts.running === 2, BOUNDS.running);
+  must(`the page shows running 2 within ${BOUNDS.running / 1000} s`, running.ok, brief(running.view));
+  console.log(`  ${show(brief(running.view))}`);
+  check("the running segment of the bar has width (2 of 10 = 20%)", running.view.widths.running === "20%", running.view.widths);
+  await sleep(450); // the bar's width transition
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-running.png"), fullPage: true }).catch(() => {});
+  const firstDone = await waitForPage(page, (v) => v.counts.completed >= 2, BOUNDS.step);
+  must("the bar moves: completed reaches 2", firstDone.ok, brief(firstDone.view));
+  console.log(`  ${show(brief(firstDone.view))}`);
+  check("counts add up to 10", STATES.reduce((n, s) => n + firstDone.view.counts[s], 0) === URL_COUNT, firstDone.view.counts);
+
+  step("cut every connection (relay drops them): the page must reconnect by itself");
+  const framesBeforeDrop = liveFrames;
+  const dropped = relay.dropAll();
+  console.log(`  dropped ${dropped} connections`);
+  const reconnecting = await waitForPage(page, (v) => v.badge === "reconnecting", 5_000, 20);
+  check('the badge shows "reconnecting" after the drop', reconnecting.ok, reconnecting.view?.badgeText);
+  if (reconnecting.ok) console.log(`  badge: ${reconnecting.view.badgeText}`);
+  const back = await waitForPage(page, (v) => v.badge === "live", BOUNDS.reconnect);
+  check(`live again within ${BOUNDS.reconnect / 1000} s`, back.ok, back.view?.badgeText);
+  const completedAtReconnect = back.view.counts.completed;
+  const moved = await waitForPage(page, (v) => v.counts.completed > completedAtReconnect || (v.counts.completed >= 4 && liveFrames > framesBeforeDrop + 1), BOUNDS.step);
+  check("the bar keeps moving after the reconnect (more items completed)", moved.ok && liveFrames > framesBeforeDrop, { ...brief(moved.view), framesBeforeDrop, liveFrames });
+  console.log(`  ${show(brief(moved.view))}`);
+
+  step("press Cancel while 2 items run, accept the confirmation");
+  const runningAgain = await waitForPage(page, (v) => v.counts.running === 2 && v.counts.pending > 0, BOUNDS.step);
+  must("the next 2 items run and some are still pending", runningAgain.ok, brief(runningAgain.view));
+  const beforeCancel = runningAgain.view;
+  console.log(`  ${show(brief(beforeCancel))}`);
+  await page.click("#cancel-batch");
+  const cancelled = await waitForPage(page, (v) => /^Cancelled \d+ items, refunded \d+ credits\.$/.test(v.cancelResult ?? ""), BOUNDS.ui);
+  check("a confirmation dialog was shown, naming the batch", dialogs.length === 1 && dialogs[0].type === "confirm" && dialogs[0].message.includes(batchId), dialogs);
+  must('the page shows "Cancelled N items, refunded M credits."', cancelled.ok, cancelled.view?.cancelResult);
+  const [, nCancelled, nRefunded] = /^Cancelled (\d+) items, refunded (\d+) credits\.$/.exec(cancelled.view.cancelResult).map(Number);
+  console.log(`  ${cancelled.view.cancelResult} (pending shown just before: ${beforeCancel.counts.pending})`);
+  check(`refund = ${PER_ITEM} credits x cancelled items`, nRefunded === PER_ITEM * nCancelled && nCancelled > 0, { nCancelled, nRefunded });
+  check("cancelled items <= pending shown just before the click", nCancelled <= beforeCancel.counts.pending, { nCancelled, pendingBefore: beforeCancel.counts.pending });
+
+  step("the running items finish; the final counts and credits");
+  const drained = await waitForPage(page, (v) => v.status === "cancelled" && v.counts.running === 0 && v.counts.pending === 0, BOUNDS.drained);
+  must("the page shows status cancelled, running 0, pending 0", drained.ok, brief(drained.view));
+  const final = drained.view;
+  console.log(`  ${show(brief(final))}`);
+  check(`the page shows cancelled ${nCancelled}`, final.counts.cancelled === nCancelled, final.counts);
+  check("failed 0, and completed + cancelled = 10", final.counts.failed === 0 && final.counts.completed + final.counts.cancelled === URL_COUNT, final.counts);
+  check(
+    "the items running at the cancel finished and were charged (completed grew by them)",
+    final.counts.completed === beforeCancel.counts.completed + (URL_COUNT - beforeCancel.counts.completed - nCancelled) && final.counts.completed > beforeCancel.counts.completed,
+    { before: beforeCancel.counts, final: final.counts, nCancelled },
+  );
+  const used = final.counts.completed * PER_ITEM;
+  const expectedCredits = { balance: CREDITS - used, reserved: 0, used, refunded: nRefunded, granted: CREDITS };
+  const settled = await waitForPage(page, (v) => show(v.credits) === show(expectedCredits), 8_000);
+  check(`the page's credits settle to ${show(expectedCredits)} without a click`, settled.ok, settled.view?.credits);
+
+  const truth = await api("GET", `/api/batch/scrape/${batchId}?limit=100`, { headers: key });
+  const truthCounts = Object.fromEntries(STATES.map((s) => [s, truth.body?.[`${s}Count`]]));
+  check("the page's counts equal the API's", show(truthCounts) === show(final.counts), { page: final.counts, api: truthCounts });
+  const truthCredits = await api("GET", "/api/credits", { headers: key });
+  check("the page's credits equal the API's", show((await readPage(page)).credits) === show({ balance: truthCredits.body?.balance, reserved: truthCredits.body?.reserved, used: truthCredits.body?.used, refunded: truthCredits.body?.refunded, granted: truthCredits.body?.granted }), truthCredits.body);
+  const itemsShown = await waitForPage(page, (v) => v.items.length === URL_COUNT && v.items.filter((i) => i.status === "cancelled").length === nCancelled && v.items.filter((i) => i.status === "completed").length === final.counts.completed, 5_000);
+  check("the item list shows every item with its final status", itemsShown.ok, itemsShown.view?.items);
+
+  step("open a completed item's result");
+  await page.click("#items button.view-result");
+  const resultText = await page.waitForFunction(() => {
+    const t = document.getElementById("result-view")?.textContent ?? "";
+    return t && t !== "Loading…" ? t : null;
+  }, null, { timeout: BOUNDS.ui }).then((h) => h.jsonValue()).catch((e) => `error: ${e.message}`);
+  check('the result is shown (JSON with the page\'s title "Page n")', /"title": "Page \d+"/.test(resultText), resultText.slice(0, 200));
+
+  const finalView = await readPage(page);
+  check("the page was never reloaded", navigations === 1 && finalView.marker === "set-once", { navigations, marker: finalView.marker });
+  check("live batch messages arrived over the WebSocket (at least 5)", liveFrames >= 5, liveFrames);
+  check("the page opened its WebSocket on /api/batch/scrape/<id>/live, at least twice (reconnect)", socketUrls.length >= 2 && socketUrls.every((u) => u.endsWith(`/api/batch/scrape/${batchId}/live`)), socketUrls);
+  const leaks = [...requestUrls.map((r) => r.url), ...socketUrls].filter((u) => u.includes(apiKey) || u.includes(encodeURIComponent(apiKey)));
+  check(`the key is in none of the ${requestUrls.length + socketUrls.length} URLs the page requested`, leaks.length === 0, leaks);
+  check("API calls carried the key as the x-api-key header", requestUrls.some((r) => r.apiKeyHeader && r.url.includes("/api/credits")), requestUrls.length);
+  check("no script errors in the page", consoleErrors.filter((e) => !/WebSocket|ERR_CONNECTION|net::/.test(e)).length === 0, consoleErrors);
+
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  check(`screenshot saved to ${SCREENSHOT.replace(`${ROOT}/`, "")}`, existsSync(SCREENSHOT));
+
+  step("the key appears nowhere in wrangler's output or logs");
+  const logText = [wrangler.log.join("\n")];
+  for (const f of await readdir(join(workDir, "logs")).catch(() => [])) logText.push(await readFile(join(workDir, "logs", f), "utf8").catch(() => ""));
+  const secret = apiKey.split("_").slice(3).join("_");
+  check("wrangler's output and debug log never contain the key (nor its secret part)", logText.every((t) => !t.includes(apiKey) && !t.includes(secret)), "the key was logged");
+}
+
+// ---------------------------------------------------------------- main
+
+let stoppedAt = null;
+const watchdog = setTimeout(() => {
+  console.log(`\n[${elapsed()}] TIMEOUT: the run took longer than ${BOUNDS.total / 1000} s`);
+  check(`whole run within ${BOUNDS.total / 1000} s`, false);
+  finish("timeout");
+}, BOUNDS.total);
+
+let finishing;
+function finish(reason, exitCode) {
+  finishing ??= (async () => {
+    clearTimeout(watchdog);
+    if (reason) stoppedAt = reason;
+    stopRequests.abort(new Error("stopping"));
+    console.log(`\n[${elapsed()}] stopping Chromium, wrangler, the relay and the target server`);
+    const failedSoFar = stoppedAt !== null || results.some((r) => !r.ok);
+    const stopped = await cleanup(failedSoFar);
+    if (wrangler) check(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
+    const passed = results.filter((r) => r.ok).length;
+    const failed = results.length - passed;
+    const ok = failed === 0 && stoppedAt === null && results.length > 0;
+    if (!ok && wrangler) {
+      console.log("\n--- last 40 lines of wrangler output ---");
+      for (const line of wrangler.log.slice(-40)) console.log(`  | ${line}`);
+      console.log("--- end of wrangler output ---");
+    }
+    if (stoppedAt) console.log(`\nstory stopped early: ${stoppedAt}`);
+    console.log(`browser: ${passed} checks passed, ${failed} failed (${elapsed()})`);
+    process.exit(exitCode ?? (ok ? 0 : 1));
+  })();
+  return finishing;
+}
+
+try {
+  await story();
+  await finish(null);
+} catch (err) {
+  if (err instanceof StoryStopped) {
+    if (!finishing && !results.some((r) => !r.ok)) check("the story runs to its end", false, err.message);
+    await finish(err.message);
+  } else {
+    check("story ran without an unexpected error", false, err?.stack ?? String(err));
+    await finish(`unexpected error: ${err?.message ?? err}`);
+  }
+}

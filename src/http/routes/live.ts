@@ -1,0 +1,63 @@
+/**
+ * `GET /api/batch/scrape/{batchId}/live`: a WebSocket that receives the batch after every
+ * transition (`{ type: "batch", batch, item? }`), the first message being the batch as it is
+ * when the socket opens. Browsers cannot set headers on a WebSocket, so the key may travel
+ * as a subprotocol: `new WebSocket(url, ["batch-live", apiKey])` (src/http/auth.ts); the
+ * server answers with `Sec-WebSocket-Protocol: batch-live`. Send "ping" to get "pong".
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { LIVE_ACCOUNT_HEADER, LIVE_PROTOCOL } from "../../batch/live";
+import { ApiError } from "../errors";
+import { batchObject, requireUuid, unwrap } from "../objects";
+import { ErrorSchema, errorResponses } from "../schemas";
+import { newRouter } from "../validation";
+
+const route = createRoute({
+  method: "get",
+  path: "/api/batch/scrape/{batchId}/live",
+  tags: ["Batches"],
+  summary: "Live updates of a batch (WebSocket)",
+  description:
+    "Upgrade to a WebSocket that receives `{ type: \"batch\", batch, item? }` after every transition of the batch " +
+    "(the first message is the batch as it is now). Authenticate with `x-api-key`, or, from a browser, with the " +
+    'subprotocols `["batch-live", "<api key>"]`; the server selects `batch-live`. Send `ping` to get `pong`.',
+  security: [{ ApiKeyAuth: [] }],
+  request: {
+    params: z.object({ batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }) }),
+    headers: z.object({
+      upgrade: z.string().optional().openapi({ description: "Must be `websocket`." }),
+      "sec-websocket-protocol": z
+        .string()
+        .optional()
+        .openapi({ description: "`batch-live, <api key>` when the key cannot be sent as x-api-key (browsers)." }),
+    }),
+  },
+  responses: {
+    101: {
+      description: "Switching protocols: the socket is open and receives the batch now and after each transition.",
+      headers: z.object({ "Sec-WebSocket-Protocol": z.string().openapi({ example: LIVE_PROTOCOL }) }),
+    },
+    ...errorResponses(401, 403, 404),
+    426: { description: "Not a WebSocket upgrade", content: { "application/json": { schema: ErrorSchema } } },
+    ...errorResponses(429),
+  },
+});
+
+export const live = newRouter().openapi(route, async (c) => {
+  const batchId = requireUuid(c.req.valid("param").batchId, "batch");
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    throw new ApiError(426, "UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades.", { Upgrade: "websocket" });
+  }
+  const accountId = c.get("accountId");
+  const stub = batchObject(c.env, batchId);
+  // Not yours, unknown or expired: the same answers as GET /api/batch/scrape/{batchId}.
+  unwrap(await stub.get(accountId, -1, 1));
+  // A fresh request: no client header (a forged x-account-id, the key) reaches the object.
+  const res = await stub.fetch(new Request(c.req.url, { headers: { upgrade: "websocket", [LIVE_ACCOUNT_HEADER]: accountId } }));
+  if (res.status !== 101) {
+    const body = await res.json<{ code?: string; message?: string }>().catch(() => ({}) as { code?: string; message?: string });
+    throw new ApiError(res.status as ContentfulStatusCode, body.code ?? "UNAVAILABLE", body.message ?? "Could not open the live view.");
+  }
+  return res as never;
+});

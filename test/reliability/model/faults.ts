@@ -1,0 +1,61 @@
+/**
+ * Faults injected into a live batch object (they live in its memory, so an eviction ends
+ * them): deliveries to the account that fail, and a retry's reservation call that fails.
+ * Each failure that actually happens is counted as a fault injected.
+ */
+import type { AccountObject } from "../../../src/account/account-object";
+import type { AccountEvent } from "../../../src/domain/account-events";
+import { runInBatch } from "../../helpers";
+import { count } from "../figures";
+
+type Send = (events: AccountEvent[]) => Promise<void>;
+type ReserveInput = Parameters<AccountObject["reserveHold"]>[0];
+
+/** The real delivery function of each outbox a fault replaced, to put back when healed. */
+const realSends = new WeakMap<object, Send>();
+
+/**
+ * The batch's next `failures` deliveries to the account fail (0: every one, until healed).
+ * `replyLost`: the account applies them first, and only the reply is lost.
+ */
+export async function breakOutbox(batchId: string, failures: number, replyLost: boolean): Promise<void> {
+  await runInBatch(batchId, (o) => {
+    const real = realSends.get(o.outbox) ?? o.outbox.send;
+    realSends.set(o.outbox, real);
+    let left = failures === 0 ? Number.POSITIVE_INFINITY : failures;
+    o.outbox.send = async (events) => {
+      if (left <= 0) return real(events);
+      left--;
+      if (replyLost) await real(events);
+      count("faults");
+      throw new Error("injected delivery failure");
+    };
+  });
+}
+
+export async function healOutbox(batchId: string): Promise<void> {
+  await runInBatch(batchId, (o) => {
+    const real = realSends.get(o.outbox);
+    if (real) o.outbox.send = real;
+    realSends.delete(o.outbox);
+  });
+}
+
+/** The batch's next reservation call (a retry) fails: before the account sees it, or with its reply lost. */
+export async function breakNextReservation(batchId: string, replyLost: boolean): Promise<void> {
+  await runInBatch(batchId, (o) => {
+    const real = o.accountStub;
+    o.accountStub = (id) =>
+      new Proxy(real(id), {
+        get(target, prop) {
+          if (prop !== "reserveHold") return Reflect.get(target, prop);
+          return async (input: ReserveInput) => {
+            o.accountStub = real;
+            count("faults");
+            if (replyLost) await target.reserveHold(input);
+            throw new Error("injected reservation failure");
+          };
+        },
+      });
+  });
+}

@@ -1,0 +1,318 @@
+/**
+ * Runs model commands against the real objects in workerd (HTTP for create, cancel,
+ * retry and grants; RPC stubs for the executor contract; runInDurableObject for faults)
+ * and against the reference model, asserting that both answer the same, then checks the
+ * invariants after every step.
+ */
+import { evictDurableObject } from "cloudflare:test";
+import { expect } from "vitest";
+import { accountStub, adminHeaders, batchStub, callJson, drainOutbox, keyHeaders, newAccount, runInBatch } from "../../helpers";
+import { count } from "../figures";
+import { readLedger } from "../ledger";
+import { sleep } from "../support";
+import type { Cmd } from "./commands";
+import { breakNextReservation, breakOutbox, healOutbox } from "./faults";
+import { countsOf, type MBatch, type MItem, Model } from "./model";
+
+/** More batches only make each check slower; sequences still reach every state with 4. */
+const MAX_BATCHES = 4;
+
+export class Harness {
+  private creates = 0;
+  /** Batches whose deliveries to the account fail until healed or evicted. */
+  private readonly down = new Set<string>();
+
+  private constructor(
+    readonly model: Model,
+    readonly accountId: string,
+    readonly apiKey: string,
+  ) {}
+
+  static async open(credits: number): Promise<Harness> {
+    const { accountId, apiKey } = await newAccount(credits, "model");
+    return new Harness(new Model(accountId, credits), accountId, apiKey);
+  }
+
+  /** Runs a whole sequence, checking after every step; a failure names the step. */
+  static async play(cmds: Cmd[], credits = 30): Promise<void> {
+    const h = await Harness.open(credits);
+    count("sequences");
+    for (const [n, cmd] of cmds.entries()) {
+      try {
+        await h.run(cmd);
+        await h.check();
+      } catch (err) {
+        if (err instanceof Error) err.message = `step ${n} ${JSON.stringify(cmd)}: ${err.message}`;
+        throw err;
+      }
+    }
+    await h.heal();
+    await h.check();
+  }
+
+  // ---- commands -------------------------------------------------------------------------------
+
+  async run(cmd: Cmd): Promise<void> {
+    count("commands");
+    switch (cmd.kind) {
+      case "create":
+        return this.create(cmd.n, cmd.markdown, cmd.idem);
+      case "replayCreate":
+        return this.replayCreate(cmd.b);
+      case "grant":
+        return this.grant(cmd.amount, cmd.replay);
+      case "start":
+        return this.onItem(cmd, (b, item) => this.start(b, item, cmd.token));
+      case "redispatch":
+        return this.onItem(cmd, (b, item) => this.redispatch(b, item));
+      case "complete":
+        return this.onItem(cmd, (b, item) => this.settle(b, item, cmd.older, "completed", false));
+      case "fail":
+        return this.onItem(cmd, (b, item) => this.settle(b, item, cmd.older, "failed", cmd.retryable));
+      case "repeatSettle":
+        return this.onItem(cmd, (b, item) => this.repeatSettle(b, item));
+      case "cancel":
+        return this.onBatch(cmd.b, (b) => this.cancel(b));
+      case "raceCancel":
+        return this.onBatch(cmd.b, (b) => this.raceCancel(b));
+      case "retry":
+        return this.onBatch(cmd.b, (b) => this.retry(b, cmd.fault));
+      case "expireLeases":
+        return this.onBatch(cmd.b, (b) => this.expireLeases(b));
+      case "outboxFault":
+        return this.onBatch(cmd.b, (b) => this.breakOutbox(b, cmd.failures, cmd.replyLost));
+      case "outboxHeal":
+        return this.onBatch(cmd.b, (b) => this.healOutbox(b));
+      case "evict":
+        if (cmd.account) {
+          count("faults");
+          return evictDurableObject(accountStub(this.accountId));
+        }
+        return this.onBatch(cmd.b, async (b) => {
+          count("faults");
+          await evictDurableObject(batchStub(b.id));
+          this.down.delete(b.id);
+        });
+    }
+  }
+
+  private async onBatch(index: number, fn: (b: MBatch) => Promise<void>): Promise<void> {
+    const b = this.model.batches[index % Math.max(1, this.model.batches.length)];
+    if (b) await fn(b);
+  }
+
+  private async onItem(cmd: { b: number; i: number }, fn: (b: MBatch, item: MItem) => Promise<void>): Promise<void> {
+    await this.onBatch(cmd.b, async (b) => {
+      const item = b.items[cmd.i % b.items.length];
+      if (item) await fn(b, item);
+    });
+  }
+
+  private async create(n: number, markdown: boolean, idem: boolean): Promise<void> {
+    if (this.model.batches.length >= MAX_BATCHES) return;
+    const seq = ++this.creates;
+    const price = markdown ? 1 : 2;
+    const body = JSON.stringify({ urls: Array.from({ length: n }, (_, j) => `https://example.com/m${seq}/${j}`), output: markdown ? "markdown" : "json" });
+    const idempotencyKey = idem ? `model-${crypto.randomUUID()}` : null;
+    const res = await this.post("/api/batch/scrape", body, idempotencyKey);
+    if (!this.model.canReserve(n * price)) {
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 402, code: "INSUFFICIENT_CREDITS" });
+      return;
+    }
+    expect(res.status).toBe(202);
+    const batchId: string = res.body.batchId;
+    const found = await batchStub(batchId).get(this.accountId, -1, 100);
+    if (!found.ok) throw new Error(`created batch ${batchId} not found: ${found.message}`);
+    this.model.addBatch(batchId, found.items.map((i) => i.uuid), price, idempotencyKey === null ? null : { idempotencyKey, body });
+  }
+
+  private async replayCreate(index: number): Promise<void> {
+    const keyed = this.model.batches.filter((b) => b.create !== null);
+    const b = keyed[index % Math.max(1, keyed.length)];
+    if (!b?.create) return;
+    const res = await this.post("/api/batch/scrape", b.create.body, b.create.idempotencyKey);
+    expect({ status: res.status, body: res.body }).toEqual({ status: 202, body: { status: "queued", batchId: b.id, total: b.items.length } });
+  }
+
+  private async grant(amount: number, replay: boolean): Promise<void> {
+    const last = this.model.lastGrant;
+    const key = replay && last ? last.key : `model-grant-${crypto.randomUUID()}`;
+    const res = await callJson(`/admin/accounts/${this.accountId}/credits`, {
+      method: "POST",
+      headers: { ...adminHeaders, "idempotency-key": key },
+      body: JSON.stringify({ amount: replay && last ? last.amount : amount }),
+    });
+    expect(res.status).toBe(200);
+    if (!(replay && last)) this.model.grant(key, amount);
+    expect(res.body.credits.granted).toBe(this.model.credits.granted);
+  }
+
+  private async start(b: MBatch, item: MItem, tokenKind: "none" | "latest" | "stale"): Promise<void> {
+    const token = tokenKind === "none" ? undefined : tokenKind === "latest" ? item.token : item.token - 1;
+    const got = await batchStub(b.id).startItem(item.id, token);
+    const want = this.model.start(b, item, token);
+    if (want.action === "run") expect(got).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
+    else expect(got).toEqual(want);
+  }
+
+  /** What the dispatcher does (dispatch is paused in this project): a new token for a pending item. */
+  private async redispatch(b: MBatch, item: MItem): Promise<void> {
+    await runInBatch(b.id, (_o, state) => {
+      state.storage.sql.exec("UPDATE items SET dispatch_token = dispatch_token + 1 WHERE id = ? AND status = 'pending'", item.id);
+    });
+    this.model.redispatch(b, item);
+  }
+
+  private async settle(b: MBatch, item: MItem, older: boolean, outcome: "completed" | "failed", retryable: boolean): Promise<void> {
+    await this.sendSettle(b, item, older ? item.attempts - 1 : item.attempts, outcome, retryable);
+  }
+
+  private async repeatSettle(b: MBatch, item: MItem): Promise<void> {
+    const last = item.lastSettle;
+    if (last) await this.sendSettle(b, item, last.attempt, last.outcome, last.retryable);
+  }
+
+  private async sendSettle(b: MBatch, item: MItem, attempt: number, outcome: "completed" | "failed", retryable: boolean): Promise<void> {
+    const stub = batchStub(b.id);
+    const got =
+      outcome === "completed"
+        ? await stub.completeItem(item.id, attempt, { title: "ok" })
+        : await stub.failItem(item.id, attempt, retryable ? { code: "HTTP_503", message: "unavailable" } : { code: "HTTP_404", message: "gone" }, { retryable });
+    expect(got).toEqual(this.model.settle(b, item, attempt, outcome, retryable));
+  }
+
+  private async cancel(b: MBatch): Promise<void> {
+    const res = await callJson(`/api/batch/scrape/${b.id}`, { method: "DELETE", headers: keyHeaders(this.apiKey) });
+    const want = this.model.cancel(b);
+    if (want.status === 200) expect({ status: res.status, body: res.body }).toEqual(want);
+    else expect({ status: res.status, code: res.body.code }).toEqual(want);
+  }
+
+  /**
+   * A cancel sent in the middle of a startItem for every pending item. Whatever order the
+   * object saw, it must be one the model can replay: the starts that ran, then the cancel,
+   * then the starts that were dropped because the batch was cancelled.
+   */
+  private async raceCancel(b: MBatch): Promise<void> {
+    const stub = batchStub(b.id);
+    const pending = b.items.filter((i) => i.status === "pending");
+    // Starts spread over a few milliseconds, so some land before the cancel and some after.
+    const starts = pending.map(async (item, k) => {
+      await sleep(k % 4);
+      const started = await stub.startItem(item.id);
+      return started;
+    });
+    const cancelled = callJson(`/api/batch/scrape/${b.id}`, { method: "DELETE", headers: keyHeaders(this.apiKey) });
+    const [res, ...results] = await Promise.all([cancelled, ...starts]);
+    count("races");
+    const ran = pending.filter((_, k) => results[k]?.action === "run");
+    for (const [k, item] of pending.entries()) {
+      const got = results[k];
+      if (got?.action === "run") expect(got).toMatchObject(this.model.start(b, item, undefined));
+    }
+    const want = this.model.cancel(b);
+    if (want.status === 200) expect({ status: res.status, body: res.body }).toEqual(want);
+    else expect({ status: res.status, code: res.body.code }).toEqual(want);
+    for (const [k, item] of pending.entries()) {
+      if (ran.includes(item)) continue;
+      expect(results[k]).toEqual(this.model.start(b, item, undefined));
+      expect(results[k]).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
+    }
+  }
+
+  private async retry(b: MBatch, fault: "none" | "lost" | "replyLost"): Promise<void> {
+    // Only a retry that gets as far as asking the account can meet the fault.
+    const reaches = b.status !== "cancelled" && b.items.some((i) => i.status === "failed");
+    const effective = reaches ? fault : "none";
+    if (effective !== "none") {
+      await breakNextReservation(b.id, effective === "replyLost");
+    }
+    const res = await callJson(`/api/batch/scrape/${b.id}/retry`, { method: "POST", headers: keyHeaders(this.apiKey) });
+    const want = this.model.retry(b, effective);
+    if (want.status === 202) expect({ status: res.status, body: res.body }).toEqual(want);
+    else expect({ status: res.status, code: res.body.code }).toEqual(want);
+  }
+
+  private async expireLeases(b: MBatch): Promise<void> {
+    if (b.items.some((i) => i.status === "running")) count("faults");
+    await runInBatch(b.id, async (o, state) => {
+      state.storage.sql.exec("UPDATE items SET lease_expires_at = ? WHERE status = 'running'", Date.now() - 1);
+      await o.alarm();
+    });
+    this.model.expireLeases(b);
+  }
+
+  // ---- faults -----------------------------------------------------------------------------
+
+  private async breakOutbox(b: MBatch, failures: number, replyLost: boolean): Promise<void> {
+    await breakOutbox(b.id, failures, replyLost);
+    if (failures === 0) this.down.add(b.id);
+    else this.down.delete(b.id);
+  }
+
+  private async healOutbox(b: MBatch): Promise<void> {
+    await healOutbox(b.id);
+    this.down.delete(b.id);
+  }
+
+  async heal(): Promise<void> {
+    for (const id of [...this.down]) {
+      const b = this.model.batches.find((x) => x.id === id);
+      if (b) await this.healOutbox(b);
+    }
+  }
+
+  // ---- invariants ---------------------------------------------------------------------------
+
+  /**
+   * After every step: every item is in exactly the state the model says, with the batch's
+   * counts and credits; the account's books balance; once every outbox has drained, the
+   * balances, the credits held by unfinished items and the whole ledger equal the model's
+   * (so every refund happened exactly once). While an outbox is down, the ledger may lag
+   * the model but never hold anything the model does not.
+   */
+  async check(): Promise<void> {
+    for (const b of this.model.batches) {
+      const found = await batchStub(b.id).get(this.accountId, -1, 100);
+      if (!found.ok) throw new Error(`batch ${b.id}: ${found.message}`);
+      const v = found.batch;
+      const counts = countsOf(b);
+      expect({
+        status: v.status,
+        counts: { pending: v.pendingCount, running: v.runningCount, completed: v.completedCount, failed: v.failedCount, cancelled: v.cancelledCount },
+        credits: { reserved: v.creditsReserved, used: v.creditsUsed, refunded: v.creditsRefunded },
+        items: found.items.map((i) => [i.uuid, i.status, i.attempts]),
+      }).toEqual({
+        status: b.status,
+        counts,
+        credits: { reserved: b.reserved, used: b.used, refunded: b.refunded },
+        items: b.items.map((i) => [i.id, i.status, i.attempts]),
+      });
+      expect(Object.values(counts).reduce((x, y) => x + y, 0)).toBe(b.items.length);
+    }
+
+    for (const b of this.model.batches) if (!this.down.has(b.id)) await drainOutbox(b.id);
+    const account = accountStub(this.accountId);
+    const credits = await account.getCredits();
+    expect(credits.granted).toBe(credits.balance + credits.reserved + credits.used);
+    expect(Math.min(credits.balance, credits.reserved, credits.used)).toBeGreaterThanOrEqual(0);
+
+    const ledger = await readLedger(this.accountId);
+    const keys = ledger.map((e) => e.idempotencyKey);
+    expect(new Set(keys).size).toBe(keys.length);
+    const real = new Map(ledger.map((e) => [e.idempotencyKey, { kind: e.kind, amount: e.amount }]));
+    if (this.down.size === 0) {
+      expect(credits).toEqual(this.model.credits);
+      expect(credits.reserved).toBe(this.model.heldByItems());
+      expect(real).toEqual(this.model.ledger);
+      const refunds = ledger.filter((e) => e.kind === "refund").reduce((n, e) => n + e.amount, 0);
+      expect(refunds).toBe(this.model.credits.refunded);
+    } else {
+      for (const [key, entry] of real) expect({ key, entry }).toEqual({ key, entry: this.model.ledger.get(key) });
+    }
+  }
+
+  private post(path: string, body: string, idempotencyKey: string | null) {
+    return callJson(path, { method: "POST", headers: keyHeaders(this.apiKey, idempotencyKey ? { "idempotency-key": idempotencyKey } : {}), body });
+  }
+}
