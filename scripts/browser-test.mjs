@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { freePorts, groupAlive, ROOT, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
+import { createChecks, show, StoryStopped } from "./lib/checks.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -54,36 +55,7 @@ const BOUNDS = {
 
 // ---------------------------------------------------------------- checks and output
 
-const results = [];
-const started = Date.now();
-const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
-
-function show(value) {
-  if (typeof value === "string") return value;
-  try {
-    const s = JSON.stringify(value);
-    return s.length > 600 ? `${s.slice(0, 600)}…` : s;
-  } catch {
-    return String(value);
-  }
-}
-
-function check(name, cond, detail) {
-  const ok = Boolean(cond);
-  results.push({ name, ok });
-  console.log(`  ${ok ? "ok  " : "FAIL"}  ${name}${!ok && detail !== undefined ? `\n        got: ${show(detail)}` : ""}`);
-  return ok;
-}
-
-class StoryStopped extends Error {}
-
-function must(name, cond, detail) {
-  if (!check(name, cond, detail)) throw new StoryStopped(name);
-}
-
-function step(text) {
-  console.log(`\n[${elapsed()}] ${text}`);
-}
+const { results, elapsed, check, must, step } = createChecks();
 
 // ---------------------------------------------------------------- processes and servers we own
 

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { freePorts, groupAlive, signalGroup, sleep, startWrangler, stopGroup } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
+import { createChecks, show, StoryStopped } from "./lib/checks.mjs";
 
 /** How long each target page takes to answer: long enough to cancel while 2 items run. */
 const DELAY_MS = 4000;
@@ -32,38 +33,7 @@ const POLL_MS = 100;
 
 // ---------------------------------------------------------------- checks and output
 
-const results = [];
-const started = Date.now();
-const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
-
-function show(value) {
-  if (typeof value === "string") return value;
-  try {
-    const s = JSON.stringify(value);
-    return s.length > 600 ? `${s.slice(0, 600)}…` : s;
-  } catch {
-    return String(value);
-  }
-}
-
-/** Records and prints one check; `detail` is printed when it fails. */
-function check(name, cond, detail) {
-  const ok = Boolean(cond);
-  results.push({ name, ok });
-  console.log(`  ${ok ? "ok  " : "FAIL"}  ${name}${!ok && detail !== undefined ? `\n        got: ${show(detail)}` : ""}`);
-  return ok;
-}
-
-class StoryStopped extends Error {}
-
-/** A check the rest of the story depends on: when it fails, the story stops here. */
-function must(name, cond, detail) {
-  if (!check(name, cond, detail)) throw new StoryStopped(name);
-}
-
-function step(text) {
-  console.log(`\n[${elapsed()}] ${text}`);
-}
+const { results, elapsed, check, must, step } = createChecks();
 
 
 // ---------------------------------------------------------------- processes we own

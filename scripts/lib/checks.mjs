@@ -1,0 +1,40 @@
+// Checks and progress output shared by the scripted stories (e2e, browser test).
+
+export class StoryStopped extends Error {}
+
+/** A value as one line of output, cut at 600 characters. */
+export function show(value) {
+  if (typeof value === "string") return value;
+  try {
+    const s = JSON.stringify(value);
+    return s.length > 600 ? `${s.slice(0, 600)}…` : s;
+  } catch {
+    return String(value);
+  }
+}
+
+/** Records checks and prints them; `results` is what the summary line counts. */
+export function createChecks() {
+  const results = [];
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+
+  /** Records and prints one check; `detail` is printed when it fails. */
+  function check(name, cond, detail) {
+    const ok = Boolean(cond);
+    results.push({ name, ok });
+    console.log(`  ${ok ? "ok  " : "FAIL"}  ${name}${!ok && detail !== undefined ? `\n        got: ${show(detail)}` : ""}`);
+    return ok;
+  }
+
+  /** A check the rest of the story depends on: when it fails, the story stops here. */
+  function must(name, cond, detail) {
+    if (!check(name, cond, detail)) throw new StoryStopped(name);
+  }
+
+  function step(text) {
+    console.log(`\n[${elapsed()}] ${text}`);
+  }
+
+  return { results, elapsed, check, must, step };
+}
