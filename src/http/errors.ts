@@ -46,6 +46,14 @@ export function handleError(err: Error, c: Context<AppEnv>) {
     c.set("errorCode", apiError.code);
     return c.json(errorBody(apiError.code, apiError.message, requestId), apiError.status, apiError.headers);
   }
+  // A Durable Object that was reset or overloaded mid-call: the platform marks these; the
+  // state the object committed is intact, so the client may simply try again.
+  const infra = err as { retryable?: unknown; overloaded?: unknown };
+  if (infra.retryable === true || infra.overloaded === true) {
+    c.set("errorCode", "UNAVAILABLE");
+    logLine("warn", { msg: "object unavailable", requestId, route: routePattern(c), error: String(err) });
+    return c.json(errorBody("UNAVAILABLE", "Temporarily unavailable; please retry.", requestId), 503, { "Retry-After": "1" });
+  }
   c.set("errorCode", "INTERNAL_ERROR");
   logLine("error", { msg: "unhandled error", requestId, route: routePattern(c), error: String(err?.stack ?? err) });
   return c.json(errorBody("INTERNAL_ERROR", "Internal server error.", requestId), 500);
