@@ -19,6 +19,7 @@ import { ACCOUNT_MIGRATIONS } from "./schema";
 import { mapBounded } from "../lib/map-bounded";
 import { deliverDue, listDeliveries, newWebhookSecret, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
 import { hashesEqual } from "./keys";
+import { positiveInt } from "../lib/positive-int";
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const HOLD_RECHECK_MS = 10_000;
@@ -354,7 +355,7 @@ export class AccountObject extends DurableObject<Env> {
     await deliverDue(this.sql, {
       secret: this.webhookSecret(),
       allowLoopback: this.env.ALLOW_LOOPBACK_TARGETS === "true",
-      baseDelayMs: Number(this.env.WEBHOOK_RETRY_BASE_MS) || 30_000,
+      baseDelayMs: positiveInt(this.env.WEBHOOK_RETRY_BASE_MS, 30_000),
     });
     for (const hold of stale) {
       let answer: HoldResolution;
@@ -376,8 +377,7 @@ export class AccountObject extends DurableObject<Env> {
   // ---- internals -------------------------------------------------------------------------
 
   private slotCap(): number {
-    const n = Number(this.env.ACCOUNT_MAX_CONCURRENCY);
-    return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_ACCOUNT_CONCURRENCY;
+    return positiveInt(this.env.ACCOUNT_MAX_CONCURRENCY, DEFAULT_ACCOUNT_CONCURRENCY);
   }
 
   /** In a transaction: the batch's new grant, min(wanted, what the others leave free). */
@@ -598,7 +598,7 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   private holdTimeoutMs(): number {
-    return Number(this.env.RESERVATION_TIMEOUT_MS ?? 60_000);
+    return positiveInt(this.env.RESERVATION_TIMEOUT_MS, 60_000);
   }
 
   private armAlarm(): void {

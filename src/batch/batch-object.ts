@@ -34,6 +34,7 @@ import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./
 import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
+import { positiveInt } from "../lib/positive-int";
 
 export interface CreateBatchInput {
   batchId: string;
@@ -419,7 +420,7 @@ export class BatchObject extends DurableObject<Env> {
       if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
       const now = Date.now();
       if (outcome === "failed" && retry && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
-        this.requeue(row, item, now, payload.error, retryDelayMs(item.attempts, retry.retryAfterSeconds, Number(this.env.RETRY_BASE_DELAY_MS) || 2000));
+        this.requeue(row, item, now, payload.error, retryDelayMs(item.attempts, retry.retryAfterSeconds, positiveInt(this.env.RETRY_BASE_DELAY_MS, 2000)));
         this.dispatch(now);
         this.fitSlots();
         return { ok: true, outcome: "requeued" };
@@ -595,7 +596,7 @@ export class BatchObject extends DurableObject<Env> {
    * account told to release it (or to refuse it, should the reservation still arrive).
    */
   private abandonStaleReservations(now: number): void {
-    const timeout = Number(this.env.RESERVATION_TIMEOUT_MS) || 60_000;
+    const timeout = positiveInt(this.env.RESERVATION_TIMEOUT_MS, 60_000);
     const stale = all<{ key: string }>(this.sql, "SELECT key FROM holds WHERE state = 'reserving' AND created_at <= ?", now - timeout);
     for (const { key } of stale) {
       this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);

@@ -1,11 +1,7 @@
 /** Executor settings from vars, with the defaults. */
 import type { Env } from "../env";
 import { DEFAULT_FETCH_POLICY, type FetchPolicy } from "./fetch-page";
-
-function positiveInt(value: string | undefined, fallback: number): number {
-  const n = Number(value);
-  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
-}
+import { positiveInt } from "../lib/positive-int";
 
 export function fetchPolicy(env: Env): FetchPolicy {
   return {

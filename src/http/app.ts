@@ -17,13 +17,14 @@ import { credits } from "./routes/credits";
 import { live } from "./routes/live";
 import { serpwow } from "./routes/serpwow";
 import { webhooks } from "./routes/webhooks";
+import { positiveInt } from "../lib/positive-int";
 
 const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 /** 413 for bodies over MAX_BODY_BYTES, checked before anything reads them. */
 const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
-  const maxSize = Number(c.env.MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES;
+  const maxSize = positiveInt(c.env.MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES);
   return bodyLimit({
     maxSize,
     onError: () => {

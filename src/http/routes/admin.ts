@@ -6,6 +6,7 @@ import { accountObject, registryObject, requireUuid, unwrap } from "../objects";
 import { errorResponses, IdempotencyKeyHeader } from "../schemas";
 import { newRouter } from "../validation";
 import { BalancesSchema } from "./credits";
+import { iso } from "../../batch/views";
 
 const MAX_GRANT = 1_000_000_000;
 
@@ -178,10 +179,6 @@ const deadLetters = createRoute({
     ...errorResponses(400, 401, 403),
   },
 });
-
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
 
 export const admin = newRouter()
   .openapi(createAccount, async (c) => {

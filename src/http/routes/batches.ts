@@ -19,6 +19,7 @@ import {
   TargetUrlSchema,
 } from "../schemas";
 import { newRouter } from "../validation";
+import { positiveInt } from "../../lib/positive-int";
 
 const SELECTOR_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
@@ -286,11 +287,6 @@ function checkWebhookUrl(url: string, env: Env): string {
     throw new ApiError(400, "VALIDATION_ERROR", "webhookUrl: must use https");
   }
   return target.url.href;
-}
-
-function positiveInt(value: string | undefined, fallback: number): number {
-  const n = Number(value);
-  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
 }
 
 function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {

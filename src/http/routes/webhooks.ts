@@ -4,6 +4,7 @@ import { LIMITS } from "../../domain/limits";
 import { accountObject } from "../objects";
 import { CursorSchema, errorResponses, pageQuery } from "../schemas";
 import { newRouter } from "../validation";
+import { iso } from "../../batch/views";
 
 const DeliverySchema = z
   .object({
@@ -49,8 +50,6 @@ const secret = createRoute({
     ...errorResponses(401, 403),
   },
 });
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export const webhooks = newRouter()
   .openapi(deliveries, async (c) => {
