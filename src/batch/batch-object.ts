@@ -25,6 +25,7 @@ import { fail, type Failure } from "../domain/errors";
 import { LIMITS } from "../domain/limits";
 import type { OutputFormat } from "../domain/pricing";
 import type { ItemCounts } from "../domain/states";
+import { AlarmClock } from "../durable/alarm-clock";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
@@ -62,7 +63,7 @@ export type StartResult =
       selectors: Record<string, string> | null;
       leaseExpiresAt: number;
     }
-  | { action: "drop"; reason: DropReason };
+  | { action: "drop"; reason: DropReason | "TOO_MANY_ITEMS" };
 
 /** What the executor learned about the page, kept on the item beside the inline result. */
 export interface ResultMeta {
@@ -81,6 +82,26 @@ export interface ItemError {
   message: string;
 }
 
+/** One queue message's ask: start this item (for this dispatch). */
+export interface StartRequest {
+  itemId: string;
+  dispatch?: number;
+}
+
+/** What the executor reports about one leased item. */
+export type SettleReport =
+  | { itemId: string; attempt: number; outcome: "completed"; result: unknown; meta?: ResultMeta }
+  | {
+      itemId: string;
+      attempt: number;
+      outcome: "failed";
+      error: ItemError;
+      /** With attempts left, a retryable failure puts the item back to pending (no credit moves). */
+      retryable?: boolean;
+      retryAfterSeconds?: number;
+      meta?: ResultMeta;
+    };
+
 type Ok<T> = { ok: true } & T;
 
 /** Max bytes of URL JSON bound to one insert statement (SQLite caps a value at 2 MB). */
@@ -90,6 +111,14 @@ const SLOT_RETRY_MS = 5_000;
 const SLOT_WAIT_MS = 30_000;
 /** A dispatched item that has not started after this long is dispatched again. */
 const DISPATCH_TIMEOUT_MS = 10 * 60_000;
+/** Items one startItems or settleItems call may name (a queue batch holds at most 100 messages). */
+export const MAX_ITEMS_PER_CALL = 100;
+/**
+ * Settlements wait this long in the outbox so the account gets them many to a call (it is
+ * the hot spot: every batch of the account settles there). A finished batch, a cancel and
+ * failed deliveries do not wait for it.
+ */
+const SETTLEMENT_WINDOW_MS = 250;
 
 export class BatchObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
@@ -97,6 +126,9 @@ export class BatchObject extends DurableObject<Env> {
   readonly sends = new Outbox<QueueSend>(this.sql, "sends", (events) => this.sendToQueue(events), 100);
   /** The account object this batch settles with. A field, so fault tests can wrap it. */
   accountStub = (accountId: string) => this.env.ACCOUNT.getByName(accountId);
+  private readonly clock = new AlarmClock(this.ctx.storage);
+  /** Once true, stays true until retention empties storage. */
+  #hasBatch = false;
 
   // ---- creation and reads -----------------------------------------------------------------
 
@@ -131,8 +163,7 @@ export class BatchObject extends DurableObject<Env> {
       this.outbox.add({ kind: "confirm", key: input.holdKey });
       const row = this.row()!;
       this.outbox.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) }, { replacesSameKind: true });
-      this.dispatch(now);
-      this.fitSlots();
+      this.fitSlots(this.dispatch(row, now));
       return { ok: true, batch: batchView(row), replay: false };
     });
     if (result.ok && !result.replay) await this.deliver();
@@ -172,10 +203,6 @@ export class BatchObject extends DurableObject<Env> {
       const now = Date.now();
       this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending'", now);
       const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
-      this.sql.exec(
-        "UPDATE batch SET status = 'cancelled', cancelled_at = ?, credits_refunded = credits_refunded + ?, queued = 0 WHERE id = 1",
-        now, decision.creditsRefunded,
-      );
       if (decision.creditsRefunded > 0) {
         this.outbox.add({
           kind: "refund",
@@ -184,8 +211,12 @@ export class BatchObject extends DurableObject<Env> {
           note: `batch cancelled: ${decision.cancelledItems} pending items refunded`,
         });
       }
-      const next = this.saveCounts(row, counts, now);
-      this.fitSlots();
+      const next = this.fitSlots(this.saveCounts(row, counts, now, {
+        status: "cancelled",
+        cancelled_at: now,
+        credits_refunded: row.credits_refunded + decision.creditsRefunded,
+        queued: 0,
+      }));
       return { ok: true, cancelledItems: decision.cancelledItems, creditsRefunded: decision.creditsRefunded, batch: batchView(next) };
     });
     if (result.ok) await this.deliver();
@@ -250,13 +281,11 @@ export class BatchObject extends DurableObject<Env> {
         JSON.stringify(plan.idxs),
       );
       const counts = moveItems(countsOf(row), "failed", "pending", plan.idxs.length);
-      this.sql.exec("UPDATE batch SET credits_reserved = credits_reserved + ?, finished_at = NULL WHERE id = 1", plan.amount);
       this.sql.exec("UPDATE holds SET state = 'applied' WHERE key = ?", plan.key);
       this.outbox.add({ kind: "confirm", key: plan.key });
       const now = Date.now();
-      this.saveCounts(row, counts, now);
-      this.dispatch(now);
-      this.fitSlots();
+      const next = this.saveCounts(row, counts, now, { credits_reserved: row.credits_reserved + plan.amount, finished_at: null });
+      this.fitSlots(this.dispatch(next, now));
       return { ok: true, retriedCount: plan.idxs.length };
     });
     await this.deliver();
@@ -268,48 +297,92 @@ export class BatchObject extends DurableObject<Env> {
   // ---- executor contract --------------------------------------------------------------------
 
   /**
+   * Grants leases, each in order as `startItem` would. One transaction for the whole group:
+   * a cancel comes before all of them (all dropped) or after all of them (all run and are
+   * charged). The queue consumer asks once per queue batch.
+   */
+  async startItems(requests: readonly StartRequest[]): Promise<StartResult[]> {
+    // A caller's bug, answered (not thrown) so it cannot break the object: nothing starts.
+    if (requests.length > MAX_ITEMS_PER_CALL) return requests.map(() => ({ action: "drop", reason: "TOO_MANY_ITEMS" }));
+    if (!this.hasBatch()) return requests.map(() => ({ action: "drop", reason: "ITEM_NOT_FOUND" }));
+    const started = this.ctx.storage.transactionSync(() => {
+      const stored = this.row()!;
+      let row = stored;
+      const now = Date.now();
+      const leaseExpiresAt = now + LIMITS.leaseMs;
+      const selectors = row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>);
+      const results = requests.map(({ itemId, dispatch }): StartResult => {
+        const item = this.item(itemId);
+        const decision = decideStart(batchState(row), itemState(item), dispatch);
+        if (decision.kind === "drop" || !item) return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
+        this.sql.exec(
+          `UPDATE items SET status = 'running', attempts = ?, lease_attempt = ?, lease_expires_at = ?, started_at = ?,
+             dispatched_at = NULL, not_before = NULL WHERE idx = ?`,
+          decision.attempt, decision.attempt, leaseExpiresAt, now, item.idx,
+        );
+        row = this.advance(row, moveItems(countsOf(row), "pending", "running"), now, {
+          started_at: row.started_at ?? now,
+          queued: row.queued - (item.dispatched_at === null ? 0 : 1),
+        });
+        return { action: "run", batchId: row.batch_id, itemId, attempt: decision.attempt, url: item.url, output: row.output, selectors, leaseExpiresAt };
+      });
+      return { results, row: this.commit(stored, row), leaseExpiresAt };
+    });
+    if (started.results.some((r) => r.action === "run")) await this.wake(started.row, started.leaseExpiresAt);
+    return started.results;
+  }
+
+  /**
    * Grants a lease if the batch is not cancelled and the item is pending (and, with a
    * dispatch token, if the message is the item's latest dispatch); else: drop the work.
    */
   async startItem(itemId: string, dispatchToken?: number): Promise<StartResult> {
-    if (!this.hasBatch()) return { action: "drop", reason: "ITEM_NOT_FOUND" };
-    const started = this.ctx.storage.transactionSync((): StartResult => {
-      const row = this.row()!;
-      const item = this.item(itemId);
-      const decision = decideStart(batchState(row), itemState(item), dispatchToken);
-      if (decision.kind === "drop" || !item) return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
+    const [result] = await this.startItems([{ itemId, dispatch: dispatchToken }]);
+    return result!;
+  }
+
+  /**
+   * Settles items, each as completeItem or failItem would, in one transaction: the batch
+   * row, its index snapshot and the refill of freed slots are written once for the group.
+   * The consumer sends the settlements that came in while its previous call was out.
+   */
+  async settleItems(reports: readonly SettleReport[]): Promise<SettleResult[]> {
+    // A caller's bug, answered (not thrown) so it cannot break the object: nothing settles.
+    if (reports.length > MAX_ITEMS_PER_CALL) return reports.map(() => ({ ok: true, outcome: "ignored", reason: "TOO_MANY_ITEMS" }));
+    if (!this.hasBatch()) return reports.map(() => ({ ok: true, outcome: "ignored", reason: "ITEM_NOT_FOUND" }));
+    const settled = this.ctx.storage.transactionSync(() => {
+      const stored = this.row()!;
+      let row = stored;
       const now = Date.now();
-      const leaseExpiresAt = now + LIMITS.leaseMs;
-      this.sql.exec(
-        `UPDATE items SET status = 'running', attempts = ?, lease_attempt = ?, lease_expires_at = ?, started_at = ?,
-           dispatched_at = NULL, not_before = NULL WHERE idx = ?`,
-        decision.attempt, decision.attempt, leaseExpiresAt, now, item.idx,
-      );
-      this.sql.exec(
-        "UPDATE batch SET started_at = coalesce(started_at, ?), queued = queued - ? WHERE id = 1",
-        now, item.dispatched_at === null ? 0 : 1,
-      );
-      this.saveCounts(row, moveItems(countsOf(row), "pending", "running"), now);
-      return {
-        action: "run",
-        batchId: row.batch_id,
-        itemId,
-        attempt: decision.attempt,
-        url: item.url,
-        output: row.output,
-        selectors: row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>),
-        leaseExpiresAt,
-      };
+      const answers = reports.map((asked): SettleResult => {
+        const report = keepable(asked);
+        const item = this.item(report.itemId);
+        const decision = decideSettle(itemState(item), report.attempt, report.outcome);
+        if (decision.kind === "ignore") return { ok: true, outcome: "ignored", reason: decision.reason };
+        if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
+        const payload = report.outcome === "completed"
+          ? { result: report.json, error: null, meta: report.meta ?? {} }
+          : { result: null, error: JSON.stringify(report.error), meta: report.meta ?? {} };
+        if (report.outcome === "failed" && report.retryable === true && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
+          const delay = retryDelayMs(item.attempts, report.retryAfterSeconds ?? 0, positiveInt(this.env.RETRY_BASE_DELAY_MS, 2000));
+          row = this.requeue(row, item, now, payload.error, delay);
+          return { ok: true, outcome: "requeued" };
+        }
+        row = this.finishItem(row, item, report.outcome, payload, now);
+        return { ok: true, outcome: "settled" };
+      });
+      // Freed slots are refilled once, after the group.
+      if (row !== stored) row = this.fitSlots(this.dispatch(this.commit(stored, row), now));
+      return { answers, row, changed: row !== stored };
     });
-    if (started.action === "run") await this.armAlarm();
-    return started;
+    if (settled.changed) await this.wake(settled.row, null);
+    return settled.answers;
   }
 
   /** Settles a running item as completed: its reserved credits are consumed. */
   async completeItem(itemId: string, attempt: number, result: unknown, meta: ResultMeta = {}): Promise<SettleResult> {
-    const json = JSON.stringify(result ?? null);
-    if (json.length > LIMITS.maxInlineResultBytes) throw new Error(`result of ${json.length} bytes is too large to keep inline`);
-    return this.settle(itemId, attempt, "completed", { result: json, error: null, meta });
+    const [settled] = await this.settleItems([{ itemId, attempt, outcome: "completed", result, meta }]);
+    return settled!;
   }
 
   /**
@@ -322,8 +395,8 @@ export class BatchObject extends DurableObject<Env> {
     error: ItemError,
     options: { retryable?: boolean; retryAfterSeconds?: number; meta?: ResultMeta } = {},
   ): Promise<SettleResult> {
-    const payload = { result: null, error: JSON.stringify(error), meta: options.meta ?? {} };
-    return this.settle(itemId, attempt, "failed", payload, options.retryable === true ? { retryAfterSeconds: options.retryAfterSeconds ?? 0 } : null);
+    const [settled] = await this.settleItems([{ itemId, attempt, outcome: "failed", error, ...options }]);
+    return settled!;
   }
 
   /** Where a completed item's stored result is, for its owner only. */
@@ -350,7 +423,7 @@ export class BatchObject extends DurableObject<Env> {
       key, Date.now(),
     );
     // retention: an object that will never hold a batch forgets this hold later (clearAbandonedHolds).
-    if (!this.hasBatch()) void this.ctx.storage.setAlarm(Date.now() + ABANDONED_HOLD_MS);
+    if (!this.hasBatch()) void this.clock.set(Date.now() + ABANDONED_HOLD_MS);
     return "abandoned";
   }
 
@@ -375,66 +448,36 @@ export class BatchObject extends DurableObject<Env> {
       const row = this.row()!;
       const now = Date.now();
       if (row.slots_version !== version) return; // a newer claim or release went out meanwhile
-      const retryAt = granted === null ? now + SLOT_RETRY_MS : granted < wanted ? now + SLOT_WAIT_MS : null;
-      this.sql.exec(
-        "UPDATE batch SET slots_granted = ?, slots_retry_at = ? WHERE id = 1",
-        Math.max(granted ?? row.slots_granted, row.running + row.queued), retryAt,
-      );
-      this.dispatch(now);
-      this.fitSlots();
+      const next = this.writeBatch(row, {
+        slots_granted: Math.max(granted ?? row.slots_granted, row.running + row.queued),
+        slots_retry_at: granted === null ? now + SLOT_RETRY_MS : granted < wanted ? now + SLOT_WAIT_MS : null,
+      });
+      this.fitSlots(this.dispatch(next, now));
     });
     await this.deliver();
   }
 
   /** Takes back expired leases and delivers the outbox; re-arms itself while work remains. */
   override async alarm(): Promise<void> {
+    this.clock.fired();
     // retention (src/batch/retention.ts): no batch here but a refused hold, or a finished batch past its time.
-    if (!this.hasBatch()) return clearAbandonedHolds(this.ctx.storage);
+    if (!this.hasBatch()) return clearAbandonedHolds(this.ctx.storage, this.clock);
     if (await removeIfDue(this.retentionHost())) return;
     const now = Date.now();
     this.expireLeases(now);
     this.ctx.storage.transactionSync(() => {
       this.reclaimLostDispatches(now);
-      this.dispatch(now);
-      this.fitSlots();
+      this.fitSlots(this.dispatch(this.row()!, now));
     });
     await this.deliver();
     await this.pump();
   }
 
   // ---- internals ------------------------------------------------------------------------------
+  // Transitions run inside a transaction and pass the batch row along: `advance` works out
+  // the row after one step (in JavaScript), `commit` writes it once for a group of steps.
 
-  private async settle(
-    itemId: string,
-    attempt: number,
-    outcome: SettleOutcome,
-    payload: { result: string | null; error: string | null; meta: ResultMeta },
-    retry: { retryAfterSeconds: number } | null = null,
-  ): Promise<SettleResult> {
-    if (!this.hasBatch()) return { ok: true, outcome: "ignored", reason: "ITEM_NOT_FOUND" };
-    const settled = this.ctx.storage.transactionSync((): SettleResult => {
-      const row = this.row()!;
-      const item = this.item(itemId);
-      const decision = decideSettle(itemState(item), attempt, outcome);
-      if (decision.kind === "ignore") return { ok: true, outcome: "ignored", reason: decision.reason };
-      if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
-      const now = Date.now();
-      if (outcome === "failed" && retry && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
-        this.requeue(row, item, now, payload.error, retryDelayMs(item.attempts, retry.retryAfterSeconds, positiveInt(this.env.RETRY_BASE_DELAY_MS, 2000)));
-        this.dispatch(now);
-        this.fitSlots();
-        return { ok: true, outcome: "requeued" };
-      }
-      this.finishItem(row, item, outcome, payload, now);
-      this.dispatch(now);
-      this.fitSlots();
-      return { ok: true, outcome: "settled" };
-    });
-    if (settled.outcome === "settled" || settled.outcome === "requeued") await this.armAlarm();
-    return settled;
-  }
-
-  /** Running -> completed (consume) or failed (refund), with its outbox event. In a transaction. */
+  /** Running -> completed (consume) or failed (refund), with its outbox event. Returns the advanced row. */
   private finishItem(
     row: BatchRow,
     item: ItemRow,
@@ -453,52 +496,51 @@ export class BatchObject extends DurableObject<Env> {
     );
     const key = `${row.batch_id}:${item.id}:r${item.round}:${outcome === "completed" ? "consume" : "refund"}`;
     if (outcome === "completed") {
-      this.sql.exec("UPDATE batch SET credits_used = credits_used + ? WHERE id = 1", price);
       this.outbox.add({ kind: "consume", key, amount: price, itemId: item.id });
     } else {
-      this.sql.exec("UPDATE batch SET credits_refunded = credits_refunded + ? WHERE id = 1", price);
       this.outbox.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
     }
-    return this.saveCounts(row, moveItems(countsOf(row), "running", outcome), now, { item, outcome, error: payload.error });
+    const patch = outcome === "completed" ? { credits_used: row.credits_used + price } : { credits_refunded: row.credits_refunded + price };
+    return this.advance(row, moveItems(countsOf(row), "running", outcome), now, patch, { item, outcome, error: payload.error });
   }
 
   /** Items whose consumer vanished go back to pending, or fail after the last attempt. */
   private expireLeases(now: number): void {
     this.ctx.storage.transactionSync(() => {
       const expired = all<ItemRow>(this.sql, "SELECT * FROM items WHERE status = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 500", now);
+      if (expired.length === 0) return;
+      const stored = this.row()!;
+      let row = stored;
       for (const item of expired) {
-        const row = this.row()!;
         const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
-        if (item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
-          this.requeue(row, item, now, error, 0);
-        } else {
-          this.finishItem(row, item, "failed", { result: null, error, meta: {} }, now);
-        }
+        row = item.attempts < LIMITS.maxAttempts && row.status !== "cancelled"
+          ? this.requeue(row, item, now, error, 0)
+          : this.finishItem(row, item, "failed", { result: null, error, meta: {} }, now);
       }
+      this.commit(stored, row);
     });
   }
 
-  /** Running -> pending again (a transient failure or a lost lease), to run after `delayMs`. */
-  private requeue(row: BatchRow, item: ItemRow, now: number, error: string | null, delayMs: number): void {
+  /** Running -> pending again (a transient failure or a lost lease), to run after `delayMs`. Returns the advanced row. */
+  private requeue(row: BatchRow, item: ItemRow, now: number, error: string | null, delayMs: number): BatchRow {
     this.sql.exec(
       `UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL, error = ?, dispatched_at = NULL,
          not_before = ? WHERE idx = ?`,
       error, delayMs > 0 ? now + delayMs : null, item.idx,
     );
-    this.saveCounts(row, moveItems(countsOf(row), "running", "pending"), now);
+    return this.advance(row, moveItems(countsOf(row), "running", "pending"), now);
   }
 
   /**
    * Flow control: fills free slots (maxConcurrency minus running and queued items) with
    * pending items, in order, each with a new dispatch token, as rows of the `sends`
-   * outbox. Runs inside the transaction of whatever freed or added work.
+   * outbox. Runs inside the transaction of whatever freed or added work; `row` is stored.
    */
-  private dispatch(now: number): void {
-    if (this.env.DISPATCH_PAUSED === "true") return;
-    const row = this.row()!;
-    if (row.status === "cancelled" || row.status === "completed" || row.status === "failed") return;
+  private dispatch(row: BatchRow, now: number): BatchRow {
+    if (this.env.DISPATCH_PAUSED === "true") return row;
+    if (row.status === "cancelled" || row.status === "completed" || row.status === "failed") return row;
     const slots = Math.min(row.max_concurrency, row.slots_granted) - row.running - row.queued;
-    if (slots <= 0) return;
+    if (slots <= 0) return row;
     const next = all<{ idx: number; id: string; dispatch_token: number; not_before: number | null }>(
       this.sql,
       "SELECT idx, id, dispatch_token, not_before FROM items WHERE status = 'pending' AND dispatched_at IS NULL ORDER BY idx LIMIT ?",
@@ -510,20 +552,19 @@ export class BatchObject extends DurableObject<Env> {
       const delaySeconds = item.not_before === null ? 0 : Math.min(Math.max(0, Math.ceil((item.not_before - now) / 1000)), 43_200);
       this.sends.add({ kind: "dispatch", body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token }, delaySeconds });
     }
-    if (next.length > 0) this.sql.exec("UPDATE batch SET queued = queued + ? WHERE id = 1", next.length);
+    return next.length > 0 ? this.writeBatch(row, { queued: row.queued + next.length }) : row;
   }
 
   /**
    * Gives back, through the outbox, slots this batch holds but no longer needs. (Needing
-   * more is `pump`'s job: it has to ask, and asking is an await.) In a transaction.
+   * more is `pump`'s job: it has to ask, and asking is an await.) In a transaction; `row` is stored.
    */
-  private fitSlots(): void {
-    const row = this.row()!;
+  private fitSlots(row: BatchRow): BatchRow {
     const wanted = wantedSlots(row);
-    if (wanted >= row.slots_granted) return;
+    if (wanted >= row.slots_granted) return row;
     const version = row.slots_version + 1;
-    this.sql.exec("UPDATE batch SET slots_granted = ?, slots_version = ?, slots_retry_at = NULL WHERE id = 1", wanted, version);
     this.outbox.add({ kind: "slots", version, wanted }, { replacesSameKind: true });
+    return this.writeBatch(row, { slots_granted: wanted, slots_version: version, slots_retry_at: null });
   }
 
   /** A queue message that never led to a start (lost, or dead-lettered) frees its slot for a new dispatch. */
@@ -546,31 +587,57 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   /**
-   * Writes new counts, the status they imply, finishedAt, a new version, and a status
-   * event when what the account's index shows has changed. Runs inside a transaction.
+   * One step: new counts (and `patch`), the status they imply, finishedAt and a new
+   * version, worked out from `before`. Watchers hear of it now; nothing is written.
    */
-  private saveCounts(
+  private advance(
     before: BatchRow,
     counts: ItemCounts,
     now: number,
+    patch: Partial<BatchRow> = {},
     settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null },
   ): BatchRow {
-    const current = this.row()!;
-    const status = batchStatusFor(current.status, counts, current.started_at !== null);
-    const finishedAt = isFinished(counts) ? (current.finished_at ?? now) : null;
-    this.sql.exec(
-      `UPDATE batch SET pending = ?, running = ?, completed = ?, failed = ?, cancelled = ?, status = ?, finished_at = ?,
-         version = version + 1 WHERE id = 1`,
-      counts.pending, counts.running, counts.completed, counts.failed, counts.cancelled, status, finishedAt,
-    );
-    const after = this.row()!;
+    const current = { ...before, ...patch };
+    const after: BatchRow = {
+      ...current,
+      ...counts,
+      status: batchStatusFor(current.status, counts, current.started_at !== null),
+      finished_at: isFinished(counts) ? (current.finished_at ?? now) : null,
+      version: before.version + 1,
+    };
     if (after.status !== before.status) logTransition(before, after); // observability
-    const snapshot = snapshotOf(after);
-    if (JSON.stringify(snapshot) !== JSON.stringify(snapshotOf(before))) {
-      this.outbox.add({ kind: "status", version: after.version, snapshot }, { replacesSameKind: true });
-    }
     this.notify(before, after, settled);
     return after;
+  }
+
+  /** Writes `after` over `stored` (the row as stored), and the account's index snapshot when it changed. */
+  private commit(stored: BatchRow, after: BatchRow): BatchRow {
+    if (after === stored) return stored;
+    const changed: Partial<BatchRow> = {};
+    for (const key of Object.keys(after) as (keyof BatchRow)[]) {
+      if (after[key] !== stored[key]) Object.assign(changed, { [key]: after[key] });
+    }
+    const snapshot = snapshotOf(after);
+    if (JSON.stringify(snapshot) !== JSON.stringify(snapshotOf(stored))) {
+      this.outbox.add({ kind: "status", version: after.version, snapshot }, { replacesSameKind: true });
+    }
+    return this.writeBatch(stored, changed);
+  }
+
+  /** `advance` and `commit` for a single step. */
+  private saveCounts(before: BatchRow, counts: ItemCounts, now: number, patch: Partial<BatchRow> = {}): BatchRow {
+    return this.commit(before, this.advance(before, counts, now, patch));
+  }
+
+  /** One UPDATE of the named columns (names from this file, never from input). Returns the row as now stored. */
+  private writeBatch(row: BatchRow, patch: Partial<BatchRow>): BatchRow {
+    const columns = Object.keys(patch) as (keyof BatchRow)[];
+    if (columns.length === 0) return row;
+    this.sql.exec(
+      `UPDATE batch SET ${columns.map((c) => `${c} = ?`).join(", ")} WHERE id = 1`,
+      ...columns.map((c) => patch[c] as SqlStorageValue),
+    );
+    return { ...row, ...patch };
   }
 
   /**
@@ -578,8 +645,10 @@ export class BatchObject extends DurableObject<Env> {
    * (its events travel through the account outbox; the account signs and delivers them).
    */
   private notify(before: BatchRow, after: BatchRow, settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null }): void {
-    const item = settled ? this.item(settled.item.id) : undefined;
-    broadcast(this.ctx, { type: "batch", batch: batchView(after), ...(item ? { item: itemView(item, after.batch_id) } : {}) });
+    broadcast(this.ctx, () => {
+      const item = settled ? this.item(settled.item.id) : undefined;
+      return { type: "batch", batch: batchView(after), ...(item ? { item: itemView(item, after.batch_id) } : {}) };
+    });
     if (after.webhook_url === null) return;
     const settledItem = settled && {
       id: settled.item.id,
@@ -631,30 +700,46 @@ export class BatchObject extends DurableObject<Env> {
     await this.env.SCRAPE_QUEUE.sendBatch(sends.map((s) => ({ body: s.body, contentType: "json" as const, delaySeconds: s.delaySeconds })));
   }
 
-  /** One alarm serves the outboxes (now, or later after failures), the earliest lease, and lost dispatches. */
+  /**
+   * After a hot-path transition (a start, a settlement): the alarm must come no later than
+   * the new lease's end, now for queue sends, and within the settlement window for account
+   * events. Usually the alarm is already early enough, and this awaits nothing. After
+   * failed deliveries the alarm holds its backoff time.
+   */
+  private async wake(row: BatchRow, leaseExpiresAt: number | null): Promise<void> {
+    const now = Date.now();
+    const toQueue = this.sends.takeAdded();
+    const toAccount = this.outbox.takeAdded();
+    let at = leaseExpiresAt ?? Infinity;
+    if (row.outbox_failures === 0 && toQueue) at = now;
+    if (row.outbox_failures === 0 && toAccount) at = Math.min(at, now + settlementWindow(row));
+    if (at !== Infinity) await this.clock.atLatest(at);
+  }
+
+  /** One alarm serves the outboxes (soon, or later after failures), the earliest lease, and lost dispatches. */
   private async armAlarm(): Promise<void> {
     const row = this.row();
     if (!row) return;
+    this.sends.takeAdded();
+    this.outbox.takeAdded();
     const now = Date.now();
     const times: number[] = [];
-    if (this.outbox.hasPending() || this.sends.hasPending()) times.push(row.outbox_failures === 0 ? now : now + backoffMs(row.outbox_failures));
-    const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items WHERE status = 'running'")?.t;
+    const failed = row.outbox_failures > 0 ? now + backoffMs(row.outbox_failures) : null;
+    if (this.sends.hasPending()) times.push(failed ?? now);
+    else if (this.outbox.hasPending()) times.push(failed ?? now + settlementWindow(row));
+    // The partial index holds only running items, so this reads one row.
+    const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items INDEXED BY items_lease WHERE status = 'running'")?.t;
     if (lease != null) times.push(lease);
     if (wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true") times.push(Math.max(now, row.slots_retry_at ?? now));
     // retention: a finished batch is removed by this alarm when its time comes (after the outboxes are empty).
     const removalAt = removalDueAt(row, this.env);
-    if (removalAt !== null && this.outbox.size() + this.sends.size() === 0) times.push(removalAt);
+    if (removalAt !== null && !this.outbox.hasPending() && !this.sends.hasPending()) times.push(removalAt);
     if (row.queued > 0) {
       const oldest = first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t;
       if (oldest != null) times.push(oldest + DISPATCH_TIMEOUT_MS);
     }
-    if (times.length === 0) {
-      await this.ctx.storage.deleteAlarm();
-      return;
-    }
-    const next = Math.min(...times);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > next || current < now - 1000) await this.ctx.storage.setAlarm(next);
+    if (times.length === 0) return this.clock.clear();
+    await this.clock.atLatest(Math.min(...times));
   }
 
   private insertItems(urls: string[]): void {
@@ -679,7 +764,8 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   private hasBatch(): boolean {
-    return tableExists(this.sql, "batch") && this.row() !== undefined;
+    if (!this.#hasBatch) this.#hasBatch = tableExists(this.sql, "batch") && this.row() !== undefined;
+    return this.#hasBatch;
   }
 
   private row(): BatchRow | undefined {
@@ -688,7 +774,7 @@ export class BatchObject extends DurableObject<Env> {
 
   /** The batch, if it exists, belongs to this account and is not being removed (otherwise indistinguishable). */
   private owned(accountId: string): BatchRow | undefined {
-    if (!tableExists(this.sql, "batch")) return undefined;
+    if (!this.hasBatch()) return undefined;
     const row = this.row();
     return row?.account_id === accountId && !isExpiring(row) ? row : undefined;
   }
@@ -697,7 +783,15 @@ export class BatchObject extends DurableObject<Env> {
 
   /** What retention needs from this object. */
   private retentionHost(): RetentionHost {
-    return { storage: this.ctx.storage, env: this.env, outbox: this.outbox, row: () => this.row(), deliver: () => this.deliver() };
+    return {
+      storage: this.ctx.storage,
+      env: this.env,
+      outbox: this.outbox,
+      row: () => this.row(),
+      deliver: () => this.deliver(),
+      alarm: this.clock,
+      removed: () => (this.#hasBatch = false),
+    };
   }
 
   /** NOT_FOUND or BATCH_EXPIRED (the account keeps the tombstone of a removed batch). */
@@ -727,6 +821,23 @@ export class BatchObject extends DurableObject<Env> {
     closeLive(ws, code, reason);
   }
   // ---- live views: region end -------------------------------------------------------------------
+}
+
+/** Account events of a finished batch go at once: nothing more will join them. */
+function settlementWindow(row: BatchRow): number {
+  return row.finished_at === null ? SETTLEMENT_WINDOW_MS : 0;
+}
+
+/**
+ * A completion with its result as stored JSON; one whose result is too large to keep is
+ * settled as failed (and refunded) instead. (The executor keeps inline results far smaller.)
+ */
+function keepable(report: SettleReport): (SettleReport & { outcome: "failed" }) | (SettleReport & { outcome: "completed"; json: string }) {
+  if (report.outcome === "failed") return report;
+  const json = JSON.stringify(report.result ?? null);
+  if (json.length <= LIMITS.maxInlineResultBytes) return { ...report, json };
+  const error = { code: "RESULT_TOO_LARGE", message: `The result of ${json.length} bytes is larger than the ${LIMITS.maxInlineResultBytes} bytes kept inline.` };
+  return { itemId: report.itemId, attempt: report.attempt, outcome: "failed", error, meta: report.meta };
 }
 
 /** Slots the batch could use now: its running and queued items, plus pending ones up to maxConcurrency. */

@@ -17,10 +17,11 @@ export const LIVE_ACCOUNT_HEADER = "x-account-id";
 /** Sockets one batch object holds at most (each is a little memory and one send per transition). */
 export const MAX_LIVE_SOCKETS = 100;
 
-export function broadcast(ctx: DurableObjectState, message: LiveMessage): void {
+/** Sends every live socket the message; `message` is only made when someone listens. */
+export function broadcast(ctx: DurableObjectState, message: () => LiveMessage): void {
   const sockets = ctx.getWebSockets();
   if (sockets.length === 0) return;
-  const text = JSON.stringify(message);
+  const text = JSON.stringify(message());
   for (const ws of sockets) {
     try {
       ws.send(text);

@@ -11,6 +11,7 @@ export type Send<E> = (events: E[]) => Promise<void>;
 
 export class Outbox<E extends { kind: string }> {
   #chain: Promise<boolean> = Promise.resolve(true);
+  #added = false;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -25,6 +26,14 @@ export class Outbox<E extends { kind: string }> {
   add(event: E, options: { replacesSameKind?: boolean } = {}): void {
     if (options.replacesSameKind) this.sql.exec(`DELETE FROM ${this.table} WHERE kind = ?`, event.kind);
     this.sql.exec(`INSERT INTO ${this.table} (kind, event, created_at) VALUES (?, ?, ?)`, event.kind, JSON.stringify(event), Date.now());
+    this.#added = true;
+  }
+
+  /** Whether add() ran since the last time this was asked: the owner then schedules a flush. */
+  takeAdded(): boolean {
+    const added = this.#added;
+    this.#added = false;
+    return added;
   }
 
   size(): number {

@@ -19,6 +19,7 @@
 import type { AccountObject } from "../account/account-object";
 import type { AccountEvent } from "../domain/account-events";
 import { fail, type Failure } from "../domain/errors";
+import type { AlarmClock } from "../durable/alarm-clock";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { resultKey } from "../executor/run-item";
@@ -74,6 +75,10 @@ export interface RetentionHost {
   row(): BatchRow | undefined;
   /** Sends both outboxes (and re-arms the alarm, with backoff after failures). */
   deliver(): Promise<void>;
+  /** The object's alarm; every change goes through it. */
+  alarm: AlarmClock;
+  /** Storage was emptied: the object forgets what it remembered of it. */
+  removed(): void;
 }
 
 /**
@@ -96,7 +101,7 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
       return true;
     });
     if (!started) {
-      await host.storage.setAlarm(now + RETENTION_RETRY_MS);
+      await host.alarm.set(now + RETENTION_RETRY_MS);
       return true;
     }
   }
@@ -108,18 +113,19 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
   try {
     const listed = await deleteResults(host.env.RESULTS, row.batch_id);
     if (listed.more) {
-      await host.storage.setAlarm(Date.now());
+      await host.alarm.set(Date.now());
       return true;
     }
     deleted = listed.deleted;
   } catch (err) {
     log("warn", { msg: "retention: deleting results failed", batchId: row.batch_id, error: String(err) });
-    await host.storage.setAlarm(Date.now() + RETENTION_RETRY_MS);
+    await host.alarm.set(Date.now() + RETENTION_RETRY_MS);
     return true;
   }
 
-  await host.storage.deleteAlarm();
+  await host.alarm.clear();
   await host.storage.deleteAll();
+  host.removed();
   log("info", { msg: "batch removed", batchId: row.batch_id, accountId: row.account_id, items: row.total, resultsDeleted: deleted });
   return true;
 }
@@ -164,15 +170,16 @@ export async function absentBatch(
  * An object that never got its batch keeps only a refused hold (resolveHold), so a late
  * create is refused. Its alarm forgets it after ABANDONED_HOLD_MS.
  */
-export async function clearAbandonedHolds(storage: DurableObjectStorage, now = Date.now()): Promise<void> {
+export async function clearAbandonedHolds(storage: DurableObjectStorage, alarm: AlarmClock, now = Date.now()): Promise<void> {
   if (!tableExists(storage.sql, "holds")) return;
   const newest = first<{ t: number | null }>(storage.sql, "SELECT max(created_at) AS t FROM holds")?.t ?? null;
   if (newest !== null && newest + ABANDONED_HOLD_MS > now) {
-    await storage.setAlarm(newest + ABANDONED_HOLD_MS);
+    await alarm.set(newest + ABANDONED_HOLD_MS);
     return;
   }
-  await storage.deleteAlarm();
+  await alarm.clear();
   await storage.deleteAll();
+  alarm.forget();
 }
 
 function expired(): Failure {
