@@ -5,7 +5,8 @@
 // answers GET /__bench/hello with a plain "hello" and hands everything else to the real
 // handler. (GET /healthz is not plain any more: it pings three objects and R2; it is
 // measured too, as a row of its own.) Hello runs sit between the others, and each figure
-// is compared with the mean of the hello runs before and after it.
+// is compared with the mean of the hello runs before and after it. The config is a copy of
+// wrangler.toml with the per-key rate limits raised out of reach (see benchConfig).
 //
 // Bounded: every autocannon run lasts DURATION_S seconds or a fixed number of requests,
 // the whole script stops after BOUNDS.total, and wrangler (its whole process group) is
@@ -13,20 +14,12 @@
 //
 // Usage: node bench/http.mjs [--json <file>] [--quick]
 import autocannon from "autocannon";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { accessSync, constants } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const WRANGLER_BIN = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
-/** Wrangler needs Node >= 22.12: the project's own Node (the `node` package), as npm scripts use. */
-const LOCAL_NODE = join(ROOT, "node_modules", "node", "bin", "node");
-const NODE_FOR_WRANGLER = existsSync(LOCAL_NODE) ? LOCAL_NODE : process.execPath;
+import { join } from "node:path";
+import { freePorts, groupAlive, ROOT, signalGroup, sleep, startWrangler, stopGroup } from "../scripts/lib/wrangler.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -64,89 +57,32 @@ const BOUNDS = { ready: 90_000, request: 120_000, stopGrace: 5_000, total: 300_0
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 const log = (msg) => console.log(`[http ${elapsed()}] ${msg}`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- wrangler, owned and always stopped
 
-let wrangler = null; // { pgid, exited, log }
+let wrangler = null; // scripts/lib/wrangler.mjs's state: { pgid, exited, log, ... }
 let workDir = null;
+/** The last `n` non-blank lines wrangler printed (the Worker logs a line per request). */
+const tail = (n) => wrangler.log.filter((line) => line.trim()).slice(-n);
 
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-function startWrangler({ port, inspectorPort, adminToken, persistTo, logDir }) {
-  const child = spawn(
-    NODE_FOR_WRANGLER,
-    [
-      WRANGLER_BIN, "dev", "bench/worker.ts",
-      "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort),
-      "--persist-to", persistTo, "--show-interactive-dev-session=false", "--log-level", "warn",
-      "--var", `ADMIN_TOKEN:${adminToken}`, "--var", "DISPATCH_PAUSED:true",
-      "--var", "MAX_URLS_PER_BATCH:100000", "--var", "MAX_BODY_BYTES:20000000",
-    ],
-    {
-      cwd: ROOT,
-      detached: true, // its own process group: wrangler and its workerd children are stopped together
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        ...process.env,
-        CLOUDFLARE_CF_FETCH_ENABLED: "false",
-        WRANGLER_SEND_METRICS: "false",
-        WRANGLER_SEND_ERROR_REPORTS: "false",
-        DO_NOT_TRACK: "1",
-        WRANGLER_LOG_PATH: logDir,
-        NO_COLOR: "1",
-        FORCE_COLOR: "0",
-      },
-    },
-  );
-  // The Worker logs a line per request: keep the tail, and keep the pipes drained so wrangler never blocks.
-  const lines = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk) => {
-      for (const line of chunk.split(/\r?\n/)) if (line.trim()) lines.push(line);
-      if (lines.length > 400) lines.splice(0, lines.length - 200);
-    });
-  }
-  const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
-  return { pgid: child.pid, exited, log: lines };
-}
-
-function groupAlive(pgid) {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return err.code === "EPERM";
-  }
-}
-
-function signalGroup(pgid, signal) {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    /* already gone */
-  }
+/**
+ * Writes into `dir` the project's wrangler.toml with every rate limit's `limit` raised out of
+ * reach, and resolves to its path. The bench makes and cancels hundreds of batches on one
+ * API key within a minute (the limits are 60 creates and 120 cancels a minute per key): the
+ * limiter still runs on every create and cancel, and its cost is in the figures, but it never
+ * refuses. The entry point (bench/worker.ts) is given on the command line, relative to ROOT.
+ */
+async function benchConfig(dir) {
+  const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+  const path = join(dir, "wrangler.toml");
+  await writeFile(path, toml.replace(/^(simple\s*=\s*\{\s*limit\s*=\s*)\d+/gm, (_, head) => `${head}${1_000_000_000}`));
+  return path;
 }
 
 let cleaning = null;
 function cleanup() {
   cleaning ??= (async () => {
-    if (wrangler && groupAlive(wrangler.pgid)) {
-      signalGroup(wrangler.pgid, "SIGTERM");
-      const deadline = Date.now() + BOUNDS.stopGrace;
-      while (groupAlive(wrangler.pgid) && Date.now() < deadline) await sleep(50);
-      if (groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
-    }
+    if (wrangler && groupAlive(wrangler.pgid)) await stopGroup(wrangler.pgid, BOUNDS.stopGrace);
     if (workDir) await rm(workDir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
   })();
   return cleaning;
@@ -164,7 +100,7 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 }
 const watchdog = setTimeout(async () => {
   log(`TIMEOUT after ${BOUNDS.total / 1000} s`);
-  if (wrangler) for (const line of wrangler.log.slice(-30)) console.log(`  | ${line}`);
+  if (wrangler) for (const line of tail(30)) console.log(`  | ${line}`);
   await cleanup();
   process.exit(1);
 }, BOUNDS.total);
@@ -241,21 +177,32 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) 
 // ---------------------------------------------------------------- the runs
 
 async function main() {
-  const [apiPort, inspectorPort] = [await freePort(), await freePort()];
+  const [apiPort, inspectorPort] = await freePorts(2);
   const adminToken = randomBytes(24).toString("hex");
   workDir = await mkdtemp(join(STATE_BASE, "batch-scrape-bench-"));
   base = `http://127.0.0.1:${apiPort}`;
-  wrangler = startWrangler({ port: apiPort, inspectorPort, adminToken, persistTo: join(workDir, "state"), logDir: join(workDir, "logs") });
+  wrangler = startWrangler({
+    config: await benchConfig(workDir),
+    script: "bench/worker.ts",
+    logLevel: "warn",
+    port: apiPort,
+    inspectorPort,
+    persistTo: join(workDir, "state"),
+    logDir: join(workDir, "logs"),
+    // Nothing dispatched; room for the big batches, and for the hundreds of batches the
+    // cancel runs keep pending on one account at once.
+    vars: { ADMIN_TOKEN: adminToken, DISPATCH_PAUSED: "true", MAX_URLS_PER_BATCH: "100000", MAX_BODY_BYTES: "20000000", MAX_ACTIVE_BATCHES: "100000" },
+  });
   log(`wrangler dev on ${base} (process group ${wrangler.pgid}, state in ${workDir})`);
 
   const deadline = Date.now() + BOUNDS.ready;
   let ready = false;
   while (!ready && Date.now() < deadline) {
     const exited = await Promise.race([wrangler.exited, sleep(250).then(() => null)]);
-    if (exited) throw new Error(`wrangler exited early (${JSON.stringify(exited)}): ${wrangler.log.slice(-20).join("\n")}`);
+    if (exited) throw new Error(`wrangler exited early (${JSON.stringify(exited)}): ${tail(20).join("\n")}`);
     ready = await fetch(`${base}${HELLO}`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
   }
-  must(ready, `wrangler answers ${HELLO} within ${BOUNDS.ready / 1000} s`, wrangler.log.slice(-20).join("\n"));
+  must(ready, `wrangler answers ${HELLO} within ${BOUNDS.ready / 1000} s`, tail(20).join("\n"));
 
   const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "http-bench", credits: 1_000_000_000 } });
   must(acct.status === 201, "create the bench account", acct);
@@ -375,7 +322,7 @@ try {
   else console.log(JSON.stringify(result.rows, null, 2));
 } catch (err) {
   console.error(`[http ${elapsed()}] failed: ${err?.stack ?? err}`);
-  if (wrangler) for (const line of wrangler.log.slice(-30)) console.error(`  | ${line}`);
+  if (wrangler) for (const line of tail(30)) console.error(`  | ${line}`);
   exitCode = 1;
 } finally {
   clearTimeout(watchdog);

@@ -1,5 +1,6 @@
-// Shared by scripts/e2e.mjs and scripts/load.mjs: run `wrangler dev` on 127.0.0.1 in its own
-// process group, and stop that group (SIGTERM, then SIGKILL) so no workerd is left behind.
+// Shared by scripts/e2e.mjs, scripts/browser-test.mjs, scripts/load.mjs and bench/http.mjs:
+// run `wrangler dev` on 127.0.0.1 in its own process group, and stop that group (SIGTERM,
+// then SIGKILL) so no workerd is left behind.
 // Node built-ins only.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -62,19 +63,23 @@ export async function snapshotWorker(dir) {
 
 /**
  * Starts `wrangler dev` detached (its own process group). `vars` become `--var NAME:value`;
- * `config` runs another config than the project's (e.g. a snapshot's).
+ * `config` runs another config than the project's (e.g. a snapshot's); `script` is an entry
+ * point (relative to ROOT) run instead of the config's `main`; `logLevel` is wrangler's
+ * `--log-level` (default: wrangler's own).
  * Returns { child, pgid, exited, exit, log, buildError, buildFailed }: `log` keeps the last
  * lines of its output, `buildFailed` resolves if wrangler reports "Build failed".
  */
-export function startWrangler({ port, inspectorPort, persistTo, logDir, vars = {}, config }) {
+export function startWrangler({ port, inspectorPort, persistTo, logDir, vars = {}, config, script, logLevel }) {
   const args = [
     WRANGLER_BIN, "dev",
+    ...(script ? [script] : []),
     ...(config ? ["--config", config] : []),
     "--port", String(port),
     "--ip", "127.0.0.1",
     "--inspector-port", String(inspectorPort),
     "--persist-to", persistTo,
     "--show-interactive-dev-session=false",
+    ...(logLevel ? ["--log-level", logLevel] : []),
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
   const child = spawn(NODE_FOR_WRANGLER, args, {
