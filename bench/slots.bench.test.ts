@@ -85,7 +85,7 @@ describe("the account's slot cap under many waiting batches", () => {
     const rows: BenchRow[] = [
       row({ section: "account", what: "batches woken after one batch frees its slots", value: afterCancel, unit: "pumps", baseline: "slots freed", baselineValue: freed, note: `${waiting} batches waiting; each pump is a claimSlots RPC back when dispatch runs` }),
       row({ section: "account", what: "batches woken by an alarm that freed nothing", value: idleAlarm, unit: "pumps", baseline: "batches waiting", baselineValue: waiting }),
-      row({ section: "account", what: `rows read by one slot claim, ${batchesBig} batches`, value: big, unit: "rows", baseline: `same, ${batchesSmall} batches`, baselineValue: small, note: "grows with the account's batches" }),
+      row({ section: "account", what: `rows read by one slot claim, ${batchesBig} batches`, value: big, unit: "rows", baseline: `same, ${batchesSmall} batches`, baselineValue: small, note: "flat when it reads only batches that hold or wait for slots" }),
     ];
     task.meta.bench = { rows, details: { holding: holding.length, waiting, freed, afterCancel, idleAlarm, claimRowsRead: { [batchesSmall]: small, [batchesBig]: big } } };
   });

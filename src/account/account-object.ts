@@ -383,7 +383,7 @@ export class AccountObject extends DurableObject<Env> {
   private claim(batchId: string, version: number, wanted: number): number {
     const row = first<{ granted: number; version: number }>(this.sql, "SELECT granted, version FROM slots WHERE batch_id = ?", batchId);
     if (row && row.version >= version) return row.granted;
-    const others = first<{ n: number }>(this.sql, "SELECT coalesce(sum(granted), 0) AS n FROM slots WHERE batch_id != ?", batchId)!.n;
+    const others = this.slotsHeld() - (row?.granted ?? 0);
     const granted = Math.max(0, Math.min(wanted, this.slotCap() - others));
     this.sql.exec(
       `INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, ?, ?, ?)
@@ -392,6 +392,11 @@ export class AccountObject extends DurableObject<Env> {
     );
     if (row && granted < row.granted && this.waitingBatches(1).length > 0) this.#slotsFreed = true;
     return granted;
+  }
+
+  /** Slots granted over all batches (through the partial index: only batches that hold some). */
+  private slotsHeld(): number {
+    return first<{ n: number }>(this.sql, "SELECT coalesce(sum(granted), 0) AS n FROM slots WHERE granted > 0")!.n;
   }
 
   private waitingBatches(limit: number): string[] {
@@ -403,7 +408,7 @@ export class AccountObject extends DurableObject<Env> {
     // Only after slots were freed (a batch that waits also retries by itself, every 30 s).
     if (!this.#slotsFreed) return;
     this.#slotsFreed = false;
-    const free = this.slotCap() - this.slotUsage().granted;
+    const free = this.slotCap() - this.slotsHeld();
     if (free <= 0) return;
     // Oldest waiters first, no more of them than there are free slots.
     for (const batchId of this.waitingBatches(Math.min(free, NUDGE_BATCHES))) {

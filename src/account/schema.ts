@@ -84,4 +84,10 @@ export const ACCOUNT_MIGRATIONS = [
   ALTER TABLE account ADD COLUMN closed_at INTEGER;
   `,
   WEBHOOK_MIGRATION,
+  `
+  -- v5: a slot claim reads the batches that hold slots and those that wait for some, not
+  -- every batch the account ever had (finished batches keep a row with granted = 0).
+  CREATE INDEX slots_held ON slots (batch_id, granted) WHERE granted > 0;
+  CREATE INDEX slots_waiting ON slots (version) WHERE granted < wanted;
+  `,
 ] as const;
