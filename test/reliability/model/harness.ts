@@ -10,7 +10,8 @@ import { accountStub, adminHeaders, batchStub, callJson, drainOutbox, keyHeaders
 import { count } from "../figures";
 import { readLedger } from "../ledger";
 import { sleep } from "../support";
-import type { Cmd } from "./commands";
+import type { SettleReport } from "../../../src/batch/batch-object";
+import type { Cmd, GroupReport } from "./commands";
 import { breakNextReservation, breakOutbox, healOutbox } from "./faults";
 import { countsOf, type MBatch, type MItem, Model } from "./model";
 
@@ -71,6 +72,10 @@ export class Harness {
         return this.onItem(cmd, (b, item) => this.settle(b, item, cmd.older, "failed", cmd.retryable));
       case "repeatSettle":
         return this.onItem(cmd, (b, item) => this.repeatSettle(b, item));
+      case "startGroup":
+        return this.onBatch(cmd.b, (b) => this.startGroup(b, cmd.is));
+      case "settleGroup":
+        return this.onBatch(cmd.b, (b) => this.settleGroup(b, cmd.reports));
       case "cancel":
         return this.onBatch(cmd.b, (b) => this.cancel(b));
       case "raceCancel":
@@ -153,6 +158,32 @@ export class Harness {
     const want = this.model.start(b, item, token);
     if (want.action === "run") expect(got).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
     else expect(got).toEqual(want);
+  }
+
+  /** One startItems call: the answers must be the model's, one start after another in order. */
+  private async startGroup(b: MBatch, is: number[]): Promise<void> {
+    const items = is.map((i) => b.items[i % b.items.length]!);
+    const got = await batchStub(b.id).startItems(items.map((item) => ({ itemId: item.id })));
+    for (const [k, item] of items.entries()) {
+      const want = this.model.start(b, item, undefined);
+      if (want.action === "run") expect(got[k]).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
+      else expect(got[k]).toEqual(want);
+    }
+  }
+
+  /** One settleItems call: attempts are picked before it is sent; the answers are the model's in order. */
+  private async settleGroup(b: MBatch, reports: GroupReport[]): Promise<void> {
+    const planned = reports.map((r) => {
+      const item = b.items[r.i % b.items.length]!;
+      return { ...r, item, attempt: r.older ? item.attempts - 1 : item.attempts };
+    });
+    const got = await batchStub(b.id).settleItems(planned.map((p): SettleReport =>
+      p.outcome === "completed"
+        ? { itemId: p.item.id, attempt: p.attempt, outcome: "completed", result: { title: "ok" } }
+        : { itemId: p.item.id, attempt: p.attempt, outcome: "failed", error: p.retryable ? { code: "HTTP_503", message: "unavailable" } : { code: "HTTP_404", message: "gone" }, retryable: p.retryable }));
+    for (const [k, p] of planned.entries()) {
+      expect(got[k]).toEqual(this.model.settle(b, p.item, p.attempt, p.outcome, p.outcome === "failed" && p.retryable));
+    }
   }
 
   /** What the dispatcher does (dispatch is paused in this project): a new token for a pending item. */
