@@ -69,13 +69,14 @@ export const IdempotencyKeyHeader = z
 
 export const OutputSchema = z.enum(OUTPUT_FORMATS as [OutputFormat, ...OutputFormat[]]);
 
+/** A page number or size in a query string: decimal digits only (no `1e1`, `0x10`, ` 5`). */
 export function pageQuery(max: number, fallback: number) {
-  return z.coerce
-    .number()
-    .int("must be a whole number")
-    .min(1, "must be at least 1")
-    .max(max, `must be at most ${max}`)
-    .default(fallback);
+  return z
+    .string()
+    .regex(/^[0-9]{1,16}$/, "must be a whole number")
+    .default(String(fallback))
+    .transform(Number)
+    .pipe(z.number().int("must be a whole number").min(1, "must be at least 1").max(max, `must be at most ${max}`));
 }
 
 export const CursorSchema = z.string().regex(/^\d{1,15}$/, "must be a cursor returned by a previous page").optional();
