@@ -63,6 +63,8 @@ export interface AccountStats {
   items: { pending: number; running: number; queued: number };
   credits: Balances;
   partial: boolean;
+  /** Closed (DELETE /admin/accounts/:id): counted apart, its books still in the sums. */
+  closed: boolean;
 }
 type HoldRow = { key: string; batch_id: string; purpose: string; amount: number; state: string; deadline: number | null };
 
@@ -335,7 +337,7 @@ export class AccountObject extends DurableObject<Env> {
       items.queued += a.queued;
     }
     const partial = active.length > STATS_ACTIVE_BATCHES || answers.includes("unreachable");
-    return { batches, items, credits, partial };
+    return { batches, items, credits, partial, closed: !this.isOpen() };
   }
 
   /** For /healthz: answers without touching storage. */

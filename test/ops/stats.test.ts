@@ -46,7 +46,7 @@ describe("GET /admin/stats", () => {
     const [ca, cb] = [await getCredits(a.apiKey), await getCredits(b.apiKey)];
     expect(r.body).toEqual({
       generatedAt: expect.any(String),
-      accounts: { counted: 2, total: 2, unreachable: 0, partial: false, nextCursor: null },
+      accounts: { counted: 2, total: 2, unreachable: 0, closed: 0, partial: false, nextCursor: null },
       batches: { pending: 0, running: 1, completed: 1, failed: 0, cancelled: 1, expired: 1 },
       items: { pending: 2, running: 1, queued: 1 },
       credits: {
@@ -109,5 +109,17 @@ describe("GET /admin/stats", () => {
     expect(r.body.accounts).toMatchObject({ counted: 3, total: 3 });
     expect(r.body.credits.granted).toBe(157);
     expect((await stats(`?accountId=${c.accountId}`)).body.credits.granted).toBe(7);
+  });
+
+  it("counts closed accounts apart; their books stay in the sums", async () => {
+    const before = await stats();
+    expect(before.body.accounts.closed).toBe(0);
+    const closing = await callJson(`/admin/accounts/${a.accountId}`, { method: "DELETE", headers: adminHeaders });
+    expect(closing.status).toBe(200);
+    const after = await stats();
+    expect(after.body.accounts).toMatchObject({ counted: before.body.accounts.counted, closed: 1 });
+    expect(after.body.credits.granted).toBe(before.body.credits.granted);
+    expect((await stats(`?accountId=${a.accountId}`)).body.accounts).toMatchObject({ counted: 1, closed: 1 });
+    expect((await stats(`?accountId=${b.accountId}`)).body.accounts).toMatchObject({ counted: 1, closed: 0 });
   });
 });

@@ -32,6 +32,7 @@ const StatsSchema = z
       counted: count.openapi({ description: "Accounts summed in this answer" }),
       total: count.openapi({ description: "Accounts in the registry" }),
       unreachable: count.openapi({ description: "Accounts that did not answer (left out of the sums)" }),
+      closed: count.openapi({ description: "Counted accounts that are closed (their books are in the sums)" }),
       partial: z.boolean().openapi({ description: "Some account could not ask all its active batches (over 100, or one did not answer)" }),
       nextCursor: z.string().nullable().openapi({ description: "Pass as ?cursor= for the next page of accounts" }),
     }),
@@ -92,10 +93,12 @@ export const adminStats = newRouter().openapi(route, async (c) => {
   const items = { pending: 0, running: 0, queued: 0 };
   const credits = { ...ZERO_BALANCES };
   let counted = 0;
+  let closed = 0;
   let partial = false;
   for (const a of answers) {
     if (a === null || a === "unreachable") continue;
     counted++;
+    if (a.closed) closed++;
     partial ||= a.partial;
     for (const s of BATCH_STATES) batches[s] += a.batches[s] ?? 0;
     items.pending += a.items.pending;
@@ -111,6 +114,7 @@ export const adminStats = newRouter().openapi(route, async (c) => {
         counted,
         total,
         unreachable: answers.filter((a) => a === "unreachable").length,
+        closed,
         partial,
         nextCursor: nextCursor === null ? null : String(nextCursor),
       },
