@@ -201,7 +201,9 @@ export class BatchObject extends DurableObject<Env> {
       const decision = decideCancel(batchState(row));
       if (decision.kind === "reject") return fail(decision.code, decision.message);
       const now = Date.now();
-      this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending'", now);
+      // Pending items are in one of two partial indexes; each UPDATE walks one of them.
+      this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NULL", now);
+      this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NOT NULL", now);
       const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
       if (decision.creditsRefunded > 0) {
         this.outbox.add({
@@ -764,7 +766,11 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   private hasBatch(): boolean {
-    if (!this.#hasBatch) this.#hasBatch = tableExists(this.sql, "batch") && this.row() !== undefined;
+    if (!this.#hasBatch) {
+      this.#hasBatch = tableExists(this.sql, "batch") && this.row() !== undefined;
+      // A batch made by an older version gets the newer migrations (indexes) once per instance.
+      if (this.#hasBatch) migrate(this.sql, BATCH_MIGRATIONS);
+    }
     return this.#hasBatch;
   }
 

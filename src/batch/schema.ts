@@ -94,4 +94,12 @@ export const BATCH_MIGRATIONS = [
   CREATE INDEX outbox_kind ON outbox (kind);
   CREATE INDEX sends_kind ON sends (kind);
   `,
+  `
+  -- v7: no (status, idx) index. Every status change of every item rewrote it, and a cancel
+  -- kept it current for every pending item. Pending items are found through the partial
+  -- indexes of v2 (undispatched, dispatched), running ones through items_lease, failed
+  -- ones (retry) through their own.
+  DROP INDEX IF EXISTS items_status;
+  CREATE INDEX items_failed ON items (idx) WHERE status = 'failed';
+  `,
 ] as const;
