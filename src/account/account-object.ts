@@ -100,13 +100,48 @@ export class AccountObject extends DurableObject<Env> {
     return { ok: true, createdAt };
   }
 
-  revokeKey(keyId: string): Ok<{ revokedAt: number }> | Failure {
+  /** Revokes the key at once: it authenticates nothing more, and its open live views are closed. */
+  async revokeKey(keyId: string): Promise<Ok<{ revokedAt: number; liveViewsClosed: number }> | Failure> {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     const row = first<{ revoked_at: number | null }>(this.sql, "SELECT revoked_at FROM api_keys WHERE key_id = ?", keyId);
     if (!row) return fail("NOT_FOUND", "No key with this id on this account.");
     const revokedAt = row.revoked_at ?? Date.now();
     this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", revokedAt, keyId);
-    return { ok: true, revokedAt };
+    return { ok: true, revokedAt, liveViewsClosed: await this.closeLiveViews(keyId) };
+  }
+
+  /** The Worker is about to open a live view of `batchId` for `keyId`: remember where, for revocation. */
+  noteLiveView(keyId: string, batchId: string): void {
+    this.ensureSchema();
+    this.sql.exec(
+      "INSERT INTO live_views (key_id, batch_id, opened_at) VALUES (?, ?, ?) ON CONFLICT (key_id, batch_id) DO UPDATE SET opened_at = excluded.opened_at",
+      keyId, batchId, Date.now(),
+    );
+  }
+
+  /**
+   * Closes the live views opened with `keyId` (null: with any key of the account), a few
+   * batches at a time. A batch that does not answer keeps its row, so a later revocation
+   * tries it again. Returns the sockets closed.
+   */
+  private async closeLiveViews(keyId: string | null): Promise<number> {
+    this.ensureSchema();
+    const rows = keyId === null
+      ? all<{ key_id: string; batch_id: string }>(this.sql, "SELECT key_id, batch_id FROM live_views")
+      : all<{ key_id: string; batch_id: string }>(this.sql, "SELECT key_id, batch_id FROM live_views WHERE key_id = ?", keyId);
+    const byBatch = new Map<string, string[]>();
+    for (const r of rows) byBatch.set(r.batch_id, [...(byBatch.get(r.batch_id) ?? []), r.key_id]);
+    const closed = await mapBounded([...byBatch], STOP_ALL_CONCURRENCY, async ([batchId, keyIds]) => {
+      try {
+        const n = await this.env.BATCH.getByName(batchId).closeLiveViews(keyIds);
+        for (const k of keyIds) this.sql.exec("DELETE FROM live_views WHERE key_id = ? AND batch_id = ?", k, batchId);
+        return n;
+      } catch (err) {
+        console.error(JSON.stringify({ level: "warn", msg: "could not close live views", batchId, error: String(err) }));
+        return 0;
+      }
+    });
+    return closed.reduce((n, c) => n + c, 0);
   }
 
   /** True when the key exists, is not revoked or expired, and its hash matches (constant time). */
@@ -544,6 +579,7 @@ export class AccountObject extends DurableObject<Env> {
     this.sql.exec("DELETE FROM holds WHERE batch_id = ?", batchId);
     this.sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
     this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
+    this.sql.exec("DELETE FROM live_views WHERE batch_id = ?", batchId);
     if (slots > 0 && this.waitingBatches(1).length > 0) this.#slotsFreed = true;
     return true;
   }
@@ -647,6 +683,7 @@ export class AccountObject extends DurableObject<Env> {
       const revoked = this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL RETURNING key_id", now).toArray().length;
       return { closedAt: first<{ closed_at: number }>(this.sql, "SELECT closed_at FROM account")!.closed_at, keysRevoked: revoked };
     });
+    await this.closeLiveViews(null);
     return { ok: true, closedAt, keysRevoked, stopped: await this.stopAll() };
   }
 

@@ -90,4 +90,15 @@ export const ACCOUNT_MIGRATIONS = [
   CREATE INDEX slots_held ON slots (batch_id, granted) WHERE granted > 0;
   CREATE INDEX slots_waiting ON slots (version) WHERE granted < wanted;
   `,
+  `
+  -- v6: where each key has opened live views (WebSockets), so revoking a key, or closing
+  -- the account, closes them at once. One row per key and batch; gone with the batch.
+  CREATE TABLE live_views (
+    key_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, batch_id)
+  );
+  CREATE INDEX live_views_batch ON live_views (batch_id);
+  `,
 ] as const;

@@ -29,7 +29,7 @@ import { AlarmClock } from "../durable/alarm-clock";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
-import { acceptLive, answerLive, broadcast, closeLive, LIVE_ACCOUNT_HEADER } from "./live";
+import { acceptLive, answerLive, broadcast, closeLive, closeLiveOfKeys, LIVE_ACCOUNT_HEADER, LIVE_KEY_HEADER } from "./live";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
@@ -816,7 +816,12 @@ export class BatchObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const accountId = request.headers.get(LIVE_ACCOUNT_HEADER) ?? "";
     const row = accountId ? this.owned(accountId) : undefined;
-    return acceptLive(this.ctx, request, accountId, row ? batchView(row) : null);
+    return acceptLive(this.ctx, request, accountId, request.headers.get(LIVE_KEY_HEADER) ?? "", row ? batchView(row) : null);
+  }
+
+  /** The account revoked these keys: their live views close now (no storage involved). */
+  closeLiveViews(keyIds: string[]): number {
+    return closeLiveOfKeys(this.ctx, keyIds);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

@@ -14,6 +14,10 @@ export type LiveMessage = { type: "batch"; batch: BatchView; item?: ItemView };
 export const LIVE_PROTOCOL = "batch-live";
 /** Internal header: the account the Worker authenticated (never taken from a client). */
 export const LIVE_ACCOUNT_HEADER = "x-account-id";
+/** Internal header: the key that authenticated it; sockets are tagged with it, for revocation. */
+export const LIVE_KEY_HEADER = "x-key-id";
+/** Close code sent to the sockets of a revoked key (4000-4999: for applications). */
+export const KEY_REVOKED_CLOSE_CODE = 4001;
 /** Sockets one batch object holds at most (each is a little memory and one send per transition). */
 export const MAX_LIVE_SOCKETS = 100;
 
@@ -39,7 +43,7 @@ function liveError(status: number, code: string, message: string): Response {
  * The batch object's `fetch`: accepts an owner's upgrade as a hibernatable socket and
  * sends it the batch as it is now. `batch` is null when the batch is not this account's.
  */
-export function acceptLive(ctx: DurableObjectState, request: Request, accountId: string, batch: BatchView | null): Response {
+export function acceptLive(ctx: DurableObjectState, request: Request, accountId: string, keyId: string, batch: BatchView | null): Response {
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     return liveError(426, "UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades.");
   }
@@ -49,9 +53,29 @@ export function acceptLive(ctx: DurableObjectState, request: Request, accountId:
   }
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
-  ctx.acceptWebSocket(server, [accountId]);
+  ctx.acceptWebSocket(server, keyId ? [accountId, keyTag(keyId)] : [accountId]);
   server.send(JSON.stringify({ type: "batch", batch } satisfies LiveMessage));
   return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": LIVE_PROTOCOL } });
+}
+
+function keyTag(keyId: string): string {
+  return `key:${keyId}`;
+}
+
+/** Closes the sockets opened with these keys (the keys were revoked). Returns how many. */
+export function closeLiveOfKeys(ctx: DurableObjectState, keyIds: readonly string[]): number {
+  let closed = 0;
+  for (const keyId of keyIds) {
+    for (const ws of ctx.getWebSockets(keyTag(keyId))) {
+      try {
+        ws.close(KEY_REVOKED_CLOSE_CODE, "API key revoked");
+        closed++;
+      } catch {
+        // already closing
+      }
+    }
+  }
+  return closed;
 }
 
 /** A message from a live client: "ping" is answered (should the auto-response not be set); the rest is ignored. */

@@ -4,8 +4,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { MAX_LIVE_SOCKETS } from "../../src/batch/live";
-import { batchStub, call, callJson, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
-import { expectError } from "./support";
+import { adminHeaders, batchStub, call, callJson, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
+import { addKey, expectError, revokeKey } from "./support";
 
 type Message = { type: string; batch: Record<string, any>; item?: Record<string, any> };
 
@@ -205,13 +205,13 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     expectError(await asAnswer(liveRequest(batchId, browserHeaders(apiKey))), 429, "TOO_MANY_CONNECTIONS");
   });
 
-  it("tags the object's sockets with their account", async () => {
-    const { apiKey, accountId } = await newAccount(100);
+  it("tags the object's sockets with their account and their key", async () => {
+    const { apiKey, accountId, keyId } = await newAccount(100);
     const { batchId } = await newBatch(apiKey, 1);
     const live = await openLive(batchId, apiKey);
     await live.next();
     const tags = await runInBatch(batchId, (_o, state) => state.getWebSockets().map((ws) => state.getTags(ws)));
-    expect(tags).toEqual([[accountId]]);
+    expect(tags).toEqual([[accountId, `key:${keyId}`]]);
   });
 });
 
@@ -270,5 +270,42 @@ describe("the OpenAPI document", () => {
     expect(live.security).toEqual([{ ApiKeyAuth: [] }]);
     expect(Object.keys(doc.paths["/dashboard"].get.responses["200"].content)).toEqual(["text/html"]);
     expect(Object.keys(doc.paths["/"].get.responses)).toEqual(["302"]);
+  });
+});
+
+describe("live views and revoked keys", () => {
+  const closeOf = (ws: WebSocket) => new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (ev) => resolve({ code: ev.code, reason: ev.reason })));
+  const within = <T>(p: Promise<T>, ms = 3000) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms))]);
+
+  it("revoking a key closes its live views at once (code 4001); other keys' views stay open", async () => {
+    const { apiKey, accountId, keyId } = await newAccount(100);
+    const other = await addKey(accountId);
+    const first = await newBatch(apiKey, 2);
+    const second = await newBatch(apiKey, 2);
+    const mine = [await openLive(first.batchId, apiKey), await openLive(second.batchId, apiKey)];
+    const theirs = await openLive(first.batchId, other.apiKey);
+    for (const live of [...mine, theirs]) await live.next();
+    const closes = mine.map((l) => closeOf(l.ws));
+
+    await revokeKey(accountId, keyId);
+    for (const closed of await within(Promise.all(closes))) expect(closed).toEqual({ code: 4001, reason: "API key revoked" });
+
+    // The other key's view still receives transitions.
+    expect((await batchStub(first.batchId).startItem(first.itemIds[0]!)).action).toBe("run");
+    expect((await theirs.next((m) => m.batch.runningCount === 1)).batch).toMatchObject({ batchId: first.batchId });
+    // And the revoked key cannot open a new one.
+    expectError(await asAnswer(liveRequest(first.batchId, browserHeaders(apiKey))), 403, "INVALID_API_KEY");
+  });
+
+  it("closing the account closes every live view of it", async () => {
+    const { apiKey, accountId } = await newAccount(100);
+    const other = await addKey(accountId);
+    const { batchId } = await newBatch(apiKey, 2);
+    const views = [await openLive(batchId, apiKey), await openLive(batchId, other.apiKey)];
+    for (const live of views) await live.next();
+    const closes = views.map((l) => closeOf(l.ws));
+    const closing = await callJson(`/admin/accounts/${accountId}`, { method: "DELETE", headers: adminHeaders });
+    expect(closing.status).toBe(200);
+    for (const closed of await within(Promise.all(closes))) expect(closed.code).toBe(4001);
   });
 });

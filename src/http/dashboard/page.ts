@@ -417,11 +417,12 @@ const SCRIPT = String.raw`
       if (msg && msg.type === "batch" && current && msg.batch && msg.batch.batchId === current.batchId) applyLive(msg);
     };
     ws.onerror = function () { /* onclose follows */ };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       if (ws !== socket) return;
       socket = null;
       stopPing();
-      if (current && current.batchId === batchId) scheduleReconnect(batchId, opened);
+      // 4001: the key was revoked; check over HTTP (it will say 401) rather than reconnect at once.
+      if (current && current.batchId === batchId) scheduleReconnect(batchId, opened && ev.code !== 4001);
     };
   }
 
