@@ -110,6 +110,13 @@ export class AccountObject extends DurableObject<Env> {
     return { ok: true, revokedAt, liveViewsClosed: await this.closeLiveViews(keyId) };
   }
 
+  /** Whether a create with this Idempotency-Key was accepted within the last 24 h (a retry would replay it). */
+  holdsIdempotencyKey(key: string): boolean {
+    if (!tableExists(this.sql, "idempotency")) return false;
+    const row = first<{ created_at: number }>(this.sql, "SELECT created_at FROM idempotency WHERE key = ?", key);
+    return row !== undefined && row.created_at > Date.now() - IDEMPOTENCY_TTL_MS;
+  }
+
   /** The Worker is about to open a live view of `batchId` for `keyId`: remember where, for revocation. */
   noteLiveView(keyId: string, batchId: string): void {
     this.ensureSchema();

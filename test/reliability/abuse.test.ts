@@ -1,5 +1,7 @@
 /** Abuse limits: request size (413) on every route that takes a body; rate limits and caps (see below). */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/http/app";
 import { adminHeaders, call, callJson, getCredits, keyHeaders, newAccount, newBatch } from "../helpers";
 import { expectNoStack } from "../http/support";
 import { count, reportFigures } from "./figures";
@@ -36,12 +38,29 @@ describe("request size limits", () => {
 });
 
 // Per-key rate limits (429 RATE_LIMITED with Retry-After on create and cancel) and the cap on
-// active batches per account (429 TOO_MANY_ACTIVE_BATCHES) were built while this suite was
-// written: test/http/rate-limit.test.ts covers each refusal; races.test.ts races creates for
-// the cap's last place. What is left open is a question of policy:
-describe("rate limits: open questions", () => {
-  // Proposal: an Idempotency-Key replay of an accepted create answers 202 with the same batch
-  // even when the key is over its limit (a client retrying a request that already succeeded
-  // should not be told to slow down). Today the limiter runs before the replay is recognised.
-  it.todo("an idempotent replay of an accepted create is not refused by the rate limit");
+// active batches per account (429 TOO_MANY_ACTIVE_BATCHES): test/http/rate-limit.test.ts
+// covers each refusal; races.test.ts races creates for the cap's last place.
+describe("rate limits and idempotent replays", () => {
+  // A client retrying a create that already succeeded should get its batch, not "slow down".
+  it("an idempotent replay of an accepted create is not refused by the rate limit; a new create is", async () => {
+    const { apiKey } = await newAccount(100);
+    const body = JSON.stringify({ urls: ["https://example.com/a", "https://example.com/b"] });
+    const first = await callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey, { "idempotency-key": "replay-me" }), body });
+    expect(first.status).toBe(202);
+    const refusing = { limit: async () => ({ success: false }) };
+    const e = { ...env, CREATE_LIMITER: refusing };
+    const app = createApp();
+    const post = (key: string | null, b = body) =>
+      app.request("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey, key === null ? {} : { "idempotency-key": key }), body: b }, e);
+    const replay = await post("replay-me");
+    expect(replay.status).toBe(202);
+    expect(await replay.json()).toEqual(first.body);
+    // Same key, other body: still a replay attempt, refused for what it is.
+    const reused = await post("replay-me", JSON.stringify({ urls: ["https://example.com/c"] }));
+    expect(reused.status).toBe(422);
+    // New keys and no key are new creates: over the limit.
+    expect((await post("a-new-key")).status).toBe(429);
+    expect((await post(null)).status).toBe(429);
+    expect(await getCredits(apiKey)).toMatchObject({ reserved: 4, balance: 96 });
+  });
 });
