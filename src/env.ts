@@ -30,6 +30,8 @@ export interface Env {
   /** First retry delay after a transient failure (doubles each attempt). */
   RETRY_BASE_DELAY_MS?: string;
   FETCH_MAX_BYTES?: string;
+  /** The User-Agent pages are fetched with: name the operator's contact page here. */
+  FETCH_USER_AGENT?: string;
   MAX_URLS_PER_BATCH?: string;
   /** Batches one account may have pending or running at once (default 100). */
   MAX_ACTIVE_BATCHES?: string;
