@@ -7,14 +7,12 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { ACCOUNT_MIGRATIONS } from "../src/account/schema";
+import { insertItems } from "../src/batch/insert-items";
 import { BATCH_MIGRATIONS } from "../src/batch/schema";
 import { migrate } from "../src/durable/sql";
 import type { Env } from "../src/env";
 
 export type BareSchema = "counter" | "batch" | "account";
-
-/** Same bound as BatchObject's insert chunks, so the create baseline does the same statements. */
-const INSERT_CHUNK_BYTES = 1_000_000;
 
 export class BareObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
@@ -41,28 +39,10 @@ export class BareObject extends DurableObject<Env> {
     return { ms: performance.now() - t0 };
   }
 
-  /** The items insert BatchObject.create does (same table, indexes and json_each chunks), alone. */
+  /** The items insert BatchObject.create does (the same function), alone. */
   insertItems(urls: string[]): { ms: number; bytes: number } {
     const t0 = performance.now();
-    this.ctx.storage.transactionSync(() => {
-      let start = 0;
-      while (start < urls.length) {
-        let end = start;
-        let bytes = 0;
-        const chunk: [string, string][] = [];
-        while (end < urls.length && (chunk.length === 0 || bytes < INSERT_CHUNK_BYTES)) {
-          chunk.push([crypto.randomUUID(), urls[end]!]);
-          bytes += urls[end]!.length + 48;
-          end++;
-        }
-        this.sql.exec(
-          `INSERT INTO items (idx, id, url, status)
-           SELECT ? + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'pending' FROM json_each(?)`,
-          start, JSON.stringify(chunk),
-        );
-        start = end;
-      }
-    });
+    this.ctx.storage.transactionSync(() => insertItems(this.sql, urls));
     return { ms: performance.now() - t0, bytes: this.sql.databaseSize };
   }
 

@@ -30,6 +30,7 @@ import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
 import { acceptLive, answerLive, broadcast, closeLive, closeLiveOfKeys, LIVE_ACCOUNT_HEADER, LIVE_KEY_HEADER } from "./live";
+import { insertItems } from "./insert-items";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
@@ -104,8 +105,6 @@ export type SettleReport =
 
 type Ok<T> = { ok: true } & T;
 
-/** Max bytes of URL JSON bound to one insert statement (SQLite caps a value at 2 MB). */
-const INSERT_CHUNK_BYTES = 1_000_000;
 /** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
 const SLOT_RETRY_MS = 5_000;
 const SLOT_WAIT_MS = 30_000;
@@ -154,7 +153,7 @@ export class BatchObject extends DurableObject<Env> {
         input.batchId, input.accountId, input.output, input.selectors ? JSON.stringify(input.selectors) : null,
         input.maxConcurrency, input.creditsPerItem, total, total, total * input.creditsPerItem, now,
       );
-      this.insertItems(input.urls);
+      insertItems(this.sql, input.urls);
       this.sql.exec(
         "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ? WHERE id = 1",
         input.slotsGranted, input.webhookUrl ?? null,
@@ -742,27 +741,6 @@ export class BatchObject extends DurableObject<Env> {
     }
     if (times.length === 0) return this.clock.clear();
     await this.clock.atLatest(Math.min(...times));
-  }
-
-  private insertItems(urls: string[]): void {
-    let start = 0;
-    while (start < urls.length) {
-      let end = start;
-      let bytes = 0;
-      const chunk: [string, string][] = [];
-      while (end < urls.length && (chunk.length === 0 || bytes < INSERT_CHUNK_BYTES)) {
-        const url = urls[end]!;
-        chunk.push([crypto.randomUUID(), url]);
-        bytes += url.length + 48;
-        end++;
-      }
-      this.sql.exec(
-        `INSERT INTO items (idx, id, url, status)
-         SELECT ? + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'pending' FROM json_each(?)`,
-        start, JSON.stringify(chunk),
-      );
-      start = end;
-    }
   }
 
   private hasBatch(): boolean {
