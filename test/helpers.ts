@@ -112,3 +112,29 @@ export async function expectBalanced(apiKey: string, batchIds: string[]) {
   expect(c.used).toBe(used);
   return c;
 }
+
+/** A statement an object ran while watched, with its cursor (rowsRead, rowsWritten). */
+export interface SqlRun {
+  query: string;
+  cursor: SqlStorageCursor<Record<string, SqlStorageValue>>;
+}
+
+/**
+ * Runs `fn` while recording every statement run on `sql` (an object's ctx.storage.sql, from
+ * runInDurableObject), then puts the real exec back. For tests of what a call costs.
+ */
+export async function watchSql<R>(sql: SqlStorage, fn: () => R | Promise<R>): Promise<{ value: R; runs: SqlRun[] }> {
+  const target = sql as unknown as { exec: (query: string, ...binds: SqlStorageValue[]) => SqlRun["cursor"] };
+  const real = target.exec;
+  const runs: SqlRun[] = [];
+  target.exec = function (this: unknown, query: string, ...binds: SqlStorageValue[]) {
+    const cursor = real.call(this, query, ...binds);
+    runs.push({ query, cursor });
+    return cursor;
+  };
+  try {
+    return { value: await fn(), runs };
+  } finally {
+    target.exec = real;
+  }
+}

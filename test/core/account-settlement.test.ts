@@ -9,7 +9,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AccountObject } from "../../src/account/account-object";
 import { type AccountEvent, holdKeys } from "../../src/domain/account-events";
-import { accountStub, newAccount } from "../helpers";
+import { accountStub, newAccount, watchSql } from "../helpers";
 
 type Stub = ReturnType<typeof accountStub>;
 type LedgerRow = {
@@ -245,24 +245,11 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     const { account, batchIds, ids } = await accountWithBatches(1000, [100]);
     const batchId = batchIds[0]!;
     const events: AccountEvent[] = Array.from({ length: N }, (_, i) => ({ kind: "consume", key: `c${i}`, amount: 2, itemId: `i${i}` }));
-    const statements = await runInDurableObject(account, (o: AccountObject) => {
+    const statements = await runInDurableObject(account, async (o: AccountObject, s) => {
       o.applyBatchEvents(batchId, []); // the schema check, once per object lifetime
-      const self = o as unknown as { sql: SqlStorage };
-      const real = self.sql;
-      const seen: string[] = [];
-      const counting = Object.create(real) as SqlStorage;
-      counting.exec = ((query: string, ...binds: SqlStorageValue[]) => {
-        seen.push(query);
-        return real.exec(query, ...binds);
-      }) as SqlStorage["exec"];
-      Object.defineProperty(self, "sql", { value: counting, configurable: true });
-      try {
-        const r = o.applyBatchEvents(batchId, events);
-        if (!r.ok || r.applied !== N) throw new Error(JSON.stringify(r));
-      } finally {
-        Object.defineProperty(self, "sql", { value: real, configurable: true });
-      }
-      return seen;
+      const { value: r, runs } = await watchSql(s.storage.sql, () => o.applyBatchEvents(batchId, events));
+      if (!r.ok || r.applied !== N) throw new Error(JSON.stringify(r));
+      return runs.map((run) => run.query);
     });
     console.log(`applyBatchEvents: ${statements.length} statements for ${N} consumes`);
     expect(statements.filter((q) => /INSERT INTO ledger/.test(q))).toHaveLength(N);

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { SettleReport } from "../../src/batch/batch-object";
 import { MAX_ITEMS_PER_CALL } from "../../src/batch/batch-object";
 import { LIMITS } from "../../src/domain/limits";
-import { batchStub, drainOutbox, expectBalanced, getBatch, newAccount, newBatch, runInBatch } from "../helpers";
+import { batchStub, drainOutbox, expectBalanced, getBatch, newAccount, newBatch, runInBatch, watchSql } from "../helpers";
 
 /** The batch row and items without times (they differ between two runs). */
 async function stateOf(apiKey: string, batchId: string) {
@@ -133,23 +133,9 @@ describe("settleItems", () => {
     const leases = await stub.startItems(itemIds.slice(0, 20).map((itemId) => ({ itemId })));
     await drainOutbox(batchId);
     const reports = itemIds.slice(0, 20).map((itemId, i): SettleReport => ({ itemId, attempt: (leases[i] as { attempt: number }).attempt, outcome: "completed", result: i }));
-    const batchWrites = await runInBatch(batchId, async (o, s) => {
-      const sql = s.storage.sql as unknown as { exec: (q: string, ...b: unknown[]) => unknown };
-      const real = sql.exec;
-      let writes = 0;
-      sql.exec = function (this: unknown, q: string, ...b: unknown[]) {
-        if (/^\s*UPDATE batch\b/.test(q)) writes++;
-        return real.call(this, q, ...b);
-      };
-      try {
-        const answers = await o.settleItems(reports);
-        expect(answers.every((a) => a.outcome === "settled")).toBe(true);
-      } finally {
-        sql.exec = real;
-      }
-      return writes;
-    });
-    expect(batchWrites).toBe(1);
+    const { value: answers, runs } = await runInBatch(batchId, (o, s) => watchSql(s.storage.sql, () => o.settleItems(reports)));
+    expect(answers.every((a) => a.outcome === "settled")).toBe(true);
+    expect(runs.filter((r) => /^\s*UPDATE batch\b/.test(r.query))).toHaveLength(1);
     const kinds = await runInBatch(batchId, (_o, s) => s.storage.sql.exec<{ kind: string; n: number }>("SELECT kind, count(*) AS n FROM outbox GROUP BY kind").toArray());
     expect(Object.fromEntries(kinds.map((k) => [k.kind, k.n]))).toEqual({ consume: 20, status: 1 });
     expect((await getBatch(apiKey, batchId)).body.completedCount).toBe(20);

@@ -5,7 +5,7 @@
 import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { BATCH_MIGRATIONS } from "../../src/batch/schema";
-import { batchStub, newAccount, newBatch, runInBatch } from "../helpers";
+import { batchStub, newAccount, newBatch, runInBatch, watchSql } from "../helpers";
 
 const indexes = (batchId: string) =>
   runInBatch(batchId, (_o, s) => s.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'").toArray().map((r) => r.name));
@@ -20,23 +20,11 @@ describe("item indexes", () => {
       s.storage.sql.exec("UPDATE items SET dispatched_at = 1 WHERE idx < 2"); // both partial indexes hold some
       s.storage.sql.exec("UPDATE batch SET pending = 5, completed = 995, started_at = 1, status = 'running'");
     });
-    const read = await runInBatch(batchId, async (o, s) => {
-      const sql = s.storage.sql as unknown as { exec: (q: string, ...b: unknown[]) => SqlStorageCursor<Record<string, SqlStorageValue>> };
-      const real = sql.exec;
-      const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-      sql.exec = function (this: unknown, q: string, ...b: unknown[]) {
-        const cursor = real.call(this, q, ...b);
-        if (/^\s*UPDATE items/.test(q)) cursors.push(cursor);
-        return cursor;
-      };
-      try {
-        const cancelled = await o.cancel(accountId);
-        expect(cancelled).toMatchObject({ ok: true, cancelledItems: 5 });
-      } finally {
-        sql.exec = real;
-      }
-      return cursors.reduce((n, c) => n + c.rowsRead, 0);
-    });
+    const { value: cancelled, runs } = await runInBatch(batchId, (o, s) => watchSql(s.storage.sql, () => o.cancel(accountId)));
+    expect(cancelled).toMatchObject({ ok: true, cancelledItems: 5 });
+    const updates = runs.filter((r) => /^\s*UPDATE items/.test(r.query));
+    expect(updates).toHaveLength(2); // one per partial index of pending items
+    const read = updates.reduce((n, r) => n + r.cursor.rowsRead, 0);
     expect(read).toBeLessThan(50); // 5 pending items, not 1000
     const left = await runInBatch(batchId, (_o, s) => s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM items WHERE status = 'pending'").one().n);
     expect(left).toBe(0);
