@@ -85,6 +85,7 @@ export async function drainOutbox(batchId: string) {
 }
 
 import { runInDurableObject } from "cloudflare:test";
+import type { AccountObject } from "../src/account/account-object";
 import type { BatchObject } from "../src/batch/batch-object";
 
 export function runInBatch<R>(batchId: string, fn: (o: BatchObject, state: DurableObjectState) => R | Promise<R>): Promise<R> {
@@ -137,4 +138,25 @@ export async function watchSql<R>(sql: SqlStorage, fn: () => R | Promise<R>): Pr
   } finally {
     target.exec = real;
   }
+}
+
+type ReserveHold = AccountObject["reserveHold"];
+export type ReserveHoldCall = (input: Parameters<ReserveHold>[0]) => Promise<ReturnType<ReserveHold>>;
+
+/**
+ * A batch object's calls to its account's `reserveHold` (a retry's reservation) go through
+ * what `replace` makes of the real call; `restore` puts the real account stub back. The
+ * object's `accountStub` field is there for this; an eviction ends the fault.
+ */
+export async function interceptReserveHold(batchId: string, replace: (real: ReserveHoldCall, restore: () => void) => ReserveHoldCall): Promise<void> {
+  await runInBatch(batchId, (o) => {
+    const real = o.accountStub;
+    const restore = () => {
+      o.accountStub = real;
+    };
+    o.accountStub = (id) =>
+      new Proxy(real(id), {
+        get: (target, prop) => (prop === "reserveHold" ? replace((input) => target.reserveHold(input) as Promise<ReturnType<ReserveHold>>, restore) : Reflect.get(target, prop)),
+      });
+  });
 }

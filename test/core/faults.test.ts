@@ -10,6 +10,7 @@ import {
   expectBalanced,
   getBatch,
   getCredits,
+  interceptReserveHold,
   keyHeaders,
   newAccount,
   newBatch,
@@ -165,18 +166,9 @@ describe("a Worker that dies between the account and the batch object", () => {
     if (r.action !== "run") throw new Error("not started");
     await stub.failItem(itemIds[0]!, r.attempt, { code: "HTTP_404", message: "gone" });
     await drainOutbox(batchId);
-    await runInBatch(batchId, (o) => {
-      const real = o.accountStub;
-      o.accountStub = (id) =>
-        new Proxy(real(id), {
-          get(target, prop) {
-            if (prop !== "reserveHold") return Reflect.get(target, prop);
-            return async (input: Parameters<AccountObject["reserveHold"]>[0]) => {
-              if (applyFirst) expect(await target.reserveHold(input)).toMatchObject({ ok: true });
-              throw new Error("injected reservation failure");
-            };
-          },
-        });
+    await interceptReserveHold(batchId, (reserveHold) => async (input) => {
+      if (applyFirst) expect(await reserveHold(input)).toMatchObject({ ok: true });
+      throw new Error("injected reservation failure");
     });
     const res = await callJson(`/api/batch/scrape/${batchId}/retry`, { method: "POST", headers: keyHeaders(apiKey) });
     expect(res.status).toBe(503);

@@ -8,7 +8,7 @@
 import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { AccountObject } from "../../src/account/account-object";
-import { accountStub, batchStub, callJson, drainOutbox, getBatch, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
+import { accountStub, batchStub, callJson, drainOutbox, getBatch, interceptReserveHold, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
 import { count, reportFigures } from "./figures";
 import { breakOutbox } from "./model/faults";
 import { rounds, timeLimit } from "./runs";
@@ -271,18 +271,9 @@ describe("a batch object reset while a retry waits for the account", () => {
     expect(await batchStub(batchId).failItem(lease!.itemId, lease!.attempt, { code: "HTTP_404", message: "gone" })).toEqual({ ok: true, outcome: "settled" });
     let release!: () => void;
     const stalled = new Promise<void>((resolve) => (release = resolve));
-    await runInBatch(batchId, (o) => {
-      const real = o.accountStub;
-      o.accountStub = (id) =>
-        new Proxy(real(id), {
-          get(target, prop) {
-            if (prop !== "reserveHold") return Reflect.get(target, prop);
-            return async (input: Parameters<typeof target.reserveHold>[0]) => {
-              await stalled; // the call never leaves before the reset
-              return target.reserveHold(input);
-            };
-          },
-        });
+    await interceptReserveHold(batchId, (reserveHold) => async (input) => {
+      await stalled; // the call never leaves before the reset
+      return reserveHold(input);
     });
     const first = retryBatch(apiKey, batchId);
     await sleep(50);

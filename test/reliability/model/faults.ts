@@ -3,13 +3,11 @@
  * them): deliveries to the account that fail, and a retry's reservation call that fails.
  * Each failure that actually happens is counted as a fault injected.
  */
-import type { AccountObject } from "../../../src/account/account-object";
 import type { AccountEvent } from "../../../src/domain/account-events";
-import { runInBatch } from "../../helpers";
+import { interceptReserveHold, runInBatch } from "../../helpers";
 import { count } from "../figures";
 
 type Send = (events: AccountEvent[]) => Promise<void>;
-type ReserveInput = Parameters<AccountObject["reserveHold"]>[0];
 
 /** The real delivery function of each outbox a fault replaced, to put back when healed. */
 const realSends = new WeakMap<object, Send>();
@@ -43,19 +41,10 @@ export async function healOutbox(batchId: string): Promise<void> {
 
 /** The batch's next reservation call (a retry) fails: before the account sees it, or with its reply lost. */
 export async function breakNextReservation(batchId: string, replyLost: boolean): Promise<void> {
-  await runInBatch(batchId, (o) => {
-    const real = o.accountStub;
-    o.accountStub = (id) =>
-      new Proxy(real(id), {
-        get(target, prop) {
-          if (prop !== "reserveHold") return Reflect.get(target, prop);
-          return async (input: ReserveInput) => {
-            o.accountStub = real;
-            count("faults");
-            if (replyLost) await target.reserveHold(input);
-            throw new Error("injected reservation failure");
-          };
-        },
-      });
+  await interceptReserveHold(batchId, (reserveHold, restore) => async (input) => {
+    restore();
+    count("faults");
+    if (replyLost) await reserveHold(input);
+    throw new Error("injected reservation failure");
   });
 }
