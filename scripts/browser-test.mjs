@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { freePorts, groupAlive, ROOT, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
-import { createChecks, show, StoryStopped } from "./lib/checks.mjs";
+import { createChecks, runStory, show, StoryStopped } from "./lib/checks.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -461,15 +461,4 @@ function finish(reason, exitCode) {
   return finishing;
 }
 
-try {
-  await story();
-  await finish(null);
-} catch (err) {
-  if (err instanceof StoryStopped) {
-    if (!finishing && !results.some((r) => !r.ok)) check("the story runs to its end", false, err.message);
-    await finish(err.message);
-  } else {
-    check("story ran without an unexpected error", false, err?.stack ?? String(err));
-    await finish(`unexpected error: ${err?.message ?? err}`);
-  }
-}
+await runStory(story, { results, check, finish, finishing: () => finishing !== undefined });

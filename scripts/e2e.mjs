@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { freePorts, groupAlive, signalGroup, sleep, startWrangler, stopGroup } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
-import { createChecks, show, StoryStopped } from "./lib/checks.mjs";
+import { createChecks, runStory, show, StoryStopped } from "./lib/checks.mjs";
 
 /** How long each target page takes to answer: long enough to cancel while 2 items run. */
 const DELAY_MS = 4000;
@@ -337,15 +337,4 @@ function finish(reason, exitCode) {
   return finishing;
 }
 
-try {
-  await story();
-  await finish(null);
-} catch (err) {
-  if (err instanceof StoryStopped) {
-    if (!finishing && !results.some((r) => !r.ok)) check("the story runs to its end", false, err.message);
-    await finish(err.message);
-  } else {
-    check("story ran without an unexpected error", false, err?.stack ?? String(err));
-    await finish(`unexpected error: ${err?.message ?? err}`);
-  }
-}
+await runStory(story, { results, check, finish, finishing: () => finishing !== undefined });

@@ -38,3 +38,23 @@ export function createChecks() {
 
   return { results, elapsed, check, must, step };
 }
+
+/**
+ * Runs a story to its end, then `finish(null)`. A failed `must` stops it (`finish(why)`);
+ * any other error is a failed check. `finishing()` is true once a signal or the watchdog
+ * has begun finishing (the stop that follows is not a failure of its own).
+ */
+export async function runStory(story, { results, check, finish, finishing }) {
+  try {
+    await story();
+    await finish(null);
+  } catch (err) {
+    if (err instanceof StoryStopped) {
+      if (!finishing() && !results.some((r) => !r.ok)) check("the story runs to its end", false, err.message);
+      await finish(err.message);
+    } else {
+      check("story ran without an unexpected error", false, err?.stack ?? String(err));
+      await finish(`unexpected error: ${err?.message ?? err}`);
+    }
+  }
+}
