@@ -1,5 +1,5 @@
 /** The events a batch sends to its webhook. One `batch.cancelled` per cancelled batch, with the final counts. */
-import type { BatchStatus } from "../domain/states";
+import type { BatchStatus, ItemCounts } from "../domain/states";
 
 export type WebhookEventType =
   | "batch.started"
@@ -9,13 +9,8 @@ export type WebhookEventType =
   | "batch.failed"
   | "batch.cancelled";
 
-export interface BatchCounts {
+export interface BatchCounts extends ItemCounts {
   total: number;
-  pending: number;
-  running: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
 }
 
 export interface WebhookEvent {
@@ -37,16 +32,11 @@ export interface WebhookEvent {
 }
 
 /** The parts of a batch row the events are made from. */
-export interface TransitionSide {
+export interface TransitionSide extends ItemCounts {
   batch_id: string;
   status: BatchStatus;
   version: number;
   total: number;
-  pending: number;
-  running: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
   credits_per_item: number;
   credits_used: number;
   started_at: number | null;
