@@ -11,12 +11,12 @@ import type { AccountEvent, BatchIndexSnapshot, HoldResolution } from "../domain
 import { holdKeys } from "../domain/account-events";
 import { applyMovement, type Balances, type MovementKind, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
-import { releaseFromBatch, type SettlementState } from "../domain/settlement";
 import type { BatchStatus } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import { Settlement } from "./settlement";
 import { mapBounded } from "../lib/map-bounded";
 import { deliverDue, listDeliveries, newWebhookSecret, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
 import { hashesEqual } from "./keys";
@@ -738,102 +738,3 @@ export interface StopAllResult {
 
 /** Batch cancels in flight at once during stop-all. */
 const STOP_ALL_CONCURRENCY = 16;
-
-/**
- * The settlements of one batch's events applied in one transaction (an applyBatchEvents
- * call, or a stale hold the alarm resolves). The
- * account's balances and the batch's reserved credits are read on first use, kept here while
- * the events apply in order, and written once by flush(); each movement still appends its
- * own ledger row, carrying the running figures after it. A refused settlement throws, which
- * rolls back the whole transaction (this object is dropped with it).
- *
- * While one is open, nothing else may read or write `balances` or the batch's `reserved`
- * without a flush() first (forget does); removing the batch's row calls batchRemoved().
- */
-class Settlement {
-  #state: SettlementState | undefined;
-  #balancesDirty = false;
-  #reservedDirty = false;
-
-  constructor(
-    private readonly sql: SqlStorage,
-    readonly batchId: string,
-  ) {}
-
-  /**
-   * Releases `amount` of the batch's credits and appends the ledger row. Returns false when
-   * the key is already in the ledger (a duplicate changes nothing), with `onDuplicate` "skip";
-   * with "refuse", a taken key is an error. A refused release throws, unless it is a duplicate.
-   *
-   * One statement per movement: the INSERT, whose UNIQUE idem_key finds duplicates. SQLite
-   * backs out only the failed statement (the transaction goes on, no `seq` is used up), and
-   * only then is the key looked up. Not ON CONFLICT DO NOTHING (it uses up a `seq`, leaving
-   * a gap in the ledger's ids), nor INSERT … SELECT … WHERE NOT EXISTS or RETURNING (each
-   * makes the insert 2-3 times slower).
-   */
-  release(
-    kind: "consume" | "refund",
-    amount: number,
-    ref: { key: string; itemId: string | null; note: string },
-    onDuplicate: "skip" | "refuse",
-  ): boolean {
-    const result = releaseFromBatch(this.load(), kind, amount, { batchId: this.batchId, key: ref.key });
-    if (!result.ok) {
-      // A duplicate is skipped before any check (it may come after the batch released everything).
-      if (onDuplicate === "skip" && this.inLedger(ref.key)) return false;
-      throw new Error(result.message);
-    }
-    const b = result.next.balances;
-    try {
-      this.sql.exec(
-        `INSERT INTO ledger (idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ref.key, kind, amount, this.batchId, ref.itemId, ref.note, b.balance, b.reserved, Date.now(),
-      );
-    } catch (err) {
-      if (onDuplicate === "skip" && this.inLedger(ref.key)) return false;
-      throw err;
-    }
-    this.#state = result.next;
-    this.#balancesDirty = true;
-    this.#reservedDirty = true;
-    return true;
-  }
-
-  /** The batch's index row was deleted: it holds nothing from now on, and there is no row to write. */
-  batchRemoved(): void {
-    if (this.#state) this.#state = { ...this.#state, batchReserved: null };
-    this.#reservedDirty = false;
-  }
-
-  /** Writes what changed since the last flush (the cached figures stay valid). */
-  flush(): void {
-    const state = this.#state;
-    if (!state) return;
-    if (this.#balancesDirty) {
-      const b = state.balances;
-      this.sql.exec(
-        "UPDATE balances SET granted = ?, balance = ?, reserved = ?, used = ?, refunded = ?",
-        b.granted, b.balance, b.reserved, b.used, b.refunded,
-      );
-    }
-    if (this.#reservedDirty && state.batchReserved !== null) {
-      this.sql.exec("UPDATE batches SET reserved = ? WHERE batch_id = ?", state.batchReserved, this.batchId);
-    }
-    this.#balancesDirty = false;
-    this.#reservedDirty = false;
-  }
-
-  private inLedger(key: string): boolean {
-    return first(this.sql, "SELECT 1 AS x FROM ledger WHERE idem_key = ?", key) !== undefined;
-  }
-
-  private load(): SettlementState {
-    if (!this.#state) {
-      const balances = first<Balances>(this.sql, "SELECT granted, balance, reserved, used, refunded FROM balances")!;
-      const row = first<{ reserved: number }>(this.sql, "SELECT reserved FROM batches WHERE batch_id = ?", this.batchId);
-      this.#state = { balances, batchReserved: row?.reserved ?? null };
-    }
-    return this.#state;
-  }
-}
