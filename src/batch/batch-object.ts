@@ -24,7 +24,7 @@ import {
 import { fail, type Failure } from "../domain/errors";
 import { LIMITS } from "../domain/limits";
 import type { OutputFormat } from "../domain/pricing";
-import type { ItemCounts } from "../domain/states";
+import { isTerminalBatch, type ItemCounts } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
@@ -539,7 +539,7 @@ export class BatchObject extends DurableObject<Env> {
    */
   private dispatch(row: BatchRow, now: number): BatchRow {
     if (this.env.DISPATCH_PAUSED === "true") return row;
-    if (row.status === "cancelled" || row.status === "completed" || row.status === "failed") return row;
+    if (isTerminalBatch(row.status)) return row;
     const slots = Math.min(row.max_concurrency, row.slots_granted) - row.running - row.queued;
     if (slots <= 0) return row;
     const next = all<{ idx: number; id: string; dispatch_token: number; not_before: number | null }>(
@@ -726,15 +726,16 @@ export class BatchObject extends DurableObject<Env> {
     const now = Date.now();
     const times: number[] = [];
     const failed = row.outbox_failures > 0 ? now + backoffMs(row.outbox_failures) : null;
-    if (this.sends.hasPending()) times.push(failed ?? now);
-    else if (this.outbox.hasPending()) times.push(failed ?? now + settlementWindow(row));
+    const [toQueue, toAccount] = [this.sends.hasPending(), this.outbox.hasPending()];
+    if (toQueue) times.push(failed ?? now);
+    else if (toAccount) times.push(failed ?? now + settlementWindow(row));
     // The partial index holds only running items, so this reads one row.
     const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items INDEXED BY items_lease WHERE status = 'running'")?.t;
     if (lease != null) times.push(lease);
     if (wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true") times.push(Math.max(now, row.slots_retry_at ?? now));
     // retention: a finished batch is removed by this alarm when its time comes (after the outboxes are empty).
     const removalAt = removalDueAt(row, this.env);
-    if (removalAt !== null && !this.outbox.hasPending() && !this.sends.hasPending()) times.push(removalAt);
+    if (removalAt !== null && !toQueue && !toAccount) times.push(removalAt);
     if (row.queued > 0) {
       const oldest = first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t;
       if (oldest != null) times.push(oldest + DISPATCH_TIMEOUT_MS);
@@ -831,7 +832,7 @@ function keepable(report: SettleReport): (SettleReport & { outcome: "failed" }) 
 
 /** Slots the batch could use now: its running and queued items, plus pending ones up to maxConcurrency. */
 function wantedSlots(row: BatchRow): number {
-  if (row.status === "cancelled" || row.status === "completed" || row.status === "failed") return row.running + row.queued;
+  if (isTerminalBatch(row.status)) return row.running + row.queued;
   return Math.min(row.max_concurrency, row.running + row.pending);
 }
 
