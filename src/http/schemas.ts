@@ -2,6 +2,7 @@
 import { z } from "@hono/zod-openapi";
 import { LIMITS } from "../domain/limits";
 import { OUTPUT_FORMATS, type OutputFormat } from "../domain/pricing";
+import type { BatchStatus } from "../domain/states";
 
 export const ErrorSchema = z
   .object({
@@ -66,6 +67,9 @@ export const IdempotencyKeyHeader = z
   .regex(/^[\x21-\x7e]+$/, "must be 1 to 255 visible ASCII characters")
   .optional()
   .openapi({ description: "Idempotency-Key: makes a retried request safe (kept 24 h)." });
+
+/** A batch's state (src/domain/states.ts), on both surfaces. */
+export const BatchStatusSchema = z.enum(["pending", "running", "completed", "failed", "cancelled"]) satisfies z.ZodType<BatchStatus>;
 
 export const OutputSchema = z.enum(OUTPUT_FORMATS as [OutputFormat, ...OutputFormat[]]);
 

@@ -11,6 +11,7 @@ import { ApiError } from "../errors";
 import { canonicalJson } from "../canonical-json";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
 import {
+  BatchStatusSchema,
   CursorSchema,
   errorResponses,
   IdempotencyKeyHeader,
@@ -65,8 +66,6 @@ const ItemSchema = z
     finishedAt: z.string().nullable(),
   })
   .openapi("BatchItem");
-
-const BatchStatusSchema = z.enum(["pending", "running", "completed", "failed", "cancelled"]);
 
 const BatchSchema = z
   .object({

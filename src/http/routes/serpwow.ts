@@ -12,7 +12,7 @@ import { requireApiKey } from "../auth";
 import { rateLimit } from "../rate-limit";
 import { ApiError, handleError } from "../errors";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
-import { errorResponsesWith } from "../schemas";
+import { BatchStatusSchema, errorResponsesWith } from "../schemas";
 import { newRouter } from "../validation";
 
 const PAGE_SIZE = 10;
@@ -34,7 +34,7 @@ const SerpBatch = z
     id: z.string(),
     name: z.string(),
     status: z.enum(["queued", "running", "idle"]),
-    state: z.enum(["pending", "running", "completed", "failed", "cancelled"]),
+    state: BatchStatusSchema,
     created_at: z.string(),
     last_run: z.string().nullable(),
     finished_at: z.string().nullable(),
