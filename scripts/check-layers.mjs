@@ -1,0 +1,68 @@
+// The walls between the parts of src/, checked on every `npm run lint`:
+//   src/http/ calls src/batch/ and src/account/; the executor calls the batch object only;
+//   everything builds on src/domain/ (pure rules: no I/O, nothing above it).
+// An import (type-only ones too) that runs one of the forbidden ways below fails the run.
+// src/env.ts is exempt: it names the object classes for the bindings' types, as
+// `wrangler types` would.
+// Node built-ins only.
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Each rule: files under `from` may not import anything under one of `deny`. */
+export const RULES = [
+  { from: "src/domain/", deny: ["src/"], except: ["src/domain/"], why: "the domain is pure and imports nothing above it" },
+  { from: "src/account/", deny: ["src/batch/", "src/executor/", "src/http/"], why: "the account never reaches into the batch object, the executor or the routes" },
+  { from: "src/batch/", deny: ["src/executor/", "src/account/", "src/http/"], why: "the batch object never reaches into the executor, the account object or the routes" },
+  { from: "src/executor/", deny: ["src/account/", "src/batch/", "src/http/"], why: "the executor talks to the batch object through the shared contract only" },
+  { from: "src/webhooks/", deny: ["src/account/", "src/batch/", "src/executor/", "src/http/"], why: "webhooks are a service below the objects" },
+  { from: "src/lib/", deny: ["src/"], except: ["src/lib/"], why: "small helpers depend on nothing of the project" },
+  { from: "src/durable/", deny: ["src/"], except: ["src/durable/", "src/lib/"], why: "platform helpers depend on nothing above them" },
+];
+
+const IMPORT = /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+
+function* sourceFiles(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* sourceFiles(path);
+    else if (/\.(ts|tsx|mts)$/.test(entry.name)) yield path;
+  }
+}
+
+/** The project-relative targets of a file's relative imports (packages are not checked here). */
+export function importsOf(file, text) {
+  const found = [];
+  for (const match of text.matchAll(IMPORT)) {
+    const spec = match[1] ?? match[2];
+    if (!spec.startsWith(".")) continue;
+    found.push(relative(ROOT, resolve(dirname(file), spec)).split("\\").join("/"));
+  }
+  return found;
+}
+
+export function violations(files) {
+  const out = [];
+  for (const { path, text } of files) {
+    const from = relative(ROOT, path).split("\\").join("/");
+    for (const rule of RULES) {
+      if (!from.startsWith(rule.from)) continue;
+      for (const target of importsOf(path, text)) {
+        const denied = rule.deny.some((d) => target.startsWith(d) || `${target}/` === d);
+        const excepted = (rule.except ?? []).some((e) => target.startsWith(e));
+        if (denied && !excepted) out.push(`${from} imports ${target}: ${rule.why}`);
+      }
+    }
+  }
+  return out;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const files = [...sourceFiles(join(ROOT, "src"))].map((path) => ({ path, text: readFileSync(path, "utf8") }));
+  const found = violations(files);
+  for (const line of found) console.error(`layers: ${line}`);
+  console.log(`layers: ${files.length} files, ${found.length} forbidden imports`);
+  process.exit(found.length ? 1 : 0);
+}
