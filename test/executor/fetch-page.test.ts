@@ -261,6 +261,11 @@ describe("fetchPage: target safety", () => {
     ["http://169.254.169.254/latest/meta-data/", /cloud metadata/],
     ["http://[::1]/", /loopback/],
     ["http://10.0.0.7/admin", /private/],
+    ["http://[::ffff:0:a9fe:a9fe]/latest/meta-data/", /IPv4-translated address ::ffff:0:a9fe:a9fe /],
+    ["http://[::ffff:0:127.0.0.1]/", /IPv4-translated address ::ffff:0:7f00:1 /],
+    ["http://[64:ff9b::a9fe:a9fe]/", /NAT64 .* embeds cloud metadata/],
+    ["http://[2002:a00:1::]/", /6to4 .* embeds private address 10\.0\.0\.1/],
+    ["http://[5f00::1]/", /SRv6 SID address 5f00::1 /],
     ["file:///etc/passwd", /scheme file/],
   ])("refuses a redirect to %s without requesting it", async (target, reason) => {
     const web = new FakeWeb()
@@ -303,6 +308,13 @@ describe("fetchPage: target safety", () => {
     expect(web.calls).toHaveLength(0);
     const allowed = await fetchPage("http://localhost:8787/", { ...POLICY, allowLoopback: true }, web.fetch);
     expect(allowed.ok).toBe(true);
+  });
+
+  it("refuses a redirect to an IPv4-translated address even with allowLoopback on", async () => {
+    const web = new FakeWeb().on("https://example.com/", redirectTo("http://[::ffff:0:7f00:1]:8787/"));
+    const result = await fetchPage("https://example.com/", { ...POLICY, allowLoopback: true }, web.fetch);
+    expect(result).toMatchObject({ ok: false, code: "BLOCKED_TARGET", message: expect.stringContaining("IPv4-translated") });
+    expect(web.calls).toHaveLength(1);
   });
 
   it("allowLoopback does not open metadata addresses", async () => {

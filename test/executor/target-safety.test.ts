@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checkTarget } from "../../src/executor/target-safety";
+import { IPV4_EXPECTED, IPV6_EXPECTED } from "../fixtures/special-addresses";
 
 const LOOPBACK_ALLOWED = { allowLoopback: true };
 
@@ -284,3 +285,110 @@ describe("checkTarget: URL objects", () => {
     expectBlocked(new URL("http://0x7f000001/"), /loopback address 127\.0\.0\.1/);
   });
 });
+
+describe("checkTarget: the special-purpose table, in every written form", () => {
+  const octets = (dotted: string) => dotted.split(".").map(Number);
+  const asNumber = (dotted: string) => octets(dotted).reduce((n, o) => n * 256 + o, 0);
+  const hex16 = (dotted: string) => {
+    const [a = 0, b = 0, c = 0, d = 0] = octets(dotted);
+    return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
+  };
+
+  /** Every way to write an IPv4 address that the URL parser or an IPv6 embedding turns into it. */
+  function ipv4Forms(dotted: string): string[] {
+    const [hi, lo] = hex16(dotted);
+    return [
+      `http://${dotted}/`,
+      `http://${asNumber(dotted)}/`,
+      `http://0x${asNumber(dotted).toString(16)}/`,
+      `http://${octets(dotted).map((o) => `0${o.toString(8)}`).join(".")}/`,
+      `http://${octets(dotted).map((o) => `0x${o.toString(16)}`).join(".")}/`,
+      `http://[::ffff:${dotted}]/`,
+      `http://[0:0:0:0:0:FFFF:${hi}:${lo}]/`,
+      `http://[64:ff9b::${dotted}]/`,
+      `http://[2002:${hi}:${lo}::1]/`,
+    ];
+  }
+
+  function ipv6Forms(text: string): string[] {
+    const value = BigInt(`0x${expandIpv6(text)}`);
+    const groups = Array.from({ length: 8 }, (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+    return [`http://[${text}]/`, `http://[${groups.map((g) => g.padStart(4, "0")).join(":")}]/`, `http://[${text.toUpperCase()}]/`, `http://[${groups.join(":")}]/`];
+  }
+
+  it.each(IPV4_EXPECTED.filter(([, range]) => range !== null))("refuses %s (%s) written any way", (address, range) => {
+    for (const form of ipv4Forms(address)) {
+      const result = checkTarget(form);
+      expect(result.ok, form).toBe(false);
+      expect(!result.ok && result.reason, form).toContain(`${range!.split(" ")[0]})`);
+    }
+  });
+
+  it.each(IPV4_EXPECTED.filter(([, range]) => range === null))("allows %s, just outside a range, written any way", (address) => {
+    for (const form of ipv4Forms(address)) expect(checkTarget(form).ok, form).toBe(true);
+  });
+
+  it.each(IPV6_EXPECTED.filter(([, range]) => range !== null))("refuses [%s] (%s) written any way", (address, range) => {
+    for (const form of ipv6Forms(address)) {
+      const result = checkTarget(form);
+      expect(result.ok, form).toBe(false);
+      expect(!result.ok && result.reason, form).toMatch(/\)$/);
+      if (!["::ffff:0:0/96", "64:ff9b::/96", "2002::/16"].some((c) => range!.startsWith(`${c} `))) {
+        expect(!result.ok && result.reason, form).toContain(`${range!.split(" ")[0]})`);
+      }
+    }
+  });
+
+  it.each(IPV6_EXPECTED.filter(([, range]) => range === null))("allows [%s], just outside a range, written any way", (address) => {
+    for (const form of ipv6Forms(address)) expect(checkTarget(form).ok, form).toBe(true);
+  });
+});
+
+describe("checkTarget: IPv4-translated and other IPv6 that carry an IPv4 address", () => {
+  it.each([
+    ["http://[::ffff:0:a9fe:a9fe]/", /IPv4-translated address ::ffff:0:a9fe:a9fe is not allowed \(IPv4-translated Address, ::ffff:0:0:0\/96\)/],
+    ["http://[::ffff:0:169.254.169.254]/latest/meta-data/", /IPv4-translated address ::ffff:0:a9fe:a9fe /],
+    ["http://[0:0:0:0:ffff:0:7f00:1]:8080/", /IPv4-translated address ::ffff:0:7f00:1 /],
+    ["http://[::ffff:0:8.8.8.8]/", /IPv4-translated address ::ffff:0:808:808 /],
+    ["http://[64:ff9b:1::a9fe:a9fe]/", /local-use NAT64 address 64:ff9b:1::a9fe:a9fe /],
+    ["http://[64:ff9b:1::8.8.8.8]/", /local-use NAT64 address/],
+    ["http://[64:ff9b::169.254.169.254]/", /NAT64 address 64:ff9b::a9fe:a9fe embeds cloud metadata address 169\.254\.169\.254/],
+    ["http://[64:ff9b::100.64.0.1]/", /NAT64 .* embeds shared \(CGNAT\) address 100\.64\.0\.1/],
+    ["http://[2002:c0a8:101::1]/", /6to4 address 2002:c0a8:101::1 embeds private address 192\.168\.1\.1/],
+    ["http://[2002:c000:2ff::]/", /6to4 .* embeds documentation address 192\.0\.2\.255/],
+    // Teredo's client address is obfuscated (XOR): refused whatever it carries.
+    ["http://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/", /Teredo address .* \(TEREDO, 2001::\/32\)/],
+    ["http://[2001::1]/", /Teredo address 2001::1 /],
+  ])("refuses %s", (input, reason) => expectBlocked(input, reason));
+
+  it("refuses an IPv4-translated address whatever IPv4 address it carries, with or without the loopback allowance", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff_ffff }), fc.boolean(), (n, allowLoopback) => {
+        const dotted = [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join(".");
+        expect(checkTarget(`http://[::ffff:0:${dotted}]/`, { allowLoopback })).toMatchObject({ ok: false, reason: expect.stringContaining("IPv4-translated") });
+      }),
+    );
+  });
+
+  it("judges any NAT64 or 6to4 address by the IPv4 address it carries", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff_ffff }), (n) => {
+        const dotted = [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join(".");
+        const [hi, lo] = [(n >>> 16).toString(16), (n & 0xffff).toString(16)];
+        const direct = checkTarget(`http://${dotted}/`).ok;
+        expect(checkTarget(`http://[64:ff9b::${dotted}]/`).ok).toBe(direct);
+        expect(checkTarget(`http://[2002:${hi}:${lo}::1]/`).ok).toBe(direct);
+      }),
+    );
+  });
+});
+
+/** Thirty-two hex digits for an IPv6 address written with `::` (no dotted tail). */
+function expandIpv6(text: string): string {
+  const [head = "", tail] = text.split("::");
+  const groupsOf = (part: string) => (part === "" ? [] : part.split(":"));
+  const left = groupsOf(head);
+  const right = tail === undefined ? [] : groupsOf(tail);
+  const middle = Array<string>(8 - left.length - right.length).fill("0");
+  return [...left, ...middle, ...right].map((g) => g.padStart(4, "0")).join("");
+}

@@ -94,6 +94,22 @@ describe("webhooks", () => {
     expect(received).toHaveLength(3);
   });
 
+  it("checks the stored URL again before every delivery: one the guard refuses is never called", async () => {
+    const received = receiver();
+    const { apiKey, accountId } = await newAccount(100);
+    const created = await createBatch(apiKey, { urls: urls(1), webhookUrl: HOOK });
+    const batchId: string = created.body.batchId;
+    await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
+    await drainOutbox(batchId);
+    // As if stored before the guard knew the range.
+    await runInDurableObject(accountStub(accountId), (_o, s) => s.storage.sql.exec("UPDATE webhook_deliveries SET url = ?", "https://[::ffff:0:a9fe:a9fe]/hook"));
+    await deliver(accountId, batchId);
+    expect(received).toHaveLength(0);
+    expect((await deliveries(apiKey))[0]).toMatchObject({ state: "failed", attempts: 1 });
+    const errors = await runInDurableObject(accountStub(accountId), (_o, s) => s.storage.sql.exec<{ last_error: string }>("SELECT last_error FROM webhook_deliveries").toArray());
+    expect(errors.map((e) => e.last_error)).toEqual([expect.stringMatching(/^blocked target: IPv4-translated address ::ffff:0:a9fe:a9fe /)]);
+  });
+
   it("gives up after 24 hours of failures, and says so", async () => {
     receiver([500, 500, 500]);
     const { apiKey, accountId } = await newAccount(100);
@@ -110,6 +126,8 @@ describe("webhooks", () => {
     ["http://hooks.example/x", "webhookUrl: must use https"],
     ["https://127.0.0.1/x", "webhookUrl: loopback"],
     ["https://169.254.169.254/latest", "webhookUrl: "],
+    ["https://[::ffff:0:a9fe:a9fe]/hook", "webhookUrl: IPv4-translated address ::ffff:0:a9fe:a9fe is not allowed"],
+    ["https://[64:ff9b::10.0.0.1]/hook", "webhookUrl: NAT64 address 64:ff9b::a00:1 embeds private address 10.0.0.1"],
     ["ftp://hooks.example/x", "webhookUrl: "],
   ])("refuses webhookUrl %s", async (url, message) => {
     const { apiKey } = await newAccount(100);

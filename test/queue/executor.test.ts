@@ -78,13 +78,19 @@ describe("executor through the queue", () => {
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 1, refunded: 1, reserved: 0 });
   });
 
-  it("refuses blocked targets before any fetch: the item fails BLOCKED_TARGET, charged 0", async () => {
-    const site = fakeSite(() => ({}));
+  it("refuses a redirect to a blocked address before following it: the item fails BLOCKED_TARGET, charged 0", async () => {
+    // Address literals are refused at create (test/http/create-targets.test.ts); a public page can still redirect to one.
+    const blocked = ["http://[::ffff:0:a9fe:a9fe]/latest/meta-data", "http://169.254.169.254/latest/meta-data", "http://0x7f000001/"];
+    const site = fakeSite((url) => {
+      const hop = Number(url.slice(-1));
+      return url.startsWith(SITE) ? { status: 302, headers: { location: blocked[hop]! } } : {};
+    });
     const { apiKey } = await newAccount(100);
-    const batchId = await create(apiKey, { urls: ["http://127.0.0.1/admin", "http://169.254.169.254/latest/meta-data", "http://0x7f000001/"] });
+    const batchId = await create(apiKey, { urls: urls(3, SITE) });
     const b = await waitForBatch(apiKey, batchId, (x) => x.status === "failed");
     for (const item of b.items) expect(item).toMatchObject({ status: "failed", creditsUsed: 0, error: { code: "BLOCKED_TARGET" } });
-    expect(site.total()).toBe(0);
+    expect(b.items[0].error.message).toMatch(/IPv4-translated address ::ffff:0:a9fe:a9fe /);
+    expect([...site.hits.keys()].sort()).toEqual(urls(3, SITE));
     await expectBalanced(apiKey, [batchId]);
   });
 

@@ -5,7 +5,7 @@ import { sha256Hex } from "../../account/keys";
 import { validateSelector } from "../../executor/extract-json";
 import { LIMITS } from "../../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
-import type { AppEnv, Env } from "../../env";
+import type { AppEnv } from "../../env";
 import { checkTarget } from "../../executor/target-safety";
 import { ApiError } from "../errors";
 import { canonicalJson } from "../canonical-json";
@@ -114,7 +114,8 @@ const create = createRoute({
   middleware: [urlsWithinLimit] as const,
   tags: ["Batches"],
   summary: "Create a batch",
-  description: "Reserves `total × creditsPerItem` credits up front and queues every URL.",
+  description:
+    "Reserves `total × creditsPerItem` credits up front and queues every URL. A URL that can never be fetched (a private, loopback or other special-purpose address, `localhost`, a single-label name) is refused with 400 naming it, and nothing is reserved.",
   security: [{ ApiKeyAuth: [] }],
   request: {
     headers: z.object({ "idempotency-key": IdempotencyKeyHeader }),
@@ -276,9 +277,20 @@ const cancelAll = createRoute({
 export const batchRoutes = { create, list, get, cancel, cancelAll, retry, result };
 export type CreateBatchInput = z.input<typeof CreateBatchBody>;
 
+/**
+ * Refuses, before anything is reserved, a target the executor would refuse before fetching it:
+ * the same `checkTarget`. A name that resolves to a private address passes here and is stopped
+ * at fetch time (docs/target-safety.md).
+ */
+function checkTargetUrls(urls: readonly string[], allowLoopback: boolean): void {
+  urls.forEach((url, index) => {
+    const target = checkTarget(url, { allowLoopback });
+    if (!target.ok) throw new ApiError(400, "VALIDATION_ERROR", `urls[${index}]: ${url} can never be fetched: ${target.reason}`);
+  });
+}
+
 /** https only, and the same target-safety rules as the executor (loopback http only in local development). */
-function checkWebhookUrl(url: string, env: Env): string {
-  const allowLoopback = env.ALLOW_LOOPBACK_TARGETS === "true";
+function checkWebhookUrl(url: string, allowLoopback: boolean): string {
   const target = checkTarget(url, { allowLoopback });
   if (!target.ok) throw new ApiError(400, "VALIDATION_ERROR", `webhookUrl: ${target.reason}`);
   const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(target.url.hostname) || target.url.hostname.startsWith("127.");
@@ -295,7 +307,9 @@ function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
 export const batches = newRouter()
   .openapi(create, async (c) => {
     const body = c.req.valid("json");
-    const webhookUrl = body.webhookUrl === undefined ? null : checkWebhookUrl(body.webhookUrl, c.env);
+    const allowLoopback = c.env.ALLOW_LOOPBACK_TARGETS === "true";
+    checkTargetUrls(body.urls, allowLoopback);
+    const webhookUrl = body.webhookUrl === undefined ? null : checkWebhookUrl(body.webhookUrl, allowLoopback);
     const output = (body.output ?? DEFAULT_OUTPUT) as OutputFormat;
     const price = creditsPerItem(output);
     const total = body.urls.length;
