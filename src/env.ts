@@ -11,8 +11,6 @@ export interface Env {
   SCRAPE_QUEUE: Queue<import("./executor/message").ScrapeMessage>;
   RESULTS: R2Bucket;
   ADMIN_TOKEN?: string;
-  /** Secret for signing webhooks (a later feature); set per environment, see docs/deploy.md. */
-  WEBHOOK_SIGNING_KEY?: string;
   /** Per-location request limits, declared in wrangler.toml for every environment. */
   CREATE_LIMITER?: RateLimit;
   CANCEL_LIMITER?: RateLimit;
