@@ -67,6 +67,18 @@ const secret = createRoute({
   },
 });
 
+const RotateBody = z
+  .object({
+    overlapSeconds: z
+      .number()
+      .int("must be a whole number")
+      .min(0, "must be at least 0")
+      .max(MAX_OVERLAP_SECONDS, `must be at most ${MAX_OVERLAP_SECONDS} (7 days)`)
+      .optional()
+      .openapi({ description: "How long the old secret keeps signing.", example: DEFAULT_OVERLAP_SECONDS }),
+  })
+  .strict();
+
 const rotate = createRoute({
   method: "post",
   path: "/api/webhooks/secret/rotate",
@@ -77,26 +89,7 @@ const rotate = createRoute({
     "retries of earlier events included, is signed with the new secret and the old one; then with the new one only. " +
     "Rotating again during an overlap ends the older secret at once. Rate limited per API key.",
   security: [{ ApiKeyAuth: [] }],
-  request: {
-    body: {
-      content: {
-        "application/json": {
-          schema: z
-            .object({
-              overlapSeconds: z
-                .number()
-                .int("must be a whole number")
-                .min(0, "must be at least 0")
-                .max(MAX_OVERLAP_SECONDS, `must be at most ${MAX_OVERLAP_SECONDS} (7 days)`)
-                .optional()
-                .openapi({ description: "How long the old secret keeps signing.", example: DEFAULT_OVERLAP_SECONDS }),
-            })
-            .strict(),
-        },
-      },
-      required: false,
-    },
-  },
+  request: { body: { content: { "application/json": { schema: RotateBody } }, required: false } },
   responses: {
     200: { description: "The new secret", content: { "application/json": { schema: SecretSchema } } },
     ...errorResponses(400, 401, 403, 409, 413, 415, 429),
