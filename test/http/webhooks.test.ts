@@ -128,6 +128,7 @@ const DAY_MS = 24 * 3600_000;
 async function currentSecret(apiKey: string): Promise<{ secret: string; previousSecretExpiresAt: string | null }> {
   const r = await callJson("/api/webhooks/secret", { headers: keyHeaders(apiKey) });
   expect(r.status).toBe(200);
+  expect(r.res.headers.get("cache-control")).toBe("no-store");
   return r.body;
 }
 
@@ -140,6 +141,7 @@ function rotate(apiKey: string, body?: unknown) {
 async function rotated(apiKey: string, body?: unknown): Promise<{ secret: string; scheme: string; previousSecretExpiresAt: string | null }> {
   const r = await rotate(apiKey, body);
   expect(r.status).toBe(200);
+  expect(r.res.headers.get("cache-control")).toBe("no-store");
   return r.body;
 }
 

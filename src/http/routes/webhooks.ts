@@ -115,10 +115,12 @@ export const webhooks = newRouter()
   })
   .openapi(secret, async (c) => {
     const current = await accountObject(c.env, c.get("accountId")).webhookSecret();
+    c.header("cache-control", "no-store"); // a secret: no cache keeps a copy
     return c.json({ secret: current.secret, scheme: "v1" as const, previousSecretExpiresAt: iso(current.previousUntil) }, 200);
   })
   .openapi(rotate, async (c) => {
     const overlapSeconds = c.req.valid("json")?.overlapSeconds ?? DEFAULT_OVERLAP_SECONDS;
     const rotated = unwrap(await accountObject(c.env, c.get("accountId")).rotateWebhookSecret(overlapSeconds * 1000));
+    c.header("cache-control", "no-store");
     return c.json({ secret: rotated.secret, scheme: "v1" as const, previousSecretExpiresAt: iso(rotated.previousUntil) }, 200);
   });
