@@ -8,6 +8,7 @@ const bindings = { ADMIN_TOKEN: "test-admin-token", MAX_ACTIVE_BATCHES: "100000"
 const ratelimits = {
   CREATE_LIMITER: { namespace_id: "1001", simple: { limit: 100_000, period: 60 as const } },
   CANCEL_LIMITER: { namespace_id: "1002", simple: { limit: 100_000, period: 60 as const } },
+  WEBHOOK_SECRET_LIMITER: { namespace_id: "1007", simple: { limit: 100_000, period: 60 as const } },
 };
 // Model sequences (and race/fault rounds) of test/reliability: `npm run reliability` asks for more.
 const provide = { reliabilityRuns: Number(process.env.RELIABILITY_RUNS) || 25 };

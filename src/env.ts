@@ -11,11 +11,10 @@ export interface Env {
   SCRAPE_QUEUE: Queue<import("./executor/message").ScrapeMessage>;
   RESULTS: R2Bucket;
   ADMIN_TOKEN?: string;
-  /** Secret for signing webhooks (a later feature); set per environment, see docs/deploy.md. */
-  WEBHOOK_SIGNING_KEY?: string;
   /** Per-location request limits, declared in wrangler.toml for every environment. */
   CREATE_LIMITER?: RateLimit;
   CANCEL_LIMITER?: RateLimit;
+  WEBHOOK_SECRET_LIMITER?: RateLimit;
   /** Days a finished batch and its results are kept (default 30, at least 1). */
   RETENTION_DAYS?: string;
   /** "true" stops new dispatches (items stay pending): an operator's brake, and the unit tests' mode. */

@@ -18,7 +18,8 @@ import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention
 import { ACCOUNT_MIGRATIONS } from "./schema";
 import { Settlement } from "./settlement";
 import { mapBounded } from "../lib/map-bounded";
-import { deliverDue, listDeliveries, newWebhookSecret, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
+import { deliverDue, listDeliveries, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
+import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
 import { hashesEqual } from "./keys";
 import { positiveInt } from "../lib/positive-int";
 
@@ -393,10 +394,11 @@ export class AccountObject extends DurableObject<Env> {
     const now = Date.now();
     this.sql.exec("DELETE FROM idempotency WHERE created_at <= ?", now - IDEMPOTENCY_TTL_MS);
     this.purgeRetained(now); // retention
+    this.wipeExpiredWebhookSecret(now);
     const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = 'pending' AND deadline <= ? LIMIT 50", now);
     await this.nudgeWaitingBatches();
     await deliverDue(this.sql, {
-      secret: this.webhookSecret(),
+      secrets: () => this.webhookSigningSecrets(),
       allowLoopback: this.env.ALLOW_LOOPBACK_TARGETS === "true",
       baseDelayMs: positiveInt(this.env.WEBHOOK_RETRY_BASE_MS, 30_000),
     });
@@ -652,21 +654,41 @@ export class AccountObject extends DurableObject<Env> {
     const idem = first<{ t: number | null }>(this.sql, "SELECT min(created_at) AS t FROM idempotency")?.t ?? null;
     const nudge = this.#slotsFreed ? Date.now() : null;
     const webhook = tableExists(this.sql, "webhook_deliveries") ? nextDeliveryAt(this.sql) : null;
-    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge, webhook].filter((t): t is number => t !== null);
+    const oldSecret = this.#schemaReady ? previousSecretExpiry(this.sql) : null; // its column comes with migration v7
+    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge, webhook, oldSecret].filter((t): t is number => t !== null);
     if (times.length === 0) return;
     void this.ctx.storage.setAlarm(Math.min(...times));
   }
 
   // ---- webhooks (lead) -------------------------------------------------------------------
 
-  /** The account's signing secret (made on first use, so older accounts get one too). */
-  webhookSecret(): string {
+  /** The account's current signing secret (made on first use), and when the previous one stops signing. */
+  webhookSecret(): SecretState {
     this.ensureSchema();
-    const row = first<{ webhook_secret: string | null }>(this.sql, "SELECT webhook_secret FROM account");
-    if (row?.webhook_secret) return row.webhook_secret;
-    const secret = newWebhookSecret();
-    this.sql.exec("UPDATE account SET webhook_secret = ?", secret);
-    return secret;
+    return currentSecret(this.sql, Date.now());
+  }
+
+  /**
+   * A new signing secret; the one it replaces keeps signing for `overlapMs` (0: stops now),
+   * and one that was still in an earlier overlap stops now. The alarm wipes the old one after.
+   */
+  rotateWebhookSecret(overlapMs: number): Ok<SecretState> | Failure {
+    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
+    const rotated = this.ctx.storage.transactionSync(() => rotateSecret(this.sql, Date.now(), overlapMs));
+    this.armAlarm();
+    return { ok: true, ...rotated };
+  }
+
+  /** Read at each delivery attempt, so a delivery is signed with the secrets valid when it is sent. */
+  private webhookSigningSecrets(): string[] {
+    this.ensureSchema();
+    return signingSecrets(this.sql, Date.now());
+  }
+
+  private wipeExpiredWebhookSecret(now: number): void {
+    this.ensureSchema();
+    wipeExpiredSecret(this.sql, now);
   }
 
   listWebhookDeliveries(cursor: number | null, limit: number): ReturnType<typeof listDeliveries> {

@@ -1,4 +1,5 @@
 import { WEBHOOK_MIGRATION } from "../webhooks/deliveries";
+import { WEBHOOK_SECRET_ROTATION_MIGRATION } from "../webhooks/secrets";
 
 /** Account object tables. Append a migration; never edit one that has shipped. */
 export const ACCOUNT_MIGRATIONS = [
@@ -101,4 +102,5 @@ export const ACCOUNT_MIGRATIONS = [
   );
   CREATE INDEX live_views_batch ON live_views (batch_id);
   `,
+  WEBHOOK_SECRET_ROTATION_MIGRATION,
 ] as const;

@@ -52,6 +52,7 @@ export function createApp() {
   app.on("POST", "/api/batch/scrape", rateLimit("CREATE_LIMITER"));
   app.on("DELETE", "/api/batch/scrape/:batchId", rateLimit("CANCEL_LIMITER"));
   app.on("POST", "/api/batch/scrape/cancel-all", rateLimit("CANCEL_LIMITER"));
+  app.on("POST", "/api/webhooks/secret/rotate", rateLimit("WEBHOOK_SECRET_LIMITER"));
   app.use("/admin/*", requireAdmin());
 
   app.route("/", health);

@@ -1,6 +1,7 @@
 /**
- * Per-key rate limits on the calls that cost the most (creating and cancelling batches),
- * through Workers rate-limit bindings. Over the limit: 429 with Retry-After.
+ * Per-key rate limits on the calls that cost the most (creating and cancelling batches) and
+ * on rotating the webhook secret, through Workers rate-limit bindings. Over the limit: 429
+ * with Retry-After.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
@@ -21,7 +22,7 @@ async function isReplay(c: Context<AppEnv>): Promise<boolean> {
   return accountObject(c.env, c.get("accountId")).holdsIdempotencyKey(key).catch(() => false);
 }
 
-export function rateLimit(binding: "CREATE_LIMITER" | "CANCEL_LIMITER"): MiddlewareHandler<AppEnv> {
+export function rateLimit(binding: "CREATE_LIMITER" | "CANCEL_LIMITER" | "WEBHOOK_SECRET_LIMITER"): MiddlewareHandler<AppEnv> {
   return async function rateLimit(c, next) {
     const limiter = c.env[binding];
     // No binding (a config without limits): nothing to enforce.

@@ -6,7 +6,7 @@
 import { all, first } from "../durable/sql";
 import { checkTarget } from "../executor/target-safety";
 import type { WebhookEvent } from "./events";
-import { EVENT_ID_HEADER, sign, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "./signature";
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader, TIMESTAMP_HEADER } from "./signature";
 
 export const WEBHOOK_RETRY_WINDOW_MS = 24 * 60 * 60 * 1000;
 const MAX_BACKOFF_MS = 60 * 60 * 1000;
@@ -79,7 +79,8 @@ export function listDeliveries(sql: SqlStorage, cursor: number | null, limit: nu
 }
 
 export interface DeliveryOptions {
-  secret: string;
+  /** Read at each attempt: a delivery is signed with the secrets valid when it is sent (a rotation may happen between attempts). */
+  secrets: () => readonly string[];
   allowLoopback: boolean;
   baseDelayMs: number;
 }
@@ -127,7 +128,7 @@ async function attempt(url: string, eventId: string, body: string, options: Deli
         "user-agent": "BatchScrapeWebhooks/1.0",
         [EVENT_ID_HEADER]: eventId,
         [TIMESTAMP_HEADER]: String(timestamp),
-        [SIGNATURE_HEADER]: await sign(options.secret, timestamp, body),
+        [SIGNATURE_HEADER]: await signatureHeader(options.secrets(), timestamp, body),
       },
       body,
     });
@@ -136,9 +137,4 @@ async function attempt(url: string, eventId: string, body: string, options: Deli
   } catch (err) {
     return { ok: false, final: false, error: String(err instanceof Error ? err.message : err) };
   }
-}
-
-export function newWebhookSecret(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return `whsec_${btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}`;
 }
