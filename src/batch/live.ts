@@ -82,7 +82,7 @@ export async function acceptLive(
   }
   if (!admitted) {
     discard(server, client, KEY_REVOKED_CLOSE_CODE, "API key revoked or expired");
-    return liveError(403, "INVALID_API_KEY", "Invalid or expired API key: it ended while the live view opened.");
+    return liveError(403, "INVALID_API_KEY", "This API key was revoked or expired while the live view opened.");
   }
   return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": LIVE_PROTOCOL } });
 }

@@ -30,7 +30,7 @@ const ROUNDS = [
   { after: 50, burst: 7 },
 ];
 /** The batch object's refusal: the key passed authentication, then ended before the account noted the view. */
-const ENDED_WHILE_OPENING = /ended while the live view opened/;
+const ENDED_WHILE_OPENING = /revoked or expired while the live view opened/;
 
 /** Sockets the batch object holds (open or closing) that were opened with `keyId`. */
 function socketsOfKey(batchId: string, keyId: string): Promise<number> {

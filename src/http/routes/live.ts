@@ -21,7 +21,8 @@ const route = createRoute({
   description:
     "Upgrade to a WebSocket that receives `{ type: \"batch\", batch, item? }` after every transition of the batch " +
     "(the first message is the batch as it is now). Authenticate with `x-api-key`, or, from a browser, with the " +
-    'subprotocols `["batch-live", "<api key>"]`; the server selects `batch-live`. Send `ping` to get `pong`.',
+    'subprotocols `["batch-live", "<api key>"]`; the server selects `batch-live`. Send `ping` to get `pong`. ' +
+    "The server closes the socket with code 4001 when the key is revoked or expires.",
   security: [{ ApiKeyAuth: [] }],
   request: {
     params: z.object({ batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }) }),
