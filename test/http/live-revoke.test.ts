@@ -5,7 +5,7 @@
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { accountStub, adminHeaders, batchStub, callJson, newAccount, newBatch, runInBatch } from "../helpers";
+import { accountStub, adminHeaders, batchStub, callJson, newAccount, newBatch, readAnswer, runInBatch } from "../helpers";
 import { asAnswer, browserHeaders, closeLiveAfterEach, type Live, liveRequest, openLive, watchLive, within } from "./live-support";
 import type { BatchObject } from "../../src/batch/batch-object";
 import type { Env } from "../../src/env";
@@ -64,7 +64,7 @@ describe("revoking a key while its live views open", () => {
           views.push(watchLive(res));
           continue;
         }
-        const answer = await asAnswer(Promise.resolve(res));
+        const answer = await readAnswer(res);
         expectError(answer, 403, "INVALID_API_KEY");
         if (ENDED_WHILE_OPENING.test(answer.body.message)) tally.refusedAtAdmission++;
         else tally.refusedByAuth++;
@@ -134,6 +134,16 @@ function holdAdmissionUntilClose(batchId: string): Promise<void> {
   });
 }
 
+/** A new account with a second key, a batch, and a view of it opened with that key (its first message read). */
+async function viewOfNewKey(): Promise<{ apiKey: string; accountId: string; key: { keyId: string; apiKey: string }; batchId: string; live: Live }> {
+  const { apiKey, accountId } = await newAccount(100);
+  const key = await addKey(accountId);
+  const { batchId } = await newBatch(apiKey, 1);
+  const live = await openLive(batchId, key.apiKey);
+  await live.next();
+  return { apiKey, accountId, key, batchId, live };
+}
+
 describe("the end of a key closes its live views, whatever the timing", () => {
   it("a revoke between the account's note and the batch object's answer still closes the socket", async () => {
     const { apiKey, accountId } = await newAccount(100);
@@ -190,22 +200,14 @@ describe("the end of a key closes its live views, whatever the timing", () => {
   });
 
   it("views of a hibernated batch object are found by their tags and closed after it wakes", async () => {
-    const { apiKey, accountId } = await newAccount(100);
-    const key = await addKey(accountId);
-    const { batchId } = await newBatch(apiKey, 1);
-    const live = await openLive(batchId, key.apiKey);
-    await live.next();
+    const { accountId, key, batchId, live } = await viewOfNewKey();
     await evictDurableObject(batchStub(batchId)); // the sockets hibernate; the object's memory is gone
     await revokeKey(accountId, key.keyId);
     expect(await within(live.closed)).toEqual({ code: 4001, reason: "API key revoked" });
   });
 
   it("a batch that does not answer the close is asked again by the account's alarm", async () => {
-    const { apiKey, accountId } = await newAccount(100);
-    const key = await addKey(accountId);
-    const { batchId } = await newBatch(apiKey, 1);
-    const live = await openLive(batchId, key.apiKey);
-    await live.next();
+    const { accountId, key, batchId, live } = await viewOfNewKey();
     // The account's calls to close live views fail (its env is memory: an eviction restores it).
     await runInDurableObject(accountStub(accountId), (o) => {
       const real = (o as unknown as { env: Env }).env;

@@ -1,6 +1,6 @@
 /** Opening live views (GET /api/batch/scrape/{batchId}/live) the way a browser does, and watching them. */
 import { afterEach, expect } from "vitest";
-import { call } from "../helpers";
+import { call, readAnswer } from "../helpers";
 
 export type LiveMessage = { type: string; batch: Record<string, any>; item?: Record<string, any> };
 
@@ -85,15 +85,7 @@ export async function openLive(batchId: string, apiKey: string): Promise<Live> {
 
 /** A response read as the error helpers want it (JSON when it parses). */
 export async function asAnswer(pending: Promise<Response>): Promise<{ status: number; body: any; res: Response }> {
-  const res = await pending;
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, res };
+  return readAnswer(await pending);
 }
 
 /** Rejects when `p` has not settled within `ms` (a close that never comes fails the test, not the run). */
