@@ -10,7 +10,11 @@ export function call(path: string, init: RequestInit = {}): Promise<Response> {
 }
 
 export async function callJson<T = any>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T; res: Response }> {
-  const res = await call(path, init);
+  return readAnswer<T>(await call(path, init));
+}
+
+/** A response with its body read: parsed when it is JSON, else the text. */
+export async function readAnswer<T = any>(res: Response): Promise<{ status: number; body: T; res: Response }> {
   const text = await res.text();
   let body: any;
   try {

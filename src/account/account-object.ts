@@ -21,6 +21,7 @@ import { mapBounded } from "../lib/map-bounded";
 import { deliverDue, listDeliveries, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
 import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
 import { hashesEqual } from "./keys";
+import { byBatch, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose, type ViewToClose, viewsClosed } from "./live-views";
 import { positiveInt } from "../lib/positive-int";
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -101,14 +102,26 @@ export class AccountObject extends DurableObject<Env> {
     return { ok: true, createdAt };
   }
 
-  /** Revokes the key at once: it authenticates nothing more, and its open live views are closed. */
+  /**
+   * Revokes the key at once: it authenticates nothing more, and its open live views are
+   * closed. Revoking and marking its views are one step, so a view being opened either was
+   * noted before (and is closed here) or is refused by `admitLiveView`.
+   */
   async revokeKey(keyId: string): Promise<Ok<{ revokedAt: number; liveViewsClosed: number }> | Failure> {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
-    const row = first<{ revoked_at: number | null }>(this.sql, "SELECT revoked_at FROM api_keys WHERE key_id = ?", keyId);
-    if (!row) return fail("NOT_FOUND", "No key with this id on this account.");
-    const revokedAt = row.revoked_at ?? Date.now();
-    this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", revokedAt, keyId);
-    return { ok: true, revokedAt, liveViewsClosed: await this.closeLiveViews(keyId) };
+    this.ensureSchema();
+    const revoked = this.ctx.storage.transactionSync(() => {
+      const row = first<{ revoked_at: number | null }>(this.sql, "SELECT revoked_at FROM api_keys WHERE key_id = ?", keyId);
+      if (!row) return null;
+      const now = Date.now();
+      const revokedAt = row.revoked_at ?? now;
+      this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", revokedAt, keyId);
+      return { revokedAt, views: endViewsOfKeys(this.sql, keyId, now + LIVE_CLOSE_RETRY_MS) };
+    });
+    if (!revoked) return fail("NOT_FOUND", "No key with this id on this account.");
+    // The alarm retries what this fan-out cannot close (and closes it should this object die now).
+    if (revoked.views.length > 0) this.armAlarm();
+    return { ok: true, revokedAt: revoked.revokedAt, liveViewsClosed: await this.closeLiveViews(revoked.views) };
   }
 
   /** Whether a create with this Idempotency-Key was accepted within the last 24 h (a retry would replay it). */
@@ -118,31 +131,38 @@ export class AccountObject extends DurableObject<Env> {
     return row !== undefined && row.created_at > Date.now() - IDEMPOTENCY_TTL_MS;
   }
 
-  /** The Worker is about to open a live view of `batchId` for `keyId`: remember where, for revocation. */
-  noteLiveView(keyId: string, batchId: string): void {
+  /**
+   * A batch object has accepted a live view's socket for `keyId` and asks, before it
+   * answers the client: is the key still valid? If so the view is noted (for revocation and
+   * expiry) in the same step. False: the batch object closes the socket at once.
+   */
+  admitLiveView(keyId: string, batchId: string): boolean {
+    if (!this.isOpen()) return false;
     this.ensureSchema();
-    this.sql.exec(
-      "INSERT INTO live_views (key_id, batch_id, opened_at) VALUES (?, ?, ?) ON CONFLICT (key_id, batch_id) DO UPDATE SET opened_at = excluded.opened_at",
-      keyId, batchId, Date.now(),
-    );
+    const expiresAt = this.ctx.storage.transactionSync(() => {
+      const now = Date.now();
+      const key = first<{ expires_at: number | null }>(
+        this.sql, "SELECT expires_at FROM api_keys WHERE key_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", keyId, now,
+      );
+      if (!key) return undefined;
+      noteLiveView(this.sql, keyId, batchId, now);
+      return key.expires_at;
+    });
+    // The alarm closes the view when the key expires.
+    if (expiresAt !== undefined && expiresAt !== null) this.armAlarm();
+    return expiresAt !== undefined;
   }
 
   /**
-   * Closes the live views opened with `keyId` (null: with any key of the account), a few
-   * batches at a time. A batch that does not answer keeps its row, so a later revocation
-   * tries it again. Returns the sockets closed.
+   * Asks batch objects to close these views (marked for closing already), a few batches at
+   * a time; forgets those closed. A batch that does not answer keeps its row, and the alarm
+   * asks it again. Returns the sockets closed.
    */
-  private async closeLiveViews(keyId: string | null): Promise<number> {
-    this.ensureSchema();
-    const rows = keyId === null
-      ? all<{ key_id: string; batch_id: string }>(this.sql, "SELECT key_id, batch_id FROM live_views")
-      : all<{ key_id: string; batch_id: string }>(this.sql, "SELECT key_id, batch_id FROM live_views WHERE key_id = ?", keyId);
-    const byBatch = new Map<string, string[]>();
-    for (const r of rows) byBatch.set(r.batch_id, [...(byBatch.get(r.batch_id) ?? []), r.key_id]);
-    const closed = await mapBounded([...byBatch], STOP_ALL_CONCURRENCY, async ([batchId, keyIds]) => {
+  private async closeLiveViews(views: readonly ViewToClose[]): Promise<number> {
+    const closed = await mapBounded(byBatch(views), STOP_ALL_CONCURRENCY, async ({ batchId, why, keyIds }) => {
       try {
-        const n = await this.env.BATCH.getByName(batchId).closeLiveViews(keyIds);
-        for (const k of keyIds) this.sql.exec("DELETE FROM live_views WHERE key_id = ? AND batch_id = ?", k, batchId);
+        const n = await this.env.BATCH.getByName(batchId).closeLiveViews(keyIds, why);
+        viewsClosed(this.sql, batchId, keyIds);
         return n;
       } catch (err) {
         console.error(JSON.stringify({ level: "warn", msg: "could not close live views", batchId, error: String(err) }));
@@ -388,14 +408,20 @@ export class AccountObject extends DurableObject<Env> {
     return "pong";
   }
 
-  /** Resolves holds that were never confirmed, and forgets old Idempotency-Keys, tombstones and void holds. */
+  /**
+   * Closes the live views of keys that expired (and retries closes that failed), resolves
+   * holds that were never confirmed, and forgets old Idempotency-Keys, tombstones and void holds.
+   */
   override async alarm(): Promise<void> {
     if (!this.exists()) return;
+    this.ensureSchema();
     const now = Date.now();
+    const views = this.ctx.storage.transactionSync(() => takeViewsToClose(this.sql, now, now + LIVE_CLOSE_RETRY_MS));
     this.sql.exec("DELETE FROM idempotency WHERE created_at <= ?", now - IDEMPOTENCY_TTL_MS);
     this.purgeRetained(now); // retention
     this.wipeExpiredWebhookSecret(now);
     const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = 'pending' AND deadline <= ? LIMIT 50", now);
+    await this.closeLiveViews(views);
     await this.nudgeWaitingBatches();
     await deliverDue(this.sql, {
       secrets: () => this.webhookSigningSecrets(),
@@ -654,8 +680,10 @@ export class AccountObject extends DurableObject<Env> {
     const idem = first<{ t: number | null }>(this.sql, "SELECT min(created_at) AS t FROM idempotency")?.t ?? null;
     const nudge = this.#slotsFreed ? Date.now() : null;
     const webhook = tableExists(this.sql, "webhook_deliveries") ? nextDeliveryAt(this.sql) : null;
-    const oldSecret = this.#schemaReady ? previousSecretExpiry(this.sql) : null; // its column comes with migration v7
-    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge, webhook, oldSecret].filter((t): t is number => t !== null);
+    this.ensureSchema(); // every source counts: setAlarm replaces the alarm another one armed
+    const oldSecret = previousSecretExpiry(this.sql);
+    const liveViews = nextLiveViewCloseAt(this.sql);
+    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge, webhook, oldSecret, liveViews].filter((t): t is number => t !== null);
     if (times.length === 0) return;
     void this.ctx.storage.setAlarm(Math.min(...times));
   }
@@ -706,13 +734,15 @@ export class AccountObject extends DurableObject<Env> {
   async close(): Promise<Ok<{ closedAt: number; keysRevoked: number; stopped: StopAllResult }> | Failure> {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     this.ensureSchema();
-    const { closedAt, keysRevoked } = this.ctx.storage.transactionSync(() => {
+    const { closedAt, keysRevoked, views } = this.ctx.storage.transactionSync(() => {
       const now = Date.now();
       this.sql.exec("UPDATE account SET closed_at = coalesce(closed_at, ?)", now);
       const revoked = this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL RETURNING key_id", now).toArray().length;
-      return { closedAt: first<{ closed_at: number }>(this.sql, "SELECT closed_at FROM account")!.closed_at, keysRevoked: revoked };
+      const views = endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS);
+      return { closedAt: first<{ closed_at: number }>(this.sql, "SELECT closed_at FROM account")!.closed_at, keysRevoked: revoked, views };
     });
-    await this.closeLiveViews(null);
+    if (views.length > 0) this.armAlarm();
+    await this.closeLiveViews(views);
     return { ok: true, closedAt, keysRevoked, stopped: await this.stopAll() };
   }
 

@@ -103,4 +103,10 @@ export const ACCOUNT_MIGRATIONS = [
   CREATE INDEX live_views_batch ON live_views (batch_id);
   `,
   WEBHOOK_SECRET_ROTATION_MIGRATION,
+  `
+  -- v8: a view of a key that ended (revoked, expired) is marked for closing; close_at is
+  -- when the next attempt is due, should its batch not answer (src/account/live-views.ts).
+  ALTER TABLE live_views ADD COLUMN close_at INTEGER;
+  CREATE INDEX live_views_closing ON live_views (close_at) WHERE close_at IS NOT NULL;
+  `,
 ] as const;

@@ -29,7 +29,7 @@ import { AlarmClock } from "../durable/alarm-clock";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
-import { acceptLive, answerLive, broadcast, closeLive, closeLiveOfKeys, LIVE_ACCOUNT_HEADER, LIVE_KEY_HEADER } from "./live";
+import { acceptLive, answerLive, broadcast, closeLive, closeLiveOfKeys, type KeyEnd, LIVE_ACCOUNT_HEADER, LIVE_KEY_HEADER } from "./live";
 import { insertItems } from "./insert-items";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
@@ -794,13 +794,15 @@ export class BatchObject extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     const accountId = request.headers.get(LIVE_ACCOUNT_HEADER) ?? "";
+    const keyId = request.headers.get(LIVE_KEY_HEADER) ?? "";
     const row = accountId ? this.owned(accountId) : undefined;
-    return acceptLive(this.ctx, request, accountId, request.headers.get(LIVE_KEY_HEADER) ?? "", row ? batchView(row) : null);
+    const admit = (batchId: string) => this.accountStub(accountId).admitLiveView(keyId, batchId);
+    return acceptLive(this.ctx, request, { accountId, keyId }, row ? batchView(row) : null, admit);
   }
 
-  /** The account revoked these keys: their live views close now (no storage involved). */
-  closeLiveViews(keyIds: string[]): number {
-    return closeLiveOfKeys(this.ctx, keyIds);
+  /** The account ended these keys (revoked, expired, account closed): their live views close now (no storage involved). */
+  closeLiveViews(keyIds: string[], why: KeyEnd): number {
+    return closeLiveOfKeys(this.ctx, keyIds, why);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

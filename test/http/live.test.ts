@@ -2,78 +2,13 @@
  * Live batch views (GET /api/batch/scrape/{batchId}/live) and the dashboard page.
  * The socket is opened the way a browser does: the key as the subprotocol after "batch-live".
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MAX_LIVE_SOCKETS } from "../../src/batch/live";
 import { adminHeaders, batchStub, call, callJson, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
+import { asAnswer, browserHeaders, closeLiveAfterEach, liveRequest, openLive, watchLive, within } from "./live-support";
 import { addKey, expectError, revokeKey } from "./support";
 
-type Message = { type: string; batch: Record<string, any>; item?: Record<string, any> };
-
-/** An open client socket and the messages it has received, with a way to wait for the next ones. */
-interface Live {
-  res: Response;
-  ws: WebSocket;
-  messages: Message[];
-  raw: string[];
-  next(predicate?: (m: Message) => boolean, ms?: number): Promise<Message>;
-}
-
-const opened: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of opened.splice(0)) {
-    try {
-      ws.close(1000, "test done");
-    } catch {
-      // already closed
-    }
-  }
-});
-
-function liveRequest(batchId: string, headers: Record<string, string>): Promise<Response> {
-  return call(`/api/batch/scrape/${batchId}/live`, { headers });
-}
-
-function browserHeaders(apiKey: string): Record<string, string> {
-  return { upgrade: "websocket", "sec-websocket-protocol": `batch-live, ${apiKey}` };
-}
-
-async function openLive(batchId: string, apiKey: string): Promise<Live> {
-  const res = await liveRequest(batchId, browserHeaders(apiKey));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket;
-  expect(ws).toBeTruthy();
-  ws!.accept();
-  opened.push(ws!);
-  const messages: Message[] = [];
-  const raw: string[] = [];
-  let seen = 0;
-  const waiters: (() => void)[] = [];
-  ws!.addEventListener("message", (ev) => {
-    const text = typeof ev.data === "string" ? ev.data : new TextDecoder().decode(ev.data as ArrayBuffer);
-    raw.push(text);
-    if (text !== "pong") messages.push(JSON.parse(text) as Message);
-    for (const w of waiters.splice(0)) w();
-  });
-  async function next(predicate: (m: Message) => boolean = () => true, ms = 3000): Promise<Message> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      while (seen < messages.length) {
-        const m = messages[seen++]!;
-        if (predicate(m)) return m;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching live message within ${ms} ms (got ${messages.length})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 100));
-        waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-  return { res, ws: ws!, messages, raw, next };
-}
+closeLiveAfterEach();
 
 describe("GET /api/batch/scrape/{batchId}/live", () => {
   it("opens with the key in Sec-WebSocket-Protocol, selects batch-live, and sends the batch first", async () => {
@@ -139,8 +74,7 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     const { batchId } = await newBatch(apiKey, 1);
     const res = await liveRequest(batchId, { upgrade: "websocket", "x-api-key": apiKey });
     expect(res.status).toBe(101);
-    res.webSocket!.accept();
-    opened.push(res.webSocket!);
+    watchLive(res);
   });
 
   it("refuses a wrong key with 403 and no key with 401, in the error envelope", async () => {
@@ -199,11 +133,10 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     for (let i = 0; i < MAX_LIVE_SOCKETS; i++) {
       const res = await liveRequest(batchId, browserHeaders(apiKey));
       expect(res.status).toBe(101);
-      res.webSocket!.accept();
-      opened.push(res.webSocket!);
+      watchLive(res);
     }
     expectError(await asAnswer(liveRequest(batchId, browserHeaders(apiKey))), 429, "TOO_MANY_CONNECTIONS");
-  });
+  }, 30_000); // 100 sockets one after the other: seconds on a loaded machine
 
   it("tags the object's sockets with their account and their key", async () => {
     const { apiKey, accountId, keyId } = await newAccount(100);
@@ -214,18 +147,6 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     expect(tags).toEqual([[accountId, `key:${keyId}`]]);
   });
 });
-
-async function asAnswer(pending: Promise<Response>): Promise<{ status: number; body: any; res: Response }> {
-  const res = await pending;
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, res };
-}
 
 describe("GET /dashboard", () => {
   it("serves the page: a key field, the live protocol, no key, and a strict CSP", async () => {
@@ -274,9 +195,6 @@ describe("the OpenAPI document", () => {
 });
 
 describe("live views and revoked keys", () => {
-  const closeOf = (ws: WebSocket) => new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (ev) => resolve({ code: ev.code, reason: ev.reason })));
-  const within = <T>(p: Promise<T>, ms = 3000) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms))]);
-
   it("revoking a key closes its live views at once (code 4001); other keys' views stay open", async () => {
     const { apiKey, accountId, keyId } = await newAccount(100);
     const other = await addKey(accountId);
@@ -285,7 +203,7 @@ describe("live views and revoked keys", () => {
     const mine = [await openLive(first.batchId, apiKey), await openLive(second.batchId, apiKey)];
     const theirs = await openLive(first.batchId, other.apiKey);
     for (const live of [...mine, theirs]) await live.next();
-    const closes = mine.map((l) => closeOf(l.ws));
+    const closes = mine.map((l) => l.closed);
 
     await revokeKey(accountId, keyId);
     for (const closed of await within(Promise.all(closes))) expect(closed).toEqual({ code: 4001, reason: "API key revoked" });
@@ -303,7 +221,7 @@ describe("live views and revoked keys", () => {
     const { batchId } = await newBatch(apiKey, 2);
     const views = [await openLive(batchId, apiKey), await openLive(batchId, other.apiKey)];
     for (const live of views) await live.next();
-    const closes = views.map((l) => closeOf(l.ws));
+    const closes = views.map((l) => l.closed);
     const closing = await callJson(`/admin/accounts/${accountId}`, { method: "DELETE", headers: adminHeaders });
     expect(closing.status).toBe(200);
     for (const closed of await within(Promise.all(closes))) expect(closed.code).toBe(4001);

@@ -9,7 +9,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { LIVE_ACCOUNT_HEADER, LIVE_KEY_HEADER, LIVE_PROTOCOL } from "../../batch/live";
 import { ApiError } from "../errors";
-import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
+import { batchObject, requireUuid, unwrap } from "../objects";
 import { ErrorSchema, errorResponses } from "../schemas";
 import { newRouter } from "../validation";
 
@@ -21,7 +21,8 @@ const route = createRoute({
   description:
     "Upgrade to a WebSocket that receives `{ type: \"batch\", batch, item? }` after every transition of the batch " +
     "(the first message is the batch as it is now). Authenticate with `x-api-key`, or, from a browser, with the " +
-    'subprotocols `["batch-live", "<api key>"]`; the server selects `batch-live`. Send `ping` to get `pong`.',
+    'subprotocols `["batch-live", "<api key>"]`; the server selects `batch-live`. Send `ping` to get `pong`. ' +
+    "The server closes the socket with code 4001 when the key is revoked or expires.",
   security: [{ ApiKeyAuth: [] }],
   request: {
     params: z.object({ batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }) }),
@@ -53,9 +54,9 @@ export const live = newRouter().openapi(route, async (c) => {
   const stub = batchObject(c.env, batchId);
   // Not yours, unknown or expired: the same answers as GET /api/batch/scrape/{batchId}.
   unwrap(await stub.get(accountId, -1, 1));
-  // Remembered first, so revoking the key can find and close this view.
+  // The batch object accepts the socket, then has the account check the key again and note
+  // the view in one step, so a revocation in between still closes it (docs/live-views.md).
   const keyId = c.get("keyId");
-  await accountObject(c.env, accountId).noteLiveView(keyId, batchId);
   // A fresh request: no client header (a forged x-account-id, the key) reaches the object.
   const res = await stub.fetch(new Request(c.req.url, { headers: { upgrade: "websocket", [LIVE_ACCOUNT_HEADER]: accountId, [LIVE_KEY_HEADER]: keyId } }));
   if (res.status !== 101) {
