@@ -100,9 +100,22 @@ describe("GET /docs", () => {
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
   });
 
-  it("serves the script under a versioned URL, as JavaScript, cached for a year and immutable", async () => {
+  it("runs our settings script first, then Scalar's pinned bundle", async () => {
     const { parts } = await docsPage();
-    const src = parts.scripts[0]!.src!;
+    expect(parts.scripts.map((s) => s.src)).toEqual(["/docs/setup.js", expect.stringMatching(/^\/docs\/scalar\/\d+\.\d+\.\d+\/standalone\.js$/)]);
+  });
+
+  it("serves the settings script as JavaScript that turns zod's eval probe off", async () => {
+    const res = await call("/docs/setup.js");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type") ?? "").toMatch(/^text\/javascript/);
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    expect(await res.text()).toMatch(/__zod_globalConfig.*jitless: true/);
+  });
+
+  it("serves the bundle under a versioned URL, as JavaScript, cached for a year and immutable", async () => {
+    const { parts } = await docsPage();
+    const src = parts.scripts.at(-1)!.src!;
     expect(src).toMatch(/^\/docs\/scalar\/\d+\.\d+\.\d+\/standalone\.js$/);
     const res = await call(src);
     expect(res.status).toBe(200);
@@ -123,10 +136,10 @@ describe("GET /docs", () => {
     expect(res.status).toBe(404);
   });
 
-  it("documents the page and the script in OpenAPI", async () => {
+  it("documents the page and its scripts in OpenAPI", async () => {
     const { parts } = await docsPage();
     const { body: doc } = await callJson("/openapi.json");
     expect(Object.keys(doc.paths["/docs"].get.responses["200"].content)).toEqual(["text/html"]);
-    expect(Object.keys(doc.paths[parts.scripts[0]!.src!].get.responses["200"].content)).toEqual(["text/javascript"]);
+    for (const { src } of parts.scripts) expect(Object.keys(doc.paths[src!].get.responses["200"].content), src!).toEqual(["text/javascript"]);
   });
 });

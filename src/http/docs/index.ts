@@ -16,6 +16,13 @@ import { docsHtml } from "./page";
 /** A new package version is a new URL, so the old file may be cached forever. */
 export const DOCS_SCRIPT_PATH = `/docs/scalar/${version}/standalone.js`;
 
+/**
+ * Runs before the bundle. Zod (inside the bundle) probes for eval with `Function("")`; under
+ * this CSP that probe is refused and reported as a violation. Its own switch turns it off.
+ */
+export const DOCS_SETUP_PATH = "/docs/setup.js";
+const SETUP_SCRIPT = "globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };\n";
+
 export const DOCS_CSP = [
   "default-src 'none'",
   "script-src 'self'",
@@ -47,19 +54,28 @@ const script = createRoute({
   responses: { 200: { description: "Scalar's browser bundle; immutable", content: { "text/javascript": { schema: z.string() } } } },
 });
 
+const setup = createRoute({
+  method: "get",
+  path: DOCS_SETUP_PATH,
+  tags: ["Operations"],
+  summary: "The API reference's settings script (runs before Scalar)",
+  responses: { 200: { description: "A one-line script", content: { "text/javascript": { schema: z.string() } } } },
+});
+
+const scriptHeaders = (cacheControl: string) => ({
+  "content-type": "text/javascript; charset=utf-8",
+  "cache-control": cacheControl,
+  "x-content-type-options": "nosniff",
+});
+
 export const docs = newRouter()
   .openapi(page, (c) =>
-    c.html(docsHtml(DOCS_SCRIPT_PATH), 200, {
+    c.html(docsHtml([DOCS_SETUP_PATH, DOCS_SCRIPT_PATH]), 200, {
       "content-security-policy": DOCS_CSP,
       "cache-control": "no-cache",
       "referrer-policy": "no-referrer",
       "x-content-type-options": "nosniff",
     }),
   )
-  .openapi(script, (c) =>
-    c.body(bundle, 200, {
-      "content-type": "text/javascript; charset=utf-8",
-      "cache-control": "public, max-age=31536000, immutable",
-      "x-content-type-options": "nosniff",
-    }) as never,
-  );
+  .openapi(setup, (c) => c.body(SETUP_SCRIPT, 200, scriptHeaders("no-cache")) as never)
+  .openapi(script, (c) => c.body(bundle, 200, scriptHeaders("public, max-age=31536000, immutable")) as never);

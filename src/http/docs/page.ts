@@ -1,6 +1,6 @@
 /**
- * The API reference page: no inline script, only our own copy of Scalar's bundle, which
- * mounts itself on `#api-reference` and reads its settings from `data-configuration`.
+ * The API reference page: no inline script, only same-origin ones; Scalar's bundle mounts
+ * itself on `#api-reference` and reads its settings from `data-configuration`.
  * Every setting below that would reach a Scalar host is turned off; the CSP in ./index.ts
  * blocks whatever might still try.
  */
@@ -19,7 +19,8 @@ const CONFIGURATION = {
 
 const escapeAttribute = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
-export function docsHtml(scriptPath: string): string {
+/** The page; `scripts` run in order (same-origin paths). */
+export function docsHtml(scripts: string[]): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -29,8 +30,7 @@ export function docsHtml(scriptPath: string): string {
 </head>
 <body>
 <div id="api-reference" data-configuration="${escapeAttribute(JSON.stringify(CONFIGURATION))}"></div>
-<script src="${escapeAttribute(scriptPath)}"></script>
-</body>
+${scripts.map((src) => `<script src="${escapeAttribute(src)}"></script>\n`).join("")}</body>
 </html>
 `;
 }
