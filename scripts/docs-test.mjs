@@ -15,8 +15,8 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { freePorts, groupAlive, ROOT, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
-import { createChecks, runStory, show } from "./lib/checks.mjs";
+import { freePorts, ROOT, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
+import { createChecks, runStory, show, storyEnd } from "./lib/checks.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -70,16 +70,6 @@ function cleanup(keepLogs = false) {
     return stopped;
   })();
   return cleaning;
-}
-
-process.on("exit", () => {
-  if (wrangler?.pgid && groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    console.log(`\n[${elapsed()}] ${sig}: stopping`);
-    finish(`interrupted by ${sig}`, 130);
-  });
 }
 
 // ---------------------------------------------------------------- the story
@@ -179,35 +169,12 @@ async function story() {
 
 // ---------------------------------------------------------------- main
 
-let stoppedAt = null;
-const watchdog = setTimeout(() => {
-  console.log(`\n[${elapsed()}] TIMEOUT: the run took longer than ${BOUNDS.total / 1000} s`);
-  check(`whole run within ${BOUNDS.total / 1000} s`, false);
-  finish("timeout");
-}, BOUNDS.total);
-
-let finishing;
-function finish(reason, exitCode) {
-  finishing ??= (async () => {
-    clearTimeout(watchdog);
-    if (reason) stoppedAt = reason;
-    console.log(`\n[${elapsed()}] stopping Chromium and wrangler`);
-    const failedSoFar = stoppedAt !== null || results.some((r) => !r.ok);
-    const stopped = await cleanup(failedSoFar);
-    if (wrangler) check(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
-    const passed = results.filter((r) => r.ok).length;
-    const failed = results.length - passed;
-    const ok = failed === 0 && stoppedAt === null && results.length > 0;
-    if (!ok && wrangler) {
-      console.log("\n--- last 40 lines of wrangler output ---");
-      for (const line of wrangler.log.slice(-40)) console.log(`  | ${line}`);
-      console.log("--- end of wrangler output ---");
-    }
-    if (stoppedAt) console.log(`\nstory stopped early: ${stoppedAt}`);
-    console.log(`docs: ${passed} checks passed, ${failed} failed (${elapsed()})`);
-    process.exit(exitCode ?? (ok ? 0 : 1));
-  })();
-  return finishing;
-}
-
-await runStory(story, { results, check, finish, finishing: () => finishing !== undefined });
+const { finish, finishing } = storyEnd({
+  name: "docs",
+  totalMs: BOUNDS.total,
+  checks: { results, check, elapsed },
+  wrangler: () => wrangler,
+  cleanup,
+  stopping: "Chromium and wrangler",
+});
+await runStory(story, { results, check, finish, finishing });
