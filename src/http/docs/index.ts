@@ -1,10 +1,10 @@
 /**
  * `GET /docs`: the OpenAPI document rendered by Scalar's API reference, with runnable
- * examples ("Try it"). Nothing comes from a CDN: the reference's browser bundle is the
+ * examples ("Test Request"). Nothing comes from a CDN: the reference's browser bundle is the
  * pinned npm package's file, bundled into the Worker as bytes (wrangler.toml `rules`) and
  * served under a URL that carries its version, so it can be cached for good. The page
  * shares its origin with the dashboard, which keeps an API key in sessionStorage: its CSP
- * lets only that same-origin script run and only same-origin requests leave.
+ * lets only same-origin scripts run and only same-origin requests leave.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 // Through node_modules by path: the package's `exports` do not list its browser bundle.
@@ -14,16 +14,16 @@ import { newRouter } from "../validation";
 import { docsHtml } from "./page";
 
 /** A new package version is a new URL, so the old file may be cached forever. */
-export const DOCS_SCRIPT_PATH = `/docs/scalar/${version}/standalone.js`;
+const DOCS_SCRIPT_PATH = `/docs/scalar/${version}/standalone.js`;
 
 /**
  * Runs before the bundle. Zod (inside the bundle) probes for eval with `Function("")`; under
  * this CSP that probe is refused and reported as a violation. Its own switch turns it off.
  */
-export const DOCS_SETUP_PATH = "/docs/setup.js";
+const DOCS_SETUP_PATH = "/docs/setup.js";
 const SETUP_SCRIPT = "globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };\n";
 
-export const DOCS_CSP = [
+const DOCS_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   // Scalar injects its stylesheet and sets style attributes at run time; styles cannot run script.
