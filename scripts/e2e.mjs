@@ -10,9 +10,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { freePorts, groupAlive, signalGroup, sleep, startWrangler, stopGroup } from "./lib/wrangler.mjs";
+import { freePorts, sleep, startWrangler, stopGroup } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
-import { createChecks, runStory, show, StoryStopped } from "./lib/checks.mjs";
+import { createChecks, runStory, show, StoryStopped, storyEnd } from "./lib/checks.mjs";
 
 /** How long each target page takes to answer: long enough to cancel while 2 items run. */
 const DELAY_MS = 4000;
@@ -66,17 +66,6 @@ function cleanup(keepLogs = false) {
     return stopped;
   })();
   return cleaning;
-}
-
-// Last resort if the process goes down some other way: synchronous, so it works in "exit".
-process.on("exit", () => {
-  if (wrangler?.pgid && groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    console.log(`\n[${elapsed()}] ${sig}: stopping`);
-    finish(`interrupted by ${sig}`, 130);
-  });
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -301,40 +290,15 @@ async function story() {
 
 // ---------------------------------------------------------------- main
 
-let stoppedAt = null;
-const watchdog = setTimeout(() => {
-  console.log(`\n[${elapsed()}] TIMEOUT: the run took longer than ${BOUNDS.total / 1000} s`);
-  check(`whole run within ${BOUNDS.total / 1000} s`, false);
-  finish("timeout");
-}, BOUNDS.total);
-
-let finishing;
-/** Stops everything, prints the summary and exits (0 only if every check passed). Runs once. */
-function finish(reason, exitCode) {
-  finishing ??= (async () => {
-    clearTimeout(watchdog);
-    if (reason) stoppedAt = reason;
-    stopRequests.abort(new Error("stopping"));
-    console.log(`\n[${elapsed()}] stopping wrangler and the target server`);
-    const failedSoFar = stoppedAt !== null || results.some((r) => !r.ok);
-    const stopped = await cleanup(failedSoFar);
-    if (wrangler) check(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
-    const passed = results.filter((r) => r.ok).length;
-    const failed = results.length - passed;
-    const ok = failed === 0 && stoppedAt === null && results.length > 0;
-    if (!ok && wrangler) {
-      // Our own polling fills wrangler's access log: leave out the successful GETs.
-      const lines = wrangler.log.filter((l) => !POLL_NOISE.test(l));
-      const omitted = wrangler.log.length - lines.length;
-      console.log(`\n--- last 40 lines of wrangler output${omitted ? ` (${omitted} "GET ... 200 OK" access-log lines left out)` : ""} ---`);
-      for (const line of lines.slice(-40)) console.log(`  | ${line}`);
-      console.log(`--- end of wrangler output ---`);
-    }
-    if (stoppedAt) console.log(`\nstory stopped early: ${stoppedAt}`);
-    console.log(`e2e: ${passed} checks passed, ${failed} failed (${elapsed()})`);
-    process.exit(exitCode ?? (ok ? 0 : 1));
-  })();
-  return finishing;
-}
-
-await runStory(story, { results, check, finish, finishing: () => finishing !== undefined });
+const { finish, finishing } = storyEnd({
+  name: "e2e",
+  totalMs: BOUNDS.total,
+  checks: { results, check, elapsed },
+  wrangler: () => wrangler,
+  cleanup,
+  stopping: "wrangler and the target server",
+  onStop: () => stopRequests.abort(new Error("stopping")),
+  // Our own polling fills wrangler's access log.
+  noise: POLL_NOISE,
+});
+await runStory(story, { results, check, finish, finishing });
