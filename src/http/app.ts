@@ -48,10 +48,14 @@ export function createApp() {
   app.use("*", observe());
   app.use("*", limitBody, requireJsonBody);
   app.use("/api/*", requireApiKey());
-  // Rate limits run after auth (they count per key) and before any object is touched.
+  // Rate limits run after auth (they count per key) and before any object is touched. One
+  // limiter counts a request: the first registered that matches, so GET /api/* comes last.
   app.on("POST", "/api/batch/scrape", rateLimit("CREATE_LIMITER"));
   app.on("DELETE", "/api/batch/scrape/:batchId", rateLimit("CANCEL_LIMITER"));
   app.on("POST", "/api/batch/scrape/cancel-all", rateLimit("CANCEL_LIMITER"));
+  app.on("POST", "/api/batch/scrape/:batchId/retry", rateLimit("RETRY_LIMITER"));
+  app.on("GET", "/api/batch/scrape/:batchId/live", rateLimit("LIVE_LIMITER"));
+  app.on("GET", "/api/*", rateLimit("READ_LIMITER"));
   app.use("/admin/*", requireAdmin());
 
   app.route("/", health);
