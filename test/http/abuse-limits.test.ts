@@ -172,15 +172,22 @@ describe("failed authentications per client address", () => {
     expect(asked).toHaveLength(5);
   });
 
-  it("an address is let through again once its limiter says yes (the window passed)", async () => {
+  it("an address is let through again once its limiter says yes (the window passed); a failure is counted once", async () => {
     let allow = false;
-    const ip: Limiter = { limit: async () => ({ success: allow }) };
+    let calls = 0;
+    const e = { FAILED_AUTH_IP_LIMITER: { limit: async () => (calls++, { success: allow }) } };
     const { apiKey } = await newAccount(10);
     const from = address();
-    expect429(await send({ FAILED_AUTH_IP_LIMITER: ip }, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: from }), "primary", /address/);
-    expect((await send({ FAILED_AUTH_IP_LIMITER: ip }, "/api/credits", { headers: { "x-api-key": apiKey }, ip: from })).status).toBe(429);
+    expect429(await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: from }), "primary", /address/);
+    expect((await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: from })).status).toBe(429);
     allow = true;
-    expect((await send({ FAILED_AUTH_IP_LIMITER: ip }, "/api/credits", { headers: { "x-api-key": apiKey }, ip: from })).status).toBe(200);
+    calls = 0;
+    // Checked before the work (the address was refused lately), then failed: that check was its count.
+    expectError(await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: from }), 403, "INVALID_API_KEY");
+    expect(calls).toBe(1);
+    // No longer remembered: a good request is not counted at all.
+    expect((await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: from })).status).toBe(200);
+    expect(calls).toBe(1);
   });
 
   it("answers in SerpWow's envelope on /live", async () => {
@@ -218,13 +225,14 @@ describe("failed authentications per key id", () => {
   });
 });
 
-/** Every limiter refusing and recording, so a test sees which one counted a request. */
-function refusingAll() {
+/** Every request limiter answering `success` and recording, so a test sees which ones counted a request. */
+function recordingAll(success: boolean) {
   const names = ["CREATE_LIMITER", "CANCEL_LIMITER", "RETRY_LIMITER", "LIVE_LIMITER", "READ_LIMITER"] as const;
   const asked: [string, string][] = [];
-  const e = Object.fromEntries(names.map((n) => [n, { limit: async ({ key }: { key: string }) => (asked.push([n, key]), { success: false }) }]));
+  const e = Object.fromEntries(names.map((n) => [n, { limit: async ({ key }: { key: string }) => (asked.push([n, key]), { success }) }]));
   return { e: e as Partial<Env>, asked };
 }
+const refusingAll = () => recordingAll(false);
 
 describe("per-key limits on retries, live-view opens and reads", () => {
   it("POST .../retry answers 429 with Retry-After when RETRY_LIMITER says no, counting by key id", async () => {
@@ -263,6 +271,18 @@ describe("per-key limits on retries, live-view opens and reads", () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  it.each([
+    ["GET /live/batches/stopall (also matches /live/batches/:batchId)", "/live/batches/stopall", "CANCEL_LIMITER"],
+    ["GET .../live without an upgrade (also matches GET /api/*)", "/api/batch/scrape/BATCH/live", "LIVE_LIMITER"],
+  ])("%s is counted once, by its own limiter, when every limiter lets it through", async (_label, rawPath, expected) => {
+    const { apiKey, keyId } = await newAccount(10);
+    const { batchId } = await newBatch(apiKey, 1);
+    const { e, asked } = recordingAll(true);
+    const r = await send(e, rawPath.replace("BATCH", batchId), { headers: { "x-api-key": apiKey } });
+    expect(r.status).not.toBe(429);
+    expect(asked).toEqual([[expected, keyId]]);
   });
 
   it("HEAD counts as a read", async () => {
@@ -331,6 +351,14 @@ describe("request bodies: counted before their entries are validated; error bodi
     expectError(r, 400, "VALIDATION_ERROR");
     expect(r.body.message.length).toBeLessThan(200);
     expect(r.body.message).toContain(`"${"x".repeat(63)}…"`);
+  });
+
+  it("a huge selector name is clipped where the message names its field", async () => {
+    const { apiKey } = await newAccount(10);
+    const r = await create(apiKey, { urls: urls(1), selectors: { ["-".repeat(100_000)]: "h1" } });
+    expectError(r, 400, "VALIDATION_ERROR");
+    expect(r.body.message.length).toBeLessThan(200);
+    expect(r.body.message).toMatch(/^selectors\.-{63}…: /);
   });
 
   it("100k URLs: 400 with a small body (counted before any URL is parsed)", async () => {
