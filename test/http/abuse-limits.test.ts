@@ -285,6 +285,25 @@ describe("per-key limits on retries, live-view opens and reads", () => {
     expect(asked).toEqual([[expected, keyId]]);
   });
 
+  it("the OpenAPI document lists 429 and 503 on every keyed operation, in the operation's own error envelope", async () => {
+    const doc = await (await createApp().request("/openapi.json", {}, env)).json<{ paths: Record<string, Record<string, any>> }>();
+    const keyed = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.entries(ops)
+        .filter(([, op]) => op.security?.some((s: object) => "ApiKeyAuth" in s || "ApiKeyQuery" in s))
+        .map(([method, op]) => [`${method} ${path}`, op] as const),
+    );
+    expect(keyed.length).toBeGreaterThanOrEqual(14);
+    const wrong: string[] = [];
+    for (const [name, op] of keyed) {
+      const envelope = op.responses["401"].content["application/json"].schema;
+      for (const status of ["429", "503"]) {
+        if (JSON.stringify(op.responses[status]?.content?.["application/json"]?.schema) !== JSON.stringify(envelope)) wrong.push(`${name} ${status}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(doc.paths["/live/batches"]!.get.responses["429"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/SerpWowError" });
+  });
+
   it("HEAD counts as a read", async () => {
     const { apiKey, keyId } = await newAccount(10);
     const { e, asked } = refusingAll();
