@@ -50,7 +50,7 @@ export function requireApiKey(options: { allowQueryKey?: boolean } = {}): Middle
     const invalid = new ApiError(403, "INVALID_API_KEY", "Invalid or expired API key.");
     const parsed = parseApiKey(key);
     if (parsed === null || !(await macMatches(parsed, macSecret))) return failures.refuse(invalid);
-    await failures.guard("FAILED_AUTH_KEY_LIMITER", parsed.keyId);
+    await failures.guardKey(parsed.keyId);
     if (!(await accountObject(c.env, parsed.accountId).authenticate(parsed.keyId, await sha256Hex(key)))) {
       return failures.refuse(invalid, parsed.keyId);
     }

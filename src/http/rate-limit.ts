@@ -94,7 +94,7 @@ export class AuthFailures {
   ) {}
 
   /** 429 if `key` was refused lately in this isolate and its limiter still says no. */
-  async guard(binding: FailureLimiter, key: string): Promise<void> {
+  private async guard(binding: FailureLimiter, key: string): Promise<void> {
     const limiter = this.env[binding];
     const entry = `${binding}:${key}`;
     const until = refusedLately.get(entry);
@@ -114,6 +114,11 @@ export class AuthFailures {
 
   guardAddress(): Promise<void> {
     return this.guard("FAILED_AUTH_IP_LIMITER", this.address);
+  }
+
+  /** Only for a key whose MAC is right: a made-up key id is never looked up or counted. */
+  guardKey(keyId: string): Promise<void> {
+    return this.guard("FAILED_AUTH_KEY_LIMITER", keyId);
   }
 
   /** Counts the failure (by address, and by key id when the key is ours) and throws: 429 once over a limit, else `error`. */
