@@ -1,14 +1,21 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Tests get a fixed admin token; production sets it with `wrangler secret put`.
+// Tests get a fixed admin token and key MAC secret; production sets them with `wrangler secret put`.
 // A high cap on active batches: tests open many per account (the cap has its own test).
-const bindings = { ADMIN_TOKEN: "test-admin-token", MAX_ACTIVE_BATCHES: "100000" };
-// Tests make many batches per key in a minute; the 429 path is tested with an injected limiter.
+const bindings = { ADMIN_TOKEN: "test-admin-token", API_KEY_MAC_SECRET: "test-api-key-mac-secret-0123456789abcdef", MAX_ACTIVE_BATCHES: "100000" };
+// Tests make many requests (and failed authentications) per key and address in a minute; the
+// 429 paths are tested with injected limiters.
+const high = (namespace_id: string) => ({ namespace_id, simple: { limit: 100_000, period: 60 as const } });
 const ratelimits = {
-  CREATE_LIMITER: { namespace_id: "1001", simple: { limit: 100_000, period: 60 as const } },
-  CANCEL_LIMITER: { namespace_id: "1002", simple: { limit: 100_000, period: 60 as const } },
-  WEBHOOK_SECRET_LIMITER: { namespace_id: "1007", simple: { limit: 100_000, period: 60 as const } },
+  CREATE_LIMITER: high("1001"),
+  CANCEL_LIMITER: high("1002"),
+  RETRY_LIMITER: high("1003"),
+  LIVE_LIMITER: high("1004"),
+  READ_LIMITER: high("1005"),
+  FAILED_AUTH_IP_LIMITER: high("1006"),
+  FAILED_AUTH_KEY_LIMITER: high("1007"),
+  WEBHOOK_SECRET_LIMITER: high("1008"),
 };
 // Model sequences (and race/fault rounds) of test/reliability: `npm run reliability` asks for more.
 const provide = { reliabilityRuns: Number(process.env.RELIABILITY_RUNS) || 25 };

@@ -191,7 +191,7 @@ async function main() {
     logDir: join(workDir, "logs"),
     // Nothing dispatched; room for the big batches, and for the hundreds of batches the
     // cancel runs keep pending on one account at once.
-    vars: { ADMIN_TOKEN: adminToken, DISPATCH_PAUSED: "true", MAX_URLS_PER_BATCH: "100000", MAX_BODY_BYTES: "20000000", MAX_ACTIVE_BATCHES: "100000" },
+    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), DISPATCH_PAUSED: "true", MAX_URLS_PER_BATCH: "100000", MAX_BODY_BYTES: "20000000", MAX_ACTIVE_BATCHES: "100000" },
   });
   log(`wrangler dev on ${base} (process group ${wrangler.pgid}, state in ${workDir})`);
 

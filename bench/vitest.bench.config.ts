@@ -19,6 +19,8 @@ export default defineConfig({
         durableObjects: { BARE: { className: "BareObject", useSQLite: true } },
         bindings: {
           ADMIN_TOKEN: "bench",
+          // API keys are MACed under it (docs/abuse-limits.md); without it no key is issued.
+          API_KEY_MAC_SECRET: "bench-api-key-mac-secret-0123456789abcdef",
           // The bench drives startItem/completeItem itself; nothing is queued.
           DISPATCH_PAUSED: "true",
           // The 100k-item cancel needs the size limits raised (bench only).

@@ -237,7 +237,7 @@ async function story() {
     config,
     persistTo: join(workDir, "state"),
     logDir: join(workDir, "logs"),
-    vars: { ADMIN_TOKEN: adminToken, ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: "15000" },
+    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: "15000" },
   });
   wrangler.exited.then((e) => {
     wrangler.exit = e;

@@ -142,7 +142,7 @@ async function story() {
     inspectorPort,
     persistTo: join(workDir, "state"),
     logDir: join(workDir, "logs"),
-    vars: { ADMIN_TOKEN: adminToken, ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: String(FETCH_TIMEOUT_MS) },
+    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: String(FETCH_TIMEOUT_MS) },
   });
   wrangler.exited.then((e) => {
     wrangler.exit = e;

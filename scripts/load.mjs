@@ -257,7 +257,7 @@ async function run() {
     inspectorPort,
     persistTo: join(workDir, "state"),
     logDir: join(workDir, "logs"),
-    vars: { ADMIN_TOKEN: adminToken, ALLOW_LOOPBACK_TARGETS: "true", RETRY_BASE_DELAY_MS: "200", FETCH_TIMEOUT_MS: "5000" },
+    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), ALLOW_LOOPBACK_TARGETS: "true", RETRY_BASE_DELAY_MS: "200", FETCH_TIMEOUT_MS: "5000" },
   });
   wrangler.exited.then((e) => {
     wrangler.exit = e;

@@ -2,7 +2,7 @@ import type { AccountObject } from "./account/account-object";
 import type { BatchObject } from "./batch/batch-object";
 import type { RegistryObject } from "./registry/registry-object";
 
-/** Bindings and vars, as declared in wrangler.toml (plus the ADMIN_TOKEN secret). */
+/** Bindings and vars, as declared in wrangler.toml (plus the ADMIN_TOKEN and API_KEY_MAC_SECRET secrets). */
 export interface Env {
   BATCH: DurableObjectNamespace<BatchObject>;
   ACCOUNT: DurableObjectNamespace<AccountObject>;
@@ -11,10 +11,18 @@ export interface Env {
   SCRAPE_QUEUE: Queue<import("./executor/message").ScrapeMessage>;
   RESULTS: R2Bucket;
   ADMIN_TOKEN?: string;
+  /** Secret (at least 32 characters) API keys are MACed with; without it no key is issued or accepted (docs/abuse-limits.md). */
+  API_KEY_MAC_SECRET?: string;
   /** Per-location request limits, declared in wrangler.toml for every environment. */
   CREATE_LIMITER?: RateLimit;
   CANCEL_LIMITER?: RateLimit;
+  RETRY_LIMITER?: RateLimit;
+  LIVE_LIMITER?: RateLimit;
+  READ_LIMITER?: RateLimit;
   WEBHOOK_SECRET_LIMITER?: RateLimit;
+  /** Failed authentications, per client address and per key id (src/http/rate-limit.ts). */
+  FAILED_AUTH_IP_LIMITER?: RateLimit;
+  FAILED_AUTH_KEY_LIMITER?: RateLimit;
   /** Days a finished batch and its results are kept (default 30, at least 1). */
   RETENTION_DAYS?: string;
   /** "true" stops new dispatches (items stay pending): an operator's brake, and the unit tests' mode. */
@@ -43,6 +51,8 @@ export interface Variables {
   accountId: string;
   /** The API key's id (never the key): what rate limits count by. */
   keyId: string;
+  /** The request limiter that counted this request (each request is counted by one). */
+  limitedBy: string;
   /** Set first on every request (src/http/observability.ts); echoed in x-request-id and error bodies. */
   requestId: string;
   /** The error code of the response, when it is an error: for the request log line. */

@@ -1,5 +1,5 @@
 /** The Worker's HTTP surface: middleware, routes, the OpenAPI document, and error handling. */
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../env";
@@ -16,6 +16,7 @@ import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { live } from "./routes/live";
 import { serpwow } from "./routes/serpwow";
+import { errorResponsesWith } from "./schemas";
 import { webhooks } from "./routes/webhooks";
 import { positiveInt } from "../lib/positive-int";
 
@@ -48,11 +49,15 @@ export function createApp() {
   app.use("*", observe());
   app.use("*", limitBody, requireJsonBody);
   app.use("/api/*", requireApiKey());
-  // Rate limits run after auth (they count per key) and before any object is touched.
+  // Rate limits run after auth (they count per key) and before any object is touched. One
+  // limiter counts a request: the first registered that matches, so GET /api/* comes last.
   app.on("POST", "/api/batch/scrape", rateLimit("CREATE_LIMITER"));
   app.on("DELETE", "/api/batch/scrape/:batchId", rateLimit("CANCEL_LIMITER"));
   app.on("POST", "/api/batch/scrape/cancel-all", rateLimit("CANCEL_LIMITER"));
   app.on("POST", "/api/webhooks/secret/rotate", rateLimit("WEBHOOK_SECRET_LIMITER"));
+  app.on("POST", "/api/batch/scrape/:batchId/retry", rateLimit("RETRY_LIMITER"));
+  app.on("GET", "/api/batch/scrape/:batchId/live", rateLimit("LIVE_LIMITER"));
+  app.on("GET", "/api/*", rateLimit("READ_LIMITER"));
   app.use("/admin/*", requireAdmin());
 
   app.route("/", health);
@@ -66,6 +71,7 @@ export function createApp() {
   app.route("/", serpwow);
   app.route("/", webhooks);
 
+  documentKeyedErrors(app);
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyAuth", { type: "apiKey", in: "header", name: "x-api-key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyQuery", { type: "apiKey", in: "query", name: "api_key" });
@@ -92,12 +98,31 @@ export function createApp() {
   return app;
 }
 
+/**
+ * Every keyed operation can answer 429 (failed authentications, per-key limits) and 503 (no
+ * API_KEY_MAC_SECRET): the middleware adds them to all, so they are documented here, once,
+ * in each operation's own error envelope (that of its 401). Replaces the app's copies of the
+ * route definitions; the routers' own stay as they are.
+ */
+function documentKeyedErrors(app: OpenAPIHono<AppEnv>) {
+  for (const def of app.openAPIRegistry.definitions) {
+    if (def.type !== "route") continue;
+    const keyed = def.route.security?.some((s) => "ApiKeyAuth" in s || "ApiKeyQuery" in s);
+    const unauthorized = def.route.responses[401];
+    const media = unauthorized && "content" in unauthorized ? unauthorized.content?.["application/json"] : undefined;
+    const schema = media && "schema" in media ? media.schema : undefined;
+    if (!keyed || !schema) continue;
+    def.route = { ...def.route, responses: { ...errorResponsesWith(schema as z.ZodType, 429, 503), ...def.route.responses } };
+  }
+}
+
 /** Which methods the app serves at a path, so a wrong method gets 405 rather than 404. */
 function methodsByPath(app: OpenAPIHono<AppEnv>) {
   let table: { pattern: RegExp; method: string }[] | undefined;
   return (path: string): string[] => {
     table ??= app.routes
-      .filter((r) => r.method !== "ALL")
+      // Wildcard paths are middleware (the read limit on GET /api/*), not routes.
+      .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
       .map((r) => ({ method: r.method, pattern: new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}$`) }));
     return [...new Set(table.filter((r) => r.pattern.test(path)).map((r) => r.method))];
   };

@@ -20,9 +20,20 @@ export class ApiError extends Error {
   }
 }
 
+/** The longest error message any surface sends: a message built from the request stays small. */
+export const MAX_MESSAGE_CHARS = 1024;
+
+/** `text` cut to `max` characters, marked with "…" when cut (never splitting a surrogate pair). */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  if (/[\uD800-\uDBFF]/.test(text[end - 1] ?? "")) end--;
+  return `${text.slice(0, end)}…`;
+}
+
 /** `requestId` is the response's x-request-id (src/http/observability.ts): what a user quotes in a report. */
 export function errorBody(code: string, message: string, requestId: string) {
-  return { status: "error" as const, message, code, requestId };
+  return { status: "error" as const, message: clip(message, MAX_MESSAGE_CHARS), code, requestId };
 }
 
 /** Hono's own exceptions (bad JSON, body limit) keep their status, in our envelope. */

@@ -1,11 +1,13 @@
 /**
- * GET /healthz, no auth: the version and whether each binding answers. 200 when all do,
- * 503 naming the ones that did not. It says nothing else (no vars, no secrets, no error
- * texts: those go to the log), and it stores nothing: the object checks are RPC pings on
- * fixed-name objects that never write, R2 is a `head` of a key that does not exist.
+ * GET /healthz, no auth: the version and whether each binding answers (and whether the
+ * API_KEY_MAC_SECRET that API keys need is set). 200 when all do, 503 naming the ones that
+ * did not. It says nothing else (no vars, no secrets, no error texts: those go to the log),
+ * and it stores nothing: the object checks are RPC pings on fixed-name objects that never
+ * write, R2 is a `head` of a key that does not exist.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { version } from "../../package.json";
+import { MIN_MAC_SECRET_LENGTH, usableMacSecret } from "../account/keys";
 import type { AppEnv, Env } from "../env";
 import { logLine } from "./observability";
 
@@ -19,6 +21,10 @@ const CHECKS = {
   account: (env: Env) => env.ACCOUNT.getByName(HEALTH_OBJECT).ping(),
   registry: (env: Env) => env.REGISTRY.getByName(HEALTH_OBJECT).ping(),
   results: (env: Env) => env.RESULTS.head(`${HEALTH_OBJECT}/probe`),
+  // Without it no API key can be checked or issued (src/http/auth.ts): the service is down for clients.
+  apiKeys: async (env: Env) => {
+    if (usableMacSecret(env.API_KEY_MAC_SECRET) === null) throw new Error(`API_KEY_MAC_SECRET missing or shorter than ${MIN_MAC_SECRET_LENGTH} characters`);
+  },
   // A producer binding cannot be probed without sending; present and callable is what we can say.
   queue: async (env: Env) => {
     if (typeof env.SCRAPE_QUEUE?.send !== "function") throw new Error("SCRAPE_QUEUE binding missing");
@@ -60,10 +66,10 @@ const HealthSchema = z
   .object({
     status: z.enum(["ok", "failing"]),
     version: z.string(),
-    checks: z.object({ batch: Check, account: Check, registry: Check, results: Check, queue: Check }),
+    checks: z.object({ batch: Check, account: Check, registry: Check, results: Check, apiKeys: Check, queue: Check }),
   })
   .openapi("Health", {
-    example: { status: "ok", version: "0.1.0", checks: { batch: "ok", account: "ok", registry: "ok", results: "ok", queue: "ok" } },
+    example: { status: "ok", version: "0.1.0", checks: { batch: "ok", account: "ok", registry: "ok", results: "ok", apiKeys: "ok", queue: "ok" } },
   });
 
 const route = createRoute({

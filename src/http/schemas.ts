@@ -40,6 +40,26 @@ export function errorResponses<const S extends number>(...statuses: S[]) {
   return errorResponsesWith(ErrorSchema, ...statuses);
 }
 
+/**
+ * `z.record(key, value)` that refuses more than `max` entries before it validates any: a
+ * body with 100k entries costs counting to `max + 1`, not 100k key and value checks (a
+ * `.refine` on the record would run after them).
+ */
+export function boundedRecord<K extends z.core.$ZodRecordKey, V extends z.ZodType>(key: K, value: V, max: number) {
+  const record = z.record(key, value);
+  return z.preprocess((input, ctx) => {
+    if (input === null || typeof input !== "object" || Array.isArray(input)) return input; // the record reports the type
+    let entries = 0;
+    for (const name in input) {
+      if (Object.hasOwn(input, name) && ++entries > max) {
+        ctx.addIssue({ code: "custom", message: `must have at most ${max} entries` });
+        break;
+      }
+    }
+    return input;
+  }, record) as unknown as z.ZodType<z.output<typeof record>, z.input<typeof record>>;
+}
+
 /** A URL a batch may contain: http(s), no credentials, bounded length. */
 export const TargetUrlSchema = z
   .string()

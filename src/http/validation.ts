@@ -1,7 +1,7 @@
 import type { Hook } from "@hono/zod-openapi";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
-import { ApiError } from "./errors";
+import { ApiError, clip } from "./errors";
 
 interface Issue {
   code: string;
@@ -10,19 +10,26 @@ interface Issue {
   keys?: string[];
 }
 
-/** `urls[3]`, `selectors.title`: the field a message is about, as a user would write it. */
+/** Unknown fields a message names (the rest are counted), and the longest name it quotes whole. */
+const NAMED_UNKNOWN_FIELDS = 5;
+const MAX_NAME_CHARS = 64;
+
+/** `urls[3]`, `selectors.title`: the field a message is about, as a user would write it (names clipped). */
 export function fieldName(path: PropertyKey[]): string {
   return path.reduce<string>((acc, part) => {
     if (typeof part === "number") return `${acc}[${part}]`;
-    return acc ? `${acc}.${String(part)}` : String(part);
+    const name = clip(String(part), MAX_NAME_CHARS);
+    return acc ? `${acc}.${name}` : name;
   }, "");
 }
 
+/** One issue as a sentence; a body's 150k unknown fields give five names and a count, not 150k names. */
 export function describeIssue(issue: Issue, where: string): string {
   const field = fieldName(issue.path);
   if (issue.code === "unrecognized_keys" && issue.keys) {
-    const names = issue.keys.map((k) => `"${field ? `${field}.` : ""}${k}"`).join(", ");
-    return `Unknown field${issue.keys.length > 1 ? "s" : ""} ${names} in ${where}.`;
+    const names = issue.keys.slice(0, NAMED_UNKNOWN_FIELDS).map((k) => `"${field ? `${field}.` : ""}${clip(k, MAX_NAME_CHARS)}"`);
+    const more = issue.keys.length - names.length;
+    return `Unknown field${issue.keys.length > 1 ? "s" : ""} ${names.join(", ")}${more > 0 ? ` and ${more} more` : ""} in ${where}.`;
   }
   return `${field || where}: ${issue.message}`;
 }

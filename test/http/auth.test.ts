@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/http/app";
 import { ADMIN_TOKEN, adminHeaders, callJson, getBatch, getCredits, newAccount, newBatch, urls } from "../helpers";
-import { addKey, expectError, expireKey, KEY_RE, listBatches, neverIssuedKey, randomHex, revokeKey, secretOf } from "./support";
+import { addKey, badMacKey, expectError, expireKey, KEY_RE, listBatches, macOf, neverIssuedKey, randomHex, revokeKey, secretOf } from "./support";
 
 /** An account with credits, one pending batch, and a key of the kind the test needs. */
 interface Fixture {
@@ -27,7 +27,12 @@ const credentials: [string, Credential][] = [
   ["a malformed key", async () => "not-a-key"],
   ["a malformed key with the right prefix", async (f) => `bsk_${f.accountId}_${f.keyId}`],
   ["a valid key with trailing junk", async (f) => `${f.apiKey}x`],
-  ["an unknown key (well-formed, never issued)", async () => neverIssuedKey()],
+  ["a made-up key (well-formed, wrong MAC)", async () => badMacKey()],
+  ["a real key id with a made-up secret and MAC", async (f) => badMacKey(f.accountId, f.keyId)],
+  ["a real key with its MAC changed", async (f) => `${f.apiKey.slice(0, -1)}${f.apiKey.endsWith("0") ? "1" : "0"}`],
+  ["a real key MACed under another secret", async (f) => `${f.apiKey.slice(0, -33)}_${await macOf(f.apiKey.slice(0, -33), "another-secret-of-at-least-32-characters")}`],
+  ["a key in the old format (no MAC)", async (f) => f.apiKey.slice(0, -33)],
+  ["an unknown key (right MAC, never issued)", async () => neverIssuedKey()],
   ["an unknown key id on a real account", async (f) => neverIssuedKey(f.accountId, randomHex(8))],
   ["a real key id with the wrong secret", async (f) => neverIssuedKey(f.accountId, f.keyId)],
   [
@@ -117,8 +122,9 @@ describe("public API access matrix", () => {
   it("an account's key does not open another account's data: a key is bound to its own account", async () => {
     const a = await fixture();
     const b = await fixture();
-    // b's key id and secret under a's account id: well-formed, but no such key on a.
-    const forged = `bsk_${a.accountId.replace(/-/g, "")}_${b.keyId}_${secretOf(b.apiKey)}`;
+    // b's key id and secret under a's account id, even with a right MAC: no such key on a.
+    const signed = `bsk_${a.accountId.replace(/-/g, "")}_${b.keyId}_${secretOf(b.apiKey)}`;
+    const forged = `${signed}_${await macOf(signed)}`;
     expect(forged).toMatch(KEY_RE);
     expectError(await callJson("/api/credits", { headers: { "x-api-key": forged } }), 403, "INVALID_API_KEY");
   });

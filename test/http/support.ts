@@ -1,15 +1,16 @@
 /** Small helpers shared by the HTTP tests (the general ones live in test/helpers.ts). */
 import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { accountStub, adminHeaders, callJson, keyHeaders } from "../helpers";
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-export const KEY_RE = /^bsk_[0-9a-f]{32}_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/;
+export const KEY_RE = /^bsk_[0-9a-f]{32}_[0-9a-f]{16}_[A-Za-z0-9_-]{43}_[0-9a-f]{32}$/;
 
-/** The 43-character secret at the end of a key (it may itself contain "_"). */
+/** The 43-character secret before a key's MAC (it may itself contain "_"). */
 export function secretOf(apiKey: string): string {
-  const m = /^bsk_[0-9a-f]{32}_[0-9a-f]{16}_([A-Za-z0-9_-]{43})$/.exec(apiKey);
+  const m = /^bsk_[0-9a-f]{32}_[0-9a-f]{16}_([A-Za-z0-9_-]{43})_[0-9a-f]{32}$/.exec(apiKey);
   if (!m) throw new Error(`not an API key: ${apiKey}`);
   return m[1]!;
 }
@@ -58,9 +59,31 @@ export function randomHex(bytes: number): string {
   return hex(crypto.getRandomValues(new Uint8Array(bytes)));
 }
 
-/** A well-formed key that was never issued: `bsk_<32 hex>_<16 hex>_<43 base64url>`. */
-export function neverIssuedKey(accountId: string = crypto.randomUUID(), keyId: string = randomHex(8)): string {
-  const key = `bsk_${accountId.replace(/-/g, "")}_${keyId}_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+/** `bsk_<account>_<key id>_<random secret>`: a key without its MAC segment. */
+function unsignedKey(accountId: string, keyId: string): string {
+  return `bsk_${accountId.replace(/-/g, "")}_${keyId}_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+}
+
+/** The MAC the Worker expects (src/account/keys.ts): HMAC-SHA256 under the test secret, first 16 bytes, hex. */
+export async function macOf(signed: string, secret: string = env.API_KEY_MAC_SECRET!): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return hex(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(signed)), 0, 16));
+}
+
+/**
+ * A key that was never issued but whose MAC is right (as if made with the server's secret):
+ * it passes the Worker's check and is refused by the account object.
+ */
+export async function neverIssuedKey(accountId: string = crypto.randomUUID(), keyId: string = randomHex(8)): Promise<string> {
+  const signed = unsignedKey(accountId, keyId);
+  const key = `${signed}_${await macOf(signed)}`;
+  expect(key).toMatch(KEY_RE);
+  return key;
+}
+
+/** A made-up key: well-formed, but its MAC is wrong, so the Worker refuses it without asking any object. */
+export function badMacKey(accountId: string = crypto.randomUUID(), keyId: string = randomHex(8)): string {
+  const key = `${unsignedKey(accountId, keyId)}_${randomHex(16)}`;
   expect(key).toMatch(KEY_RE);
   return key;
 }

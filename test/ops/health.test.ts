@@ -7,7 +7,7 @@ import { createApp } from "../../src/http/app";
 import { HEALTH_OBJECT } from "../../src/http/health";
 import { captureLogs, tablesOf } from "./support";
 
-const ALL_OK = { batch: "ok", account: "ok", registry: "ok", results: "ok", queue: "ok" };
+const ALL_OK = { batch: "ok", account: "ok", registry: "ok", results: "ok", apiKeys: "ok", queue: "ok" };
 
 /** The app, served with some bindings replaced (exports.default always has the real ones). */
 async function healthWith(overrides: Partial<Env>) {
@@ -43,7 +43,7 @@ describe("GET /healthz", () => {
 
   it("tells nothing else: no vars, no secrets", async () => {
     const text = await (await exports.default.fetch("https://api.test/healthz")).text();
-    expect(text).not.toContain(env.ADMIN_TOKEN!);
+    for (const secret of [env.ADMIN_TOKEN!, env.API_KEY_MAC_SECRET!]) expect(text).not.toContain(secret);
     for (const value of [env.RETENTION_DAYS, env.MAX_BODY_BYTES, env.ACCOUNT_MAX_CONCURRENCY]) expect(text).not.toContain(`"${value}"`);
   });
 
@@ -71,6 +71,17 @@ describe("GET /healthz", () => {
     const r = await healthWith({ SCRAPE_QUEUE: undefined as unknown as Env["SCRAPE_QUEUE"] });
     expect(r.status).toBe(503);
     expect(r.body).toMatchObject({ status: "failing", checks: { ...ALL_OK, queue: "failed" } });
+  });
+
+  it.each([
+    ["missing", undefined],
+    ["shorter than 32 characters", "x".repeat(31)],
+  ])("answers 503 naming apiKeys when API_KEY_MAC_SECRET is %s (no key could be checked or issued)", async (_label, secret) => {
+    logs = captureLogs();
+    const r = await healthWith({ API_KEY_MAC_SECRET: secret });
+    expect(r.status).toBe(503);
+    expect(r.body).toEqual({ status: "failing", version, checks: { ...ALL_OK, apiKeys: "failed" } });
+    expect(logs.json().find((l) => l.msg === "health check failed")).toMatchObject({ check: "apiKeys", error: expect.stringContaining("API_KEY_MAC_SECRET") });
   });
 
   it("answers 503 naming the object namespaces that do not answer", async () => {

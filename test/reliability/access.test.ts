@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { hashesEqual } from "../../src/account/keys";
 import { adminHeaders, batchStub, call, callJson, drainOutbox, getBatch, getCredits, keyHeaders, newAccount, newBatch } from "../helpers";
-import { addKey, expectNoStack, expireKey, neverIssuedKey, revokeKey } from "../http/support";
+import { addKey, badMacKey, expectNoStack, expireKey, neverIssuedKey, revokeKey } from "../http/support";
 
 interface Op {
   method: string;
@@ -114,8 +114,9 @@ describe("every secured operation of the OpenAPI document", () => {
     await expireKey(owner.accountId, expired.keyId);
     const credentials: [string, Record<string, string>, number, string][] = [
       ["no key", {}, 401, "MISSING_API_KEY"],
-      ["an unknown key", { "x-api-key": neverIssuedKey() }, 403, "INVALID_API_KEY"],
-      ["an unknown key id on the owner's account", { "x-api-key": neverIssuedKey(owner.accountId) }, 403, "INVALID_API_KEY"],
+      ["a made-up key (wrong MAC)", { "x-api-key": badMacKey(owner.accountId) }, 403, "INVALID_API_KEY"],
+      ["an unknown key", { "x-api-key": await neverIssuedKey() }, 403, "INVALID_API_KEY"],
+      ["an unknown key id on the owner's account", { "x-api-key": await neverIssuedKey(owner.accountId) }, 403, "INVALID_API_KEY"],
       ["a revoked key", { "x-api-key": revoked.apiKey }, 403, "INVALID_API_KEY"],
       ["an expired key", { "x-api-key": expired.apiKey }, 403, "INVALID_API_KEY"],
       ["the admin token", adminHeaders, 401, "MISSING_API_KEY"],
@@ -216,7 +217,7 @@ describe("constant-time comparison", () => {
       expect((await call("/api/credits", { headers: keyHeaders(owner.apiKey) })).status).toBe(200);
       const afterKey = spy.mock.calls.length;
       expect(afterKey).toBeGreaterThanOrEqual(1);
-      expect((await call("/api/credits", { headers: keyHeaders(neverIssuedKey(owner.accountId)) })).status).toBe(403);
+      expect((await call("/api/credits", { headers: keyHeaders(await neverIssuedKey(owner.accountId)) })).status).toBe(403);
       // An unknown key id is compared too (against a dummy), so timing does not reveal which ids exist.
       expect(spy.mock.calls.length).toBeGreaterThan(afterKey);
       const afterUnknown = spy.mock.calls.length;

@@ -1,6 +1,7 @@
 /** Operator API (bearer ADMIN_TOKEN): accounts, credits and API keys. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { generateApiKey } from "../../account/keys";
+import { requireMacSecret } from "../auth";
 import { ApiError } from "../errors";
 import { accountObject, registryObject, requireUuid, unwrap } from "../objects";
 import { errorResponses, IdempotencyKeyHeader } from "../schemas";
@@ -43,7 +44,7 @@ const createAccount = createRoute({
         },
       },
     },
-    ...errorResponses(400, 401, 403, 413, 415),
+    ...errorResponses(400, 401, 403, 413, 415, 503),
   },
 });
 
@@ -111,7 +112,7 @@ const createKey = createRoute({
       description: "Key created",
       content: { "application/json": { schema: z.object({ keyId: z.string(), apiKey: z.string(), expiresAt: z.string().nullable() }) } },
     },
-    ...errorResponses(400, 401, 403, 404, 413, 415),
+    ...errorResponses(400, 401, 403, 404, 413, 415, 503),
   },
 });
 
@@ -184,7 +185,7 @@ export const admin = newRouter()
   .openapi(createAccount, async (c) => {
     const body = c.req.valid("json") ?? {};
     const accountId = crypto.randomUUID();
-    const key = await generateApiKey(accountId);
+    const key = await generateApiKey(accountId, requireMacSecret(c.env));
     // Listed first (idempotent), so no account ever misses from /admin/stats; a listed id that fails to open counts as nothing.
     await registryObject(c.env).register(accountId);
     const opened = unwrap(
@@ -221,7 +222,7 @@ export const admin = newRouter()
     if (expiresMs !== null && expiresMs <= Date.now()) {
       throw new ApiError(400, "VALIDATION_ERROR", "expiresAt: must be in the future");
     }
-    const key = await generateApiKey(accountId);
+    const key = await generateApiKey(accountId, requireMacSecret(c.env));
     unwrap(await accountObject(c.env, accountId).addKey({ keyId: key.keyId, keyHash: key.keyHash, expiresAt: expiresMs }));
     return c.json({ keyId: key.keyId, apiKey: key.apiKey, expiresAt: iso(expiresMs) }, 201);
   })
