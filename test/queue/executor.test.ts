@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { callJson, expectBalanced, getBatch, keyHeaders, newAccount, urls } from "../helpers";
+import { callJson, expectBalanced, getBatch, keyHeaders, newAccount, runInBatch, urls } from "../helpers";
 import { fakeSite, gate } from "./site";
 
 const SITE = "https://site.example/page";
@@ -76,6 +76,28 @@ describe("executor through the queue", () => {
     expect(site.hits.get(`${SITE}/0`)).toBe(3);
     expect(site.hits.get(`${SITE}/1`)).toBe(1);
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 1, refunded: 1, reserved: 0 });
+  });
+
+  it("a 429's Retry-After, in seconds or as an HTTP date, sets when the item is tried again", async () => {
+    // Whole seconds, as an HTTP date carries them; a minute ahead, far past the 20 ms backoff.
+    const at = Math.floor((Date.now() + 60_000) / 1000) * 1000;
+    fakeSite((url) => ({ status: 429, headers: { "retry-after": url.endsWith("/0") ? "30" : new Date(at).toUTCString() } }));
+    const { apiKey } = await newAccount(100);
+    const sent = Date.now();
+    const batchId = await create(apiKey, { urls: urls(2, SITE) });
+    const b = await waitForBatch(apiKey, batchId, (x) => x.items.every((i: { status: string; attempts: number }) => i.status === "pending" && i.attempts === 1));
+    const seen = Date.now();
+    expect(b.items.map((i: { error: { code: string } }) => i.error.code)).toEqual(["HTTP_429", "HTTP_429"]);
+    const notBefore = await runInBatch(batchId, (_o, state) =>
+      state.storage.sql.exec<{ not_before: number | null }>("SELECT not_before FROM items ORDER BY idx").toArray().map((r) => r.not_before!),
+    );
+    // Retry-After: 30 -> 30 s after the failure was settled, which happened between sent and seen.
+    expect(notBefore[0]! - 30_000).toBeGreaterThanOrEqual(sent);
+    expect(notBefore[0]! - 30_000).toBeLessThanOrEqual(seen);
+    // The date: whole seconds from when the page was fetched, so from `at` to under a second and the settle's lag after it.
+    expect(notBefore[1]!).toBeGreaterThanOrEqual(at);
+    expect(notBefore[1]!).toBeLessThan(at + 1000 + (seen - sent));
+    await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
   });
 
   it("refuses blocked targets before any fetch: the item fails BLOCKED_TARGET, charged 0", async () => {
