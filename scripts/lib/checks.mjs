@@ -27,6 +27,16 @@ export function createChecks() {
     return ok;
   }
 
+  /**
+   * Housekeeping, not a product check (a screenshot saved, our processes stopped): printed,
+   * and counted only when it fails, so it never adds to the passed count.
+   */
+  function housekeeping(name, cond, detail) {
+    if (!cond) return check(name, false, detail);
+    console.log(`  done  ${name}`);
+    return true;
+  }
+
   /** A check the rest of the story depends on: when it fails, the story stops here. */
   function must(name, cond, detail) {
     if (!check(name, cond, detail)) throw new StoryStopped(name);
@@ -36,7 +46,7 @@ export function createChecks() {
     console.log(`\n[${elapsed()}] ${text}`);
   }
 
-  return { results, elapsed, check, must, step };
+  return { results, elapsed, check, housekeeping, must, step };
 }
 
 /**
