@@ -55,7 +55,7 @@ const BOUNDS = {
 
 // ---------------------------------------------------------------- checks and output
 
-const { results, elapsed, check, must, step } = createChecks();
+const { results, elapsed, check, housekeeping, must, step } = createChecks();
 
 // ---------------------------------------------------------------- processes and servers we own
 
@@ -367,6 +367,22 @@ async function story() {
   const beforeCancel = runningAgain.view;
   console.log(`  ${show(brief(beforeCancel))}`);
   await page.click("#cancel-batch");
+  // The API right after the cancel lands: which items run then (they must finish and be
+  // charged) and which are done already. Polled briskly so no running item slips past.
+  let atCancel = null;
+  for (const deadline = Date.now() + BOUNDS.ui; Date.now() < deadline; await sleep(20)) {
+    const snap = await api("GET", `/api/batch/scrape/${batchId}?limit=100`, { headers: key });
+    if (snap.body?.status === "cancelled") {
+      atCancel = snap.body;
+      break;
+    }
+  }
+  must("the API shows the batch cancelled after the click", atCancel !== null);
+  const idsWith = (items, status) => items.filter((i) => i.status === status).map((i) => i.uuid).sort();
+  const runningAtCancel = idsWith(atCancel.items, "running");
+  const completedAtCancel = idsWith(atCancel.items, "completed");
+  console.log(`  at the cancel: running ${show(runningAtCancel)}, completed ${completedAtCancel.length}`);
+  must("some items were running when the cancel landed", runningAtCancel.length > 0, atCancel.items.map((i) => i.status));
   const cancelled = await waitForPage(page, (v) => /^Cancelled \d+ items, refunded \d+ credits\.$/.test(v.cancelResult ?? ""), BOUNDS.ui);
   check("a confirmation dialog was shown, naming the batch", dialogs.length === 1 && dialogs[0].type === "confirm" && dialogs[0].message.includes(batchId), dialogs);
   must('the page shows "Cancelled N items, refunded M credits."', cancelled.ok, cancelled.view?.cancelResult);
@@ -382,17 +398,29 @@ async function story() {
   console.log(`  ${show(brief(final))}`);
   check(`the page shows cancelled ${nCancelled}`, final.counts.cancelled === nCancelled, final.counts);
   check("failed 0, and completed + cancelled = 10", final.counts.failed === 0 && final.counts.completed + final.counts.cancelled === URL_COUNT, final.counts);
-  check(
-    "the items running at the cancel finished and were charged (completed grew by them)",
-    final.counts.completed === beforeCancel.counts.completed + (URL_COUNT - beforeCancel.counts.completed - nCancelled) && final.counts.completed > beforeCancel.counts.completed,
-    { before: beforeCancel.counts, final: final.counts, nCancelled },
-  );
   const used = final.counts.completed * PER_ITEM;
   const expectedCredits = { balance: CREDITS - used, reserved: 0, used, refunded: nRefunded, granted: CREDITS };
   const settled = await waitForPage(page, (v) => show(v.credits) === show(expectedCredits), 8_000);
   check(`the page's credits settle to ${show(expectedCredits)} without a click`, settled.ok, settled.view?.credits);
 
   const truth = await api("GET", `/api/batch/scrape/${batchId}?limit=100`, { headers: key });
+  const items = truth.body?.items ?? [];
+  const byId = new Map(items.map((i) => [i.uuid, i]));
+  check(
+    `the ${runningAtCancel.length} items running at the cancel all completed, each charged ${PER_ITEM}`,
+    runningAtCancel.every((id) => byId.get(id)?.status === "completed" && byId.get(id)?.creditsUsed === PER_ITEM),
+    runningAtCancel.map((id) => ({ id, status: byId.get(id)?.status, creditsUsed: byId.get(id)?.creditsUsed })),
+  );
+  check(
+    "no other item completed after the cancel: completed = done before it + running at it; the rest cancelled",
+    show(idsWith(items, "completed")) === show([...completedAtCancel, ...runningAtCancel].sort()) && idsWith(items, "cancelled").length === URL_COUNT - completedAtCancel.length - runningAtCancel.length,
+    { completed: idsWith(items, "completed"), completedAtCancel, runningAtCancel },
+  );
+  check(
+    `the charge after the cancel is ${runningAtCancel.length} x ${PER_ITEM} (the running items), no more`,
+    truth.body?.creditsUsed - atCancel.creditsUsed === runningAtCancel.length * PER_ITEM && atCancel.creditsUsed === completedAtCancel.length * PER_ITEM,
+    { usedAtCancel: atCancel.creditsUsed, usedAtEnd: truth.body?.creditsUsed },
+  );
   const truthCounts = Object.fromEntries(STATES.map((s) => [s, truth.body?.[`${s}Count`]]));
   check("the page's counts equal the API's", show(truthCounts) === show(final.counts), { page: final.counts, api: truthCounts });
   const truthCredits = await api("GET", "/api/credits", { headers: key });
@@ -418,7 +446,7 @@ async function story() {
   check("no script errors in the page", consoleErrors.filter((e) => !/WebSocket|ERR_CONNECTION|net::/.test(e)).length === 0, consoleErrors);
 
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
-  check(`screenshot saved to ${SCREENSHOT.replace(`${ROOT}/`, "")}`, existsSync(SCREENSHOT));
+  housekeeping(`screenshot saved to ${SCREENSHOT.replace(`${ROOT}/`, "")}`, existsSync(SCREENSHOT));
 
   step("the key appears nowhere in wrangler's output or logs");
   const logText = [wrangler.log.join("\n")];
@@ -445,7 +473,7 @@ function finish(reason, exitCode) {
     console.log(`\n[${elapsed()}] stopping Chromium, wrangler, the relay and the target server`);
     const failedSoFar = stoppedAt !== null || results.some((r) => !r.ok);
     const stopped = await cleanup(failedSoFar);
-    if (wrangler) check(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
+    if (wrangler) housekeeping(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
     const passed = results.filter((r) => r.ok).length;
     const failed = results.length - passed;
     const ok = failed === 0 && stoppedAt === null && results.length > 0;

@@ -33,7 +33,7 @@ const POLL_MS = 100;
 
 // ---------------------------------------------------------------- checks and output
 
-const { results, elapsed, check, must, step } = createChecks();
+const { results, elapsed, check, housekeeping, must, step } = createChecks();
 
 
 // ---------------------------------------------------------------- processes we own
@@ -293,7 +293,7 @@ async function story() {
 const { finish, finishing } = storyEnd({
   name: "e2e",
   totalMs: BOUNDS.total,
-  checks: { results, check, elapsed },
+  checks: { results, check, elapsed, housekeeping },
   wrangler: () => wrangler,
   cleanup,
   stopping: "wrangler and the target server",

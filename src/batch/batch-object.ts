@@ -23,6 +23,7 @@ import {
 } from "../domain/batch-machine";
 import { fail, type Failure } from "../domain/errors";
 import { LIMITS } from "../domain/limits";
+import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
 import { isTerminalBatch, type ItemCounts } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
@@ -857,12 +858,6 @@ function logTransition(before: BatchRow, after: BatchRow): void {
     to: after.status,
     counts: { total: after.total, ...countsOf(after), queued: after.queued },
   }));
-}
-
-/** Before a transient failure's next attempt: base, 2 x base, 4 x base … with jitter, or what Retry-After asked. */
-function retryDelayMs(attempts: number, retryAfterSeconds: number, baseMs: number): number {
-  const backoff = Math.min(baseMs * 2 ** (attempts - 1), 60_000) * (0.75 + Math.random() / 2);
-  return Math.round(Math.max(backoff, retryAfterSeconds * 1000));
 }
 
 /** Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 minutes. */

@@ -90,31 +90,61 @@ describe("DELETE /api/batch/scrape/:batchId", () => {
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 100, reserved: 0, refunded: 20 });
   });
 
-  it("cancel racing 100 concurrent startItem calls: every item ends in exactly one state, ledger balanced", async () => {
-    const { apiKey } = await newAccount(1000);
-    const { batchId, itemIds } = await newBatch(apiKey, 100);
-    const stub = batchStub(batchId);
-    const starts = itemIds.map((id) => stub.startItem(id));
-    const cancelAt = Math.floor(Math.random() * 100);
-    const all = [...starts.slice(0, cancelAt), cancel(apiKey, batchId), ...starts.slice(cancelAt)];
-    const settled = await Promise.all(all);
-    const startResults = settled.filter((r): r is Awaited<(typeof starts)[number]> => "action" in r);
-    const cancelRes = settled.find((r) => !("action" in r)) as Awaited<ReturnType<typeof cancel>>;
+  it("cancel racing 100 startItem calls still arriving: each start runs or is dropped by where it lands, nothing starts after, ledger balanced", async () => {
+    // 4 chains send 25 starts each, one after another; the cancel goes out once 10 to 40
+    // starts have answered, so starts keep arriving while it travels (route, auth, object).
+    // A start lands before the cancel (runs) or after it (dropped); both must be seen.
+    const seen = { ranAfterCancelSent: 0, dropped: 0 };
+    for (let round = 0; round < 4; round++) {
+      const { apiKey } = await newAccount(1000);
+      const { batchId, itemIds } = await newBatch(apiKey, 100);
+      const stub = batchStub(batchId);
+      const cancelAt = 10 + round * 10;
+      let answered = 0;
+      let cancelSent = false;
+      let cancelling: ReturnType<typeof cancel> | undefined;
+      const chains = [0, 1, 2, 3].map(async (c) => {
+        const results = [];
+        for (const id of itemIds.slice(c * 25, c * 25 + 25)) {
+          const sentAfterCancel = cancelSent;
+          const r = await stub.startItem(id);
+          results.push({ r, sentAfterCancel });
+          if (++answered === cancelAt) {
+            cancelSent = true;
+            cancelling = cancel(apiKey, batchId);
+          }
+        }
+        return results;
+      });
+      const results = (await Promise.all(chains)).flat();
+      const cancelRes = await cancelling!;
 
-    const ran = startResults.filter((r) => r.action === "run");
-    const dropped = startResults.filter((r) => r.action === "drop");
-    expect(ran.length + dropped.length).toBe(100);
-    for (const d of dropped) expect(d).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
-    expect(cancelRes.status).toBe(200);
-    expect(cancelRes.body.cancelledItems).toBe(dropped.length);
-    expect(cancelRes.body.creditsRefunded).toBe(dropped.length * 2);
+      const ran = results.filter(({ r }) => r.action === "run");
+      const dropped = results.filter(({ r }) => r.action === "drop");
+      expect(ran.length + dropped.length).toBe(100);
+      expect(ran.length).toBeGreaterThanOrEqual(cancelAt);
+      for (const d of dropped) expect(d.r).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
+      // Nothing starts after the cancel: in each chain, once one start is dropped every later one is.
+      for (let c = 0; c < 4; c++) {
+        const chain = results.slice(c * 25, c * 25 + 25).map(({ r }) => r.action);
+        const firstDrop = chain.indexOf("drop");
+        if (firstDrop >= 0) expect(chain.slice(firstDrop)).toEqual(Array(25 - firstDrop).fill("drop"));
+      }
+      expect(cancelRes.status).toBe(200);
+      expect(cancelRes.body).toEqual({ status: "cancelled", cancelledItems: dropped.length, creditsRefunded: dropped.length * 2 });
+      seen.ranAfterCancelSent += ran.filter((x) => x.sentAfterCancel).length;
+      seen.dropped += dropped.length;
 
-    // Running items finish and are charged; then the books close exactly.
-    for (const r of ran) if (r.action === "run") await stub.completeItem(r.itemId, r.attempt, { ok: true });
-    const b = (await getBatch(apiKey, batchId)).body;
-    expect(b).toMatchObject({ completedCount: ran.length, cancelledCount: dropped.length, pendingCount: 0, runningCount: 0 });
-    const credits = await expectBalanced(apiKey, [batchId]);
-    expect(credits).toMatchObject({ used: ran.length * 2, refunded: dropped.length * 2, reserved: 0, balance: 1000 - ran.length * 2 });
+      // Running items finish and are charged; then the books close exactly.
+      for (const { r } of ran) if (r.action === "run") await stub.completeItem(r.itemId, r.attempt, { ok: true });
+      const b = (await getBatch(apiKey, batchId)).body;
+      expect(b).toMatchObject({ completedCount: ran.length, cancelledCount: dropped.length, pendingCount: 0, runningCount: 0 });
+      const credits = await expectBalanced(apiKey, [batchId]);
+      expect(credits).toMatchObject({ used: ran.length * 2, refunded: dropped.length * 2, reserved: 0, balance: 1000 - ran.length * 2 });
+    }
+    // Both orders happened: starts sent after the cancel that still landed first, and starts the cancel beat.
+    expect(seen.ranAfterCancelSent).toBeGreaterThan(0);
+    expect(seen.dropped).toBeGreaterThan(0);
   });
 
   it("cancel of another account's batch is 404 and changes nothing", async () => {

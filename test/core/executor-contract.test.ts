@@ -100,6 +100,35 @@ describe("completeItem / failItem", () => {
     await expectBalanced(apiKey, [batchId]);
   });
 
+  it("a retryable failure schedules the next attempt: backoff from RETRY_BASE_DELAY_MS doubling each attempt, or Retry-After when longer", async () => {
+    const { apiKey } = await newAccount(100);
+    const { batchId, itemIds } = await newBatch(apiKey, 2);
+    // Starts and fails the item inside its object and reads the item's next-attempt time.
+    // The delay it was given lies in [notBefore - after, notBefore - before] (one instant
+    // when the clock stands still across the call, as in workerd without I/O).
+    const failOnce = (id: string, retryAfterSeconds?: number) =>
+      runInBatch(batchId, async (o, state) => {
+        const lease = await o.startItem(id);
+        if (lease.action !== "run") throw new Error(`not started: ${lease.reason}`);
+        const before = Date.now();
+        const outcome = await o.failItem(id, lease.attempt, { code: "HTTP_503", message: "busy" }, { retryable: true, retryAfterSeconds });
+        const after = Date.now();
+        expect(outcome).toEqual({ ok: true, outcome: "requeued" });
+        const { not_before } = state.storage.sql.exec<{ not_before: number | null }>("SELECT not_before FROM items WHERE id = ?", id).one();
+        expect(not_before).not.toBeNull();
+        return { atLeast: not_before! - after, atMost: not_before! - before };
+      });
+    const expectDelayWithin = (d: { atLeast: number; atMost: number }, low: number, high: number) => {
+      expect(d.atMost).toBeGreaterThanOrEqual(low);
+      expect(d.atLeast).toBeLessThanOrEqual(high);
+    };
+    // RETRY_BASE_DELAY_MS is 2000 (wrangler.toml); jitter keeps a delay within [0.75, 1.25] x 2000 x 2^(attempt - 1).
+    expectDelayWithin(await failOnce(itemIds[0]!), 1500, 2500);
+    expectDelayWithin(await failOnce(itemIds[0]!), 3000, 5000);
+    // Retry-After: 30 beats the first attempt's 2 s backoff.
+    expectDelayWithin(await failOnce(itemIds[1]!, 30), 30_000, 30_000);
+  });
+
   it("settling an item that never started is ignored", async () => {
     const { apiKey } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 1);

@@ -4,7 +4,7 @@
  * and ends in the same state as the one-item calls would.
  */
 import { describe, expect, it } from "vitest";
-import type { SettleReport } from "../../src/batch/batch-object";
+import type { BatchObject, SettleReport } from "../../src/batch/batch-object";
 import { MAX_ITEMS_PER_CALL } from "../../src/batch/batch-object";
 import { LIMITS } from "../../src/domain/limits";
 import { batchStub, drainOutbox, expectBalanced, getBatch, newAccount, newBatch, runInBatch, watchSql } from "../helpers";
@@ -168,23 +168,40 @@ describe("the alarm after hot-path calls", () => {
     await drainOutbox(batchId);
     await runInBatch(batchId, (_o, s) => s.storage.deleteAlarm());
     // A fresh instance reads the alarm from storage once; these run in the same instance.
-    const t0 = Date.now();
-    const [a, b] = await stub.startItems(itemIds.map((itemId) => ({ itemId })));
-    const afterStart = await runInBatch(batchId, (_o, s) => s.storage.getAlarm());
-    expect(afterStart).not.toBeNull();
-    expect(afterStart!).toBeLessThanOrEqual(t0 + LIMITS.leaseMs + 1000);
+    // Each call runs inside the object and gives the alarm it left (the last one it set, else
+    // the one before), read before a due alarm can fire, and the object's clock just after
+    // the call: bounds are against that or a lease's end, so a slow machine cannot fail them.
+    const alarmLeftBy = <R>(call: (o: BatchObject) => Promise<R>) =>
+      runInBatch(batchId, async (o, state) => {
+        let at = await state.storage.getAlarm();
+        const real = state.storage.setAlarm;
+        state.storage.setAlarm = (t: number | Date, options?: DurableObjectSetAlarmOptions) => {
+          at = typeof t === "number" ? t : t.getTime();
+          return real.call(state.storage, t, options);
+        };
+        try {
+          const value = await call(o);
+          return { value, alarm: at, returnedAt: Date.now() };
+        } finally {
+          state.storage.setAlarm = real;
+        }
+      });
 
-    await stub.settleItems([{ itemId: itemIds[0]!, attempt: (a as { attempt: number }).attempt, outcome: "completed", result: 1 }]);
-    const afterSettle = await runInBatch(batchId, (_o, s) => s.storage.getAlarm());
-    expect(afterSettle!).toBeLessThanOrEqual(Date.now() + 250);
-    expect(afterSettle!).toBeGreaterThan(t0);
+    const start = await alarmLeftBy((o) => o.startItems(itemIds.map((itemId) => ({ itemId }))));
+    const [a, b] = start.value;
+    if (a?.action !== "run" || b?.action !== "run") throw new Error("both items should start");
+    expect(start.alarm).not.toBeNull();
+    expect(start.alarm!).toBeLessThanOrEqual(Math.min(a.leaseExpiresAt, b.leaseExpiresAt));
+
+    const settle = await alarmLeftBy((o) => o.settleItems([{ itemId: itemIds[0]!, attempt: a.attempt, outcome: "completed", result: 1 }]));
+    expect(settle.value).toEqual([{ ok: true, outcome: "settled" }]);
+    expect(settle.alarm).not.toBeNull();
+    expect(settle.alarm!).toBeLessThanOrEqual(settle.returnedAt + 250);
 
     await runInBatch(batchId, (o) => o.alarm());
-    const t1 = Date.now();
-    await stub.settleItems([{ itemId: itemIds[1]!, attempt: (b as { attempt: number }).attempt, outcome: "completed", result: 2 }]);
+    const finish = await alarmLeftBy((o) => o.settleItems([{ itemId: itemIds[1]!, attempt: b.attempt, outcome: "completed", result: 2 }]));
     expect((await getBatch(apiKey, batchId)).body.status).toBe("completed");
-    const afterFinish = await runInBatch(batchId, (_o, s) => s.storage.getAlarm());
-    expect(afterFinish!).toBeLessThanOrEqual(Date.now());
-    expect(afterFinish!).toBeGreaterThanOrEqual(t1);
+    expect(finish.alarm).not.toBeNull();
+    expect(finish.alarm!).toBeLessThanOrEqual(finish.returnedAt);
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEFAULT_FETCH_POLICY, fetchPage, type FetchPolicy } from "../../src/executor/fetch-page";
 
 // No test touches the network: every request goes to FakeWeb, which answers from scripted routes.
@@ -94,10 +94,16 @@ function fail(error: string): never {
 
 describe("fetchPage: success", () => {
   it("returns raw bytes, status, type, final URL and timing", async () => {
-    const web = new FakeWeb().on("https://example.com/page", html("<p>caf\u00e9</p>"));
-    const before = Date.now();
-    const result = await fetchPage("https://example.com/page", POLICY, web.fetch);
-    const after = Date.now();
+    // On a fake clock, so the timing is exact: the page answers 20 ms after the call.
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    const page = html("<p>caf\u00e9</p>");
+    const web = new FakeWeb().on("https://example.com/page", async (call) => {
+      await sleep(20);
+      return page(call);
+    });
+    const pending = fetchPage("https://example.com/page", POLICY, web.fetch);
+    await vi.advanceTimersByTimeAsync(20);
+    const result = await pending.finally(() => vi.useRealTimers());
     if (!result.ok) fail(`expected success, got ${result.code}`);
     expect(result).toMatchObject({
       url: "https://example.com/page",
@@ -107,10 +113,8 @@ describe("fetchPage: success", () => {
       redirects: 0,
     });
     expect(new TextDecoder().decode(result.body)).toBe("<p>caf\u00e9</p>");
-    expect(result.startedAt).toBeGreaterThanOrEqual(before);
-    expect(result.startedAt).toBeLessThanOrEqual(after);
-    expect(result.durationMs).toBeGreaterThanOrEqual(0);
-    expect(result.durationMs).toBeLessThanOrEqual(after - before);
+    expect(result.startedAt).toBe(1_700_000_000_000);
+    expect(result.durationMs).toBe(20);
   });
 
   it("returns bytes undecoded, whatever the charset", async () => {
@@ -368,13 +372,17 @@ describe("fetchPage: status classification", () => {
   });
 
   it("429 with Retry-After as an HTTP date waits until then", async () => {
-    const at = new Date(Date.now() + 120_000).toUTCString();
-    const web = new FakeWeb().on("https://example.com/", status(429, { "retry-after": at }));
-    const result = await fetchPage("https://example.com/", POLICY, web.fetch);
-    if (result.ok) fail("expected failure");
-    // toUTCString drops milliseconds, and a little time passes before the header is read.
-    expect(result.retryAfterSeconds).toBeGreaterThanOrEqual(118);
-    expect(result.retryAfterSeconds).toBeLessThanOrEqual(120);
+    // On a fake clock standing at a whole second, 120 s before the date: exactly 120, and
+    // 121 with the clock 0.5 s earlier (a part second counts as a whole one).
+    for (const [now, seconds] of [[1_700_000_000_000, 120], [1_699_999_999_500, 121]] as const) {
+      vi.useFakeTimers({ now });
+      try {
+        const web = new FakeWeb().on("https://example.com/", status(429, { "retry-after": new Date(1_700_000_120_000).toUTCString() }));
+        expect(await fetchPage("https://example.com/", POLICY, web.fetch)).toMatchObject({ code: "HTTP_429", retryAfterSeconds: seconds });
+      } finally {
+        vi.useRealTimers();
+      }
+    }
   });
 
   it.each([
@@ -405,32 +413,46 @@ describe("fetchPage: status classification", () => {
 
 describe("fetchPage: timeouts", () => {
   const FAST: FetchPolicy = { ...POLICY, timeoutMs: 50 };
+  // On a fake clock: the deadline may fire only once 50 ms have been advanced, and then must;
+  // durationMs is exactly the time advanced. No bound on how long the machine took.
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  /** Runs fetchPage and advances the fake clock to just before the deadline, then to it. */
+  async function atDeadline(url: string, policy: FetchPolicy, web: FakeWeb) {
+    let settled = false;
+    const result = fetchPage(url, policy, web.fetch).finally(() => (settled = true));
+    await vi.advanceTimersByTimeAsync(policy.timeoutMs - 1);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(settled).toBe(true);
+    return result;
+  }
 
   it("times out waiting for headers (fetch honours the signal)", async () => {
     const web = new FakeWeb().on("https://example.com/", (call) => waitForAbort(call.signal));
-    const result = await fetchPage("https://example.com/", FAST, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", finalUrl: "https://example.com/" });
-    expect(result.durationMs).toBeGreaterThanOrEqual(40);
-    expect(result.durationMs).toBeLessThan(1_000);
+    const result = await atDeadline("https://example.com/", FAST, web);
+    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", finalUrl: "https://example.com/", durationMs: 50 });
   });
 
   it("times out waiting for headers even when fetch ignores the signal", async () => {
+    let answered = false;
     const web = new FakeWeb().on("https://example.com/", async () => {
       await sleep(500);
+      answered = true;
       return new Response("<p>late</p>", { headers: { "content-type": "text/html" } });
     });
-    const result = await fetchPage("https://example.com/", FAST, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT" });
-    expect(result.durationMs).toBeLessThan(400);
+    const result = await atDeadline("https://example.com/", FAST, web);
+    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", durationMs: 50 });
+    expect(answered).toBe(false);
   });
 
   it("times out on a body that stalls after the first chunk, and cancels it", async () => {
     const { stream, state } = scriptedBody(1, 10, true);
     const web = new FakeWeb().on("https://example.com/", () => new Response(stream, { headers: { "content-type": "text/html" } }));
-    const result = await fetchPage("https://example.com/", FAST, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", statusCode: 200, finalUrl: "https://example.com/" });
-    expect(result.durationMs).toBeLessThan(1_000);
-    await sleep(0);
+    const result = await atDeadline("https://example.com/", FAST, web);
+    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", statusCode: 200, finalUrl: "https://example.com/", durationMs: 50 });
+    await vi.advanceTimersByTimeAsync(0);
     expect(state.cancelled).toBe(true);
   });
 
@@ -443,8 +465,10 @@ describe("fetchPage: timeouts", () => {
       .on("https://example.com/0", slowHop(redirectTo("/1")))
       .on("https://example.com/1", slowHop(redirectTo("/2")))
       .on("https://example.com/2", slowHop(html()));
-    const result = await fetchPage("https://example.com/0", { ...POLICY, timeoutMs: 75 }, web.fetch);
-    expect(result).toMatchObject({ ok: false, code: "TIMEOUT", retryable: true });
+    // Three hops of 30 ms each; the deadline at 75 ms falls in the third.
+    const result = await atDeadline("https://example.com/0", { ...POLICY, timeoutMs: 75 }, web);
+    expect(result).toMatchObject({ ok: false, code: "TIMEOUT", retryable: true, durationMs: 75 });
+    expect(web.urls).toEqual(["https://example.com/0", "https://example.com/1", "https://example.com/2"]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { accountStub, getBatch } from "../helpers";
 import { expectBalanced, newAccount, newBatchIdOnly } from "./queue-helpers";
+import { messagesSent, watchConsumer } from "./consumer-watch";
 import { fakeSite, gate } from "./site";
 
 afterEach(() => vi.restoreAllMocks());
@@ -10,6 +11,7 @@ describe("account-wide concurrency cap", () => {
   it("three batches wanting 2 slots each never run more than 3 items at once; waiting batches are woken as slots free", async () => {
     const hold = gate();
     const site = fakeSite(() => ({ gate: hold.promise }));
+    const consumer = watchConsumer();
     const { apiKey, accountId } = await newAccount(100);
     const ids: string[] = [];
     for (let b = 0; b < 3; b++) {
@@ -21,8 +23,18 @@ describe("account-wide concurrency cap", () => {
       return n;
     };
     await vi.waitFor(async () => expect(await running()).toBe(3), { timeout: 5000, interval: 20 });
-    await new Promise((r) => setTimeout(r, 200));
+    // Quiet: every message the batches have sent has reached the consumer (the 3 running
+    // items' and any other), and nothing waits to be sent. Only then: still 3, no 4th fetch.
+    await vi.waitFor(
+      async () => {
+        let sent = 0;
+        for (const id of ids) sent += await messagesSent(id);
+        expect(consumer.received(...ids)).toHaveLength(sent);
+      },
+      { timeout: 5000, interval: 20 },
+    );
     expect(await running()).toBe(3);
+    expect(site.total()).toBe(3);
     const usage = await accountStub(accountId).slotUsage();
     expect(usage.cap).toBe(3);
     expect(usage.granted).toBe(3);

@@ -1,6 +1,9 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { callJson, expectBalanced, getBatch, keyHeaders, newAccount, urls } from "../helpers";
+import worker from "../../src/index";
+import { callJson, expectBalanced, getBatch, keyHeaders, newAccount, runInBatch, urls } from "../helpers";
+import { messagesSent, watchConsumer } from "./consumer-watch";
 import { fakeSite, gate } from "./site";
 
 const SITE = "https://site.example/page";
@@ -46,6 +49,7 @@ describe("executor through the queue", () => {
   it("plays the seed's story: cancel while 2 run; 8 refunded, the 2 finish and are charged, nothing else starts", async () => {
     const hold = gate();
     const site = fakeSite(() => ({ gate: hold.promise }));
+    const consumer = watchConsumer();
     const { apiKey } = await newAccount(100);
     const batchId = await create(apiKey, { urls: urls(10, SITE), maxConcurrency: 2 });
     await waitForBatch(apiKey, batchId, (x) => x.runningCount === 2);
@@ -54,7 +58,9 @@ describe("executor through the queue", () => {
     hold.open();
     const b = await waitForBatch(apiKey, batchId, (x) => x.runningCount === 0 && x.finishedAt !== null);
     expect(b).toMatchObject({ status: "cancelled", completedCount: 2, cancelledCount: 8, creditsUsed: 4, creditsRefunded: 16 });
-    await new Promise((r) => setTimeout(r, 300));
+    // Every message the batch sent has been consumed: the two that ran, and no other.
+    expect(await messagesSent(batchId)).toBe(2);
+    await vi.waitFor(() => expect(consumer.handled(batchId).map((h) => h.outcome)).toEqual(["ack", "ack"]), { timeout: 5000, interval: 20 });
     expect(site.total()).toBe(2);
     const cancelledItem = b.items.find((i: { status: string }) => i.status === "cancelled");
     expect((await callJson(`/api/batch/scrape/${batchId}/items/${cancelledItem.uuid}/result`, { headers: keyHeaders(apiKey) })).status).toBe(404);
@@ -76,6 +82,28 @@ describe("executor through the queue", () => {
     expect(site.hits.get(`${SITE}/0`)).toBe(3);
     expect(site.hits.get(`${SITE}/1`)).toBe(1);
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 1, refunded: 1, reserved: 0 });
+  });
+
+  it("a 429's Retry-After, in seconds or as an HTTP date, sets when the item is tried again", async () => {
+    // Whole seconds, as an HTTP date carries them; a minute ahead, far past the 20 ms backoff.
+    const at = Math.floor((Date.now() + 60_000) / 1000) * 1000;
+    fakeSite((url) => ({ status: 429, headers: { "retry-after": url.endsWith("/0") ? "30" : new Date(at).toUTCString() } }));
+    const { apiKey } = await newAccount(100);
+    const sent = Date.now();
+    const batchId = await create(apiKey, { urls: urls(2, SITE) });
+    const b = await waitForBatch(apiKey, batchId, (x) => x.items.every((i: { status: string; attempts: number }) => i.status === "pending" && i.attempts === 1));
+    const seen = Date.now();
+    expect(b.items.map((i: { error: { code: string } }) => i.error.code)).toEqual(["HTTP_429", "HTTP_429"]);
+    const notBefore = await runInBatch(batchId, (_o, state) =>
+      state.storage.sql.exec<{ not_before: number | null }>("SELECT not_before FROM items ORDER BY idx").toArray().map((r) => r.not_before!),
+    );
+    // Retry-After: 30 -> 30 s after the failure was settled, which happened between sent and seen.
+    expect(notBefore[0]! - 30_000).toBeGreaterThanOrEqual(sent);
+    expect(notBefore[0]! - 30_000).toBeLessThanOrEqual(seen);
+    // The date: whole seconds from when the page was fetched, so from `at` to under a second and the settle's lag after it.
+    expect(notBefore[1]!).toBeGreaterThanOrEqual(at);
+    expect(notBefore[1]!).toBeLessThan(at + 1000 + (seen - sent));
+    await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
   });
 
   it("refuses a redirect to a blocked address before following it: the item fails BLOCKED_TARGET, charged 0", async () => {
@@ -100,12 +128,17 @@ describe("executor through the queue", () => {
     const { apiKey } = await newAccount(100);
     const batchId = await create(apiKey, { urls: urls(1, SITE) });
     const running = await waitForBatch(apiKey, batchId, (x) => x.runningCount === 1);
-    // Deliver the same dispatch again, and an older one.
-    await env.SCRAPE_QUEUE.send({ v: 1, batchId, itemId: running.items[0].uuid, dispatch: 1 });
-    await new Promise((r) => setTimeout(r, 200));
+    // The same dispatch again while the first still runs. The local queue hands a consumer
+    // one batch at a time, so it goes straight to the Worker's handler, as a second
+    // consumer would get it: dropped and acked, with no fetch.
+    const duplicate = createMessageBatch("scrape-items", [{ id: "again", timestamp: new Date(), attempts: 1, body: { v: 1, batchId, itemId: running.items[0].uuid, dispatch: 1 } }]);
+    await worker.queue(duplicate, env);
+    expect(await getQueueResult(duplicate, createExecutionContext())).toMatchObject({ explicitAcks: ["again"], retryMessages: [], ackAll: false, retryBatch: { retry: false } });
+    expect(site.total()).toBe(1);
     hold.open();
     await waitForBatch(apiKey, batchId, (x) => x.status === "completed");
     expect(site.total()).toBe(1);
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 2, reserved: 0 });
   });
 
   it("a message that can never be processed ends in the dead-letter queue, visible to operators", async () => {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { expectBalanced, getBatch, newAccount, newBatchIdOnly, runInBatch } from "./queue-helpers";
+import { watchConsumer } from "./consumer-watch";
 import { fakeSite, gate } from "./site";
 
 afterEach(() => vi.restoreAllMocks());
@@ -8,6 +9,7 @@ describe("a consumer that dies after startItem", () => {
   it("its lease expires, the item is dispatched again and completes once; the dead attempt's late report is ignored", async () => {
     const never = gate(); // the first attempt hangs, as if its consumer had died mid-fetch
     const site = fakeSite((_url, hit) => (hit === 1 ? { gate: never.promise } : {}));
+    const consumer = watchConsumer();
     const { apiKey } = await newAccount(100);
     const batchId = await newBatchIdOnly(apiKey, ["https://site.example/slow"]);
     await vi.waitFor(async () => expect((await getBatch(apiKey, batchId)).body.runningCount).toBe(1), { timeout: 5000, interval: 20 });
@@ -30,7 +32,7 @@ describe("a consumer that dies after startItem", () => {
 
     // The first consumer wakes up (its fetch times out) and reports: ignored, nothing charged twice.
     never.open();
-    await new Promise((r) => setTimeout(r, 300));
+    await vi.waitFor(() => expect(consumer.handled(batchId).map((h) => [h.body.dispatch, h.outcome]).sort()).toEqual([[1, "ack"], [2, "ack"]]), { timeout: 5000, interval: 20 });
     expect((await getBatch(apiKey, batchId)).body.items[0]).toMatchObject({ status: "completed", attempts: 2 });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 2, reserved: 0, balance: 98 });
   }, 15_000);

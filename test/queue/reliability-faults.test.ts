@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { count, reportFigures } from "../reliability/figures";
 import { expectBalanced, getBatch, newAccount, newBatchIdOnly } from "./queue-helpers";
+import { watchConsumer } from "./consumer-watch";
 import { fakeSite } from "./site";
 
 reportFigures("queue-faults");
@@ -63,15 +64,18 @@ describe("an R2 write that fails", () => {
 describe("queue messages after the item finished", () => {
   it("the same message again and an older dispatch, both after completion: dropped, no fetch, no second charge", async () => {
     const site = fakeSite(() => ({}));
+    const consumer = watchConsumer();
     const { apiKey } = await newAccount(100);
     const batchId = await newBatchIdOnly(apiKey, ["https://site.example/once", "https://site.example/twice"]);
     const b = await waitForStatus(apiKey, batchId, "completed");
+    await vi.waitFor(() => expect(consumer.handled(batchId)).toHaveLength(2), { timeout: 5000, interval: 20 });
     for (const item of b.items) {
       await env.SCRAPE_QUEUE.send({ v: 1, batchId, itemId: item.uuid, dispatch: 1 });
       await env.SCRAPE_QUEUE.send({ v: 1, batchId, itemId: item.uuid, dispatch: 7 });
       count("faults", 2);
     }
-    await new Promise((r) => setTimeout(r, 400));
+    // All four consumed (acked, not retried) before we look for a fetch or a charge they caused.
+    await vi.waitFor(() => expect(consumer.handled(batchId).slice(2).map((h) => h.outcome)).toEqual(["ack", "ack", "ack", "ack"]), { timeout: 5000, interval: 20 });
     expect(site.total()).toBe(2);
     const after = (await getBatch(apiKey, batchId)).body;
     expect(after).toMatchObject({ status: "completed", completedCount: 2, creditsUsed: 4 });
