@@ -77,23 +77,29 @@ function pageLinks(root: HtmlElement, base: string, budget: WorkBudget): string[
   return [...links];
 }
 
-/** Each selector's matches' text, counted into its own budget and the result's as it is made. */
-function selectorTexts(
+/** Each selector's matches' text, counted into its own budget and the result's as it is made; a pause after each selector. */
+async function selectorTexts(
   names: string[],
   matches: Map<string, HtmlElement[]>,
   visible: VisibleText,
   budget: WorkBudget,
-): Record<string, string[]> {
+): Promise<Record<string, string[]>> {
+  const entries: [string, string[]][] = [];
+  for (const name of names) {
+    const texts = (matches.get(name) ?? []).map((el) => {
+      const text = visible.of(el);
+      // At least one byte per UTF-16 unit: a text longer than the limit fails before it is scanned.
+      budget.selectorOutput(name, text.length);
+      budget.step(text.length * WORK.char);
+      const extra = utf8Length(text) - text.length;
+      if (extra > 0) budget.selectorOutput(name, extra);
+      return text;
+    });
+    entries.push([name, texts]);
+    await budget.pause();
+  }
   // fromEntries, not assignment: a selector named `__proto__` must stay an ordinary key.
-  return Object.fromEntries(names.map((name) => [name, (matches.get(name) ?? []).map((el) => {
-    const text = visible.of(el);
-    // At least one byte per UTF-16 unit: a text longer than the limit fails before it is scanned.
-    budget.selectorOutput(name, text.length);
-    budget.step(text.length * WORK.char);
-    const extra = utf8Length(text) - text.length;
-    if (extra > 0) budget.selectorOutput(name, extra);
-    return text;
-  })]));
+  return Object.fromEntries(entries);
 }
 
 /**
@@ -124,7 +130,7 @@ export async function extractJson(
   const text = capText(visible.of(body), MAX_TEXT_CHARS);
   budget.output(utf8Length(text));
   await budget.pause();
-  const found = selectorTexts(Object.keys(selectors), matches, visible, budget);
+  const found = await selectorTexts(Object.keys(selectors), matches, visible, budget);
 
   return {
     url: page.url,
