@@ -273,11 +273,11 @@ export const BLOCK_ELEMENTS: ReadonlySet<string> = new Set([
 const NOTHING: ReadonlySet<string> = new Set();
 
 /**
- * Elements under `node` (not `node` itself) in document order, not entering `prune`d
- * subtrees. An explicit stack: nested generators would pass each element up through
- * every level (work growing with depth times size).
+ * Every node under `node` (not `node` itself) in document order; `prune`d elements are
+ * given but not entered. An explicit stack: nested generators would pass each node up
+ * through every level (work growing with depth times size).
  */
-export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOTHING, budget?: WorkBudget): Generator<HtmlElement> {
+function* nodesUnder(node: HtmlElement, prune: ReadonlySet<string>, budget?: WorkBudget): Generator<HtmlNode> {
   const pending: { children: HtmlNode[]; next: number }[] = [{ children: node.children, next: 0 }];
   while (pending.length > 0) {
     const level = pending[pending.length - 1]!;
@@ -287,10 +287,14 @@ export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOT
       continue;
     }
     budget?.step(WORK.node);
-    if (child.kind !== "element" || prune.has(child.name)) continue;
     yield child;
-    if (child.children.length > 0) pending.push({ children: child.children, next: 0 });
+    if (child.kind === "element" && child.children.length > 0 && !prune.has(child.name)) pending.push({ children: child.children, next: 0 });
   }
+}
+
+/** Elements under `node` (not `node` itself) in document order, not entering `prune`d subtrees. */
+export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOTHING, budget?: WorkBudget): Generator<HtmlElement> {
+  for (const child of nodesUnder(node, prune, budget)) if (child.kind === "element" && !prune.has(child.name)) yield child;
 }
 
 export function findFirst(
@@ -306,19 +310,12 @@ export function findFirst(
 /** All text under `node` as written, `<br>` as a newline: for `<pre>` and `<title>`. One join, however deep. */
 export function rawText(node: HtmlElement, budget?: WorkBudget): string {
   const parts: string[] = [];
-  const pending: { children: HtmlNode[]; next: number }[] = [{ children: node.children, next: 0 }];
-  while (pending.length > 0) {
-    const level = pending[pending.length - 1]!;
-    const child = level.children[level.next++];
-    if (child === undefined) {
-      pending.pop();
-    } else if (child.kind === "text") {
-      budget?.step(WORK.node + child.text.length * WORK.char);
+  for (const child of nodesUnder(node, NOTHING, budget)) {
+    if (child.kind === "text") {
+      budget?.step(child.text.length * WORK.char);
       parts.push(child.text);
-    } else {
-      budget?.step(WORK.node);
-      if (child.name === "br") parts.push("\n");
-      else pending.push({ children: child.children, next: 0 });
+    } else if (child.name === "br") {
+      parts.push("\n");
     }
   }
   return parts.join("");
