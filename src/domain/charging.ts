@@ -7,8 +7,11 @@
  */
 import type { SettleOutcome } from "./batch-machine";
 
+/** The executor's code for an item stopped by its extraction budget (src/executor/budget.ts). */
+export const EXTRACTION_LIMIT = "EXTRACTION_LIMIT";
+
 /** Failure codes that are charged like a completion. */
-export const CHARGED_FAILURES: ReadonlySet<string> = new Set(["EXTRACTION_LIMIT"]);
+export const CHARGED_FAILURES: ReadonlySet<string> = new Set([EXTRACTION_LIMIT]);
 
 /** What happens to a finished item's reserved credits. */
 export type Charge = "consume" | "refund";

@@ -7,6 +7,7 @@
  * the batch object charges it (docs/extraction-limits.md).
  */
 import type { ResultMeta, StartResult } from "../batch/batch-object";
+import { EXTRACTION_LIMIT } from "../domain/charging";
 import type { Env } from "../env";
 import { limitErrorOf, WorkBudget } from "./budget";
 import { extractionLimits, fetchPolicy } from "./config";
@@ -28,15 +29,7 @@ export function resultKey(batchId: string, itemId: string): string {
   return `results/${batchId}/${itemId}`;
 }
 
-/** The code of an item that passed an extraction limit (src/domain/charging.ts charges it). */
-export const EXTRACTION_LIMIT = "EXTRACTION_LIMIT";
-
-export async function runItem(
-  lease: Lease,
-  env: Env,
-  fetcher: typeof fetch = fetch,
-  budget: () => WorkBudget = () => new WorkBudget(extractionLimits(env)),
-): Promise<ItemOutcome> {
+export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fetch): Promise<ItemOutcome> {
   const page = await fetchPage(lease.url, fetchPolicy(env), fetcher);
   if (!page.ok) {
     return {
@@ -53,7 +46,7 @@ export async function runItem(
   let contentType: string;
   let inline: unknown;
   // Made after the fetch: its time limit counts extraction only.
-  const work = budget();
+  const work = new WorkBudget(extractionLimits(env));
   try {
     const html = decodeBody(page.body, page.contentType);
     if (lease.output === "json") {
