@@ -6,7 +6,8 @@
 // --runs (default 200; npm test uses 25) sets RELIABILITY_RUNS: model sequences, and the
 // rounds of races and faults grow with it. The vitest files print `[reliability] {json}`
 // lines with their figures; scripts/load.mjs prints `[load] {json}`, scripts/hostile.mjs
-// `[hostile] {json}`. The table goes to the console and to test-output/reliability.md. Exits non-zero if any test or check failed.
+// `[hostile] {json}`. The table goes to the console and to test-output/reliability.md.
+// Exits non-zero if any test or check failed.
 import { spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
