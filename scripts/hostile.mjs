@@ -35,11 +35,11 @@ const PAGE_DELAY_MS = 300;
 const GRANT = 1_000;
 
 const BOUNDS = {
-  hostile: 150_000, // every hostile batch terminal
+  hostile: 120_000, // every hostile batch terminal (the second account's loop stops then too)
   bystander: 60_000, // the second account's batches terminal after its loop
   settle: 30_000, // reserved back to 0 on both accounts
   request: 20_000, // any single request (a stall is measured, not cut short at STALL_BOUND_MS)
-  total: 360_000, // the whole run, whatever happens
+  total: 300_000, // the whole run, whatever happens
 };
 
 /** What each hostile item must end as. `attempts`: how often the page is fetched. */
@@ -134,7 +134,8 @@ function summary() {
 // ---------------------------------------------------------------- the second account
 
 /**
- * Creates, reads and cancels small batches until `state.stop` (and at least MIN_ROUNDS rounds),
+ * Creates, reads and cancels small batches until `state.stop` (and at least MIN_ROUNDS rounds; at
+ * most until `state.deadline`),
  * timing every request; `state.rounds` counts rounds done, `state.hostile` tags what comes after
  * the hostile batches were created. Each request goes into `latencies`. Resolves to its batch ids.
  */
@@ -148,7 +149,7 @@ async function bystander(key, targetUrl, state) {
     latencies.push({ label, ms: Math.round(performance.now() - t0), status: r.status, phase });
     return r;
   };
-  for (; state.rounds < MAX_ROUNDS && (state.rounds < MIN_ROUNDS || !state.stop); state.rounds++) {
+  for (; state.rounds < MAX_ROUNDS && (state.rounds < MIN_ROUNDS || !state.stop) && Date.now() < state.deadline; state.rounds++) {
     const started = Date.now();
     const urls = [0, 1, 2].map((k) => `${targetUrl}/page/${1000 + 3 * state.rounds + k}`);
     const created = await timed("create", "POST", "/api/batch/scrape", { urls, output: "markdown", maxConcurrency: 1 });
@@ -194,7 +195,7 @@ async function story() {
   }
 
   step(`the bystander starts its loop (create, read, cancel every other, credits, list; one round per ${ROUND_MS} ms)`);
-  const bystanderState = { rounds: 0, hostile: false, stop: false };
+  const bystanderState = { rounds: 0, hostile: false, stop: false, deadline: Date.now() + BOUNDS.hostile + 30_000 };
   const bystanderRun = bystander(accounts.bystander, target.url, bystanderState);
   bystanderRun.catch(() => {}); // awaited below; a failure before then must not crash the run
   // Its first rounds are the baseline: no hostile work yet.
@@ -250,7 +251,8 @@ async function story() {
       if (expect.code === "EXTRACTION_LIMIT") {
         check(`${label}: the message names the limit`, /\d/.test(item?.error?.message ?? "") && /element|text|output|time|byte|limit/i.test(item?.error?.message ?? ""), item?.error);
       }
-      if (!item) continue;
+      // A Worker that could not finish them in time would hold up every read below as well.
+      if (!item || !finished.ok) continue;
       const result = await request("GET", `/api/batch/scrape/${view.batchId}/items/${item.uuid}/result`, { headers: hostileKey });
       if (expect.status === "completed") {
         check(
