@@ -11,7 +11,13 @@
  * - `canHaveContent` is undefined here; `onEndTag` throws for void elements (`<br>`,
  *   `<img>`, self-closed SVG), which is how they are told apart;
  * - text and attribute values arrive with entities still encoded, text in chunks.
+ *
+ * Every element, text chunk and attribute counts against the page's WorkBudget as it
+ * arrives; a handler that passes a limit throws, which stops the parse there. Handlers
+ * return the budget's pause when a slice of work is spent (HTMLRewriter waits for a
+ * handler's promise), so a long parse lets other work run.
  */
+import { WORK, WorkBudget, limitErrorOf } from "./budget";
 export interface HtmlElement {
   kind: "element";
   /** Lower-case tag name; `#document` for the root. */
@@ -80,17 +86,64 @@ const IMPLIED_END = new Map<string, ImpliedEnd>([
   ["body", rule(["head"], [])],
 ]);
 
-/** Pops the outermost element, within scope, that the start tag `name` implicitly ends. */
-function closeImplied(stack: HtmlElement[], name: string): void {
-  const implied = IMPLIED_END.get(name);
-  if (!implied) return;
-  let cut = -1;
-  for (let i = stack.length - 1; i > 0; i--) {
-    const open = stack[i]?.name ?? "";
-    if (implied.scope.has(open)) break;
-    if (implied.closes.has(open)) cut = i;
+/**
+ * The open elements, with a count of each name: most start tags that imply an end find
+ * nothing of theirs open, and are answered without walking the stack.
+ */
+class OpenElements {
+  readonly stack: HtmlElement[];
+  readonly #count = new Map<string, number>();
+  /** Where each element sits in the stack while it is open. */
+  readonly #at = new Map<HtmlElement, number>();
+
+  constructor(root: HtmlElement, private readonly budget: WorkBudget) {
+    this.stack = [root];
   }
-  if (cut > 0) stack.length = cut;
+
+  top(): HtmlElement {
+    return this.stack[this.stack.length - 1]!;
+  }
+
+  push(node: HtmlElement): void {
+    this.#at.set(node, this.stack.length);
+    this.stack.push(node);
+    this.#count.set(node.name, (this.#count.get(node.name) ?? 0) + 1);
+  }
+
+  /** Pops `node` and everything above it; nothing if it is not open. */
+  close(node: HtmlElement): void {
+    const at = this.#at.get(node);
+    if (at !== undefined && this.stack[at] === node) this.truncate(at);
+  }
+
+  /** Pops the outermost element, within scope, that the start tag `name` implicitly ends. */
+  closeImplied(name: string): void {
+    const implied = IMPLIED_END.get(name);
+    if (!implied || !this.anyOpen(implied.closes)) return;
+    let cut = -1;
+    let i = this.stack.length - 1;
+    for (; i > 0; i--) {
+      const open = this.stack[i]!.name;
+      if (implied.scope.has(open)) break;
+      if (implied.closes.has(open)) cut = i;
+    }
+    this.budget.step((this.stack.length - i) * WORK.node);
+    if (cut > 0) this.truncate(cut);
+  }
+
+  private anyOpen(names: ReadonlySet<string>): boolean {
+    for (const name of names) if (this.#count.get(name)) return true;
+    return false;
+  }
+
+  private truncate(length: number): void {
+    for (let i = this.stack.length - 1; i >= length; i--) {
+      const node = this.stack[i]!;
+      this.#count.set(node.name, this.#count.get(node.name)! - 1);
+      this.#at.delete(node);
+    }
+    this.stack.length = length;
+  }
 }
 
 // Character references.
@@ -148,11 +201,6 @@ export function decodeEntities(raw: string, inAttribute: boolean): string {
   });
 }
 
-function popTo(stack: HtmlElement[], node: HtmlElement): void {
-  const at = stack.lastIndexOf(node);
-  if (at > 0) stack.length = at;
-}
-
 function element(name: string, attrs: Map<string, string>, parent: HtmlElement | null): HtmlElement {
   return { kind: "element", name, attrs, children: [], parent };
 }
@@ -160,39 +208,55 @@ function element(name: string, attrs: Map<string, string>, parent: HtmlElement |
 /**
  * Parses `html`. `watch` maps names to CSS selectors whose matches are collected;
  * a selector HTMLRewriter does not support throws here (check with `validateSelector`).
+ * Throws the budget's ExtractionLimitError when the page passes a limit.
  */
-export async function parseHtml(html: string, watch: Readonly<Record<string, string>> = {}): Promise<ParsedHtml> {
+export async function parseHtml(
+  html: string,
+  watch: Readonly<Record<string, string>> = {},
+  budget: WorkBudget = new WorkBudget(),
+): Promise<ParsedHtml> {
   const root = element("#document", new Map(), null);
-  const stack: HtmlElement[] = [root];
-  const top = (): HtmlElement => stack[stack.length - 1] ?? root;
+  const open = new OpenElements(root, budget);
   let lastOpened = root;
   let pendingText = "";
+  const pauseIfDue = (): Promise<void> | undefined => (budget.due() ? budget.pause() : undefined);
 
   let rewriter = new HTMLRewriter()
     .on("*", {
       element(el) {
-        closeImplied(stack, el.tagName);
+        budget.element();
+        open.closeImplied(el.tagName);
         const attrs = new Map<string, string>();
-        for (const [name = "", value = ""] of el.attributes) attrs.set(name, decodeEntities(value, true));
-        const node = element(el.tagName, attrs, top());
-        top().children.push(node);
-        lastOpened = node;
-        try {
-          el.onEndTag(() => popTo(stack, node));
-        } catch {
-          return; // void element: it has no end tag and takes no children
+        for (const [name = "", value = ""] of el.attributes) {
+          budget.text(value);
+          attrs.set(name, decodeEntities(value, true));
         }
-        if (stack.length < MAX_DEPTH) stack.push(node);
+        const parent = open.top();
+        const node = element(el.tagName, attrs, parent);
+        parent.children.push(node);
+        lastOpened = node;
+        // Deeper elements stay children of the deepest kept one, and need no end handler.
+        if (open.stack.length < MAX_DEPTH) {
+          try {
+            el.onEndTag(() => open.close(node));
+            open.push(node);
+          } catch {
+            // void element: it has no end tag and takes no children
+          }
+        }
+        return pauseIfDue();
       },
     })
     .onDocument({
       text(chunk) {
+        budget.text(chunk.text);
         pendingText += chunk.text;
-        if (!chunk.lastInTextNode || pendingText === "") return;
-        const parent = top();
+        if (!chunk.lastInTextNode || pendingText === "") return pauseIfDue();
+        const parent = open.top();
         const text = RAW_TEXT.has(parent.name) ? pendingText : decodeEntities(pendingText, false);
         parent.children.push({ kind: "text", text });
         pendingText = "";
+        return pauseIfDue();
       },
     });
 
@@ -201,11 +265,21 @@ export async function parseHtml(html: string, watch: Readonly<Record<string, str
   for (const [name, selector] of Object.entries(watch)) {
     const found: HtmlElement[] = [];
     matches.set(name, found);
-    rewriter = rewriter.on(selector, { element: () => void found.push(lastOpened) });
+    rewriter = rewriter.on(selector, {
+      element: () => {
+        budget.element();
+        found.push(lastOpened);
+      },
+    });
   }
 
-  // Handlers only run while the transformed body is read.
-  await rewriter.transform(new Response(html)).body?.pipeTo(new WritableStream());
+  // Handlers only run while the transformed body is read; arrayBuffer() reads it without
+  // a JavaScript call per chunk (the rewriter emits a chunk per handler call).
+  try {
+    await rewriter.transform(new Response(html)).arrayBuffer();
+  } catch (err) {
+    throw limitErrorOf(err, budget) ?? err;
+  }
   return { root, matches };
 }
 
@@ -217,12 +291,24 @@ export const BLOCK_ELEMENTS: ReadonlySet<string> = new Set([
 
 const NOTHING: ReadonlySet<string> = new Set();
 
-/** Elements under `node` (not `node` itself) in document order, not entering `prune`d subtrees. */
-export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOTHING): Generator<HtmlElement> {
-  for (const child of node.children) {
+/**
+ * Elements under `node` (not `node` itself) in document order, not entering `prune`d
+ * subtrees. An explicit stack: nested generators would pass each element up through
+ * every level (work growing with depth times size).
+ */
+export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOTHING, budget?: WorkBudget): Generator<HtmlElement> {
+  const pending: { children: HtmlNode[]; next: number }[] = [{ children: node.children, next: 0 }];
+  while (pending.length > 0) {
+    const level = pending[pending.length - 1]!;
+    const child = level.children[level.next++];
+    if (child === undefined) {
+      pending.pop();
+      continue;
+    }
+    budget?.step(WORK.node);
     if (child.kind !== "element" || prune.has(child.name)) continue;
     yield child;
-    yield* descendants(child, prune);
+    if (child.children.length > 0) pending.push({ children: child.children, next: 0 });
   }
 }
 
@@ -230,19 +316,31 @@ export function findFirst(
   node: HtmlElement,
   match: (el: HtmlElement) => boolean,
   prune: ReadonlySet<string> = NOTHING,
+  budget?: WorkBudget,
 ): HtmlElement | null {
-  for (const el of descendants(node, prune)) if (match(el)) return el;
+  for (const el of descendants(node, prune, budget)) if (match(el)) return el;
   return null;
 }
 
-/** All text under `node` as written, `<br>` as a newline: for `<pre>` and `<title>`. */
-export function rawText(node: HtmlElement): string {
-  return node.children.map((child) => (child.kind === "text" ? child.text : child.name === "br" ? "\n" : rawText(child))).join("");
-}
-
-/** HTML's whitespace collapsing; no-break spaces count as spaces here. */
-export function collapseWhitespace(text: string): string {
-  return text.replace(/[ \t\n\r\f\u00a0]+/g, " ").trim();
+/** All text under `node` as written, `<br>` as a newline: for `<pre>` and `<title>`. One join, however deep. */
+export function rawText(node: HtmlElement, budget?: WorkBudget): string {
+  const parts: string[] = [];
+  const pending: { children: HtmlNode[]; next: number }[] = [{ children: node.children, next: 0 }];
+  while (pending.length > 0) {
+    const level = pending[pending.length - 1]!;
+    const child = level.children[level.next++];
+    if (child === undefined) {
+      pending.pop();
+    } else if (child.kind === "text") {
+      budget?.step(WORK.node + child.text.length * WORK.char);
+      parts.push(child.text);
+    } else {
+      budget?.step(WORK.node);
+      if (child.name === "br") parts.push("\n");
+      else pending.push({ children: child.children, next: 0 });
+    }
+  }
+  return parts.join("");
 }
 
 export const WEB_SCHEMES: ReadonlySet<string> = new Set(["http:", "https:"]);
@@ -258,7 +356,7 @@ export function resolveUrl(href: string, base: string, schemes: ReadonlySet<stri
 }
 
 /** What relative URLs resolve against: the first `<base href>`, made absolute, else the page URL. */
-export function documentBase(root: HtmlElement, pageUrl: string): string {
-  const href = findFirst(root, (el) => el.name === "base" && el.attrs.has("href"))?.attrs.get("href");
+export function documentBase(root: HtmlElement, pageUrl: string, budget?: WorkBudget): string {
+  const href = findFirst(root, (el) => el.name === "base" && el.attrs.has("href"), NOTHING, budget)?.attrs.get("href");
   return (href !== undefined && resolveUrl(href, pageUrl)) || pageUrl;
 }
