@@ -22,8 +22,12 @@ import { startTargetServer } from "./target-server.mjs";
 const FETCH_TIMEOUT_MS = 3_000;
 /** Set low for the run: above the largest honest hostile page (~1.7 MB), far below the bomb (32 MiB). */
 const FETCH_MAX_BYTES = 2 * 1024 * 1024;
-/** No request of the second account may take longer than this. */
-const STALL_BOUND_MS = 5_000;
+/**
+ * No request of the second account may take longer than this. Seen: ~1.6 s with extraction
+ * pausing, ~6 s when it never pauses (each hostile item then holds the isolate up to
+ * EXTRACT_TIMEOUT_MS), 20 s+ before extraction had a budget.
+ */
+const STALL_BOUND_MS = 4_000;
 /** The second account's rounds: one every ROUND_MS at most (creates stay under the 60/min limit). */
 const ROUND_MS = 1_500;
 const MIN_ROUNDS = 6;
@@ -103,6 +107,8 @@ const pick = (obj, keys) => Object.fromEntries(keys.map((k) => [k, obj?.[k]]));
 // ---------------------------------------------------------------- figures for the summary
 
 let hostileInputs = 0;
+/** How often each EXTRACT_… limit stopped a hostile item. */
+const limitsHit = {};
 /** Every request of the second account: { label, ms, status, phase } (phase: "baseline" before the hostile batches). */
 const latencies = [];
 
@@ -113,6 +119,7 @@ function figures() {
   const baseline = latencies.filter((l) => l.phase === "baseline").map((l) => l.ms);
   return {
     hostileInputs,
+    limitsHit,
     bystanderRequests: latencies.length,
     worstStallMs: worst?.ms ?? null,
     worstStallRequest: worst ? `${worst.label} (${worst.phase})` : null,
@@ -126,7 +133,7 @@ function summary() {
   const stall = f.worstStallMs === null ? "–" : `${f.worstStallMs} ms, ${f.worstStallRequest}; worst before the hostile batches ${f.baselineWorstMs ?? "–"} ms`;
   return [
     `worst stall seen by the second account: ${stall}; ${f.bystanderRequests} requests, p50 ${f.p50Ms ?? "–"} ms`,
-    `hostile inputs tried: ${f.hostileInputs}`,
+    `hostile inputs tried: ${f.hostileInputs}; limits that stopped them: ${show(f.limitsHit)}`,
     `[hostile] ${JSON.stringify(f)}`,
   ];
 }
@@ -248,8 +255,10 @@ async function story() {
         item?.status === expect.status && (item.error?.code ?? null) === expect.code && item.creditsUsed === (expect.charged ? view.creditsPerItem : 0),
         brief,
       );
+      const limitVar = /\b(EXTRACT_[A-Z_]+) = \d+/.exec(item?.error?.message ?? "")?.[1];
+      if (limitVar) limitsHit[limitVar] = (limitsHit[limitVar] ?? 0) + 1;
       if (expect.code === "EXTRACTION_LIMIT") {
-        check(`${label}: the message names the limit (EXTRACT_… = n)`, /\bEXTRACT_[A-Z_]+ = \d+/.test(item?.error?.message ?? ""), item?.error);
+        check(`${label}: the message names the limit (EXTRACT_… = n)`, limitVar !== undefined, item?.error);
       }
       // A Worker that could not finish them in time would hold up every read below as well.
       if (!item || !finished.ok) continue;
