@@ -89,6 +89,7 @@ function selectorTexts(
     const text = visible.of(el);
     // At least one byte per UTF-16 unit: a text longer than the limit fails before it is scanned.
     budget.selectorOutput(name, text.length);
+    budget.step(text.length * WORK.char);
     const extra = utf8Length(text) - text.length;
     if (extra > 0) budget.selectorOutput(name, extra);
     return text;

@@ -13,11 +13,12 @@
  * - text and attribute values arrive with entities still encoded, text in chunks.
  *
  * Every element, text chunk and attribute counts against the page's WorkBudget as it
- * arrives; a handler that passes a limit throws, which stops the parse there. Handlers
- * return the budget's pause when a slice of work is spent (HTMLRewriter waits for a
- * handler's promise), so a long parse lets other work run.
+ * arrives; a limit passed in a handler stops the parse at the next slice of input (see
+ * `slices`). Handlers return the budget's pause when a slice of work is spent
+ * (HTMLRewriter waits for a handler's promise), so a long parse lets other work run.
  */
 import { WORK, WorkBudget, limitErrorOf } from "./budget";
+import { decodeEntities } from "./entities";
 export interface HtmlElement {
   kind: "element";
   /** Lower-case tag name; `#document` for the root. */
@@ -146,63 +147,31 @@ class OpenElements {
   }
 }
 
-// Character references.
-
-/** Latin-1 entity names, in code point order from U+00A0. */
-const LATIN1_NAMES =
-  "nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 " +
-  "acute micro para middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc Atilde " +
-  "Auml Aring AElig Ccedil Egrave Eacute Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute " +
-  "Ocirc Otilde Ouml times Oslash Ugrave Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde " +
-  "auml aring aelig ccedil egrave eacute ecirc euml igrave iacute icirc iuml eth ntilde ograve oacute " +
-  "ocirc otilde ouml divide oslash ugrave uacute ucirc uuml yacute thorn yuml";
-
-const NAMED_ENTITIES = new Map<string, string>([
-  ...LATIN1_NAMES.split(" ").map((name, i): [string, string] => [name, String.fromCharCode(0xa0 + i)]),
-  ["amp", "&"], ["lt", "<"], ["gt", ">"], ["quot", '"'], ["apos", "'"], ["hellip", "\u2026"],
-  ["mdash", "\u2014"], ["ndash", "\u2013"], ["lsquo", "\u2018"], ["rsquo", "\u2019"], ["ldquo", "\u201c"],
-  ["rdquo", "\u201d"], ["sbquo", "\u201a"], ["bdquo", "\u201e"], ["trade", "\u2122"], ["euro", "\u20ac"],
-  ["bull", "\u2022"], ["dagger", "\u2020"], ["prime", "\u2032"], ["minus", "\u2212"], ["larr", "\u2190"],
-  ["rarr", "\u2192"], ["ensp", "\u2002"], ["emsp", "\u2003"], ["thinsp", "\u2009"], ["zwnj", "\u200c"],
-  ["zwj", "\u200d"], ["OElig", "\u0152"], ["oelig", "\u0153"], ["Scaron", "\u0160"], ["scaron", "\u0161"],
-]);
-
-/** Names browsers also decode without the `;` (the common part of the legacy list). */
-const LEGACY_ENTITIES = new Set(["amp", "lt", "gt", "quot", "nbsp", "copy", "reg"]);
-
-/** What browsers show for `&#128;`..`&#159;`: those windows-1252 characters, not C1 controls. */
-const WINDOWS_1252_C1 =
-  "\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f" +
-  "\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178";
-
-function fromCodePoint(code: number): string {
-  if (code >= 0x80 && code <= 0x9f) return WINDOWS_1252_C1.charAt(code - 0x80);
-  if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
-  return String.fromCodePoint(code);
-}
-
-const ENTITY = /&(?:#(\d{1,8})|#[xX]([0-9a-fA-F]{1,7})|([A-Za-z][A-Za-z0-9]{0,31}))(;?)/g;
-
-/**
- * Decodes character references: numeric ones and the named ones above; others stay as
- * written. In attribute values a `;`-less name followed by `=` stays, as in browsers,
- * so query strings such as `?a=1&copy=2` survive.
- */
-export function decodeEntities(raw: string, inAttribute: boolean): string {
-  if (!raw.includes("&")) return raw;
-  return raw.replace(ENTITY, (whole, dec?: string, hex?: string, name?: string, semi?: string, at?: number) => {
-    if (dec !== undefined) return fromCodePoint(Number.parseInt(dec, 10));
-    if (hex !== undefined) return fromCodePoint(Number.parseInt(hex, 16));
-    const value = name === undefined ? undefined : NAMED_ENTITIES.get(name);
-    if (value === undefined) return whole;
-    if (semi === ";") return value;
-    const next = raw.charAt((at ?? 0) + whole.length);
-    return LEGACY_ENTITIES.has(name ?? "") && !(inAttribute && next === "=") ? value : whole;
-  });
-}
-
 function element(name: string, attrs: Map<string, string>, parent: HtmlElement | null): HtmlElement {
   return { kind: "element", name, attrs, children: [], parent };
+}
+
+/** Bytes fed to the rewriter at a time: after a limit is passed, at most this much more is scanned. */
+const SLICE_BYTES = 4096;
+
+/**
+ * The page as a stream of slices, ended early once `stopped()` says so: the parse ends
+ * there, and the caller throws the reason. (Neither a throw in a handler nor an errored
+ * stream: workerd reports both as uncaught exceptions, one log line per hostile page.)
+ */
+function slices(html: string, stopped: () => boolean): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(html);
+  let at = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (stopped() || at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.slice(at, at + SLICE_BYTES));
+        at += SLICE_BYTES;
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /**
@@ -219,11 +188,24 @@ export async function parseHtml(
   const open = new OpenElements(root, budget);
   let lastOpened = root;
   let pendingText = "";
-  const pauseIfDue = (): Promise<void> | undefined => (budget.due() ? budget.pause() : undefined);
+  /** Why the parse must stop (a limit passed); once set, handlers do nothing. */
+  let stop: unknown = null;
+  /** Runs a handler unless the parse is stopping; turns its throw into the reason to stop. */
+  const guarded = <A extends unknown[]>(handler: (...args: A) => void) => (...args: A): Promise<void> | undefined => {
+    if (stop !== null) return undefined;
+    try {
+      handler(...args);
+    } catch (err) {
+      stop = err;
+      return undefined;
+    }
+    // A spent slice: the rewriter waits for this promise, and other work runs meanwhile.
+    return budget.due() ? budget.pause().catch((err: unknown) => void (stop = err)) : undefined;
+  };
 
   let rewriter = new HTMLRewriter()
     .on("*", {
-      element(el) {
+      element: guarded((el: Element) => {
         budget.element();
         open.closeImplied(el.tagName);
         const attrs = new Map<string, string>();
@@ -238,26 +220,24 @@ export async function parseHtml(
         // Deeper elements stay children of the deepest kept one, and need no end handler.
         if (open.stack.length < MAX_DEPTH) {
           try {
-            el.onEndTag(() => open.close(node));
+            el.onEndTag(guarded(() => open.close(node)));
             open.push(node);
           } catch {
             // void element: it has no end tag and takes no children
           }
         }
-        return pauseIfDue();
-      },
+      }),
     })
     .onDocument({
-      text(chunk) {
+      text: guarded((chunk: Text) => {
         budget.text(chunk.text);
         pendingText += chunk.text;
-        if (!chunk.lastInTextNode || pendingText === "") return pauseIfDue();
+        if (!chunk.lastInTextNode || pendingText === "") return;
         const parent = open.top();
         const text = RAW_TEXT.has(parent.name) ? pendingText : decodeEntities(pendingText, false);
         parent.children.push({ kind: "text", text });
         pendingText = "";
-        return pauseIfDue();
-      },
+      }),
     });
 
   // Handlers for one element run in registration order, so `*` has already made its node.
@@ -266,20 +246,21 @@ export async function parseHtml(
     const found: HtmlElement[] = [];
     matches.set(name, found);
     rewriter = rewriter.on(selector, {
-      element: () => {
+      element: guarded(() => {
         budget.element();
         found.push(lastOpened);
-      },
+      }),
     });
   }
 
   // Handlers only run while the transformed body is read; arrayBuffer() reads it without
   // a JavaScript call per chunk (the rewriter emits a chunk per handler call).
   try {
-    await rewriter.transform(new Response(html)).arrayBuffer();
+    await rewriter.transform(new Response(slices(html, () => stop !== null))).arrayBuffer();
   } catch (err) {
-    throw limitErrorOf(err, budget) ?? err;
+    throw limitErrorOf(stop ?? err, budget) ?? err;
   }
+  if (stop !== null) throw stop;
   return { root, matches };
 }
 
