@@ -307,6 +307,17 @@ async function story() {
     { timeoutMs: BOUNDS.bystander, intervalMs: 500 },
   );
   check(`every bystander batch (${batchIds.length}) finished within ${BOUNDS.bystander / 1000} s`, done.ok, done.value?.filter((b) => !isTerminal(b)).map((b) => pick(b, ["batchId", "status", "pendingCount", "runningCount"])));
+  // Its pages are ordinary: sharing the executor with hostile pages must not make them fail.
+  const bystanderItems = (done.value ?? []).flatMap((b) => b?.items ?? []);
+  const bystanderFailed = bystanderItems.filter((i) => i.status === "failed");
+  const byStatus = {};
+  for (const i of bystanderItems) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
+  console.log(`  bystander items: ${show(byStatus)}`);
+  check(
+    `no bystander item failed (${bystanderItems.length} items: completed or cancelled)`,
+    bystanderItems.length >= 3 * batchIds.length && bystanderFailed.length === 0,
+    bystanderFailed.slice(0, 3).map((i) => pick(i, ["url", "error", "creditsUsed"])),
+  );
 
   step(`the books of both accounts (reserved polled to 0 for up to ${BOUNDS.settle / 1000} s)`);
   const chargedFailure = (item) => item.error?.code === "EXTRACTION_LIMIT";
