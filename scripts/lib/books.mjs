@@ -37,6 +37,9 @@ export async function readBooks(api, key, batchIds, { maxPages = 50 } = {}) {
   return { credits, ledger, batches };
 }
 
+/** A batch that is over: a terminal status and nothing pending or running. */
+export const isFinished = (b) => ["completed", "failed", "cancelled"].includes(b?.status) && b.pendingCount === 0 && b.runningCount === 0;
+
 const sum = (rows, pick = (r) => r.amount) => rows.reduce((n, r) => n + pick(r), 0);
 
 /**
@@ -71,7 +74,7 @@ export function checkBooks(check, label, { credits, ledger, batches }, { granted
       refund: b.creditsRefunded,
     };
     const got = {
-      terminal: ["completed", "failed", "cancelled"].includes(b.status) && b.pendingCount === 0 && b.runningCount === 0,
+      terminal: isFinished(b),
       items: items.length,
       creditsUsed: b.creditsUsed,
       creditsRefunded: b.creditsRefunded,
