@@ -4,10 +4,13 @@
  * (named, with its value) or completes within the limits; linearity is shown by counting
  * the budget's work units while the input doubles, never by timing.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { Env } from "../../src/env";
 import { DEFAULT_EXTRACTION_LIMITS, ExtractionLimitError, type ExtractionLimit, type ExtractionLimits, WorkBudget } from "../../src/executor/budget";
 import { extractJson } from "../../src/executor/extract-json";
 import { toMarkdown } from "../../src/executor/extract-markdown";
+import { resultKey, runItem } from "../../src/executor/run-item";
 import { isSpaceAt, utf8Length } from "../../src/executor/text";
 
 const URL_ = "https://example.com/page";
@@ -219,5 +222,50 @@ describe("the work grows linearly with the input (counted in work units)", SLOW,
     const open = tag === "ul" ? "<ul>" : tag === "table" ? "<table>" : "";
     const page = (d: number) => body(`${open}${level}`.repeat(d) + "end" + close.repeat(d));
     await expectLinear([32, 64, 128, 256], (d) => workOf((b) => markdown(page(d), b)));
+  });
+});
+
+describe("runItem: a page over a limit fails EXTRACTION_LIMIT (not retryable) and stores nothing; the rest stays under the output limit", SLOW, () => {
+  const lease = (output: "json" | "markdown", selectors: Record<string, string> | null) => ({
+    action: "run" as const,
+    batchId: crypto.randomUUID(),
+    itemId: crypto.randomUUID(),
+    attempt: 1,
+    url: URL_,
+    output,
+    selectors,
+    leaseExpiresAt: Date.now() + 60_000,
+  });
+  const serve = (html: string): typeof fetch => async () => new Response(html, { headers: { "content-type": "text/html" } });
+  const deepText = nested(250, `<p>${"word ".repeat(8_000)}</p>`); // `*`: 250 x 40 kB
+
+  it("deep nesting with `*` (the 103 MB result): stopped at the selector limit, nothing stored", async () => {
+    const item = lease("json", { a: "*" });
+    const outcome = await runItem(item, env as Env, serve(deepText));
+    expect(outcome).toMatchObject({ ok: false, retryable: false, error: { code: "EXTRACTION_LIMIT" } });
+    expect(!outcome.ok && outcome.error.message).toContain(`EXTRACT_MAX_SELECTOR_BYTES = ${DEFAULT_EXTRACTION_LIMITS.maxSelectorBytes}`);
+    expect(await env.RESULTS.head(resultKey(item.batchId, item.itemId))).toBeNull();
+  });
+
+  it.each([
+    ["json, a selector that matches once", "json", { a: "p" }, {}],
+    ["markdown", "markdown", null, {}],
+    ["json `*` under a raised selector limit", "json", { a: "*" }, { EXTRACT_MAX_SELECTOR_BYTES: "20000000", EXTRACT_MAX_OUTPUT_BYTES: "12000000" }],
+  ] as const)("%s: completes, and the stored result is within EXTRACT_MAX_OUTPUT_BYTES", async (_name, output, selectors, vars) => {
+    const item = lease(output, selectors);
+    const outcome = await runItem(item, { ...env, ...vars } as Env, serve(deepText));
+    expect(outcome.ok).toBe(true);
+    const stored = await env.RESULTS.get(resultKey(item.batchId, item.itemId));
+    const cap = Number((vars as Record<string, string>).EXTRACT_MAX_OUTPUT_BYTES ?? DEFAULT_EXTRACTION_LIMITS.maxOutputBytes);
+    expect(stored).not.toBeNull();
+    expect(stored!.size).toBeGreaterThan(0);
+    expect(stored!.size).toBeLessThanOrEqual(cap);
+  });
+
+  it("the output limit from the vars: the same page over a lowered EXTRACT_MAX_OUTPUT_BYTES fails and stores nothing", async () => {
+    const item = lease("markdown", null);
+    const outcome = await runItem(item, { ...env, EXTRACT_MAX_OUTPUT_BYTES: "10000" } as Env, serve(deepText));
+    expect(outcome).toMatchObject({ ok: false, retryable: false, error: { code: "EXTRACTION_LIMIT", message: expect.stringContaining("EXTRACT_MAX_OUTPUT_BYTES = 10000") } });
+    expect(await env.RESULTS.head(resultKey(item.batchId, item.itemId))).toBeNull();
   });
 });
