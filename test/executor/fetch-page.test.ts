@@ -466,8 +466,8 @@ describe("fetchPage: timeouts", () => {
       },
     });
     const web = new FakeWeb().on("https://example.com/", () => new Response(trickle, { headers: { "content-type": "text/html" } }));
-    const result = await fetchPage("https://example.com/", FAST, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", statusCode: 200 });
+    const result = await atDeadline("https://example.com/", FAST, web);
+    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", statusCode: 200, durationMs: 50 });
     expect(sent).toBeGreaterThan(1); // it kept sending: no read ever waited long
   });
 
