@@ -23,6 +23,7 @@ import {
 } from "../domain/batch-machine";
 import { fail, type Failure } from "../domain/errors";
 import { LIMITS } from "../domain/limits";
+import { ABANDONED_HOLD_MS } from "../domain/retention-policy";
 import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
 import { isTerminalBatch, type ItemCounts } from "../domain/states";
@@ -34,7 +35,7 @@ import { acceptLive, answerLive, broadcast, closeLive, closeLiveOfKeys, type Key
 import { insertItems } from "./insert-items";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
-import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
+import { absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
 import { positiveInt } from "../lib/positive-int";
