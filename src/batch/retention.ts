@@ -18,11 +18,11 @@
  */
 import type { AccountEvent } from "../domain/account-events";
 import { fail, type Failure } from "../domain/errors";
+import { resultKey } from "../domain/executor-contract";
 import { ABANDONED_HOLD_MS, retentionMs } from "../domain/retention-policy";
 import type { AlarmClock } from "../durable/alarm-clock";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
-import { resultKey } from "../executor/run-item";
 import type { Outbox } from "./outbox";
 import type { BatchRow } from "./rows";
 import { BATCH_MIGRATIONS } from "./schema";

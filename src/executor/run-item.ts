@@ -2,7 +2,7 @@
  * Runs one leased item: fetch the page, extract what the batch asked for, store the result
  * in R2. Never throws: every failure comes back classified as retryable or not.
  */
-import type { ResultMeta, StartResult } from "../batch/batch-object";
+import { type ResultMeta, resultKey, type StartResult } from "../domain/executor-contract";
 import type { Env } from "../env";
 import { fetchPolicy } from "./config";
 import { decodeBody } from "./decode";
@@ -18,10 +18,6 @@ export const INLINE_RESULT_MAX_CHARS = 8 * 1024;
 export type ItemOutcome =
   | { ok: true; inline: unknown; meta: ResultMeta }
   | { ok: false; retryable: boolean; retryAfterSeconds?: number; error: { code: string; message: string }; meta: ResultMeta };
-
-export function resultKey(batchId: string, itemId: string): string {
-  return `results/${batchId}/${itemId}`;
-}
 
 export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fetch): Promise<ItemOutcome> {
   const page = await fetchPage(lease.url, fetchPolicy(env), fetcher);

@@ -5,7 +5,7 @@
  * so nothing is fetched.
  */
 import { describe, expect, it } from "vitest";
-import type { SettleReport, StartRequest, StartResult } from "../../src/batch/batch-object";
+import type { SettleReport, StartRequest, StartResult } from "../../src/domain/executor-contract";
 import type { Env } from "../../src/env";
 import { consumeScrapeBatch } from "../../src/executor/consumer";
 
