@@ -577,7 +577,7 @@ export class AccountObject extends DurableObject<Env> {
         return true;
       }
       case "consume":
-        return settlement.release("consume", event.amount, { key: event.key, itemId: event.itemId, note: "item completed" }, "skip");
+        return settlement.release("consume", event.amount, { key: event.key, itemId: event.itemId, note: event.note ?? "item completed" }, "skip");
       case "refund":
         // A refund of nothing moves nothing and writes no ledger row (it counts unless its key is taken).
         if (event.amount === 0) return !first(this.sql, "SELECT 1 AS x FROM ledger WHERE idem_key = ?", event.key);
