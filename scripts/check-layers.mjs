@@ -11,9 +11,13 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Each rule: files under `from` may not import anything under one of `deny`. */
+/**
+ * Each rule: files under `from` may not import anything under one of `deny` (project paths,
+ * unless under one of `except`), nor a package whose name starts with one of `denyPackages`.
+ */
 export const RULES = [
   { from: "src/domain/", deny: ["src/"], except: ["src/domain/"], why: "the domain is pure and imports nothing above it" },
+  { from: "src/domain/", denyPackages: ["cloudflare:", "node:"], why: "the domain is pure: no platform I/O" },
   { from: "src/account/", deny: ["src/batch/", "src/executor/", "src/http/"], why: "the account never reaches into the batch object, the executor or the routes" },
   { from: "src/batch/", deny: ["src/executor/", "src/account/", "src/http/"], why: "the batch object never reaches into the executor, the account object or the routes" },
   { from: "src/executor/", deny: ["src/account/", "src/batch/", "src/http/"], why: "the executor talks to the batch object through the shared contract only" },
@@ -22,7 +26,9 @@ export const RULES = [
   { from: "src/durable/", deny: ["src/"], except: ["src/durable/", "src/lib/"], why: "platform helpers depend on nothing above them" },
 ];
 
-const IMPORT = /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+// import/export ... from "x" (names over several lines, comments among them), bare import "x",
+// and import("x") (type positions too).
+const IMPORT = /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:(?:[\w*{}\s,$]|\/\/[^\n]*|\/\*[\s\S]*?\*\/)+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 function* sourceFiles(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -32,27 +38,40 @@ function* sourceFiles(dir) {
   }
 }
 
-/** The project-relative targets of a file's relative imports (packages are not checked here). */
-export function importsOf(file, text) {
-  const found = [];
-  for (const match of text.matchAll(IMPORT)) {
-    const spec = match[1] ?? match[2];
-    if (!spec.startsWith(".")) continue;
-    found.push(relative(ROOT, resolve(dirname(file), spec)).split("\\").join("/"));
-  }
-  return found;
+/** A path (absolute, or relative to the project root) as the rules spell it: "src/batch/rows". */
+function projectPath(path) {
+  return relative(ROOT, resolve(ROOT, path)).split("\\").join("/");
 }
 
+/** Every import specifier in a file's text, as written. */
+export function specifiersOf(text) {
+  return [...text.matchAll(IMPORT)].map((match) => match[1] ?? match[2]);
+}
+
+/** The project-relative targets of a file's relative imports (packages: specifiersOf). */
+export function importsOf(file, text) {
+  return specifiersOf(text)
+    .filter((spec) => spec.startsWith("."))
+    .map((spec) => projectPath(resolve(ROOT, dirname(file), spec)));
+}
+
+/**
+ * The forbidden imports among `files` ({ path, text }; path absolute or relative to the
+ * project root), one line each.
+ */
 export function violations(files) {
   const out = [];
   for (const { path, text } of files) {
-    const from = relative(ROOT, path).split("\\").join("/");
+    const from = projectPath(path);
     for (const rule of RULES) {
       if (!from.startsWith(rule.from)) continue;
       for (const target of importsOf(path, text)) {
-        const denied = rule.deny.some((d) => target.startsWith(d) || `${target}/` === d);
+        const denied = (rule.deny ?? []).some((d) => target.startsWith(d) || `${target}/` === d);
         const excepted = (rule.except ?? []).some((e) => target.startsWith(e));
         if (denied && !excepted) out.push(`${from} imports ${target}: ${rule.why}`);
+      }
+      for (const spec of specifiersOf(text)) {
+        if ((rule.denyPackages ?? []).some((p) => spec.startsWith(p))) out.push(`${from} imports ${spec}: ${rule.why}`);
       }
     }
   }

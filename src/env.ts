@@ -8,7 +8,7 @@ export interface Env {
   ACCOUNT: DurableObjectNamespace<AccountObject>;
   /** One object: the list of accounts, for operator-wide stats. */
   REGISTRY: DurableObjectNamespace<RegistryObject>;
-  SCRAPE_QUEUE: Queue<import("./executor/message").ScrapeMessage>;
+  SCRAPE_QUEUE: Queue<import("./domain/executor-contract").ScrapeMessage>;
   RESULTS: R2Bucket;
   ADMIN_TOKEN?: string;
   /** Secret (at least 32 characters) API keys are MACed with; without it no key is issued or accepted (docs/abuse-limits.md). */

@@ -14,7 +14,7 @@ import { fail, type Failure } from "../domain/errors";
 import type { BatchStatus } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
-import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
+import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../domain/retention-policy";
 import { ACCOUNT_MIGRATIONS } from "./schema";
 import { Settlement } from "./settlement";
 import { mapBounded } from "../lib/map-bounded";

@@ -8,7 +8,6 @@
  * delivered afterwards, inline for user-facing calls and by the alarm otherwise.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { QueueSend } from "../executor/message";
 import { type AccountEvent, type BatchIndexSnapshot, type HoldResolution, holdKeys } from "../domain/account-events";
 import {
   batchStatusFor,
@@ -24,7 +23,18 @@ import {
 } from "../domain/batch-machine";
 import { chargeFor, type Charge } from "../domain/charging";
 import { fail, type Failure } from "../domain/errors";
+import {
+  type ItemError,
+  MAX_ITEMS_PER_CALL,
+  type QueueSend,
+  type ResultMeta,
+  type SettleReport,
+  type SettleResult,
+  type StartRequest,
+  type StartResult,
+} from "../domain/executor-contract";
 import { LIMITS } from "../domain/limits";
+import { ABANDONED_HOLD_MS } from "../domain/retention-policy";
 import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
 import { isTerminalBatch, type ItemCounts } from "../domain/states";
@@ -36,7 +46,7 @@ import { acceptLive, answerLive, broadcast, closeLive, closeLiveOfKeys, type Key
 import { insertItems } from "./insert-items";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
-import { ABANDONED_HOLD_MS, absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
+import { absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
 import { positiveInt } from "../lib/positive-int";
@@ -56,56 +66,6 @@ export interface CreateBatchInput {
   webhookUrl?: string | null;
 }
 
-export type StartResult =
-  | {
-      action: "run";
-      batchId: string;
-      itemId: string;
-      attempt: number;
-      url: string;
-      output: OutputFormat;
-      selectors: Record<string, string> | null;
-      leaseExpiresAt: number;
-    }
-  | { action: "drop"; reason: DropReason | "TOO_MANY_ITEMS" };
-
-/** What the executor learned about the page, kept on the item beside the inline result. */
-export interface ResultMeta {
-  resultKey?: string | null;
-  statusCode?: number | null;
-  finalUrl?: string | null;
-  durationMs?: number | null;
-}
-
-export type SettleResult =
-  | { ok: true; outcome: "settled" | "duplicate" | "requeued" }
-  | { ok: true; outcome: "ignored"; reason: string };
-
-export interface ItemError {
-  code: string;
-  message: string;
-}
-
-/** One queue message's ask: start this item (for this dispatch). */
-export interface StartRequest {
-  itemId: string;
-  dispatch?: number;
-}
-
-/** What the executor reports about one leased item. */
-export type SettleReport =
-  | { itemId: string; attempt: number; outcome: "completed"; result: unknown; meta?: ResultMeta }
-  | {
-      itemId: string;
-      attempt: number;
-      outcome: "failed";
-      error: ItemError;
-      /** With attempts left, a retryable failure puts the item back to pending (no credit moves). */
-      retryable?: boolean;
-      retryAfterSeconds?: number;
-      meta?: ResultMeta;
-    };
-
 type Ok<T> = { ok: true } & T;
 
 /** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
@@ -113,8 +73,6 @@ const SLOT_RETRY_MS = 5_000;
 const SLOT_WAIT_MS = 30_000;
 /** A dispatched item that has not started after this long is dispatched again. */
 const DISPATCH_TIMEOUT_MS = 10 * 60_000;
-/** Items one startItems or settleItems call may name (a queue batch holds at most 100 messages). */
-export const MAX_ITEMS_PER_CALL = 100;
 /**
  * Settlements wait this long in the outbox so the account gets them many to a call (it is
  * the hot spot: every batch of the account settles there). A finished batch, a cancel and

@@ -16,44 +16,22 @@
  * nothing at all; "expired" or "never existed" is the account's answer, which also keeps
  * ownership private (another account's expired batch still looks like NOT_FOUND).
  */
-import type { AccountObject } from "../account/account-object";
 import type { AccountEvent } from "../domain/account-events";
 import { fail, type Failure } from "../domain/errors";
+import { resultKey } from "../domain/executor-contract";
+import { ABANDONED_HOLD_MS, retentionMs } from "../domain/retention-policy";
 import type { AlarmClock } from "../durable/alarm-clock";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
-import { resultKey } from "../executor/run-item";
 import type { Outbox } from "./outbox";
 import type { BatchRow } from "./rows";
 import { BATCH_MIGRATIONS } from "./schema";
 
-export const DAY_MS = 24 * 60 * 60 * 1000;
-export const DEFAULT_RETENTION_DAYS = 30;
-/**
- * Expired batches stay in their account's index this long after removal (GET says
- * BATCH_EXPIRED rather than NOT_FOUND), then go: the index must not grow without bound.
- */
-export const TOMBSTONE_MS = 365 * DAY_MS;
-/**
- * A hold refused for a batch that was never created is remembered this long (so a late
- * create or confirm is still refused), then forgotten, here and in the account. Requests
- * last minutes; a week is far beyond any create that could still arrive.
- */
-export const ABANDONED_HOLD_MS = 7 * DAY_MS;
 /** When removal must wait (a retry asking for credits, R2 failing), the alarm tries again after this. */
 export const RETENTION_RETRY_MS = 60_000;
 /** R2 deletes at most 1000 keys per call; at most this many listing pages per alarm run. */
 const R2_PAGE = 1000;
 const R2_PAGES_PER_RUN = 20;
-
-/**
- * How long a finished batch is kept. At least one day: longer than an Idempotency-Key lives
- * (24 h from creation), so a replayed create can never meet a removed batch.
- */
-export function retentionMs(env: Pick<Env, "RETENTION_DAYS">): number {
-  const days = Number(env.RETENTION_DAYS);
-  return (Number.isFinite(days) && days >= 1 ? days : DEFAULT_RETENTION_DAYS) * DAY_MS;
-}
 
 /** The batch row with the v4 column (absent on objects not migrated since). */
 type RetentionRow = BatchRow & { expiring_at?: number | null };
@@ -151,7 +129,7 @@ export async function deleteResults(bucket: R2Bucket, batchId: string): Promise<
  */
 export async function absentBatch(
   host: Pick<RetentionHost, "storage" | "row">,
-  account: DurableObjectStub<AccountObject>,
+  account: ReturnType<Env["ACCOUNT"]["getByName"]>,
   batchId: string | undefined,
   accountId: string,
 ): Promise<Failure> {

@@ -1,5 +1,5 @@
-import type { WebhookEvent } from "../webhooks/events";
 import type { BatchStatus } from "./states";
+import type { WebhookEvent } from "./webhook-events";
 
 /**
  * What a batch object tells its account object, through its outbox. Each event is

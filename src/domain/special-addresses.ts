@@ -1,6 +1,6 @@
 /**
  * The special-purpose IP address ranges, in one table, and the lookup that finds the entry an
- * address falls in. Pure: the target guard (src/executor/target-safety.ts) decides with it.
+ * address falls in. Pure: the target guard (src/domain/target-safety.ts) decides with it.
  *
  * Source, one row per registry entry in the registry's order, names and columns as written there:
  *   IANA IPv4 Special-Purpose Address Registry, last updated 2025-10-09

@@ -5,9 +5,8 @@
  * come together). A drop answer (batch cancelled, item not pending, stale dispatch) is
  * acked with no fetch and no charge.
  */
-import type { SettleReport, StartResult } from "../batch/batch-object";
+import { type ScrapeMessage, ScrapeMessageSchema, type SettleReport, type StartResult } from "../domain/executor-contract";
 import type { Env } from "../env";
-import { type ScrapeMessage, ScrapeMessageSchema } from "./message";
 import { type ItemOutcome, runItem } from "./run-item";
 import { SettleReporter } from "./settle-reporter";
 

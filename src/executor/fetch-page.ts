@@ -7,7 +7,7 @@
  *
  * Tests pass their own `fetcher`; production uses the platform's `fetch`.
  */
-import { checkTarget } from "./target-safety";
+import { checkTarget } from "../domain/target-safety";
 
 export interface FetchPolicy {
   /** Whole request: every redirect hop, headers and body. */

@@ -6,8 +6,8 @@
  * its limits fails with EXTRACTION_LIMIT, not retryable (it would fail the same way again);
  * the batch object charges it (docs/extraction-limits.md).
  */
-import type { ResultMeta, StartResult } from "../batch/batch-object";
 import { EXTRACTION_LIMIT } from "../domain/charging";
+import { type ResultMeta, resultKey, type StartResult } from "../domain/executor-contract";
 import type { Env } from "../env";
 import { limitErrorOf, WorkBudget } from "./budget";
 import { extractionLimits, fetchPolicy } from "./config";
@@ -24,10 +24,6 @@ export const INLINE_RESULT_MAX_CHARS = 8 * 1024;
 export type ItemOutcome =
   | { ok: true; inline: unknown; meta: ResultMeta }
   | { ok: false; retryable: boolean; retryAfterSeconds?: number; error: { code: string; message: string }; meta: ResultMeta };
-
-export function resultKey(batchId: string, itemId: string): string {
-  return `results/${batchId}/${itemId}`;
-}
 
 export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fetch): Promise<ItemOutcome> {
   const page = await fetchPage(lease.url, fetchPolicy(env), fetcher);

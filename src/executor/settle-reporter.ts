@@ -4,7 +4,7 @@
  * together in the next one. So no report waits for a timer, and under load the batch
  * object takes one call per group instead of one per item.
  */
-import type { SettleReport, SettleResult } from "../batch/batch-object";
+import { MAX_ITEMS_PER_CALL, type SettleReport, type SettleResult } from "../domain/executor-contract";
 
 type Waiting = { report: SettleReport; resolve: (result: SettleResult) => void; reject: (err: unknown) => void };
 
@@ -14,7 +14,7 @@ export class SettleReporter {
 
   constructor(
     private readonly send: (reports: SettleReport[]) => Promise<SettleResult[]>,
-    private readonly maxPerCall = 100,
+    private readonly maxPerCall = MAX_ITEMS_PER_CALL,
   ) {}
 
   /** Resolves with this report's result, or rejects with the error of the call that carried it. */

@@ -3,9 +3,9 @@
  * id), signed and POSTed from the account's alarm, retried with exponential backoff for at
  * least 24 hours, every outcome recorded for the owner to list.
  */
+import { checkTarget } from "../domain/target-safety";
+import type { WebhookEvent } from "../domain/webhook-events";
 import { all, first } from "../durable/sql";
-import { checkTarget } from "../executor/target-safety";
-import type { WebhookEvent } from "./events";
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader, TIMESTAMP_HEADER } from "./signature";
 
 export const WEBHOOK_RETRY_WINDOW_MS = 24 * 60 * 60 * 1000;

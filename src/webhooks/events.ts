@@ -1,35 +1,6 @@
-/** The events a batch sends to its webhook. One `batch.cancelled` per cancelled batch, with the final counts. */
+/** Which webhook events a transition causes (the events themselves: src/domain/webhook-events.ts). */
 import type { BatchStatus, ItemCounts } from "../domain/states";
-
-export type WebhookEventType =
-  | "batch.started"
-  | "item.completed"
-  | "item.failed"
-  | "batch.completed"
-  | "batch.failed"
-  | "batch.cancelled";
-
-export interface BatchCounts extends ItemCounts {
-  total: number;
-}
-
-export interface WebhookEvent {
-  /** Unique per event: receivers de-duplicate on it. */
-  id: string;
-  type: WebhookEventType;
-  createdAt: string;
-  batchId: string;
-  data: {
-    status: BatchStatus;
-    counts: BatchCounts;
-    itemId?: string;
-    url?: string;
-    error?: { code: string; message: string } | null;
-    cancelledItems?: number;
-    creditsRefunded?: number;
-    creditsUsed?: number;
-  };
-}
+import type { BatchCounts, WebhookEvent, WebhookEventType } from "../domain/webhook-events";
 
 /** The parts of a batch row the events are made from. */
 export interface TransitionSide extends ItemCounts {

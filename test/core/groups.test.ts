@@ -4,8 +4,8 @@
  * and ends in the same state as the one-item calls would.
  */
 import { describe, expect, it } from "vitest";
-import type { BatchObject, SettleReport } from "../../src/batch/batch-object";
-import { MAX_ITEMS_PER_CALL } from "../../src/batch/batch-object";
+import type { BatchObject } from "../../src/batch/batch-object";
+import { MAX_ITEMS_PER_CALL, type SettleReport } from "../../src/domain/executor-contract";
 import { LIMITS } from "../../src/domain/limits";
 import { batchStub, drainOutbox, expectBalanced, getBatch, newAccount, newBatch, runInBatch, watchSql } from "../helpers";
 

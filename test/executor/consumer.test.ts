@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { SettleReport, StartRequest, StartResult } from "../../src/batch/batch-object";
+import type { SettleReport, StartRequest, StartResult } from "../../src/domain/executor-contract";
 import type { Env } from "../../src/env";
 import { consumeScrapeBatch } from "../../src/executor/consumer";
 

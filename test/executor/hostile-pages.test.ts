@@ -6,11 +6,12 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { resultKey } from "../../src/domain/executor-contract";
 import type { Env } from "../../src/env";
 import { DEFAULT_EXTRACTION_LIMITS, ExtractionLimitError, type ExtractionLimit, type ExtractionLimits, WorkBudget } from "../../src/executor/budget";
 import { extractJson } from "../../src/executor/extract-json";
 import { toMarkdown } from "../../src/executor/extract-markdown";
-import { resultKey, runItem } from "../../src/executor/run-item";
+import { runItem } from "../../src/executor/run-item";
 import { isSpaceAt, utf8Length } from "../../src/executor/text";
 
 const URL_ = "https://example.com/page";

@@ -1,6 +1,6 @@
 /** Group commit of settlements: an idle reporter sends at once; reports that wait go together. */
 import { describe, expect, it } from "vitest";
-import type { SettleReport, SettleResult } from "../../src/batch/batch-object";
+import type { SettleReport, SettleResult } from "../../src/domain/executor-contract";
 import { SettleReporter } from "../../src/executor/settle-reporter";
 
 const report = (n: number): SettleReport => ({ itemId: `item-${n}`, attempt: 1, outcome: "completed", result: n });

@@ -1,7 +1,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ABANDONED_HOLD_MS, RETENTION_RETRY_MS, retentionMs, TOMBSTONE_MS } from "../../src/batch/retention";
+import { RETENTION_RETRY_MS } from "../../src/batch/retention";
+import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../../src/domain/retention-policy";
 import { IDEMPOTENCY_TTL_MS } from "../../src/account/account-object";
 import {
   accountStub,

@@ -2,7 +2,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
-import { DAY_MS } from "../../src/batch/retention";
+import { DAY_MS } from "../../src/domain/retention-policy";
 import { accountStub, batchStub, drainOutbox, newBatch, runInBatch } from "../helpers";
 
 export { DAY_MS };

@@ -6,7 +6,7 @@ import { validateSelector } from "../../executor/extract-json";
 import { LIMITS } from "../../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
 import type { AppEnv } from "../../env";
-import { checkTarget } from "../../executor/target-safety";
+import { checkTarget } from "../../domain/target-safety";
 import { ApiError } from "../errors";
 import { canonicalJson } from "../canonical-json";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";

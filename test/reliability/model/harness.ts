@@ -10,7 +10,7 @@ import { accountStub, adminHeaders, batchStub, callJson, drainOutbox, keyHeaders
 import { count } from "../figures";
 import { readLedger } from "../ledger";
 import { sleep } from "../support";
-import type { SettleReport } from "../../../src/batch/batch-object";
+import type { SettleReport } from "../../../src/domain/executor-contract";
 import type { Cmd, GroupReport } from "./commands";
 import { breakNextReservation, breakOutbox, healOutbox } from "./faults";
 import { countsOf, type MBatch, type MItem, Model } from "./model";

@@ -24,7 +24,7 @@ import {
   parseIpv4,
   parseIpv6,
   type SpecialMatch,
-} from "../domain/special-addresses";
+} from "./special-addresses";
 
 export type TargetCheck =
   | { ok: true; url: URL }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkTarget } from "../../src/executor/target-safety";
+import { checkTarget } from "../../src/domain/target-safety";
 import { IPV4_EXPECTED, IPV6_EXPECTED } from "../fixtures/special-addresses";
 
 const LOOPBACK_ALLOWED = { allowLoopback: true };

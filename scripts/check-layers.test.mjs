@@ -1,0 +1,63 @@
+// The layer checker must catch what it is there to catch: run by `npm run lint` before the
+// checker itself, with in-memory files (node --test; vitest runs in workerd, which has no fs).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { violations } from "./check-layers.mjs";
+
+/** The forbidden imports of one in-memory file. */
+const check = (path, text) => violations([{ path, text }]);
+
+describe("check-layers", () => {
+  it("reports a value import that runs the wrong way", () => {
+    const found = check("src/account/x.ts", 'import { y } from "../batch/y";\n');
+    assert.equal(found.length, 1);
+    assert.match(found[0], /^src\/account\/x\.ts imports src\/batch\/y: the account never/);
+  });
+
+  it("reports a type-only import", () => {
+    assert.equal(check("src/executor/x.ts", 'import type { StartResult } from "../batch/batch-object";\n').length, 1);
+    assert.equal(check("src/executor/x.ts", 'import { type StartResult } from "../batch/batch-object";\n').length, 1);
+  });
+
+  it("reports a multi-line import, comments among its names too", () => {
+    const text = 'import {\n  a,\n  // the batch\'s own\n  type B,\n  /* "c" */ c,\n} from "../executor/run-item";\n';
+    assert.deepEqual(check("src/batch/x.ts", text), [
+      "src/batch/x.ts imports src/executor/run-item: the batch object never reaches into the executor, the account object or the routes",
+    ]);
+  });
+
+  it("reports re-exports, bare imports and import() types", () => {
+    assert.equal(check("src/domain/x.ts", 'export { a } from "../webhooks/events";\n').length, 1);
+    assert.equal(check("src/domain/x.ts", 'export type * from "../http/app";\n').length, 1);
+    assert.equal(check("src/webhooks/x.ts", 'import "../account/setup";\n').length, 1);
+    assert.equal(check("src/domain/x.ts", 'type M = import("../executor/message").ScrapeMessage;\n').length, 1);
+  });
+
+  it("reports a platform module in the domain", () => {
+    assert.equal(check("src/domain/x.ts", 'import { DurableObject } from "cloudflare:workers";\n').length, 1);
+    assert.equal(check("src/domain/x.ts", 'import { readFileSync } from "node:fs";\n').length, 1);
+  });
+
+  it("does not report imports that run downwards or sideways within a part", () => {
+    const text = [
+      'import { z } from "zod";',
+      'import type { BatchStatus } from "../domain/states";',
+      'import { first } from "../durable/sql";',
+      'import type { Env } from "../env";',
+      'import { Outbox } from "./outbox";',
+      'import { checkTarget } from "../domain/target-safety";',
+    ].join("\n");
+    assert.deepEqual(check("src/batch/x.ts", text), []);
+    assert.deepEqual(check("src/domain/x.ts", 'import { z } from "zod";\nimport type { ItemCounts } from "./states";\n'), []);
+    assert.deepEqual(check("src/http/x.ts", 'import { BatchObject } from "../batch/batch-object";\n'), []);
+  });
+
+  it("exempts src/env.ts, which names the object classes for the bindings' types", () => {
+    assert.deepEqual(check("src/env.ts", 'import type { BatchObject } from "./batch/batch-object";\n'), []);
+  });
+
+  it("takes absolute paths as well as project-relative ones", () => {
+    const absolute = new URL("../src/account/x.ts", import.meta.url).pathname;
+    assert.equal(check(absolute, 'import { y } from "../batch/y";\n').length, 1);
+  });
+});
