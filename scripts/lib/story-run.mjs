@@ -8,6 +8,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createChecks, runStory, show, StoryStopped } from "./checks.mjs";
+import { requestJson } from "./http.mjs";
 import { freePorts, groupAlive, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./wrangler.mjs";
 
 const POLL_NOISE = /^\[wrangler:info\] GET \S+ 200 OK/;
@@ -101,29 +102,18 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
     });
   }
 
-  async function api(method, path, { body, headers = {}, timeoutMs = requestMs } = {}) {
-    let res;
-    let text;
+  /** A request to the Worker (see requestJson); bounded by `requestMs` and cut when the run stops. */
+  async function api(method, path, { body, headers, timeoutMs = requestMs } = {}) {
     try {
-      res = await fetch(`${base}${path}`, {
-        method,
-        headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-        body: body === undefined ? undefined : JSON.stringify(body),
+      return await requestJson(`${base}${path}`, method, {
+        body,
+        headers,
         signal: AbortSignal.any([AbortSignal.timeout(Math.min(timeoutMs, requestMs)), stopRequests.signal]),
-        redirect: "manual",
       });
-      text = await res.text();
     } catch (err) {
       if (stopRequests.signal.aborted) throw new StoryStopped(stopRequests.signal.reason?.message ?? "stopped");
       throw new Error(`${method} ${path}: ${err?.cause?.code ?? err?.name ?? "error"}: ${err?.message ?? err}`);
     }
-    let json;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, body: json ?? text, bytes: Buffer.byteLength(text), headers: res.headers };
   }
 
   /**
