@@ -13,7 +13,9 @@ const ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const LAUNCH = { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 };
+// The story frame owns the signals and closes the browser itself: playwright's own SIGINT handler
+// would exit the process (130) before the frame stops wrangler and prints the summary.
+const LAUNCH = { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000, handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false };
 
 /** Stops the story at once (a failed `must`) when Chromium is not installed: call before starting anything. */
 export function requireChromium(must) {
