@@ -11,28 +11,16 @@
 // Prints `browser: N checks passed, M failed` and exits non-zero unless every check passed.
 // Bounded: the whole run stops after BOUNDS.total. Network: 127.0.0.1 only. Every process
 // it starts (wrangler's process group, Chromium) is stopped at the end, also on failure.
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { freePorts, groupAlive, ROOT, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
+import { ROOT, sleep } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
-import { createChecks, runStory, show, StoryStopped } from "./lib/checks.mjs";
+import { show } from "./lib/checks.mjs";
+import { launchChromiumContext, requireChromium } from "./lib/chromium.mjs";
+import { createStoryRun } from "./lib/story-run.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless=new",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 /** How long each target page takes: long enough to see items run, short enough for a quick run. */
 const DELAY_MS = 3000;
 const URL_COUNT = 10;
@@ -53,18 +41,16 @@ const BOUNDS = {
   total: 120_000, // the whole run, whatever happens
 };
 
-// ---------------------------------------------------------------- checks and output
+const run = createStoryRun({
+  name: "browser",
+  totalMs: BOUNDS.total,
+  requestMs: BOUNDS.request,
+  stopGraceMs: BOUNDS.stopGrace,
+  stopping: "Chromium, wrangler, the relay and the target server",
+});
+const { api, check, housekeeping, must, step } = run;
 
-const { results, elapsed, check, housekeeping, must, step } = createChecks();
-
-// ---------------------------------------------------------------- processes and servers we own
-
-let wrangler;
-let target;
-let relay;
-let context; // Chromium (a persistent context on a fresh user data dir)
-let workDir;
-let cleaning;
+// ---------------------------------------------------------------- the relay
 
 /**
  * A TCP relay 127.0.0.1:<port> -> wrangler dev. The browser talks to the relay, so the test
@@ -103,67 +89,6 @@ async function startRelay(upstreamPort) {
       });
     },
   };
-}
-
-function cleanup(keepLogs = false) {
-  cleaning ??= (async () => {
-    if (context) await Promise.race([context.close().catch(() => {}), sleep(5_000)]);
-    let stopped = true;
-    if (wrangler?.pgid) {
-      stopped = await stopGroup(wrangler.pgid, BOUNDS.stopGrace, () =>
-        console.log(`[${elapsed()}] wrangler did not stop on SIGTERM within ${BOUNDS.stopGrace} ms: SIGKILL`),
-      );
-    }
-    if (relay) await Promise.race([relay.close(), sleep(2_000)]);
-    if (target) await Promise.race([target.close(), sleep(2_000)]);
-    if (workDir) {
-      const removed = keepLogs ? [join(workDir, "state"), join(workDir, "chromium"), join(workDir, "bundle")] : [workDir];
-      for (const dir of removed) await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
-      if (keepLogs) console.log(`[${elapsed()}] wrangler's debug log kept in ${join(workDir, "logs")}`);
-    }
-    return stopped;
-  })();
-  return cleaning;
-}
-
-process.on("exit", () => {
-  if (wrangler?.pgid && groupAlive(wrangler.pgid)) signalGroup(wrangler.pgid, "SIGKILL");
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    console.log(`\n[${elapsed()}] ${sig}: stopping`);
-    finish(`interrupted by ${sig}`, 130);
-  });
-}
-
-// ---------------------------------------------------------------- HTTP from Node (setup and ground truth)
-
-let base; // wrangler dev, directly
-const stopRequests = new AbortController();
-
-async function api(method, path, { body, headers = {} } = {}) {
-  let res;
-  let text;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.any([AbortSignal.timeout(BOUNDS.request), stopRequests.signal]),
-      redirect: "manual",
-    });
-    text = await res.text();
-  } catch (err) {
-    if (stopRequests.signal.aborted) throw new StoryStopped(stopRequests.signal.reason?.message ?? "stopped");
-    throw new Error(`${method} ${path}: ${err?.cause?.code ?? err?.name ?? "error"}: ${err?.message ?? err}`);
-  }
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, body: json ?? text, headers: res.headers };
 }
 
 // ---------------------------------------------------------------- reading the page
@@ -213,53 +138,23 @@ const brief = (v) => ({ status: v?.status, badge: v?.badge, ...v?.counts });
 // ---------------------------------------------------------------- the story
 
 async function story() {
-  if (!existsSync(CHROMIUM)) {
-    must(`Chromium is installed at ${CHROMIUM} (apt-get install chromium)`, false);
-  }
+  requireChromium(must);
   await mkdir(join(ROOT, "test-output"), { recursive: true });
 
   step("start: target server, wrangler dev (snapshot of the Worker), relay");
-  target = await startTargetServer({ delayMs: DELAY_MS });
+  const target = await startTargetServer({ delayMs: DELAY_MS });
+  run.onCleanup(() => target.close());
   console.log(`  target server on ${target.url} (pages answer after ${DELAY_MS} ms)`);
-  workDir = await mkdtemp(join(tmpdir(), "batch-scrape-browser-"));
-  const config = await Promise.race([
-    snapshotWorker(workDir),
-    sleep(BOUNDS.bundle).then(() => {
-      throw new Error(`bundling took longer than ${BOUNDS.bundle / 1000} s`);
-    }),
-  ]);
-  const [apiPort, inspectorPort] = await freePorts(2);
-  const adminToken = randomBytes(24).toString("hex");
-  base = `http://127.0.0.1:${apiPort}`;
-  wrangler = startWrangler({
-    port: apiPort,
-    inspectorPort,
-    config,
-    persistTo: join(workDir, "state"),
-    logDir: join(workDir, "logs"),
-    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: "15000" },
+  const { port, adminToken, workDir, wrangler } = await run.startWorker({
+    snapshot: true,
+    bundleMs: BOUNDS.bundle,
+    readyMs: BOUNDS.ready,
+    vars: { ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: "15000" },
   });
-  wrangler.exited.then((e) => {
-    wrangler.exit = e;
-    if (!cleaning) {
-      console.log(`[${elapsed()}] wrangler exited unexpectedly: ${show(e)}`);
-      stopRequests.abort(new Error(`wrangler exited unexpectedly: ${show(e)}`));
-    }
-  });
-  console.log(`  wrangler dev on ${base} (pid ${wrangler.pgid})`);
-  let healthy = false;
-  for (const deadline = Date.now() + BOUNDS.ready; Date.now() < deadline && !wrangler.exit && !wrangler.buildError; ) {
-    const r = await Promise.race([api("GET", "/healthz").catch(() => null), wrangler.buildFailed.then(() => null)]);
-    if (r?.status === 200) {
-      healthy = true;
-      break;
-    }
-    await sleep(250);
-  }
-  must(`GET /healthz answers 200 within ${BOUNDS.ready / 1000} s`, healthy, wrangler.exit ?? wrangler.buildError ?? "no answer");
-  relay = await startRelay(apiPort);
+  const relay = await startRelay(port);
+  run.onCleanup(() => relay.close());
   const pageBase = `http://127.0.0.1:${relay.port}`;
-  console.log(`  ready after ${elapsed()}; the browser goes through the relay ${pageBase}`);
+  console.log(`  the browser goes through the relay ${pageBase}`);
 
   step("POST /admin/accounts (Node fetch)");
   const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "browser", credits: CREDITS } });
@@ -274,13 +169,8 @@ async function story() {
   step("launch Chromium (fresh user data dir)");
   const userDataDir = join(workDir, "chromium");
   await mkdir(userDataDir, { recursive: true });
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 900 },
-    timeout: 30_000,
-  });
+  const context = await launchChromiumContext(userDataDir, { viewport: { width: 1280, height: 900 } });
+  run.onCleanup(() => context.close().catch(() => {}), { first: true });
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(BOUNDS.ui);
 
@@ -457,36 +347,4 @@ async function story() {
 
 // ---------------------------------------------------------------- main
 
-let stoppedAt = null;
-const watchdog = setTimeout(() => {
-  console.log(`\n[${elapsed()}] TIMEOUT: the run took longer than ${BOUNDS.total / 1000} s`);
-  check(`whole run within ${BOUNDS.total / 1000} s`, false);
-  finish("timeout");
-}, BOUNDS.total);
-
-let finishing;
-function finish(reason, exitCode) {
-  finishing ??= (async () => {
-    clearTimeout(watchdog);
-    if (reason) stoppedAt = reason;
-    stopRequests.abort(new Error("stopping"));
-    console.log(`\n[${elapsed()}] stopping Chromium, wrangler, the relay and the target server`);
-    const failedSoFar = stoppedAt !== null || results.some((r) => !r.ok);
-    const stopped = await cleanup(failedSoFar);
-    if (wrangler) housekeeping(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
-    const passed = results.filter((r) => r.ok).length;
-    const failed = results.length - passed;
-    const ok = failed === 0 && stoppedAt === null && results.length > 0;
-    if (!ok && wrangler) {
-      console.log("\n--- last 40 lines of wrangler output ---");
-      for (const line of wrangler.log.slice(-40)) console.log(`  | ${line}`);
-      console.log("--- end of wrangler output ---");
-    }
-    if (stoppedAt) console.log(`\nstory stopped early: ${stoppedAt}`);
-    console.log(`browser: ${passed} checks passed, ${failed} failed (${elapsed()})`);
-    process.exit(exitCode ?? (ok ? 0 : 1));
-  })();
-  return finishing;
-}
-
-await runStory(story, { results, check, finish, finishing: () => finishing !== undefined });
+await run.run(story);

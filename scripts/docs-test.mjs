@@ -10,26 +10,14 @@
 // Prints `docs: N checks passed, M failed` and exits non-zero unless every check passed.
 // Bounded: the whole run stops after BOUNDS.total. Every process it starts (wrangler's
 // process group, Chromium) is stopped at the end, also on failure.
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { freePorts, ROOT, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
-import { createChecks, runStory, show, storyEnd } from "./lib/checks.mjs";
+import { ROOT, sleep } from "./lib/wrangler.mjs";
+import { show } from "./lib/checks.mjs";
+import { launchChromium, requireChromium } from "./lib/chromium.mjs";
+import { createStoryRun } from "./lib/story-run.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless=new",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const SCREENSHOT = join(ROOT, "test-output", "docs.png");
 /** The cancel route's summary in the OpenAPI document: its operation must open in the page. */
 const CANCEL = "Cancel a batch";
@@ -45,71 +33,21 @@ const BOUNDS = {
   total: 180_000, // the whole run, whatever happens
 };
 
-const { results, elapsed, check, housekeeping, must, step } = createChecks();
-
-// ---------------------------------------------------------------- processes we own
-
-let wrangler;
-let browser;
-let workDir;
-let cleaning;
-
-function cleanup(keepLogs = false) {
-  cleaning ??= (async () => {
-    if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5_000)]);
-    let stopped = true;
-    if (wrangler?.pgid) {
-      stopped = await stopGroup(wrangler.pgid, BOUNDS.stopGrace, () =>
-        console.log(`[${elapsed()}] wrangler did not stop on SIGTERM within ${BOUNDS.stopGrace} ms: SIGKILL`),
-      );
-    }
-    if (workDir) {
-      const removed = keepLogs ? [join(workDir, "state"), join(workDir, "bundle")] : [workDir];
-      for (const dir of removed) await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
-      if (keepLogs) console.log(`[${elapsed()}] wrangler's debug log kept in ${join(workDir, "logs")}`);
-    }
-    return stopped;
-  })();
-  return cleaning;
-}
+const run = createStoryRun({ name: "docs", totalMs: BOUNDS.total, requestMs: BOUNDS.request, stopGraceMs: BOUNDS.stopGrace, stopping: "Chromium and wrangler" });
+const { check, housekeeping, must, step } = run;
 
 // ---------------------------------------------------------------- the story
 
 async function story() {
-  if (!existsSync(CHROMIUM)) must(`Chromium is installed at ${CHROMIUM} (apt-get install chromium)`, false);
+  requireChromium(must);
   await mkdir(join(ROOT, "test-output"), { recursive: true });
 
   step("start wrangler dev (snapshot of the Worker)");
-  workDir = await mkdtemp(join(tmpdir(), "batch-scrape-docs-"));
-  const config = await Promise.race([
-    snapshotWorker(workDir),
-    sleep(BOUNDS.bundle).then(() => {
-      throw new Error(`bundling took longer than ${BOUNDS.bundle / 1000} s`);
-    }),
-  ]);
-  const [port, inspectorPort] = await freePorts(2);
-  const base = `http://127.0.0.1:${port}`;
-  // /healthz answers 200 only with a key MAC secret configured.
-  const vars = { API_KEY_MAC_SECRET: randomBytes(32).toString("hex") };
-  wrangler = startWrangler({ port, inspectorPort, config, vars, persistTo: join(workDir, "state"), logDir: join(workDir, "logs") });
-  wrangler.exited.then((e) => {
-    wrangler.exit = e;
-    if (!cleaning) console.log(`[${elapsed()}] wrangler exited unexpectedly: ${show(e)}`);
-  });
-  let healthy = false;
-  for (const deadline = Date.now() + BOUNDS.ready; Date.now() < deadline && !wrangler.exit && !wrangler.buildError; ) {
-    const status = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(BOUNDS.request) }).then((r) => r.status, () => 0);
-    if (status === 200) {
-      healthy = true;
-      break;
-    }
-    await sleep(250);
-  }
-  must(`GET /healthz answers 200 within ${BOUNDS.ready / 1000} s`, healthy, wrangler.exit ?? wrangler.buildError ?? "no answer");
-  console.log(`  wrangler dev on ${base}, ready after ${elapsed()}`);
+  const { base } = await run.startWorker({ snapshot: true, bundleMs: BOUNDS.bundle, readyMs: BOUNDS.ready });
 
   step("launch Chromium; cut off every origin but the local server");
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const browser = await launchChromium();
+  run.onCleanup(() => browser.close().catch(() => {}), { first: true });
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const local = [];
   const outside = [];
@@ -172,12 +110,4 @@ async function story() {
 
 // ---------------------------------------------------------------- main
 
-const { finish, finishing } = storyEnd({
-  name: "docs",
-  totalMs: BOUNDS.total,
-  checks: { results, check, elapsed, housekeeping },
-  wrangler: () => wrangler,
-  cleanup,
-  stopping: "Chromium and wrangler",
-});
-await runStory(story, { results, check, finish, finishing });
+await run.run(story);

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePorts, groupAlive, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
+import { requestJson } from "./lib/http.mjs";
 
 const SECONDS = Number(process.env.LOAD_SECONDS) || 20;
 const CONCURRENCY = Number(process.env.LOAD_CONCURRENCY) || 8;
@@ -42,20 +43,12 @@ const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 
 // ---------------------------------------------------------------- HTTP
 
-async function api(method, path, { body, headers = {}, count = true } = {}) {
+async function api(method, path, { body, headers, count = true } = {}) {
   if (count) stats.requests++;
   const t0 = performance.now();
   let res;
-  let text;
   try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      signal: AbortSignal.any([AbortSignal.timeout(REQUEST_MS), stop.signal]),
-      redirect: "manual",
-    });
-    text = await res.text();
+    res = await requestJson(`${base}${path}`, method, { body, headers, signal: AbortSignal.any([AbortSignal.timeout(REQUEST_MS), stop.signal]) });
   } catch (err) {
     if (count) stats.networkErrors++;
     return { status: 0, body: undefined, error: String(err?.cause?.code ?? err?.name ?? err) };
@@ -63,15 +56,9 @@ async function api(method, path, { body, headers = {}, count = true } = {}) {
   if (count) {
     stats.latencies.push(performance.now() - t0);
     stats.byStatus[res.status] = (stats.byStatus[res.status] ?? 0) + 1;
-    if (res.status >= 500 && stats.fiveXx.length < 20) stats.fiveXx.push({ method, path, status: res.status, body: text.slice(0, 300) });
+    if (res.status >= 500 && stats.fiveXx.length < 20) stats.fiveXx.push({ method, path, status: res.status, body: res.text.slice(0, 300) });
   }
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, body: json ?? text };
+  return res;
 }
 
 const admin = () => ({ authorization: `Bearer ${adminToken}` });

@@ -1,5 +1,4 @@
-// Checks and progress output shared by the scripted stories (e2e, browser test, docs test).
-import { groupAlive, signalGroup } from "./wrangler.mjs";
+// Checks and progress output shared by the scripted stories (e2e, hostile, browser test, docs test).
 
 export class StoryStopped extends Error {}
 
@@ -64,70 +63,9 @@ export async function runStory(story, { results, check, finish, finishing }) {
       if (!finishing() && !results.some((r) => !r.ok)) check("the story runs to its end", false, err.message);
       await finish(err.message);
     } else {
-      check("story ran without an unexpected error", false, err?.stack ?? String(err));
+      // Once a signal or the watchdog is stopping the run, the story's calls fail by our own doing.
+      if (!finishing()) check("story ran without an unexpected error", false, err?.stack ?? String(err));
       await finish(`unexpected error: ${err?.message ?? err}`);
     }
   }
-}
-
-/**
- * How a story script ends, whatever happens: `finish(reason, exitCode)` runs once, on the
- * story's end, after `totalMs` (a failed check), or on SIGINT/SIGTERM/SIGHUP (exit 130). It
- * calls `onStop()`, then `cleanup(failedSoFar)` (resolves to whether wrangler's process group
- * is gone), prints wrangler's last output if anything failed (lines matching `noise` left
- * out) and the summary line `<name>: N checks passed, M failed`, and exits 0 only if every
- * check passed. If the process exits some other way, wrangler's group is killed there and
- * then. `wrangler()` returns startWrangler's state once there is one.
- * Returns { finish, finishing } for runStory.
- */
-export function storyEnd({ name, totalMs, checks, wrangler, cleanup, stopping, onStop = () => {}, noise }) {
-  const { results, check, elapsed, housekeeping } = checks;
-  let stoppedAt = null;
-  let finishing;
-  const watchdog = setTimeout(() => {
-    console.log(`\n[${elapsed()}] TIMEOUT: the run took longer than ${totalMs / 1000} s`);
-    check(`whole run within ${totalMs / 1000} s`, false);
-    finish("timeout");
-  }, totalMs);
-
-  function finish(reason, exitCode) {
-    finishing ??= (async () => {
-      clearTimeout(watchdog);
-      if (reason) stoppedAt = reason;
-      onStop();
-      console.log(`\n[${elapsed()}] stopping ${stopping}`);
-      const failedSoFar = stoppedAt !== null || results.some((r) => !r.ok);
-      const stopped = await cleanup(failedSoFar);
-      const w = wrangler();
-      // Our own processes stopped: housekeeping, counted only when it fails.
-      if (w) housekeeping(`wrangler and its workerd children stopped (process group ${w.pgid} empty)`, stopped);
-      const passed = results.filter((r) => r.ok).length;
-      const failed = results.length - passed;
-      const ok = failed === 0 && stoppedAt === null && results.length > 0;
-      if (!ok && w) {
-        const lines = noise ? w.log.filter((l) => !noise.test(l)) : w.log;
-        const omitted = w.log.length - lines.length;
-        console.log(`\n--- last 40 lines of wrangler output${omitted ? ` (${omitted} lines matching ${noise} left out)` : ""} ---`);
-        for (const line of lines.slice(-40)) console.log(`  | ${line}`);
-        console.log("--- end of wrangler output ---");
-      }
-      if (stoppedAt) console.log(`\nstory stopped early: ${stoppedAt}`);
-      console.log(`${name}: ${passed} checks passed, ${failed} failed (${elapsed()})`);
-      process.exit(exitCode ?? (ok ? 0 : 1));
-    })();
-    return finishing;
-  }
-
-  // Last resort if the process goes down some other way: synchronous, so it works in "exit".
-  process.on("exit", () => {
-    const w = wrangler();
-    if (w?.pgid && groupAlive(w.pgid)) signalGroup(w.pgid, "SIGKILL");
-  });
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-    process.once(sig, () => {
-      console.log(`\n[${elapsed()}] ${sig}: stopping`);
-      finish(`interrupted by ${sig}`, 130);
-    });
-  }
-  return { finish, finishing: () => finishing !== undefined };
 }

@@ -1,26 +1,30 @@
-// The frame of a scripted story against `wrangler dev` (scripts/e2e.mjs, scripts/hostile.mjs):
+// The frame of a scripted story against `wrangler dev` (scripts/e2e.mjs, scripts/hostile.mjs,
+// scripts/browser-test.mjs, scripts/docs-test.mjs):
 // a work dir, wrangler in its own process group on a snapshot of the Worker, HTTP helpers whose
 // requests die with the run, a watchdog, Ctrl-C handling, and one `finish` that stops every
 // process the story started and prints "<name>: N checks passed, M failed". Node built-ins only.
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createChecks, runStory, show, StoryStopped } from "./checks.mjs";
+import { requestJson } from "./http.mjs";
 import { freePorts, groupAlive, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./wrangler.mjs";
 
 const POLL_NOISE = /^\[wrangler:info\] GET \S+ 200 OK/;
 
 /**
- * @param {{ name: string, totalMs: number, requestMs?: number, stopGraceMs?: number, pollMs?: number }} options
- *   `requestMs` bounds any single request; `totalMs` the whole run, whatever happens.
+ * @param {{ name: string, totalMs: number, requestMs?: number, stopGraceMs?: number, pollMs?: number, stopping?: string }} options
+ *   `requestMs` bounds any single request; `totalMs` the whole run, whatever happens; `stopping`
+ *   names what the story stops at the end (printed).
  */
-export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs = 5_000, pollMs = 100 }) {
+export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs = 5_000, pollMs = 100, stopping = "wrangler and the target server" }) {
   const checks = createChecks();
   const { results, elapsed, check, housekeeping, must } = checks;
   /** Aborted when wrangler dies or the run is being stopped: no request outlives the run. */
   const stopRequests = new AbortController();
-  /** Things to close after wrangler stops (target servers…): each is given 2 s. */
+  /** Things to close before wrangler stops (a browser: 5 s each) and after it (target servers…: 2 s each). */
+  const closersFirst = [];
   const closers = [];
   let wrangler; // { child, pgid, exited, exit, log, buildError, buildFailed }
   let workDir;
@@ -34,6 +38,7 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
   /** Stops everything; idempotent, bounded. Keeps wrangler's debug log on failure. False if wrangler outlived SIGKILL. */
   function cleanup(keepLogs) {
     cleaning ??= (async () => {
+      for (const close of closersFirst) await Promise.race([close(), sleep(5_000)]);
       let stopped = true;
       if (wrangler?.pgid) {
         stopped = await stopGroup(wrangler.pgid, stopGraceMs, () =>
@@ -42,7 +47,8 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
       }
       for (const close of closers) await Promise.race([close(), sleep(2_000)]);
       if (workDir) {
-        const removed = keepLogs ? [join(workDir, "state"), join(workDir, "bundle")] : [workDir];
+        // On failure only wrangler's debug log stays (state, bundle, a browser profile go).
+        const removed = keepLogs ? (await readdir(workDir).catch(() => [])).filter((f) => f !== "logs").map((f) => join(workDir, f)) : [workDir];
         for (const dir of removed) await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
         if (keepLogs) console.log(`[${elapsed()}] wrangler's debug log kept in ${join(workDir, "logs")}`);
       }
@@ -57,7 +63,7 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
       clearTimeout(watchdog);
       if (reason) stoppedAt = reason;
       stopRequests.abort(new Error("stopping"));
-      console.log(`\n[${elapsed()}] stopping wrangler and the target server`);
+      console.log(`\n[${elapsed()}] stopping ${stopping}`);
       const stopped = await cleanup(stoppedAt !== null || results.some((r) => !r.ok));
       // Our own processes stopped: housekeeping, counted only when it fails.
       if (wrangler) housekeeping(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
@@ -96,29 +102,18 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
     });
   }
 
-  async function api(method, path, { body, headers = {}, timeoutMs = requestMs } = {}) {
-    let res;
-    let text;
+  /** A request to the Worker (see requestJson); bounded by `requestMs` and cut when the run stops. */
+  async function api(method, path, { body, headers, timeoutMs = requestMs } = {}) {
     try {
-      res = await fetch(`${base}${path}`, {
-        method,
-        headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-        body: body === undefined ? undefined : JSON.stringify(body),
+      return await requestJson(`${base}${path}`, method, {
+        body,
+        headers,
         signal: AbortSignal.any([AbortSignal.timeout(Math.min(timeoutMs, requestMs)), stopRequests.signal]),
-        redirect: "manual",
       });
-      text = await res.text();
     } catch (err) {
       if (stopRequests.signal.aborted) throw new StoryStopped(stopRequests.signal.reason?.message ?? "stopped");
       throw new Error(`${method} ${path}: ${err?.cause?.code ?? err?.name ?? "error"}: ${err?.message ?? err}`);
     }
-    let json;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, body: json ?? text, bytes: Buffer.byteLength(text) };
   }
 
   /**
@@ -148,7 +143,8 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
   /**
    * Starts `wrangler dev` (own state dir, random admin token and key MAC secret, `vars` on top) and waits for
    * GET /healthz. `snapshot`: run a bundle of the Worker as it is now, so edits meanwhile do not
-   * reload it. Resolves to { base, adminToken }; a failed start stops the story.
+   * reload it. Resolves to { base, port, adminToken, workDir, wrangler } (wrangler: startWrangler's
+   * state, its `log` the last lines of output; its debug log is in workDir/logs); a failed start stops the story.
    */
   async function startWorker({ vars = {}, readyMs = 60_000, snapshot = false, bundleMs = 120_000 } = {}) {
     workDir = await mkdtemp(join(tmpdir(), `batch-scrape-${name}-`));
@@ -194,7 +190,7 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
           : (ready.error?.message ?? ready.value),
     );
     console.log(`  ready after ${elapsed()}`);
-    return { base, adminToken };
+    return { base, port: apiPort, adminToken, workDir, wrangler };
   }
 
   /** Runs `story` to its end (see runStory), then finishes; `summary()` lines go just before the count. */
@@ -208,5 +204,8 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
     });
   }
 
-  return { ...checks, api, pollUntil, startWorker, run, onCleanup: (close) => closers.push(close) };
+  /** `close` runs at the end, after wrangler stops; with `{ first: true }` before it (e.g. a browser). */
+  const onCleanup = (close, { first = false } = {}) => (first ? closersFirst : closers).push(close);
+
+  return { ...checks, api, pollUntil, startWorker, run, onCleanup };
 }

@@ -1,4 +1,4 @@
-// Shared by scripts/e2e.mjs, scripts/browser-test.mjs, scripts/load.mjs and bench/http.mjs:
+// Shared by the story frame (scripts/lib/story-run.mjs), scripts/load.mjs and bench/http.mjs:
 // run `wrangler dev` on 127.0.0.1 in its own process group, and stop that group (SIGTERM,
 // then SIGKILL) so no workerd is left behind.
 // Node built-ins only.
