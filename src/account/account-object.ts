@@ -8,6 +8,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { AccountEvent, BatchIndexSnapshot, HoldResolution } from "../domain/account-events";
+import { ACCOUNT_HOLD, type AccountHoldState, holdEventFor } from "../domain/holds";
 import { holdKeys } from "../domain/account-events";
 import { applyMovement, type Balances, type MovementKind, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
@@ -68,7 +69,7 @@ export interface AccountStats {
   /** Closed (DELETE /admin/accounts/:id): counted apart, its books still in the sums. */
   closed: boolean;
 }
-type HoldRow = { key: string; batch_id: string; purpose: string; amount: number; state: string; deadline: number | null };
+type HoldRow = { key: string; batch_id: string; purpose: string; amount: number; state: AccountHoldState; deadline: number | null };
 
 export class AccountObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
@@ -298,7 +299,7 @@ export class AccountObject extends DurableObject<Env> {
     const result = this.ctx.storage.transactionSync((): Ok<{ replay: boolean }> | Failure => {
       const existing = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", input.key);
       if (existing) {
-        return existing.state === "void"
+        return existing.state === ACCOUNT_HOLD.void
           ? fail("RESERVATION_EXPIRED", "This reservation was already released.")
           : { ok: true, replay: true };
       }
@@ -420,7 +421,7 @@ export class AccountObject extends DurableObject<Env> {
     this.sql.exec("DELETE FROM idempotency WHERE created_at <= ?", now - IDEMPOTENCY_TTL_MS);
     this.purgeRetained(now); // retention
     this.wipeExpiredWebhookSecret(now);
-    const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = 'pending' AND deadline <= ? LIMIT 50", now);
+    const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = ? AND deadline <= ? LIMIT 50", ACCOUNT_HOLD.pending, now);
     await this.closeLiveViews(views);
     await this.nudgeWaitingBatches();
     await deliverDue(this.sql, {
@@ -434,12 +435,12 @@ export class AccountObject extends DurableObject<Env> {
         answer = await this.env.BATCH.getByName(hold.batch_id).resolveHold(hold.key);
       } catch (err) {
         console.error(JSON.stringify({ level: "warn", msg: "hold resolution failed", key: hold.key, error: String(err) }));
-        this.sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = 'pending'", Date.now() + HOLD_RECHECK_MS, hold.key);
+        this.sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = ?", Date.now() + HOLD_RECHECK_MS, hold.key, ACCOUNT_HOLD.pending);
         continue;
       }
       // Other events ran during the await: applyEvent re-reads the hold and skips what is done.
       this.ctx.storage.transactionSync(() => {
-        this.applyEvents(hold.batch_id, [{ kind: answer === "applied" ? "confirm" : "void", key: hold.key }]);
+        this.applyEvents(hold.batch_id, [{ kind: holdEventFor(answer), key: hold.key }]);
       });
     }
     this.armAlarm();
@@ -520,8 +521,8 @@ export class AccountObject extends DurableObject<Env> {
     const moved = this.move("reserve", amount, { key, batchId, note: purpose === "create" ? "batch created" : "failed items retried" });
     if (!moved.ok) return moved;
     this.sql.exec(
-      "INSERT INTO holds (key, batch_id, purpose, amount, state, deadline, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-      key, batchId, purpose, amount, now + this.holdTimeoutMs(), now,
+      "INSERT INTO holds (key, batch_id, purpose, amount, state, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      key, batchId, purpose, amount, ACCOUNT_HOLD.pending, now + this.holdTimeoutMs(), now,
     );
     return { ok: true };
   }
@@ -545,9 +546,9 @@ export class AccountObject extends DurableObject<Env> {
       case "confirm": {
         const hold = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", event.key);
         if (!hold) throw new Error(`confirm of unknown hold ${event.key}`);
-        if (hold.state === "confirmed") return false;
-        if (hold.state === "void") throw new Error(`confirm of void hold ${event.key}`);
-        this.sql.exec("UPDATE holds SET state = 'confirmed', deadline = NULL WHERE key = ?", event.key);
+        if (hold.state === ACCOUNT_HOLD.confirmed) return false;
+        if (hold.state === ACCOUNT_HOLD.void) throw new Error(`confirm of void hold ${event.key}`);
+        this.sql.exec("UPDATE holds SET state = ?, deadline = NULL WHERE key = ?", ACCOUNT_HOLD.confirmed, event.key);
         if (hold.purpose === "create") this.sql.exec("UPDATE batches SET visible = 1 WHERE batch_id = ?", batchId);
         return true;
       }
@@ -556,14 +557,14 @@ export class AccountObject extends DurableObject<Env> {
         if (!hold) {
           // The reserve has not arrived (and now never may): remember the key as void.
           this.sql.exec(
-            "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, 'tombstone', 0, 'void', ?)",
-            event.key, batchId, Date.now(),
+            "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, 'tombstone', 0, ?, ?)",
+            event.key, batchId, ACCOUNT_HOLD.void, Date.now(),
           );
           return true;
         }
-        if (hold.state === "void") return false;
-        if (hold.state === "confirmed") throw new Error(`void of confirmed hold ${event.key}`);
-        this.sql.exec("UPDATE holds SET state = 'void', deadline = NULL WHERE key = ?", event.key);
+        if (hold.state === ACCOUNT_HOLD.void) return false;
+        if (hold.state === ACCOUNT_HOLD.confirmed) throw new Error(`void of confirmed hold ${event.key}`);
+        this.sql.exec("UPDATE holds SET state = ?, deadline = NULL WHERE key = ?", ACCOUNT_HOLD.void, event.key);
         // The hold's state guards this refund: its key is new, or the books are wrong (refused).
         if (hold.amount !== 0) {
           settlement.release("refund", hold.amount, { key: `${event.key}:void`, itemId: null, note: "reservation released" }, "refuse");
@@ -606,7 +607,7 @@ export class AccountObject extends DurableObject<Env> {
     const row = first<{ status: string; reserved: number }>(this.sql, "SELECT status, reserved FROM batches WHERE batch_id = ?", batchId);
     if (!row || row.status === "expired") return false; // already forgotten (or its tombstone is long gone)
     if (row.reserved !== 0) throw new Error(`forget of batch ${batchId}, which still holds ${row.reserved} credits`);
-    if (first(this.sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = 'pending'", batchId)) {
+    if (first(this.sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = ?", batchId, ACCOUNT_HOLD.pending)) {
       throw new Error(`forget of batch ${batchId}, which has a pending hold`);
     }
     const slots = first<{ granted: number }>(this.sql, "SELECT granted FROM slots WHERE batch_id = ?", batchId)?.granted ?? 0;
@@ -630,8 +631,8 @@ export class AccountObject extends DurableObject<Env> {
       now - retentionMs(this.env) - TOMBSTONE_MS,
     );
     this.sql.exec(
-      "DELETE FROM holds WHERE state = 'void' AND created_at <= ? AND batch_id NOT IN (SELECT batch_id FROM batches)",
-      now - ABANDONED_HOLD_MS,
+      "DELETE FROM holds WHERE state = ? AND created_at <= ? AND batch_id NOT IN (SELECT batch_id FROM batches)",
+      ACCOUNT_HOLD.void, now - ABANDONED_HOLD_MS,
     );
   }
 
@@ -676,7 +677,7 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   private armAlarm(): void {
-    const hold = first<{ t: number | null }>(this.sql, "SELECT min(deadline) AS t FROM holds WHERE state = 'pending'")?.t ?? null;
+    const hold = first<{ t: number | null }>(this.sql, "SELECT min(deadline) AS t FROM holds WHERE state = ?", ACCOUNT_HOLD.pending)?.t ?? null;
     const idem = first<{ t: number | null }>(this.sql, "SELECT min(created_at) AS t FROM idempotency")?.t ?? null;
     const nudge = this.#slotsFreed ? Date.now() : null;
     const webhook = tableExists(this.sql, "webhook_deliveries") ? nextDeliveryAt(this.sql) : null;
