@@ -21,7 +21,7 @@ import { Settlement } from "./settlement";
 import { mapBounded } from "../lib/map-bounded";
 import { deliverDue, listDeliveries, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
 import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
-import { hashesEqual } from "./keys";
+import { insertKey, keyMatches, listKeys, type KeySummary, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
 import { byBatch, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose, type ViewToClose, viewsClosed } from "./live-views";
 import { positiveInt } from "../lib/positive-int";
 
@@ -86,7 +86,7 @@ export class AccountObject extends DurableObject<Env> {
       const now = Date.now();
       this.sql.exec("INSERT INTO account (id, name, created_at) VALUES (?, ?, ?)", input.accountId, input.name, now);
       this.sql.exec("INSERT INTO balances (id, granted, balance, reserved, used, refunded) VALUES (1, 0, 0, 0, 0, 0)");
-      this.sql.exec("INSERT INTO api_keys (key_id, key_hash, created_at) VALUES (?, ?, ?)", input.keyId, input.keyHash, now);
+      insertKey(this.sql, { keyId: input.keyId, keyHash: input.keyHash, expiresAt: null }, now);
       if (input.credits > 0) this.move("grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
       return { ok: true, balances: this.balances() };
     });
@@ -96,10 +96,7 @@ export class AccountObject extends DurableObject<Env> {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     const createdAt = Date.now();
-    this.sql.exec(
-      "INSERT INTO api_keys (key_id, key_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
-      input.keyId, input.keyHash, createdAt, input.expiresAt,
-    );
+    insertKey(this.sql, input, createdAt);
     return { ok: true, createdAt };
   }
 
@@ -112,11 +109,9 @@ export class AccountObject extends DurableObject<Env> {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     this.ensureSchema();
     const revoked = this.ctx.storage.transactionSync(() => {
-      const row = first<{ revoked_at: number | null }>(this.sql, "SELECT revoked_at FROM api_keys WHERE key_id = ?", keyId);
-      if (!row) return null;
       const now = Date.now();
-      const revokedAt = row.revoked_at ?? now;
-      this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", revokedAt, keyId);
+      const revokedAt = revokeKey(this.sql, keyId, now);
+      if (revokedAt === null) return null;
       return { revokedAt, views: endViewsOfKeys(this.sql, keyId, now + LIVE_CLOSE_RETRY_MS) };
     });
     if (!revoked) return fail("NOT_FOUND", "No key with this id on this account.");
@@ -142,12 +137,10 @@ export class AccountObject extends DurableObject<Env> {
     this.ensureSchema();
     const expiresAt = this.ctx.storage.transactionSync(() => {
       const now = Date.now();
-      const key = first<{ expires_at: number | null }>(
-        this.sql, "SELECT expires_at FROM api_keys WHERE key_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", keyId, now,
-      );
+      const key = validKeyExpiry(this.sql, keyId, now);
       if (!key) return undefined;
       noteLiveView(this.sql, keyId, batchId, now);
-      return key.expires_at;
+      return key.expiresAt;
     });
     // The alarm closes the view when the key expires.
     if (expiresAt !== undefined && expiresAt !== null) this.armAlarm();
@@ -176,22 +169,13 @@ export class AccountObject extends DurableObject<Env> {
   /** True when the key exists, is not revoked or expired, and its hash matches (constant time). */
   authenticate(keyId: string, keyHash: string): boolean {
     if (!this.isOpen()) return false;
-    const row = first<{ key_hash: string; expires_at: number | null; revoked_at: number | null }>(
-      this.sql, "SELECT key_hash, expires_at, revoked_at FROM api_keys WHERE key_id = ?", keyId,
-    );
-    // Compare even when there is no row, so timing does not tell which key ids exist.
-    const matches = hashesEqual(row?.key_hash ?? "0".repeat(keyHash.length), keyHash);
-    if (!row || !matches || row.revoked_at !== null) return false;
-    return row.expires_at === null || row.expires_at > Date.now();
+    return keyMatches(this.sql, keyId, keyHash, Date.now());
   }
 
-  describe(): Ok<{ accountId: string; name: string | null; createdAt: number; balances: Balances; keys: { keyId: string; createdAt: number; expiresAt: number | null; revokedAt: number | null }[] }> | Failure {
+  describe(): Ok<{ accountId: string; name: string | null; createdAt: number; balances: Balances; keys: KeySummary[] }> | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     const account = first<{ id: string; name: string | null; created_at: number }>(this.sql, "SELECT id, name, created_at FROM account")!;
-    const keys = all<{ keyId: string; createdAt: number; expiresAt: number | null; revokedAt: number | null }>(
-      this.sql,
-      "SELECT key_id AS keyId, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt FROM api_keys ORDER BY created_at",
-    );
+    const keys = listKeys(this.sql);
     return { ok: true, accountId: account.id, name: account.name, createdAt: account.created_at, balances: this.balances(), keys };
   }
 
@@ -738,7 +722,7 @@ export class AccountObject extends DurableObject<Env> {
     const { closedAt, keysRevoked, views } = this.ctx.storage.transactionSync(() => {
       const now = Date.now();
       this.sql.exec("UPDATE account SET closed_at = coalesce(closed_at, ?)", now);
-      const revoked = this.sql.exec("UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL RETURNING key_id", now).toArray().length;
+      const revoked = revokeAllKeys(this.sql, now);
       const views = endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS);
       return { closedAt: first<{ closed_at: number }>(this.sql, "SELECT closed_at FROM account")!.closed_at, keysRevoked: revoked, views };
     });
