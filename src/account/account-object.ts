@@ -10,13 +10,14 @@ import { DurableObject } from "cloudflare:workers";
 import type { AccountEvent, BatchIndexSnapshot, HoldResolution } from "../domain/account-events";
 import { ACCOUNT_HOLD, type AccountHoldState, holdEventFor } from "../domain/holds";
 import { holdKeys } from "../domain/account-events";
-import { applyMovement, type Balances, type MovementKind, ZERO_BALANCES } from "../domain/credits";
+import { type Balances, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
 import type { BatchStatus } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import { inLedger, ledgerAmount, ledgerPage, type LedgerEntry, move, openBooks, readBalances } from "./ledger";
 import { Settlement } from "./settlement";
 import { mapBounded } from "../lib/map-bounded";
 import { deliverDue, listDeliveries, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
@@ -33,19 +34,6 @@ const NUDGE_BATCHES = 20;
 /** Active batches one stats() call asks for their counts, and how many at once. */
 const STATS_ACTIVE_BATCHES = 100;
 const STATS_CONCURRENCY = 8;
-
-export interface LedgerEntry {
-  id: number;
-  kind: MovementKind;
-  amount: number;
-  batchId: string | null;
-  itemId: string | null;
-  note: string | null;
-  idempotencyKey: string;
-  balanceAfter: number;
-  reservedAfter: number;
-  createdAt: number;
-}
 
 export interface BatchIndexRow {
   batchId: string;
@@ -85,9 +73,9 @@ export class AccountObject extends DurableObject<Env> {
       if (this.exists()) return fail("ALREADY_EXISTS", "This account already exists.");
       const now = Date.now();
       this.sql.exec("INSERT INTO account (id, name, created_at) VALUES (?, ?, ?)", input.accountId, input.name, now);
-      this.sql.exec("INSERT INTO balances (id, granted, balance, reserved, used, refunded) VALUES (1, 0, 0, 0, 0, 0)");
+      openBooks(this.sql);
       insertKey(this.sql, { keyId: input.keyId, keyHash: input.keyHash, expiresAt: null }, now);
-      if (input.credits > 0) this.move("grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
+      if (input.credits > 0) move(this.sql, "grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
       return { ok: true, balances: this.balances() };
     });
   }
@@ -187,14 +175,14 @@ export class AccountObject extends DurableObject<Env> {
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     const key = `grant:${input.idempotencyKey}`;
     return this.ctx.storage.transactionSync(() => {
-      const earlier = first<{ amount: number }>(this.sql, "SELECT amount FROM ledger WHERE idem_key = ?", key);
-      if (earlier) {
-        if (earlier.amount !== input.amount) {
+      const earlier = ledgerAmount(this.sql, key);
+      if (earlier !== undefined) {
+        if (earlier !== input.amount) {
           return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different amount.");
         }
         return { ok: true, balances: this.balances(), replay: true };
       }
-      this.move("grant", input.amount, { key, note: "credits granted" });
+      move(this.sql, "grant", input.amount, { key, note: "credits granted" });
       return { ok: true, balances: this.balances(), replay: false };
     });
   }
@@ -206,16 +194,7 @@ export class AccountObject extends DurableObject<Env> {
   /** Newest first; `cursor` is the id of the last entry of the previous page. */
   listLedger(cursor: number | null, limit: number): { entries: LedgerEntry[]; nextCursor: number | null } {
     if (!this.exists()) return { entries: [], nextCursor: null };
-    const rows = all<LedgerEntry>(
-      this.sql,
-      `SELECT seq AS id, kind, amount, batch_id AS batchId, item_id AS itemId, note, idem_key AS idempotencyKey,
-              balance_after AS balanceAfter, reserved_after AS reservedAfter, created_at AS createdAt
-       FROM ledger WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
-      cursor ?? Number.MAX_SAFE_INTEGER, limit + 1,
-    );
-    const more = rows.length > limit;
-    const entries = rows.slice(0, limit);
-    return { entries, nextCursor: more ? entries[entries.length - 1]!.id : null };
+    return ledgerPage(this.sql, cursor, limit);
   }
 
   // ---- batches ---------------------------------------------------------------------------
@@ -496,13 +475,13 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   private balances(): Balances {
-    return first<Balances>(this.sql, "SELECT granted, balance, reserved, used, refunded FROM balances")!;
+    return readBalances(this.sql);
   }
 
   /** Reserves credits under a pending hold; the caller runs this inside a transaction. */
   private hold(key: string, batchId: string, purpose: "create" | "retry", amount: number): Ok<object> | Failure {
     const now = Date.now();
-    const moved = this.move("reserve", amount, { key, batchId, note: purpose === "create" ? "batch created" : "failed items retried" });
+    const moved = move(this.sql, "reserve", amount, { key, batchId, note: purpose === "create" ? "batch created" : "failed items retried" });
     if (!moved.ok) return moved;
     this.sql.exec(
       "INSERT INTO holds (key, batch_id, purpose, amount, state, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -565,7 +544,7 @@ export class AccountObject extends DurableObject<Env> {
         return settlement.release("consume", event.amount, { key: event.key, itemId: event.itemId, note: "item completed" }, "skip");
       case "refund":
         // A refund of nothing moves nothing and writes no ledger row (it counts unless its key is taken).
-        if (event.amount === 0) return !first(this.sql, "SELECT 1 AS x FROM ledger WHERE idem_key = ?", event.key);
+        if (event.amount === 0) return !inLedger(this.sql, event.key);
         return settlement.release("refund", event.amount, { key: event.key, itemId: event.itemId ?? null, note: event.note }, "skip");
       case "status":
         return this.updateIndex(batchId, event.version, event.snapshot);
@@ -628,32 +607,6 @@ export class AccountObject extends DurableObject<Env> {
       s.status, s.completed, s.failed, s.cancelled, s.finishedAt, version, batchId, version,
     );
     return cursor.toArray().length > 0;
-  }
-
-  /**
-   * One credit movement: new balances and the ledger row, written together. For grants and
-   * reservations; a batch's settlements (consume, refund) go through a Settlement instead.
-   */
-  private move(
-    kind: MovementKind,
-    amount: number,
-    ref: { key: string; batchId?: string | null; itemId?: string | null; note: string },
-  ): Ok<{ balances: Balances }> | Failure {
-    const result = applyMovement(this.balances(), kind, amount);
-    if (!result.ok) {
-      return fail(result.code === "INSUFFICIENT_CREDITS" ? "INSUFFICIENT_CREDITS" : "VALIDATION_ERROR", result.message);
-    }
-    const b = result.next;
-    this.sql.exec(
-      "UPDATE balances SET granted = ?, balance = ?, reserved = ?, used = ?, refunded = ?",
-      b.granted, b.balance, b.reserved, b.used, b.refunded,
-    );
-    this.sql.exec(
-      `INSERT INTO ledger (idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ref.key, kind, amount, ref.batchId ?? null, ref.itemId ?? null, ref.note, b.balance, b.reserved, Date.now(),
-    );
-    return { ok: true, balances: b };
   }
 
   private holdTimeoutMs(): number {
