@@ -7,16 +7,16 @@
  * which asks batch objects about holds they never confirmed, and re-checks after.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { AccountEvent, BatchIndexSnapshot, HoldResolution } from "../domain/account-events";
+import type { AccountEvent, HoldResolution } from "../domain/account-events";
 import { ACCOUNT_HOLD, type AccountHoldState, holdEventFor } from "../domain/holds";
 import { holdKeys } from "../domain/account-events";
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
-import type { BatchStatus } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, indexRow, isTombstone, listVisible, purgeTombstones, showBatch, tombstoneBatch, unfinishedBatchIds, unindexBatch, updateIndex } from "./batch-index";
 import { inLedger, ledgerAmount, ledgerPage, type LedgerEntry, move, openBooks, readBalances } from "./ledger";
 import { Settlement } from "./settlement";
 import { mapBounded } from "../lib/map-bounded";
@@ -34,17 +34,6 @@ const NUDGE_BATCHES = 20;
 /** Active batches one stats() call asks for their counts, and how many at once. */
 const STATS_ACTIVE_BATCHES = 100;
 const STATS_CONCURRENCY = 8;
-
-export interface BatchIndexRow {
-  batchId: string;
-  status: BatchStatus;
-  total: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
-  createdAt: number;
-  finishedAt: number | null;
-}
 
 export type Ok<T> = { ok: true } & T;
 
@@ -231,7 +220,7 @@ export class AccountObject extends DurableObject<Env> {
         }
         this.sql.exec("DELETE FROM idempotency WHERE key = ?", input.idempotencyKey);
       }
-      const active = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM batches WHERE status IN ('pending', 'running')")!.n;
+      const active = countActive(this.sql);
       if (active >= input.maxActiveBatches) {
         return fail("TOO_MANY_ACTIVE_BATCHES", `This account already has ${active} batches pending or running (at most ${input.maxActiveBatches}); wait for some to finish.`);
       }
@@ -239,10 +228,7 @@ export class AccountObject extends DurableObject<Env> {
       const holdKey = holdKeys.create(batchId);
       const held = this.hold(holdKey, batchId, "create", input.amount);
       if (!held.ok) return held;
-      this.sql.exec(
-        "INSERT INTO batches (batch_id, status, total, reserved, created_at) VALUES (?, 'pending', ?, ?, ?)",
-        batchId, input.total, input.amount, now,
-      );
+      indexBatch(this.sql, batchId, input.total, input.amount, now);
       if (input.idempotencyKey !== null) {
         this.sql.exec(
           "INSERT INTO idempotency (key, request_hash, batch_id, created_at) VALUES (?, ?, ?, ?)",
@@ -268,7 +254,7 @@ export class AccountObject extends DurableObject<Env> {
       }
       const held = this.hold(input.key, input.batchId, "retry", input.amount);
       if (!held.ok) return held;
-      this.sql.exec("UPDATE batches SET reserved = reserved + ? WHERE batch_id = ?", input.amount, input.batchId);
+      addReserved(this.sql, input.batchId, input.amount);
       return { ok: true, replay: false };
     });
     if (result.ok && !result.replay) this.armAlarm();
@@ -315,22 +301,14 @@ export class AccountObject extends DurableObject<Env> {
 
   listBatches(page: number, limit: number): { jobs: BatchIndexRow[]; total: number } {
     if (!this.exists()) return { jobs: [], total: 0 };
-    const total = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM batches WHERE visible = 1")!.n;
-    const jobs = all<BatchIndexRow>(
-      this.sql,
-      `SELECT batch_id AS batchId, status, total, completed, failed, cancelled, created_at AS createdAt, finished_at AS finishedAt
-       FROM batches WHERE visible = 1 ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
-      limit, (page - 1) * limit,
-    );
-    return { jobs, total };
+    return listVisible(this.sql, page, limit);
   }
 
   // ---- retention and operations (src/batch/retention.ts, /admin/stats, /healthz) ------------
 
   /** True when this account's batch was removed by retention: its tombstone is in the index. */
   isBatchExpired(batchId: string): boolean {
-    if (!tableExists(this.sql, "batches")) return false;
-    return first(this.sql, "SELECT 1 AS x FROM batches WHERE batch_id = ? AND status = 'expired'", batchId) !== undefined;
+    return isTombstone(this.sql, batchId);
   }
 
   /**
@@ -339,14 +317,8 @@ export class AccountObject extends DurableObject<Env> {
    */
   async stats(): Promise<AccountStats | null> {
     if (!this.exists()) return null;
-    const batches: Record<string, number> = {};
-    const byStatus = all<{ status: string; n: number }>(
-      this.sql, "SELECT status, count(*) AS n FROM batches WHERE visible = 1 OR status = 'expired' GROUP BY status",
-    );
-    for (const r of byStatus) batches[r.status] = r.n;
-    const active = all<{ batch_id: string }>(
-      this.sql, "SELECT batch_id FROM batches WHERE visible = 1 AND finished_at IS NULL ORDER BY created_at LIMIT ?", STATS_ACTIVE_BATCHES + 1,
-    ).map((r) => r.batch_id);
+    const batches = countByStatus(this.sql);
+    const active = unfinishedBatchIds(this.sql, STATS_ACTIVE_BATCHES + 1);
     const credits = this.balances();
     const answers = await mapBounded(active.slice(0, STATS_ACTIVE_BATCHES), STATS_CONCURRENCY, async (batchId) => {
       try {
@@ -512,7 +484,7 @@ export class AccountObject extends DurableObject<Env> {
         if (hold.state === ACCOUNT_HOLD.confirmed) return false;
         if (hold.state === ACCOUNT_HOLD.void) throw new Error(`confirm of void hold ${event.key}`);
         this.sql.exec("UPDATE holds SET state = ?, deadline = NULL WHERE key = ?", ACCOUNT_HOLD.confirmed, event.key);
-        if (hold.purpose === "create") this.sql.exec("UPDATE batches SET visible = 1 WHERE batch_id = ?", batchId);
+        if (hold.purpose === "create") showBatch(this.sql, batchId);
         return true;
       }
       case "void": {
@@ -534,7 +506,7 @@ export class AccountObject extends DurableObject<Env> {
         }
         if (hold.purpose === "create") {
           this.sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
-          this.sql.exec("DELETE FROM batches WHERE batch_id = ?", batchId);
+          unindexBatch(this.sql, batchId);
           settlement.batchRemoved();
           this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
         }
@@ -547,7 +519,7 @@ export class AccountObject extends DurableObject<Env> {
         if (event.amount === 0) return !inLedger(this.sql, event.key);
         return settlement.release("refund", event.amount, { key: event.key, itemId: event.itemId ?? null, note: event.note }, "skip");
       case "status":
-        return this.updateIndex(batchId, event.version, event.snapshot);
+        return updateIndex(this.sql, batchId, event.version, event.snapshot);
       case "slots":
         this.claim(batchId, event.version, event.wanted);
         return true;
@@ -567,14 +539,14 @@ export class AccountObject extends DurableObject<Env> {
    * and retries) while the books say the batch still holds credits.
    */
   private forget(batchId: string): boolean {
-    const row = first<{ status: string; reserved: number }>(this.sql, "SELECT status, reserved FROM batches WHERE batch_id = ?", batchId);
+    const row = indexRow(this.sql, batchId);
     if (!row || row.status === "expired") return false; // already forgotten (or its tombstone is long gone)
     if (row.reserved !== 0) throw new Error(`forget of batch ${batchId}, which still holds ${row.reserved} credits`);
     if (first(this.sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = ?", batchId, ACCOUNT_HOLD.pending)) {
       throw new Error(`forget of batch ${batchId}, which has a pending hold`);
     }
     const slots = first<{ granted: number }>(this.sql, "SELECT granted FROM slots WHERE batch_id = ?", batchId)?.granted ?? 0;
-    this.sql.exec("UPDATE batches SET status = 'expired', visible = 0 WHERE batch_id = ?", batchId);
+    tombstoneBatch(this.sql, batchId);
     this.sql.exec("DELETE FROM holds WHERE batch_id = ?", batchId);
     this.sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
     this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
@@ -589,24 +561,11 @@ export class AccountObject extends DurableObject<Env> {
    * never created (no index row) older than ABANDONED_HOLD_MS.
    */
   private purgeRetained(now: number): void {
-    this.sql.exec(
-      "DELETE FROM batches WHERE status = 'expired' AND coalesce(finished_at, created_at) <= ?",
-      now - retentionMs(this.env) - TOMBSTONE_MS,
-    );
+    purgeTombstones(this.sql, now - retentionMs(this.env) - TOMBSTONE_MS);
     this.sql.exec(
       "DELETE FROM holds WHERE state = ? AND created_at <= ? AND batch_id NOT IN (SELECT batch_id FROM batches)",
       ACCOUNT_HOLD.void, now - ABANDONED_HOLD_MS,
     );
-  }
-
-  private updateIndex(batchId: string, version: number, s: BatchIndexSnapshot): boolean {
-    // A removed batch's tombstone never comes back to life (status 'expired' is final).
-    const cursor = this.sql.exec(
-      `UPDATE batches SET status = ?, completed = ?, failed = ?, cancelled = ?, finished_at = ?, version = ?
-       WHERE batch_id = ? AND version < ? AND status != 'expired' RETURNING 1 AS x`,
-      s.status, s.completed, s.failed, s.cancelled, s.finishedAt, version, batchId, version,
-    );
-    return cursor.toArray().length > 0;
   }
 
   private holdTimeoutMs(): number {
@@ -693,9 +652,7 @@ export class AccountObject extends DurableObject<Env> {
     if (!this.exists()) return { stopped: 0, failed: 0, cancelledItems: 0, creditsRefunded: 0, batchIds: [] };
     const accountId = first<{ id: string }>(this.sql, "SELECT id FROM account")!.id;
     // Not-yet-visible batches too: a batch whose confirmation is still in flight is active.
-    const ids = all<{ batch_id: string }>(
-      this.sql, "SELECT batch_id FROM batches WHERE status IN ('pending', 'running') ORDER BY created_at",
-    ).map((r) => r.batch_id);
+    const ids = activeBatchIds(this.sql);
     const outcomes = await mapBounded(ids, STOP_ALL_CONCURRENCY, async (batchId) => {
       try {
         const r = await this.env.BATCH.getByName(batchId).cancel(accountId);
