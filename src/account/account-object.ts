@@ -16,6 +16,7 @@ import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import { claimSlots, dropSlots, slotCap, slotsGrantedTo, slotsHeld, type SlotUsage, slotUsage, waitingBatches } from "./slots";
 import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, indexRow, isTombstone, listVisible, purgeTombstones, showBatch, tombstoneBatch, unfinishedBatchIds, unindexBatch, updateIndex } from "./batch-index";
 import { inLedger, ledgerAmount, ledgerPage, type LedgerEntry, move, openBooks, readBalances } from "./ledger";
 import { Settlement } from "./settlement";
@@ -28,7 +29,6 @@ import { positiveInt } from "../lib/positive-int";
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const HOLD_RECHECK_MS = 10_000;
-const DEFAULT_ACCOUNT_CONCURRENCY = 50;
 /** Batches woken per alarm when slots free up. */
 const NUDGE_BATCHES = 20;
 /** Active batches one stats() call asks for their counts, and how many at once. */
@@ -215,8 +215,7 @@ export class AccountObject extends DurableObject<Env> {
           if (earlier.request_hash !== input.requestHash) {
             return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different request body.");
           }
-          const slots = first<{ granted: number }>(this.sql, "SELECT granted FROM slots WHERE batch_id = ?", earlier.batch_id);
-          return { ok: true, batchId: earlier.batch_id, holdKey: holdKeys.create(earlier.batch_id), replay: true, slotsGranted: slots?.granted ?? 0 };
+          return { ok: true, batchId: earlier.batch_id, holdKey: holdKeys.create(earlier.batch_id), replay: true, slotsGranted: slotsGrantedTo(this.sql, earlier.batch_id) };
         }
         this.sql.exec("DELETE FROM idempotency WHERE key = ?", input.idempotencyKey);
       }
@@ -291,12 +290,8 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   /** Slots held and wanted, for the account and each batch that holds or wants any. */
-  slotUsage(): { cap: number; granted: number; batches: { batchId: string; granted: number; wanted: number }[] } {
-    if (!tableExists(this.sql, "slots")) return { cap: this.slotCap(), granted: 0, batches: [] };
-    const batches = all<{ batchId: string; granted: number; wanted: number }>(
-      this.sql, "SELECT batch_id AS batchId, granted, wanted FROM slots WHERE granted > 0 OR wanted > 0",
-    );
-    return { cap: this.slotCap(), granted: batches.reduce((n, b) => n + b.granted, 0), batches };
+  slotUsage(): SlotUsage {
+    return slotUsage(this.sql, this.slotCap());
   }
 
   listBatches(page: number, limit: number): { jobs: BatchIndexRow[]; total: number } {
@@ -384,31 +379,14 @@ export class AccountObject extends DurableObject<Env> {
   // ---- internals -------------------------------------------------------------------------
 
   private slotCap(): number {
-    return positiveInt(this.env.ACCOUNT_MAX_CONCURRENCY, DEFAULT_ACCOUNT_CONCURRENCY);
+    return slotCap(this.env.ACCOUNT_MAX_CONCURRENCY);
   }
 
-  /** In a transaction: the batch's new grant, min(wanted, what the others leave free). */
+  /** In a transaction: claims the batch's slots, and notes when that freed some for a waiting batch. */
   private claim(batchId: string, version: number, wanted: number): number {
-    const row = first<{ granted: number; version: number }>(this.sql, "SELECT granted, version FROM slots WHERE batch_id = ?", batchId);
-    if (row && row.version >= version) return row.granted;
-    const others = this.slotsHeld() - (row?.granted ?? 0);
-    const granted = Math.max(0, Math.min(wanted, this.slotCap() - others));
-    this.sql.exec(
-      `INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, ?, ?, ?)
-       ON CONFLICT (batch_id) DO UPDATE SET granted = excluded.granted, wanted = excluded.wanted, version = excluded.version`,
-      batchId, granted, wanted, version,
-    );
-    if (row && granted < row.granted && this.waitingBatches(1).length > 0) this.#slotsFreed = true;
+    const { granted, freed } = claimSlots(this.sql, this.slotCap(), batchId, version, wanted);
+    if (freed) this.#slotsFreed = true;
     return granted;
-  }
-
-  /** Slots granted over all batches (through the partial index: only batches that hold some). */
-  private slotsHeld(): number {
-    return first<{ n: number }>(this.sql, "SELECT coalesce(sum(granted), 0) AS n FROM slots WHERE granted > 0")!.n;
-  }
-
-  private waitingBatches(limit: number): string[] {
-    return all<{ batch_id: string }>(this.sql, "SELECT batch_id FROM slots WHERE granted < wanted ORDER BY version LIMIT ?", limit).map((r) => r.batch_id);
   }
 
   /** Slots came free: ask batches that wait for some to claim again. */
@@ -416,10 +394,10 @@ export class AccountObject extends DurableObject<Env> {
     // Only after slots were freed (a batch that waits also retries by itself, every 30 s).
     if (!this.#slotsFreed) return;
     this.#slotsFreed = false;
-    const free = this.slotCap() - this.slotsHeld();
+    const free = this.slotCap() - slotsHeld(this.sql);
     if (free <= 0) return;
     // Oldest waiters first, no more of them than there are free slots.
-    for (const batchId of this.waitingBatches(Math.min(free, NUDGE_BATCHES))) {
+    for (const batchId of waitingBatches(this.sql, Math.min(free, NUDGE_BATCHES))) {
       try {
         await this.env.BATCH.getByName(batchId).pump();
       } catch (err) {
@@ -505,7 +483,7 @@ export class AccountObject extends DurableObject<Env> {
           settlement.release("refund", hold.amount, { key: `${event.key}:void`, itemId: null, note: "reservation released" }, "refuse");
         }
         if (hold.purpose === "create") {
-          this.sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
+          dropSlots(this.sql, batchId);
           unindexBatch(this.sql, batchId);
           settlement.batchRemoved();
           this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
@@ -545,13 +523,13 @@ export class AccountObject extends DurableObject<Env> {
     if (first(this.sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = ?", batchId, ACCOUNT_HOLD.pending)) {
       throw new Error(`forget of batch ${batchId}, which has a pending hold`);
     }
-    const slots = first<{ granted: number }>(this.sql, "SELECT granted FROM slots WHERE batch_id = ?", batchId)?.granted ?? 0;
+    const slots = slotsGrantedTo(this.sql, batchId);
     tombstoneBatch(this.sql, batchId);
     this.sql.exec("DELETE FROM holds WHERE batch_id = ?", batchId);
-    this.sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
+    dropSlots(this.sql, batchId);
     this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
     this.sql.exec("DELETE FROM live_views WHERE batch_id = ?", batchId);
-    if (slots > 0 && this.waitingBatches(1).length > 0) this.#slotsFreed = true;
+    if (slots > 0 && waitingBatches(this.sql, 1).length > 0) this.#slotsFreed = true;
     return true;
   }
 

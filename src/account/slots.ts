@@ -1,0 +1,69 @@
+/**
+ * The account-wide concurrency cap, table `slots`: how many of the account's slots (items
+ * running at once over all its batches) each batch holds, and how many it wants. A claim
+ * is absolute and versioned, so a repeated or late claim changes nothing; a batch gets
+ * what the others leave free and never less than it held. When a batch gives slots back
+ * while another waits, the caller learns it (`freed`) and its alarm wakes the waiters.
+ * Call the writes inside the account object's transaction.
+ */
+import { all, first, tableExists } from "../durable/sql";
+import { positiveInt } from "../lib/positive-int";
+
+const DEFAULT_ACCOUNT_CONCURRENCY = 50;
+
+export interface SlotUsage {
+  cap: number;
+  granted: number;
+  batches: { batchId: string; granted: number; wanted: number }[];
+}
+
+/** The cap: ACCOUNT_MAX_CONCURRENCY, or 50. */
+export function slotCap(configured: string | undefined): number {
+  return positiveInt(configured, DEFAULT_ACCOUNT_CONCURRENCY);
+}
+
+/**
+ * The batch's new grant, min(wanted, what the others leave free); an older claim than the
+ * last one answers the grant it has. `freed`: it gave slots back and some batch waits.
+ */
+export function claimSlots(sql: SqlStorage, cap: number, batchId: string, version: number, wanted: number): { granted: number; freed: boolean } {
+  const row = first<{ granted: number; version: number }>(sql, "SELECT granted, version FROM slots WHERE batch_id = ?", batchId);
+  if (row && row.version >= version) return { granted: row.granted, freed: false };
+  const others = slotsHeld(sql) - (row?.granted ?? 0);
+  const granted = Math.max(0, Math.min(wanted, cap - others));
+  sql.exec(
+    `INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, ?, ?, ?)
+     ON CONFLICT (batch_id) DO UPDATE SET granted = excluded.granted, wanted = excluded.wanted, version = excluded.version`,
+    batchId, granted, wanted, version,
+  );
+  return { granted, freed: row !== undefined && granted < row.granted && waitingBatches(sql, 1).length > 0 };
+}
+
+/** The slots the batch holds (0 when it has no row). */
+export function slotsGrantedTo(sql: SqlStorage, batchId: string): number {
+  return first<{ granted: number }>(sql, "SELECT granted FROM slots WHERE batch_id = ?", batchId)?.granted ?? 0;
+}
+
+/** The batch is gone (never created, or removed by retention): its row goes, and the slots it held are free. */
+export function dropSlots(sql: SqlStorage, batchId: string): void {
+  sql.exec("DELETE FROM slots WHERE batch_id = ?", batchId);
+}
+
+/** Slots granted over all batches (through the partial index: only batches that hold some). */
+export function slotsHeld(sql: SqlStorage): number {
+  return first<{ n: number }>(sql, "SELECT coalesce(sum(granted), 0) AS n FROM slots WHERE granted > 0")!.n;
+}
+
+/** Batches that want more than they hold, those that waited longest first (through the partial index). */
+export function waitingBatches(sql: SqlStorage, limit: number): string[] {
+  return all<{ batch_id: string }>(sql, "SELECT batch_id FROM slots WHERE granted < wanted ORDER BY version LIMIT ?", limit).map((r) => r.batch_id);
+}
+
+/** Slots held and wanted, for the account and each batch that holds or wants any. */
+export function slotUsage(sql: SqlStorage, cap: number): SlotUsage {
+  if (!tableExists(sql, "slots")) return { cap, granted: 0, batches: [] };
+  const batches = all<{ batchId: string; granted: number; wanted: number }>(
+    sql, "SELECT batch_id AS batchId, granted, wanted FROM slots WHERE granted > 0 OR wanted > 0",
+  );
+  return { cap, granted: batches.reduce((n, b) => n + b.granted, 0), batches };
+}
