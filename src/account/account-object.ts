@@ -16,6 +16,7 @@ import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import { earlierCreation, forgetKeysOf, isKeyLive, nextKeyExpiry, purgeExpiredKeys, recordKey } from "./idempotency";
 import { claimSlots, dropSlots, slotCap, slotsGrantedTo, slotsHeld, type SlotUsage, slotUsage, waitingBatches } from "./slots";
 import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, indexRow, isTombstone, listVisible, purgeTombstones, showBatch, tombstoneBatch, unfinishedBatchIds, unindexBatch, updateIndex } from "./batch-index";
 import { inLedger, ledgerAmount, ledgerPage, type LedgerEntry, move, openBooks, readBalances } from "./ledger";
@@ -27,7 +28,6 @@ import { insertKey, keyMatches, listKeys, type KeySummary, revokeAllKeys, revoke
 import { byBatch, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose, type ViewToClose, viewsClosed } from "./live-views";
 import { positiveInt } from "../lib/positive-int";
 
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const HOLD_RECHECK_MS = 10_000;
 /** Batches woken per alarm when slots free up. */
 const NUDGE_BATCHES = 20;
@@ -99,9 +99,7 @@ export class AccountObject extends DurableObject<Env> {
 
   /** Whether a create with this Idempotency-Key was accepted within the last 24 h (a retry would replay it). */
   holdsIdempotencyKey(key: string): boolean {
-    if (!tableExists(this.sql, "idempotency")) return false;
-    const row = first<{ created_at: number }>(this.sql, "SELECT created_at FROM idempotency WHERE key = ?", key);
-    return row !== undefined && row.created_at > Date.now() - IDEMPOTENCY_TTL_MS;
+    return isKeyLive(this.sql, key, Date.now());
   }
 
   /**
@@ -208,16 +206,13 @@ export class AccountObject extends DurableObject<Env> {
     const result = this.ctx.storage.transactionSync((): Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure => {
       const now = Date.now();
       if (input.idempotencyKey !== null) {
-        const earlier = first<{ request_hash: string; batch_id: string; created_at: number }>(
-          this.sql, "SELECT request_hash, batch_id, created_at FROM idempotency WHERE key = ?", input.idempotencyKey,
-        );
-        if (earlier && earlier.created_at > now - IDEMPOTENCY_TTL_MS) {
-          if (earlier.request_hash !== input.requestHash) {
+        const earlier = earlierCreation(this.sql, input.idempotencyKey, now);
+        if (earlier) {
+          if (earlier.requestHash !== input.requestHash) {
             return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different request body.");
           }
-          return { ok: true, batchId: earlier.batch_id, holdKey: holdKeys.create(earlier.batch_id), replay: true, slotsGranted: slotsGrantedTo(this.sql, earlier.batch_id) };
+          return { ok: true, batchId: earlier.batchId, holdKey: holdKeys.create(earlier.batchId), replay: true, slotsGranted: slotsGrantedTo(this.sql, earlier.batchId) };
         }
-        this.sql.exec("DELETE FROM idempotency WHERE key = ?", input.idempotencyKey);
       }
       const active = countActive(this.sql);
       if (active >= input.maxActiveBatches) {
@@ -228,12 +223,7 @@ export class AccountObject extends DurableObject<Env> {
       const held = this.hold(holdKey, batchId, "create", input.amount);
       if (!held.ok) return held;
       indexBatch(this.sql, batchId, input.total, input.amount, now);
-      if (input.idempotencyKey !== null) {
-        this.sql.exec(
-          "INSERT INTO idempotency (key, request_hash, batch_id, created_at) VALUES (?, ?, ?, ?)",
-          input.idempotencyKey, input.requestHash, batchId, now,
-        );
-      }
+      if (input.idempotencyKey !== null) recordKey(this.sql, input.idempotencyKey, input.requestHash, batchId, now);
       const slotsGranted = this.claim(batchId, 1, input.wantedSlots);
       return { ok: true, batchId, holdKey, replay: false, slotsGranted };
     });
@@ -348,7 +338,7 @@ export class AccountObject extends DurableObject<Env> {
     this.ensureSchema();
     const now = Date.now();
     const views = this.ctx.storage.transactionSync(() => takeViewsToClose(this.sql, now, now + LIVE_CLOSE_RETRY_MS));
-    this.sql.exec("DELETE FROM idempotency WHERE created_at <= ?", now - IDEMPOTENCY_TTL_MS);
+    purgeExpiredKeys(this.sql, now);
     this.purgeRetained(now); // retention
     this.wipeExpiredWebhookSecret(now);
     const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = ? AND deadline <= ? LIMIT 50", ACCOUNT_HOLD.pending, now);
@@ -486,7 +476,7 @@ export class AccountObject extends DurableObject<Env> {
           dropSlots(this.sql, batchId);
           unindexBatch(this.sql, batchId);
           settlement.batchRemoved();
-          this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
+          forgetKeysOf(this.sql, batchId);
         }
         return true;
       }
@@ -527,7 +517,7 @@ export class AccountObject extends DurableObject<Env> {
     tombstoneBatch(this.sql, batchId);
     this.sql.exec("DELETE FROM holds WHERE batch_id = ?", batchId);
     dropSlots(this.sql, batchId);
-    this.sql.exec("DELETE FROM idempotency WHERE batch_id = ?", batchId);
+    forgetKeysOf(this.sql, batchId);
     this.sql.exec("DELETE FROM live_views WHERE batch_id = ?", batchId);
     if (slots > 0 && waitingBatches(this.sql, 1).length > 0) this.#slotsFreed = true;
     return true;
@@ -552,13 +542,13 @@ export class AccountObject extends DurableObject<Env> {
 
   private armAlarm(): void {
     const hold = first<{ t: number | null }>(this.sql, "SELECT min(deadline) AS t FROM holds WHERE state = ?", ACCOUNT_HOLD.pending)?.t ?? null;
-    const idem = first<{ t: number | null }>(this.sql, "SELECT min(created_at) AS t FROM idempotency")?.t ?? null;
+    const idem = nextKeyExpiry(this.sql);
     const nudge = this.#slotsFreed ? Date.now() : null;
     const webhook = tableExists(this.sql, "webhook_deliveries") ? nextDeliveryAt(this.sql) : null;
     this.ensureSchema(); // every source counts: setAlarm replaces the alarm another one armed
     const oldSecret = previousSecretExpiry(this.sql);
     const liveViews = nextLiveViewCloseAt(this.sql);
-    const times = [hold, idem === null ? null : idem + IDEMPOTENCY_TTL_MS, nudge, webhook, oldSecret, liveViews].filter((t): t is number => t !== null);
+    const times = [hold, idem, nudge, webhook, oldSecret, liveViews].filter((t): t is number => t !== null);
     if (times.length === 0) return;
     void this.ctx.storage.setAlarm(Math.min(...times));
   }

@@ -2,7 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ABANDONED_HOLD_MS, RETENTION_RETRY_MS, retentionMs, TOMBSTONE_MS } from "../../src/batch/retention";
-import { IDEMPOTENCY_TTL_MS } from "../../src/account/account-object";
+import { IDEMPOTENCY_TTL_MS } from "../../src/account/idempotency";
 import {
   accountStub,
   batchStub,
