@@ -8,14 +8,15 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { AccountEvent, HoldResolution } from "../domain/account-events";
-import { ACCOUNT_HOLD, type AccountHoldState, holdEventFor } from "../domain/holds";
+import { ACCOUNT_HOLD, holdEventFor } from "../domain/holds";
 import { holdKeys } from "../domain/account-events";
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
-import { all, first, migrate, tableExists } from "../durable/sql";
+import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import { confirmHold, deleteHoldsOf, findHold, hasPendingHold, nextHoldDeadline, postponeHold, purgeAbandonedHolds, staleHolds, takeHold, voidHold } from "./holds";
 import { earlierCreation, forgetKeysOf, isKeyLive, nextKeyExpiry, purgeExpiredKeys, recordKey } from "./idempotency";
 import { claimSlots, dropSlots, slotCap, slotsGrantedTo, slotsHeld, type SlotUsage, slotUsage, waitingBatches } from "./slots";
 import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, indexRow, isTombstone, listVisible, purgeTombstones, showBatch, tombstoneBatch, unfinishedBatchIds, unindexBatch, updateIndex } from "./batch-index";
@@ -29,6 +30,8 @@ import { byBatch, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, note
 import { positiveInt } from "../lib/positive-int";
 
 const HOLD_RECHECK_MS = 10_000;
+/** Stale holds one alarm asks about. */
+const STALE_HOLDS_PER_ALARM = 50;
 /** Batches woken per alarm when slots free up. */
 const NUDGE_BATCHES = 20;
 /** Active batches one stats() call asks for their counts, and how many at once. */
@@ -46,7 +49,6 @@ export interface AccountStats {
   /** Closed (DELETE /admin/accounts/:id): counted apart, its books still in the sums. */
   closed: boolean;
 }
-type HoldRow = { key: string; batch_id: string; purpose: string; amount: number; state: AccountHoldState; deadline: number | null };
 
 export class AccountObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
@@ -220,7 +222,7 @@ export class AccountObject extends DurableObject<Env> {
       }
       const batchId = crypto.randomUUID();
       const holdKey = holdKeys.create(batchId);
-      const held = this.hold(holdKey, batchId, "create", input.amount);
+      const held = takeHold(this.sql, { key: holdKey, batchId, purpose: "create", amount: input.amount }, now + this.holdTimeoutMs(), now);
       if (!held.ok) return held;
       indexBatch(this.sql, batchId, input.total, input.amount, now);
       if (input.idempotencyKey !== null) recordKey(this.sql, input.idempotencyKey, input.requestHash, batchId, now);
@@ -235,13 +237,14 @@ export class AccountObject extends DurableObject<Env> {
   reserveHold(input: { key: string; batchId: string; amount: number }): Ok<{ replay: boolean }> | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     const result = this.ctx.storage.transactionSync((): Ok<{ replay: boolean }> | Failure => {
-      const existing = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", input.key);
+      const existing = findHold(this.sql, input.key);
       if (existing) {
         return existing.state === ACCOUNT_HOLD.void
           ? fail("RESERVATION_EXPIRED", "This reservation was already released.")
           : { ok: true, replay: true };
       }
-      const held = this.hold(input.key, input.batchId, "retry", input.amount);
+      const now = Date.now();
+      const held = takeHold(this.sql, { ...input, purpose: "retry" }, now + this.holdTimeoutMs(), now);
       if (!held.ok) return held;
       addReserved(this.sql, input.batchId, input.amount);
       return { ok: true, replay: false };
@@ -341,7 +344,7 @@ export class AccountObject extends DurableObject<Env> {
     purgeExpiredKeys(this.sql, now);
     this.purgeRetained(now); // retention
     this.wipeExpiredWebhookSecret(now);
-    const stale = all<HoldRow>(this.sql, "SELECT * FROM holds WHERE state = ? AND deadline <= ? LIMIT 50", ACCOUNT_HOLD.pending, now);
+    const stale = staleHolds(this.sql, now, STALE_HOLDS_PER_ALARM);
     await this.closeLiveViews(views);
     await this.nudgeWaitingBatches();
     await deliverDue(this.sql, {
@@ -352,15 +355,15 @@ export class AccountObject extends DurableObject<Env> {
     for (const hold of stale) {
       let answer: HoldResolution;
       try {
-        answer = await this.env.BATCH.getByName(hold.batch_id).resolveHold(hold.key);
+        answer = await this.env.BATCH.getByName(hold.batchId).resolveHold(hold.key);
       } catch (err) {
         console.error(JSON.stringify({ level: "warn", msg: "hold resolution failed", key: hold.key, error: String(err) }));
-        this.sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = ?", Date.now() + HOLD_RECHECK_MS, hold.key, ACCOUNT_HOLD.pending);
+        postponeHold(this.sql, hold.key, Date.now() + HOLD_RECHECK_MS);
         continue;
       }
       // Other events ran during the await: applyEvent re-reads the hold and skips what is done.
       this.ctx.storage.transactionSync(() => {
-        this.applyEvents(hold.batch_id, [{ kind: holdEventFor(answer), key: hold.key }]);
+        this.applyEvents(hold.batchId, [{ kind: holdEventFor(answer), key: hold.key }]);
       });
     }
     this.armAlarm();
@@ -418,18 +421,6 @@ export class AccountObject extends DurableObject<Env> {
     return readBalances(this.sql);
   }
 
-  /** Reserves credits under a pending hold; the caller runs this inside a transaction. */
-  private hold(key: string, batchId: string, purpose: "create" | "retry", amount: number): Ok<object> | Failure {
-    const now = Date.now();
-    const moved = move(this.sql, "reserve", amount, { key, batchId, note: purpose === "create" ? "batch created" : "failed items retried" });
-    if (!moved.ok) return moved;
-    this.sql.exec(
-      "INSERT INTO holds (key, batch_id, purpose, amount, state, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      key, batchId, purpose, amount, ACCOUNT_HOLD.pending, now + this.holdTimeoutMs(), now,
-    );
-    return { ok: true };
-  }
-
   /**
    * In a transaction: applies one batch's events in order and returns how many changed
    * something. Their settlements go through one Settlement, written once at the end.
@@ -447,27 +438,13 @@ export class AccountObject extends DurableObject<Env> {
     const batchId = settlement.batchId;
     switch (event.kind) {
       case "confirm": {
-        const hold = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", event.key);
-        if (!hold) throw new Error(`confirm of unknown hold ${event.key}`);
-        if (hold.state === ACCOUNT_HOLD.confirmed) return false;
-        if (hold.state === ACCOUNT_HOLD.void) throw new Error(`confirm of void hold ${event.key}`);
-        this.sql.exec("UPDATE holds SET state = ?, deadline = NULL WHERE key = ?", ACCOUNT_HOLD.confirmed, event.key);
-        if (hold.purpose === "create") showBatch(this.sql, batchId);
-        return true;
+        const hold = confirmHold(this.sql, event.key);
+        if (hold?.purpose === "create") showBatch(this.sql, batchId);
+        return hold !== null;
       }
       case "void": {
-        const hold = first<HoldRow>(this.sql, "SELECT * FROM holds WHERE key = ?", event.key);
-        if (!hold) {
-          // The reserve has not arrived (and now never may): remember the key as void.
-          this.sql.exec(
-            "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, 'tombstone', 0, ?, ?)",
-            event.key, batchId, ACCOUNT_HOLD.void, Date.now(),
-          );
-          return true;
-        }
-        if (hold.state === ACCOUNT_HOLD.void) return false;
-        if (hold.state === ACCOUNT_HOLD.confirmed) throw new Error(`void of confirmed hold ${event.key}`);
-        this.sql.exec("UPDATE holds SET state = ?, deadline = NULL WHERE key = ?", ACCOUNT_HOLD.void, event.key);
+        const hold = voidHold(this.sql, event.key, batchId, Date.now());
+        if (!hold) return false;
         // The hold's state guards this refund: its key is new, or the books are wrong (refused).
         if (hold.amount !== 0) {
           settlement.release("refund", hold.amount, { key: `${event.key}:void`, itemId: null, note: "reservation released" }, "refuse");
@@ -510,12 +487,12 @@ export class AccountObject extends DurableObject<Env> {
     const row = indexRow(this.sql, batchId);
     if (!row || row.status === "expired") return false; // already forgotten (or its tombstone is long gone)
     if (row.reserved !== 0) throw new Error(`forget of batch ${batchId}, which still holds ${row.reserved} credits`);
-    if (first(this.sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = ?", batchId, ACCOUNT_HOLD.pending)) {
+    if (hasPendingHold(this.sql, batchId)) {
       throw new Error(`forget of batch ${batchId}, which has a pending hold`);
     }
     const slots = slotsGrantedTo(this.sql, batchId);
     tombstoneBatch(this.sql, batchId);
-    this.sql.exec("DELETE FROM holds WHERE batch_id = ?", batchId);
+    deleteHoldsOf(this.sql, batchId);
     dropSlots(this.sql, batchId);
     forgetKeysOf(this.sql, batchId);
     this.sql.exec("DELETE FROM live_views WHERE batch_id = ?", batchId);
@@ -530,10 +507,7 @@ export class AccountObject extends DurableObject<Env> {
    */
   private purgeRetained(now: number): void {
     purgeTombstones(this.sql, now - retentionMs(this.env) - TOMBSTONE_MS);
-    this.sql.exec(
-      "DELETE FROM holds WHERE state = ? AND created_at <= ? AND batch_id NOT IN (SELECT batch_id FROM batches)",
-      ACCOUNT_HOLD.void, now - ABANDONED_HOLD_MS,
-    );
+    purgeAbandonedHolds(this.sql, now - ABANDONED_HOLD_MS);
   }
 
   private holdTimeoutMs(): number {
@@ -541,7 +515,7 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   private armAlarm(): void {
-    const hold = first<{ t: number | null }>(this.sql, "SELECT min(deadline) AS t FROM holds WHERE state = ?", ACCOUNT_HOLD.pending)?.t ?? null;
+    const hold = nextHoldDeadline(this.sql);
     const idem = nextKeyExpiry(this.sql);
     const nudge = this.#slotsFreed ? Date.now() : null;
     const webhook = tableExists(this.sql, "webhook_deliveries") ? nextDeliveryAt(this.sql) : null;
