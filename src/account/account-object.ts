@@ -7,27 +7,27 @@
  * which asks batch objects about holds they never confirmed, and re-checks after.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { AccountEvent, HoldResolution } from "../domain/account-events";
-import { ACCOUNT_HOLD, holdEventFor } from "../domain/holds";
-import { holdKeys } from "../domain/account-events";
+import { type AccountEvent, type HoldResolution, holdKeys } from "../domain/account-events";
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
+import { ACCOUNT_HOLD, holdEventFor } from "../domain/holds";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
-import { confirmHold, deleteHoldsOf, findHold, hasPendingHold, nextHoldDeadline, postponeHold, purgeAbandonedHolds, staleHolds, takeHold, voidHold } from "./holds";
-import { earlierCreation, forgetKeysOf, isKeyLive, nextKeyExpiry, purgeExpiredKeys, recordKey } from "./idempotency";
-import { claimSlots, dropSlots, slotCap, slotsGrantedTo, slotsHeld, type SlotUsage, slotUsage, waitingBatches } from "./slots";
-import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, indexRow, isTombstone, listVisible, purgeTombstones, showBatch, tombstoneBatch, unfinishedBatchIds, unindexBatch, updateIndex } from "./batch-index";
-import { inLedger, ledgerAmount, ledgerPage, type LedgerEntry, move, openBooks, readBalances } from "./ledger";
-import { Settlement } from "./settlement";
 import { mapBounded } from "../lib/map-bounded";
-import { deliverDue, listDeliveries, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
-import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
-import { insertKey, keyMatches, listKeys, type KeySummary, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
-import { byBatch, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose, type ViewToClose, viewsClosed } from "./live-views";
 import { positiveInt } from "../lib/positive-int";
+import { deliverDue, listDeliveries, nextDeliveryAt } from "../webhooks/deliveries";
+import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
+import { insertKey, keyMatches, type KeySummary, listKeys, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
+import { applyOutbox } from "./batch-events";
+import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, isTombstone, listVisible, unfinishedBatchIds } from "./batch-index";
+import { findHold, nextHoldDeadline, postponeHold, staleHolds, takeHold } from "./holds";
+import { earlierCreation, isKeyLive, nextKeyExpiry, recordKey } from "./idempotency";
+import { ledgerAmount, type LedgerEntry, ledgerPage, move, openBooks, readBalances } from "./ledger";
+import { byBatch, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose, type ViewToClose, viewsClosed } from "./live-views";
+import { purgeRetained } from "./retention";
+import { claimSlots, slotCap, slotsGrantedTo, slotsHeld, type SlotUsage, slotUsage, waitingBatches } from "./slots";
 
 const HOLD_RECHECK_MS = 10_000;
 /** Stale holds one alarm asks about. */
@@ -341,8 +341,7 @@ export class AccountObject extends DurableObject<Env> {
     this.ensureSchema();
     const now = Date.now();
     const views = this.ctx.storage.transactionSync(() => takeViewsToClose(this.sql, now, now + LIVE_CLOSE_RETRY_MS));
-    purgeExpiredKeys(this.sql, now);
-    this.purgeRetained(now); // retention
+    purgeRetained(this.sql, now, { tombstonesBefore: now - retentionMs(this.env) - TOMBSTONE_MS, abandonedHoldsBefore: now - ABANDONED_HOLD_MS });
     this.wipeExpiredWebhookSecret(now);
     const stale = staleHolds(this.sql, now, STALE_HOLDS_PER_ALARM);
     await this.closeLiveViews(views);
@@ -421,93 +420,9 @@ export class AccountObject extends DurableObject<Env> {
     return readBalances(this.sql);
   }
 
-  /**
-   * In a transaction: applies one batch's events in order and returns how many changed
-   * something. Their settlements go through one Settlement, written once at the end.
-   */
+  /** In a transaction: applies one batch's events (src/account/batch-events.ts); how many changed something. */
   private applyEvents(batchId: string, events: AccountEvent[]): number {
-    const settlement = new Settlement(this.sql, batchId);
-    let applied = 0;
-    for (const event of events) if (this.applyEvent(settlement, event)) applied++;
-    settlement.flush();
-    return applied;
-  }
-
-  /** Returns true when the event changed something (false for a duplicate). */
-  private applyEvent(settlement: Settlement, event: AccountEvent): boolean {
-    const batchId = settlement.batchId;
-    switch (event.kind) {
-      case "confirm": {
-        const hold = confirmHold(this.sql, event.key);
-        if (hold?.purpose === "create") showBatch(this.sql, batchId);
-        return hold !== null;
-      }
-      case "void": {
-        const hold = voidHold(this.sql, event.key, batchId, Date.now());
-        if (!hold) return false;
-        // The hold's state guards this refund: its key is new, or the books are wrong (refused).
-        if (hold.amount !== 0) {
-          settlement.release("refund", hold.amount, { key: `${event.key}:void`, itemId: null, note: "reservation released" }, "refuse");
-        }
-        if (hold.purpose === "create") {
-          dropSlots(this.sql, batchId);
-          unindexBatch(this.sql, batchId);
-          settlement.batchRemoved();
-          forgetKeysOf(this.sql, batchId);
-        }
-        return true;
-      }
-      case "consume":
-        return settlement.release("consume", event.amount, { key: event.key, itemId: event.itemId, note: "item completed" }, "skip");
-      case "refund":
-        // A refund of nothing moves nothing and writes no ledger row (it counts unless its key is taken).
-        if (event.amount === 0) return !inLedger(this.sql, event.key);
-        return settlement.release("refund", event.amount, { key: event.key, itemId: event.itemId ?? null, note: event.note }, "skip");
-      case "status":
-        return updateIndex(this.sql, batchId, event.version, event.snapshot);
-      case "slots":
-        this.claim(batchId, event.version, event.wanted);
-        return true;
-      case "webhook":
-        return recordEvent(this.sql, event.url, event.event);
-      case "forget":
-        // forget reads the batch's reserved credits from its row: write the settlements so far first.
-        settlement.flush();
-        return this.forget(batchId);
-    }
-  }
-
-  /**
-   * Retention: the batch object is about to delete itself. Its index row stays as a
-   * tombstone (status 'expired', hidden from listings); its holds, slots and
-   * Idempotency-Keys go. The ledger keeps every row. Refused (so the batch keeps the event
-   * and retries) while the books say the batch still holds credits.
-   */
-  private forget(batchId: string): boolean {
-    const row = indexRow(this.sql, batchId);
-    if (!row || row.status === "expired") return false; // already forgotten (or its tombstone is long gone)
-    if (row.reserved !== 0) throw new Error(`forget of batch ${batchId}, which still holds ${row.reserved} credits`);
-    if (hasPendingHold(this.sql, batchId)) {
-      throw new Error(`forget of batch ${batchId}, which has a pending hold`);
-    }
-    const slots = slotsGrantedTo(this.sql, batchId);
-    tombstoneBatch(this.sql, batchId);
-    deleteHoldsOf(this.sql, batchId);
-    dropSlots(this.sql, batchId);
-    forgetKeysOf(this.sql, batchId);
-    this.sql.exec("DELETE FROM live_views WHERE batch_id = ?", batchId);
-    if (slots > 0 && waitingBatches(this.sql, 1).length > 0) this.#slotsFreed = true;
-    return true;
-  }
-
-  /**
-   * Retention, from the alarm (which runs after every batch creation, so this keeps pace
-   * with growth): tombstones older than TOMBSTONE_MS, and void holds of batches that were
-   * never created (no index row) older than ABANDONED_HOLD_MS.
-   */
-  private purgeRetained(now: number): void {
-    purgeTombstones(this.sql, now - retentionMs(this.env) - TOMBSTONE_MS);
-    purgeAbandonedHolds(this.sql, now - ABANDONED_HOLD_MS);
+    return applyOutbox(this.sql, batchId, events, { slotCap: this.slotCap(), onSlotsFreed: () => (this.#slotsFreed = true) });
   }
 
   private holdTimeoutMs(): number {

@@ -68,6 +68,11 @@ export function viewsClosed(sql: SqlStorage, batchId: string, keyIds: readonly s
   for (const k of keyIds) sql.exec("DELETE FROM live_views WHERE key_id = ? AND batch_id = ?", k, batchId);
 }
 
+/** The batch is gone (retention): its views with it. */
+export function forgetViewsOf(sql: SqlStorage, batchId: string): void {
+  sql.exec("DELETE FROM live_views WHERE batch_id = ?", batchId);
+}
+
 /** When the alarm must next close views: a retry that is due, or the first expiry of a key with views open. */
 export function nextLiveViewCloseAt(sql: SqlStorage): number | null {
   const retry = first<{ t: number | null }>(sql, "SELECT min(close_at) AS t FROM live_views WHERE close_at IS NOT NULL")?.t ?? null;
