@@ -11,7 +11,7 @@ import { type AccountEvent, type HoldResolution, holdKeys } from "../domain/acco
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
 import { ACCOUNT_HOLD, holdEventFor } from "../domain/holds";
-import { first, migrate, tableExists } from "../durable/sql";
+import { migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
@@ -19,6 +19,7 @@ import { mapBounded } from "../lib/map-bounded";
 import { positiveInt } from "../lib/positive-int";
 import { deliverDue, listDeliveries, nextDeliveryAt } from "../webhooks/deliveries";
 import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
+import { accountExists, accountRow, closedAt, insertAccount, markClosed } from "./account-row";
 import { insertKey, keyMatches, type KeySummary, listKeys, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
 import { applyOutbox } from "./batch-events";
 import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, isTombstone, listVisible, unfinishedBatchIds } from "./batch-index";
@@ -63,7 +64,7 @@ export class AccountObject extends DurableObject<Env> {
       this.ensureSchema();
       if (this.exists()) return fail("ALREADY_EXISTS", "This account already exists.");
       const now = Date.now();
-      this.sql.exec("INSERT INTO account (id, name, created_at) VALUES (?, ?, ?)", input.accountId, input.name, now);
+      insertAccount(this.sql, input.accountId, input.name, now);
       openBooks(this.sql);
       insertKey(this.sql, { keyId: input.keyId, keyHash: input.keyHash, expiresAt: null }, now);
       if (input.credits > 0) move(this.sql, "grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
@@ -151,9 +152,9 @@ export class AccountObject extends DurableObject<Env> {
 
   describe(): Ok<{ accountId: string; name: string | null; createdAt: number; balances: Balances; keys: KeySummary[] }> | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
-    const account = first<{ id: string; name: string | null; created_at: number }>(this.sql, "SELECT id, name, created_at FROM account")!;
+    const account = accountRow(this.sql);
     const keys = listKeys(this.sql);
-    return { ok: true, accountId: account.id, name: account.name, createdAt: account.created_at, balances: this.balances(), keys };
+    return { ok: true, accountId: account.id, name: account.name, createdAt: account.createdAt, balances: this.balances(), keys };
   }
 
   // ---- credits -------------------------------------------------------------------------
@@ -406,14 +407,14 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   private exists(): boolean {
-    return tableExists(this.sql, "account") && first(this.sql, "SELECT 1 AS x FROM account") !== undefined;
+    return accountExists(this.sql);
   }
 
   /** Exists and is not closed (accounts made before migration v3 get the column on first write). */
   private isOpen(): boolean {
     if (!this.exists()) return false;
     this.ensureSchema();
-    return first<{ closed_at: number | null }>(this.sql, "SELECT closed_at FROM account")!.closed_at === null;
+    return closedAt(this.sql) === null;
   }
 
   private balances(): Balances {
@@ -490,10 +491,9 @@ export class AccountObject extends DurableObject<Env> {
     this.ensureSchema();
     const { closedAt, keysRevoked, views } = this.ctx.storage.transactionSync(() => {
       const now = Date.now();
-      this.sql.exec("UPDATE account SET closed_at = coalesce(closed_at, ?)", now);
-      const revoked = revokeAllKeys(this.sql, now);
-      const views = endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS);
-      return { closedAt: first<{ closed_at: number }>(this.sql, "SELECT closed_at FROM account")!.closed_at, keysRevoked: revoked, views };
+      const closedAt = markClosed(this.sql, now);
+      const keysRevoked = revokeAllKeys(this.sql, now);
+      return { closedAt, keysRevoked, views: endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS) };
     });
     if (views.length > 0) this.armAlarm();
     await this.closeLiveViews(views);
@@ -507,7 +507,7 @@ export class AccountObject extends DurableObject<Env> {
    */
   async stopAll(): Promise<StopAllResult> {
     if (!this.exists()) return { stopped: 0, failed: 0, cancelledItems: 0, creditsRefunded: 0, batchIds: [] };
-    const accountId = first<{ id: string }>(this.sql, "SELECT id FROM account")!.id;
+    const accountId = accountRow(this.sql).id;
     // Not-yet-visible batches too: a batch whose confirmation is still in flight is active.
     const ids = activeBatchIds(this.sql);
     const outcomes = await mapBounded(ids, STOP_ALL_CONCURRENCY, async (batchId) => {
