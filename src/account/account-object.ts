@@ -15,41 +15,29 @@ import { migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
-import { mapBounded } from "../lib/map-bounded";
 import { positiveInt } from "../lib/positive-int";
 import { deliverDue, listDeliveries, nextDeliveryAt } from "../webhooks/deliveries";
 import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
 import { accountExists, accountRow, closedAt, insertAccount, markClosed } from "./account-row";
 import { insertKey, keyMatches, type KeySummary, listKeys, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
 import { applyOutbox } from "./batch-events";
-import { activeBatchIds, addReserved, type BatchIndexRow, countActive, countByStatus, indexBatch, isTombstone, listVisible, unfinishedBatchIds } from "./batch-index";
+import { activeBatchIds, addReserved, type BatchIndexRow, countActive, indexBatch, isTombstone, listVisible } from "./batch-index";
 import { findHold, nextHoldDeadline, postponeHold, staleHolds, takeHold } from "./holds";
 import { earlierCreation, isKeyLive, nextKeyExpiry, recordKey } from "./idempotency";
 import { ledgerAmount, type LedgerEntry, ledgerPage, move, openBooks, readBalances } from "./ledger";
-import { byBatch, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose, type ViewToClose, viewsClosed } from "./live-views";
+import { closeViews, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose } from "./live-views";
 import { purgeRetained } from "./retention";
-import { claimSlots, slotCap, slotsGrantedTo, slotsHeld, type SlotUsage, slotUsage, waitingBatches } from "./slots";
+import { type AccountStats, gatherStats } from "./stats";
+import { cancelBatches, NOTHING_STOPPED, type StopAllResult } from "./stop-all";
+import { claimSlots, slotCap, slotsGrantedTo, type SlotUsage, slotUsage, wakeWaitingBatches } from "./slots";
 
 const HOLD_RECHECK_MS = 10_000;
 /** Stale holds one alarm asks about. */
 const STALE_HOLDS_PER_ALARM = 50;
-/** Batches woken per alarm when slots free up. */
-const NUDGE_BATCHES = 20;
-/** Active batches one stats() call asks for their counts, and how many at once. */
-const STATS_ACTIVE_BATCHES = 100;
-const STATS_CONCURRENCY = 8;
 
 export type Ok<T> = { ok: true } & T;
 
-/** One account's share of GET /admin/stats. `partial`: some active batches were not asked or did not answer. */
-export interface AccountStats {
-  batches: Record<string, number>;
-  items: { pending: number; running: number; queued: number };
-  credits: Balances;
-  partial: boolean;
-  /** Closed (DELETE /admin/accounts/:id): counted apart, its books still in the sums. */
-  closed: boolean;
-}
+export type { AccountStats } from "./stats";
 
 export class AccountObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
@@ -97,7 +85,7 @@ export class AccountObject extends DurableObject<Env> {
     if (!revoked) return fail("NOT_FOUND", "No key with this id on this account.");
     // The alarm retries what this fan-out cannot close (and closes it should this object die now).
     if (revoked.views.length > 0) this.armAlarm();
-    return { ok: true, revokedAt: revoked.revokedAt, liveViewsClosed: await this.closeLiveViews(revoked.views) };
+    return { ok: true, revokedAt: revoked.revokedAt, liveViewsClosed: await closeViews(this.sql, this.env.BATCH, revoked.views) };
   }
 
   /** Whether a create with this Idempotency-Key was accepted within the last 24 h (a retry would replay it). */
@@ -123,25 +111,6 @@ export class AccountObject extends DurableObject<Env> {
     // The alarm closes the view when the key expires.
     if (expiresAt !== undefined && expiresAt !== null) this.armAlarm();
     return expiresAt !== undefined;
-  }
-
-  /**
-   * Asks batch objects to close these views (marked for closing already), a few batches at
-   * a time; forgets those closed. A batch that does not answer keeps its row, and the alarm
-   * asks it again. Returns the sockets closed.
-   */
-  private async closeLiveViews(views: readonly ViewToClose[]): Promise<number> {
-    const closed = await mapBounded(byBatch(views), STOP_ALL_CONCURRENCY, async ({ batchId, why, keyIds }) => {
-      try {
-        const n = await this.env.BATCH.getByName(batchId).closeLiveViews(keyIds, why);
-        viewsClosed(this.sql, batchId, keyIds);
-        return n;
-      } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "could not close live views", batchId, error: String(err) }));
-        return 0;
-      }
-    });
-    return closed.reduce((n, c) => n + c, 0);
   }
 
   /** True when the key exists, is not revoked or expired, and its hash matches (constant time). */
@@ -300,32 +269,11 @@ export class AccountObject extends DurableObject<Env> {
     return isTombstone(this.sql, batchId);
   }
 
-  /**
-   * For /admin/stats: batches by state (from the index), items not finished (asked of the
-   * active batches themselves, at most STATS_ACTIVE_BATCHES, a few at a time), credits.
-   */
+  /** For /admin/stats (src/account/stats.ts). */
   async stats(): Promise<AccountStats | null> {
     if (!this.exists()) return null;
-    const batches = countByStatus(this.sql);
-    const active = unfinishedBatchIds(this.sql, STATS_ACTIVE_BATCHES + 1);
-    const credits = this.balances();
-    const answers = await mapBounded(active.slice(0, STATS_ACTIVE_BATCHES), STATS_CONCURRENCY, async (batchId) => {
-      try {
-        return await this.env.BATCH.getByName(batchId).counts();
-      } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "stats: batch did not answer", batchId, error: String(err) }));
-        return "unreachable" as const;
-      }
-    });
-    const items = { pending: 0, running: 0, queued: 0 };
-    for (const a of answers) {
-      if (a === null || a === "unreachable") continue;
-      items.pending += a.pending;
-      items.running += a.running;
-      items.queued += a.queued;
-    }
-    const partial = active.length > STATS_ACTIVE_BATCHES || answers.includes("unreachable");
-    return { batches, items, credits, partial, closed: !this.isOpen() };
+    const stats = await gatherStats(this.sql, this.env.BATCH);
+    return { ...stats, closed: !this.isOpen() };
   }
 
   /** For /healthz: answers without touching storage. */
@@ -345,7 +293,7 @@ export class AccountObject extends DurableObject<Env> {
     purgeRetained(this.sql, now, { tombstonesBefore: now - retentionMs(this.env) - TOMBSTONE_MS, abandonedHoldsBefore: now - ABANDONED_HOLD_MS });
     this.wipeExpiredWebhookSecret(now);
     const stale = staleHolds(this.sql, now, STALE_HOLDS_PER_ALARM);
-    await this.closeLiveViews(views);
+    await closeViews(this.sql, this.env.BATCH, views);
     await this.nudgeWaitingBatches();
     await deliverDue(this.sql, {
       secrets: () => this.webhookSigningSecrets(),
@@ -382,21 +330,11 @@ export class AccountObject extends DurableObject<Env> {
     return granted;
   }
 
-  /** Slots came free: ask batches that wait for some to claim again. */
+  /** Only after slots were freed: ask batches that wait for some to claim again. */
   private async nudgeWaitingBatches(): Promise<void> {
-    // Only after slots were freed (a batch that waits also retries by itself, every 30 s).
     if (!this.#slotsFreed) return;
     this.#slotsFreed = false;
-    const free = this.slotCap() - slotsHeld(this.sql);
-    if (free <= 0) return;
-    // Oldest waiters first, no more of them than there are free slots.
-    for (const batchId of waitingBatches(this.sql, Math.min(free, NUDGE_BATCHES))) {
-      try {
-        await this.env.BATCH.getByName(batchId).pump();
-      } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "could not wake batch", batchId, error: String(err) }));
-      }
-    }
+    await wakeWaitingBatches(this.sql, this.env.BATCH, this.slotCap());
   }
 
   /** Applies pending migrations once per object lifetime (they are idempotent anyway). */
@@ -496,7 +434,7 @@ export class AccountObject extends DurableObject<Env> {
       return { closedAt, keysRevoked, views: endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS) };
     });
     if (views.length > 0) this.armAlarm();
-    await this.closeLiveViews(views);
+    await closeViews(this.sql, this.env.BATCH, views);
     return { ok: true, closedAt, keysRevoked, stopped: await this.stopAll() };
   }
 
@@ -506,39 +444,8 @@ export class AccountObject extends DurableObject<Env> {
    * Safe to call twice, even at once: each batch object lets exactly one cancel win.
    */
   async stopAll(): Promise<StopAllResult> {
-    if (!this.exists()) return { stopped: 0, failed: 0, cancelledItems: 0, creditsRefunded: 0, batchIds: [] };
-    const accountId = accountRow(this.sql).id;
+    if (!this.exists()) return { ...NOTHING_STOPPED };
     // Not-yet-visible batches too: a batch whose confirmation is still in flight is active.
-    const ids = activeBatchIds(this.sql);
-    const outcomes = await mapBounded(ids, STOP_ALL_CONCURRENCY, async (batchId) => {
-      try {
-        const r = await this.env.BATCH.getByName(batchId).cancel(accountId);
-        if (r.ok) return { batchId, kind: "stopped" as const, items: r.cancelledItems, credits: r.creditsRefunded };
-        // Finished meanwhile, or never created (its hold was released): nothing to stop.
-        return { batchId, kind: r.code === "ALREADY_TERMINAL" || r.code === "NOT_FOUND" ? ("skipped" as const) : ("failed" as const), items: 0, credits: 0 };
-      } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "stop-all: cancel failed", batchId, error: String(err) }));
-        return { batchId, kind: "failed" as const, items: 0, credits: 0 };
-      }
-    });
-    const stopped = outcomes.filter((o) => o.kind === "stopped");
-    return {
-      stopped: stopped.length,
-      failed: outcomes.filter((o) => o.kind === "failed").length,
-      cancelledItems: stopped.reduce((n, o) => n + o.items, 0),
-      creditsRefunded: stopped.reduce((n, o) => n + o.credits, 0),
-      batchIds: stopped.map((o) => o.batchId),
-    };
+    return cancelBatches(this.env.BATCH, accountRow(this.sql).id, activeBatchIds(this.sql));
   }
 }
-
-export interface StopAllResult {
-  stopped: number;
-  failed: number;
-  cancelledItems: number;
-  creditsRefunded: number;
-  batchIds: string[];
-}
-
-/** Batch cancels in flight at once during stop-all. */
-const STOP_ALL_CONCURRENCY = 16;

@@ -11,9 +11,13 @@
  * or the end comes first, and the check refuses the socket.
  */
 import { all, first } from "../durable/sql";
+import type { Env } from "../env";
+import { mapBounded } from "../lib/map-bounded";
 
 /** A batch that did not close its views is asked again after this long (by the alarm). */
 export const LIVE_CLOSE_RETRY_MS = 10_000;
+/** Batch objects asked at once to close views. */
+const CLOSE_CONCURRENCY = 16;
 
 /** As the batch object's closeLiveViews takes it (the account does not import src/batch/). */
 export type KeyEnd = "revoked" | "expired";
@@ -86,8 +90,27 @@ export function nextLiveViewCloseAt(sql: SqlStorage): number | null {
   return expiry === null ? retry : Math.min(retry, expiry);
 }
 
+/**
+ * Asks batch objects to close these views (marked for closing already), a few batches at
+ * a time; forgets those closed. A batch that does not answer keeps its row, and the alarm
+ * asks it again. Returns the sockets closed.
+ */
+export async function closeViews(sql: SqlStorage, batches: Env["BATCH"], views: readonly ViewToClose[]): Promise<number> {
+  const closed = await mapBounded(byBatch(views), CLOSE_CONCURRENCY, async ({ batchId, why, keyIds }) => {
+    try {
+      const n = await batches.getByName(batchId).closeLiveViews(keyIds, why);
+      viewsClosed(sql, batchId, keyIds);
+      return n;
+    } catch (err) {
+      console.error(JSON.stringify({ level: "warn", msg: "could not close live views", batchId, error: String(err) }));
+      return 0;
+    }
+  });
+  return closed.reduce((n, c) => n + c, 0);
+}
+
 /** Views grouped by batch and reason: one call to each batch object per reason. */
-export function byBatch(views: readonly ViewToClose[]): { batchId: string; why: KeyEnd; keyIds: string[] }[] {
+function byBatch(views: readonly ViewToClose[]): { batchId: string; why: KeyEnd; keyIds: string[] }[] {
   const groups = new Map<string, { batchId: string; why: KeyEnd; keyIds: string[] }>();
   for (const v of views) {
     const id = `${v.batchId}/${v.why}`;

@@ -7,9 +7,12 @@
  * Call the writes inside the account object's transaction.
  */
 import { all, first, tableExists } from "../durable/sql";
+import type { Env } from "../env";
 import { positiveInt } from "../lib/positive-int";
 
 const DEFAULT_ACCOUNT_CONCURRENCY = 50;
+/** Batches woken per alarm when slots free up. */
+const NUDGE_BATCHES = 20;
 
 export interface SlotUsage {
   cap: number;
@@ -66,4 +69,21 @@ export function slotUsage(sql: SqlStorage, cap: number): SlotUsage {
     sql, "SELECT batch_id AS batchId, granted, wanted FROM slots WHERE granted > 0 OR wanted > 0",
   );
   return { cap, granted: batches.reduce((n, b) => n + b.granted, 0), batches };
+}
+
+/**
+ * Slots came free: asks batches that wait for some to claim again, those that waited
+ * longest first, no more of them than there are free slots (a batch that waits also
+ * retries by itself, every 30 s).
+ */
+export async function wakeWaitingBatches(sql: SqlStorage, batches: Env["BATCH"], cap: number): Promise<void> {
+  const free = cap - slotsHeld(sql);
+  if (free <= 0) return;
+  for (const batchId of waitingBatches(sql, Math.min(free, NUDGE_BATCHES))) {
+    try {
+      await batches.getByName(batchId).pump();
+    } catch (err) {
+      console.error(JSON.stringify({ level: "warn", msg: "could not wake batch", batchId, error: String(err) }));
+    }
+  }
 }
