@@ -7,10 +7,10 @@
  * which asks batch objects about holds they never confirmed, and re-checks after.
  */
 import { DurableObject } from "cloudflare:workers";
-import { type AccountEvent, type HoldResolution, holdKeys } from "../domain/account-events";
+import type { AccountEvent, HoldResolution } from "../domain/account-events";
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
-import { ACCOUNT_HOLD, holdEventFor } from "../domain/holds";
+import { holdEventFor } from "../domain/holds";
 import { migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
@@ -21,15 +21,16 @@ import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, si
 import { accountExists, accountRow, closedAt, insertAccount, markClosed } from "./account-row";
 import { insertKey, keyMatches, type KeySummary, listKeys, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
 import { applyOutbox } from "./batch-events";
-import { activeBatchIds, addReserved, type BatchIndexRow, countActive, indexBatch, isTombstone, listVisible } from "./batch-index";
-import { findHold, nextHoldDeadline, postponeHold, staleHolds, takeHold } from "./holds";
-import { earlierCreation, isKeyLive, nextKeyExpiry, recordKey } from "./idempotency";
+import { activeBatchIds, type BatchIndexRow, isTombstone, listVisible } from "./batch-index";
+import { nextHoldDeadline, postponeHold, staleHolds } from "./holds";
+import { isKeyLive, nextKeyExpiry } from "./idempotency";
 import { ledgerAmount, type LedgerEntry, ledgerPage, move, openBooks, readBalances } from "./ledger";
 import { closeViews, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose } from "./live-views";
+import { type BatchReservation, type BatchReservationInput, type HoldTimes, reserveCreate, reserveRetry } from "./reservations";
 import { purgeRetained } from "./retention";
 import { type AccountStats, gatherStats } from "./stats";
 import { cancelBatches, NOTHING_STOPPED, type StopAllResult } from "./stop-all";
-import { claimSlots, slotCap, slotsGrantedTo, type SlotUsage, slotUsage, wakeWaitingBatches } from "./slots";
+import { claimSlots, type SlotContext, slotCap, type SlotUsage, slotUsage, wakeWaitingBatches } from "./slots";
 
 const HOLD_RECHECK_MS = 10_000;
 /** Stale holds one alarm asks about. */
@@ -159,46 +160,14 @@ export class AccountObject extends DurableObject<Env> {
   // ---- batches ---------------------------------------------------------------------------
 
   /**
-   * Step one of creating a batch: take the Idempotency-Key, pick the batch id and hold
-   * its credits, all at once. The hold stays pending until the batch object confirms it;
-   * if it never does (the Worker died in between), the alarm releases it.
+   * Step one of creating a batch (src/account/reservations.ts): the Idempotency-Key, the
+   * batch id and its credits held, at once. The hold stays pending until the batch object
+   * confirms it; if it never does (the Worker died in between), the alarm resolves it.
    */
-  reserveBatch(input: {
-    total: number;
-    amount: number;
-    wantedSlots: number;
-    /** Batches the account may have pending or running at once (the route's config). */
-    maxActiveBatches: number;
-    idempotencyKey: string | null;
-    requestHash: string | null;
-  }):
-    Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure {
+  reserveBatch(input: BatchReservationInput): BatchReservation {
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     this.ensureSchema();
-    const result = this.ctx.storage.transactionSync((): Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }> | Failure => {
-      const now = Date.now();
-      if (input.idempotencyKey !== null) {
-        const earlier = earlierCreation(this.sql, input.idempotencyKey, now);
-        if (earlier) {
-          if (earlier.requestHash !== input.requestHash) {
-            return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different request body.");
-          }
-          return { ok: true, batchId: earlier.batchId, holdKey: holdKeys.create(earlier.batchId), replay: true, slotsGranted: slotsGrantedTo(this.sql, earlier.batchId) };
-        }
-      }
-      const active = countActive(this.sql);
-      if (active >= input.maxActiveBatches) {
-        return fail("TOO_MANY_ACTIVE_BATCHES", `This account already has ${active} batches pending or running (at most ${input.maxActiveBatches}); wait for some to finish.`);
-      }
-      const batchId = crypto.randomUUID();
-      const holdKey = holdKeys.create(batchId);
-      const held = takeHold(this.sql, { key: holdKey, batchId, purpose: "create", amount: input.amount }, now + this.holdTimeoutMs(), now);
-      if (!held.ok) return held;
-      indexBatch(this.sql, batchId, input.total, input.amount, now);
-      if (input.idempotencyKey !== null) recordKey(this.sql, input.idempotencyKey, input.requestHash, batchId, now);
-      const slotsGranted = this.claim(batchId, 1, input.wantedSlots);
-      return { ok: true, batchId, holdKey, replay: false, slotsGranted };
-    });
+    const result = this.ctx.storage.transactionSync(() => reserveCreate(this.sql, input, this.holdTimes(), this.slots()));
     if (result.ok && !result.replay) this.armAlarm();
     return result;
   }
@@ -206,19 +175,7 @@ export class AccountObject extends DurableObject<Env> {
   /** Holds more credits for a batch (a retry). Idempotent by key; refused once the key is void. */
   reserveHold(input: { key: string; batchId: string; amount: number }): Ok<{ replay: boolean }> | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
-    const result = this.ctx.storage.transactionSync((): Ok<{ replay: boolean }> | Failure => {
-      const existing = findHold(this.sql, input.key);
-      if (existing) {
-        return existing.state === ACCOUNT_HOLD.void
-          ? fail("RESERVATION_EXPIRED", "This reservation was already released.")
-          : { ok: true, replay: true };
-      }
-      const now = Date.now();
-      const held = takeHold(this.sql, { ...input, purpose: "retry" }, now + this.holdTimeoutMs(), now);
-      if (!held.ok) return held;
-      addReserved(this.sql, input.batchId, input.amount);
-      return { ok: true, replay: false };
-    });
+    const result = this.ctx.storage.transactionSync(() => reserveRetry(this.sql, input, this.holdTimes()));
     if (result.ok && !result.replay) this.armAlarm();
     return result;
   }
@@ -247,7 +204,7 @@ export class AccountObject extends DurableObject<Env> {
    */
   claimSlots(batchId: string, version: number, wanted: number): number {
     this.ensureSchema();
-    const granted = this.ctx.storage.transactionSync(() => this.claim(batchId, version, wanted));
+    const granted = this.ctx.storage.transactionSync(() => claimSlots(this.sql, this.slots(), batchId, version, wanted));
     if (this.#slotsFreed) this.armAlarm();
     return granted;
   }
@@ -323,11 +280,9 @@ export class AccountObject extends DurableObject<Env> {
     return slotCap(this.env.ACCOUNT_MAX_CONCURRENCY);
   }
 
-  /** In a transaction: claims the batch's slots, and notes when that freed some for a waiting batch. */
-  private claim(batchId: string, version: number, wanted: number): number {
-    const { granted, freed } = claimSlots(this.sql, this.slotCap(), batchId, version, wanted);
-    if (freed) this.#slotsFreed = true;
-    return granted;
+  /** For claims in a transaction: the cap, and the note that slots came free for a waiting batch. */
+  private slots(): SlotContext {
+    return { cap: this.slotCap(), onFreed: () => (this.#slotsFreed = true) };
   }
 
   /** Only after slots were freed: ask batches that wait for some to claim again. */
@@ -361,11 +316,13 @@ export class AccountObject extends DurableObject<Env> {
 
   /** In a transaction: applies one batch's events (src/account/batch-events.ts); how many changed something. */
   private applyEvents(batchId: string, events: AccountEvent[]): number {
-    return applyOutbox(this.sql, batchId, events, { slotCap: this.slotCap(), onSlotsFreed: () => (this.#slotsFreed = true) });
+    return applyOutbox(this.sql, batchId, events, this.slots());
   }
 
-  private holdTimeoutMs(): number {
-    return positiveInt(this.env.RESERVATION_TIMEOUT_MS, 60_000);
+  /** Now, and the deadline of a hold taken now. Called inside the transaction that takes it. */
+  private holdTimes(): HoldTimes {
+    const now = Date.now();
+    return { now, deadline: now + positiveInt(this.env.RESERVATION_TIMEOUT_MS, 60_000) };
   }
 
   private armAlarm(): void {

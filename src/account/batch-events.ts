@@ -13,29 +13,22 @@ import { forgetKeysOf } from "./idempotency";
 import { inLedger } from "./ledger";
 import { forgetBatch } from "./retention";
 import { Settlement } from "./settlement";
-import { claimSlots, dropSlots } from "./slots";
-
-export interface EventContext {
-  /** The account's concurrency cap (src/account/slots.ts). */
-  slotCap: number;
-  /** Called when an event gave back slots that another batch waits for (the alarm wakes it). */
-  onSlotsFreed: () => void;
-}
+import { claimSlots, dropSlots, type SlotContext } from "./slots";
 
 /**
  * In a transaction: applies one batch's events in order and returns how many changed
  * something. Their settlements go through one Settlement, written once at the end.
  */
-export function applyOutbox(sql: SqlStorage, batchId: string, events: readonly AccountEvent[], context: EventContext): number {
+export function applyOutbox(sql: SqlStorage, batchId: string, events: readonly AccountEvent[], slots: SlotContext): number {
   const settlement = new Settlement(sql, batchId);
   let applied = 0;
-  for (const event of events) if (applyEvent(sql, settlement, event, context)) applied++;
+  for (const event of events) if (applyEvent(sql, settlement, event, slots)) applied++;
   settlement.flush();
   return applied;
 }
 
 /** Returns true when the event changed something (false for a duplicate). */
-function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent, context: EventContext): boolean {
+function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent, slots: SlotContext): boolean {
   const batchId = settlement.batchId;
   switch (event.kind) {
     case "confirm": {
@@ -66,17 +59,16 @@ function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent
       return settlement.release("refund", event.amount, { key: event.key, itemId: event.itemId ?? null, note: event.note }, "skip");
     case "status":
       return updateIndex(sql, batchId, event.version, event.snapshot);
-    case "slots": {
-      if (claimSlots(sql, context.slotCap, batchId, event.version, event.wanted).freed) context.onSlotsFreed();
+    case "slots":
+      claimSlots(sql, slots, batchId, event.version, event.wanted);
       return true;
-    }
     case "webhook":
       return recordEvent(sql, event.url, event.event);
     case "forget": {
       // forget reads the batch's reserved credits from its row: write the settlements so far first.
       settlement.flush();
       const { forgotten, slotsFreed } = forgetBatch(sql, batchId);
-      if (slotsFreed) context.onSlotsFreed();
+      if (slotsFreed) slots.onFreed();
       return forgotten;
     }
   }

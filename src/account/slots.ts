@@ -14,6 +14,12 @@ const DEFAULT_ACCOUNT_CONCURRENCY = 50;
 /** Batches woken per alarm when slots free up. */
 const NUDGE_BATCHES = 20;
 
+/** What a claim needs from the account object: its cap, and whom to tell when slots came free for a waiting batch. */
+export interface SlotContext {
+  cap: number;
+  onFreed: () => void;
+}
+
 export interface SlotUsage {
   cap: number;
   granted: number;
@@ -27,19 +33,20 @@ export function slotCap(configured: string | undefined): number {
 
 /**
  * The batch's new grant, min(wanted, what the others leave free); an older claim than the
- * last one answers the grant it has. `freed`: it gave slots back and some batch waits.
+ * last one answers the grant it has. Calls `onFreed` when the batch gave slots back and some batch waits.
  */
-export function claimSlots(sql: SqlStorage, cap: number, batchId: string, version: number, wanted: number): { granted: number; freed: boolean } {
+export function claimSlots(sql: SqlStorage, slots: SlotContext, batchId: string, version: number, wanted: number): number {
   const row = first<{ granted: number; version: number }>(sql, "SELECT granted, version FROM slots WHERE batch_id = ?", batchId);
-  if (row && row.version >= version) return { granted: row.granted, freed: false };
+  if (row && row.version >= version) return row.granted;
   const others = slotsHeld(sql) - (row?.granted ?? 0);
-  const granted = Math.max(0, Math.min(wanted, cap - others));
+  const granted = Math.max(0, Math.min(wanted, slots.cap - others));
   sql.exec(
     `INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, ?, ?, ?)
      ON CONFLICT (batch_id) DO UPDATE SET granted = excluded.granted, wanted = excluded.wanted, version = excluded.version`,
     batchId, granted, wanted, version,
   );
-  return { granted, freed: row !== undefined && granted < row.granted && waitingBatches(sql, 1).length > 0 };
+  if (row && granted < row.granted && waitingBatches(sql, 1).length > 0) slots.onFreed();
+  return granted;
 }
 
 /** The slots the batch holds (0 when it has no row). */
