@@ -1,38 +1,43 @@
 /**
- * One object per account: API keys, balances, credit holds, the append-only ledger,
- * the account's batch index and its Idempotency-Key records.
+ * One object per account, and its RPC surface. Each method checks, then reads, decides and
+ * writes in one synchronous transaction (no await inside), so two requests can never both
+ * spend the same credits, then arms the alarm. Calls out to batch objects (closing live
+ * views, stop-all, stats, waking waiting batches, asking about stale holds) come after the
+ * step, and what they change is re-read in a step of its own.
  *
- * Every method decides and writes synchronously (one transaction, no await), so two
- * requests can never both spend the same credits. The only awaits are in `alarm()`,
- * which asks batch objects about holds they never confirmed, and re-checks after.
+ * The tables, their SQL and the steps live beside it, one concern a file: account-row.ts,
+ * api-keys.ts (keys.ts: the key format), ledger.ts and settlement.ts (the books), holds.ts,
+ * reservations.ts, batch-events.ts (a batch's outbox), batch-index.ts, slots.ts,
+ * idempotency.ts, live-views.ts, retention.ts, stats.ts, stop-all.ts, alarm.ts (why it
+ * wakes); the webhook tables in src/webhooks/. Migrations: schema.ts.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { AccountEvent, HoldResolution } from "../domain/account-events";
+import type { AccountEvent } from "../domain/account-events";
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
 import { fail, type Failure } from "../domain/errors";
 import { holdEventFor } from "../domain/holds";
-import { migrate, tableExists } from "../durable/sql";
+import { migrate } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
 import { positiveInt } from "../lib/positive-int";
-import { deliverDue, listDeliveries, nextDeliveryAt } from "../webhooks/deliveries";
-import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
+import { deliverDue, listDeliveries } from "../webhooks/deliveries";
+import { currentSecret, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
 import { accountExists, accountRow, closedAt, insertAccount, markClosed } from "./account-row";
 import { insertKey, keyMatches, type KeySummary, listKeys, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
+import { nextAlarmAt } from "./alarm";
 import { applyOutbox } from "./batch-events";
 import { activeBatchIds, type BatchIndexRow, isTombstone, listVisible } from "./batch-index";
-import { nextHoldDeadline, postponeHold, staleHolds } from "./holds";
-import { isKeyLive, nextKeyExpiry } from "./idempotency";
+import { askBatchAbout, staleHolds } from "./holds";
+import { isKeyLive } from "./idempotency";
 import { ledgerAmount, type LedgerEntry, ledgerPage, move, openBooks, readBalances } from "./ledger";
-import { closeViews, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, nextLiveViewCloseAt, noteLiveView, takeViewsToClose } from "./live-views";
+import { closeViews, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, noteLiveView, takeViewsToClose, type ViewToClose } from "./live-views";
 import { type BatchReservation, type BatchReservationInput, type HoldTimes, reserveCreate, reserveRetry } from "./reservations";
 import { purgeRetained } from "./retention";
 import { type AccountStats, gatherStats } from "./stats";
 import { cancelBatches, NOTHING_STOPPED, type StopAllResult } from "./stop-all";
 import { claimSlots, type SlotContext, slotCap, type SlotUsage, slotUsage, wakeWaitingBatches } from "./slots";
 
-const HOLD_RECHECK_MS = 10_000;
 /** Stale holds one alarm asks about. */
 const STALE_HOLDS_PER_ALARM = 50;
 
@@ -57,7 +62,7 @@ export class AccountObject extends DurableObject<Env> {
       openBooks(this.sql);
       insertKey(this.sql, { keyId: input.keyId, keyHash: input.keyHash, expiresAt: null }, now);
       if (input.credits > 0) move(this.sql, "grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
-      return { ok: true, balances: this.balances() };
+      return { ok: true, balances: readBalances(this.sql) };
     });
   }
 
@@ -84,9 +89,7 @@ export class AccountObject extends DurableObject<Env> {
       return { revokedAt, views: endViewsOfKeys(this.sql, keyId, now + LIVE_CLOSE_RETRY_MS) };
     });
     if (!revoked) return fail("NOT_FOUND", "No key with this id on this account.");
-    // The alarm retries what this fan-out cannot close (and closes it should this object die now).
-    if (revoked.views.length > 0) this.armAlarm();
-    return { ok: true, revokedAt: revoked.revokedAt, liveViewsClosed: await closeViews(this.sql, this.env.BATCH, revoked.views) };
+    return { ok: true, revokedAt: revoked.revokedAt, liveViewsClosed: await this.closeEndedViews(revoked.views) };
   }
 
   /** Whether a create with this Idempotency-Key was accepted within the last 24 h (a retry would replay it). */
@@ -114,6 +117,12 @@ export class AccountObject extends DurableObject<Env> {
     return expiresAt !== undefined;
   }
 
+  /** Closes the views of keys just ended; the alarm retries what this cannot close (and closes it should this object die now). */
+  private async closeEndedViews(views: ViewToClose[]): Promise<number> {
+    if (views.length > 0) this.armAlarm();
+    return closeViews(this.sql, this.env.BATCH, views);
+  }
+
   /** True when the key exists, is not revoked or expired, and its hash matches (constant time). */
   authenticate(keyId: string, keyHash: string): boolean {
     if (!this.isOpen()) return false;
@@ -124,7 +133,7 @@ export class AccountObject extends DurableObject<Env> {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     const account = accountRow(this.sql);
     const keys = listKeys(this.sql);
-    return { ok: true, accountId: account.id, name: account.name, createdAt: account.createdAt, balances: this.balances(), keys };
+    return { ok: true, accountId: account.id, name: account.name, createdAt: account.createdAt, balances: readBalances(this.sql), keys };
   }
 
   // ---- credits -------------------------------------------------------------------------
@@ -140,15 +149,15 @@ export class AccountObject extends DurableObject<Env> {
         if (earlier !== input.amount) {
           return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different amount.");
         }
-        return { ok: true, balances: this.balances(), replay: true };
+        return { ok: true, balances: readBalances(this.sql), replay: true };
       }
       move(this.sql, "grant", input.amount, { key, note: "credits granted" });
-      return { ok: true, balances: this.balances(), replay: false };
+      return { ok: true, balances: readBalances(this.sql), replay: false };
     });
   }
 
   getCredits(): Balances {
-    return this.exists() ? this.balances() : { ...ZERO_BALANCES };
+    return this.exists() ? readBalances(this.sql) : { ...ZERO_BALANCES };
   }
 
   /** Newest first; `cursor` is the id of the last entry of the previous page. */
@@ -248,28 +257,21 @@ export class AccountObject extends DurableObject<Env> {
     const now = Date.now();
     const views = this.ctx.storage.transactionSync(() => takeViewsToClose(this.sql, now, now + LIVE_CLOSE_RETRY_MS));
     purgeRetained(this.sql, now, { tombstonesBefore: now - retentionMs(this.env) - TOMBSTONE_MS, abandonedHoldsBefore: now - ABANDONED_HOLD_MS });
-    this.wipeExpiredWebhookSecret(now);
+    wipeExpiredSecret(this.sql, now);
     const stale = staleHolds(this.sql, now, STALE_HOLDS_PER_ALARM);
     await closeViews(this.sql, this.env.BATCH, views);
     await this.nudgeWaitingBatches();
     await deliverDue(this.sql, {
-      secrets: () => this.webhookSigningSecrets(),
+      // Read at each attempt, so a delivery is signed with the secrets valid when it is sent.
+      secrets: () => signingSecrets(this.sql, Date.now()),
       allowLoopback: this.env.ALLOW_LOOPBACK_TARGETS === "true",
       baseDelayMs: positiveInt(this.env.WEBHOOK_RETRY_BASE_MS, 30_000),
     });
     for (const hold of stale) {
-      let answer: HoldResolution;
-      try {
-        answer = await this.env.BATCH.getByName(hold.batchId).resolveHold(hold.key);
-      } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "hold resolution failed", key: hold.key, error: String(err) }));
-        postponeHold(this.sql, hold.key, Date.now() + HOLD_RECHECK_MS);
-        continue;
-      }
-      // Other events ran during the await: applyEvent re-reads the hold and skips what is done.
-      this.ctx.storage.transactionSync(() => {
-        this.applyEvents(hold.batchId, [{ kind: holdEventFor(answer), key: hold.key }]);
-      });
+      const answer = await askBatchAbout(this.sql, this.env.BATCH, hold);
+      if (answer === null) continue;
+      // Other events ran during the await: applying the event re-reads the hold and skips what is done.
+      this.ctx.storage.transactionSync(() => this.applyEvents(hold.batchId, [{ kind: holdEventFor(answer), key: hold.key }]));
     }
     this.armAlarm();
   }
@@ -310,10 +312,6 @@ export class AccountObject extends DurableObject<Env> {
     return closedAt(this.sql) === null;
   }
 
-  private balances(): Balances {
-    return readBalances(this.sql);
-  }
-
   /** In a transaction: applies one batch's events (src/account/batch-events.ts); how many changed something. */
   private applyEvents(batchId: string, events: AccountEvent[]): number {
     return applyOutbox(this.sql, batchId, events, this.slots());
@@ -325,17 +323,11 @@ export class AccountObject extends DurableObject<Env> {
     return { now, deadline: now + positiveInt(this.env.RESERVATION_TIMEOUT_MS, 60_000) };
   }
 
+  /** At the earliest reason to wake (src/account/alarm.ts). */
   private armAlarm(): void {
-    const hold = nextHoldDeadline(this.sql);
-    const idem = nextKeyExpiry(this.sql);
-    const nudge = this.#slotsFreed ? Date.now() : null;
-    const webhook = tableExists(this.sql, "webhook_deliveries") ? nextDeliveryAt(this.sql) : null;
-    this.ensureSchema(); // every source counts: setAlarm replaces the alarm another one armed
-    const oldSecret = previousSecretExpiry(this.sql);
-    const liveViews = nextLiveViewCloseAt(this.sql);
-    const times = [hold, idem, nudge, webhook, oldSecret, liveViews].filter((t): t is number => t !== null);
-    if (times.length === 0) return;
-    void this.ctx.storage.setAlarm(Math.min(...times));
+    this.ensureSchema();
+    const at = nextAlarmAt(this.sql, this.#slotsFreed, Date.now());
+    if (at !== null) void this.ctx.storage.setAlarm(at);
   }
 
   // ---- webhooks (lead) -------------------------------------------------------------------
@@ -356,17 +348,6 @@ export class AccountObject extends DurableObject<Env> {
     const rotated = this.ctx.storage.transactionSync(() => rotateSecret(this.sql, Date.now(), overlapMs));
     this.armAlarm();
     return { ok: true, ...rotated };
-  }
-
-  /** Read at each delivery attempt, so a delivery is signed with the secrets valid when it is sent. */
-  private webhookSigningSecrets(): string[] {
-    this.ensureSchema();
-    return signingSecrets(this.sql, Date.now());
-  }
-
-  private wipeExpiredWebhookSecret(now: number): void {
-    this.ensureSchema();
-    wipeExpiredSecret(this.sql, now);
   }
 
   listWebhookDeliveries(cursor: number | null, limit: number): ReturnType<typeof listDeliveries> {
@@ -390,8 +371,7 @@ export class AccountObject extends DurableObject<Env> {
       const keysRevoked = revokeAllKeys(this.sql, now);
       return { closedAt, keysRevoked, views: endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS) };
     });
-    if (views.length > 0) this.armAlarm();
-    await closeViews(this.sql, this.env.BATCH, views);
+    await this.closeEndedViews(views);
     return { ok: true, closedAt, keysRevoked, stopped: await this.stopAll() };
   }
 

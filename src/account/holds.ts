@@ -8,9 +8,13 @@
  * inside the account object's transaction.
  */
 import type { Failure } from "../domain/errors";
-import { ACCOUNT_HOLD, type AccountHoldState } from "../domain/holds";
+import { ACCOUNT_HOLD, type AccountHoldState, type HoldResolution } from "../domain/holds";
 import { all, first } from "../durable/sql";
+import type { Env } from "../env";
 import { move } from "./ledger";
+
+/** A batch object that did not answer about a stale hold is asked again after this long. */
+const HOLD_RECHECK_MS = 10_000;
 
 /** What the credits are for; a `tombstone` holds none (a void that came before its reserve). */
 export type HoldPurpose = "create" | "retry" | "tombstone";
@@ -87,9 +91,19 @@ export function staleHolds(sql: SqlStorage, now: number, limit: number): Hold[] 
   return all<Hold>(sql, `SELECT ${HOLD_COLUMNS} FROM holds WHERE state = ? AND deadline <= ? LIMIT ?`, ACCOUNT_HOLD.pending, now, limit);
 }
 
-/** Asks again at `deadline` (the batch object did not answer), unless the hold was settled meanwhile. */
-export function postponeHold(sql: SqlStorage, key: string, deadline: number): void {
-  sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = ?", deadline, key, ACCOUNT_HOLD.pending);
+/**
+ * Asks the batch object what became of a stale hold: applied or abandoned (it abandons a
+ * hold it had not applied, so the answer is final). Null when it did not answer: the hold
+ * is asked about again later, unless it was settled meanwhile.
+ */
+export async function askBatchAbout(sql: SqlStorage, batches: Env["BATCH"], hold: Hold): Promise<HoldResolution | null> {
+  try {
+    return await batches.getByName(hold.batchId).resolveHold(hold.key);
+  } catch (err) {
+    console.error(JSON.stringify({ level: "warn", msg: "hold resolution failed", key: hold.key, error: String(err) }));
+    sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = ?", Date.now() + HOLD_RECHECK_MS, hold.key, ACCOUNT_HOLD.pending);
+    return null;
+  }
 }
 
 /** The first deadline of a pending hold, or null with none. */
