@@ -1,8 +1,9 @@
 /**
  * Where each API key has live views open (WebSockets held by batch objects), so that the
- * end of the key (revoked, expired, or its account closed) closes them. Table `live_views`
- * (migrations v6, v7): one row per key and batch; `close_at` null while the key is valid,
- * else when the next attempt to close the views is due (a batch that did not answer).
+ * end of the key (revoked, expired, or its account closed) closes them: the account asks
+ * those batch objects to (`closeViews`) and forgets a view once its batch has. Table
+ * `live_views` (migrations v6, v7): one row per key and batch; `close_at` null while the key
+ * is valid, else when the next attempt to close the views is due (a batch that did not answer).
  *
  * Why no socket outlives its key (docs/live-views.md): the batch object accepts the socket
  * BEFORE it asks the account, and the account checks the key and notes the view in one

@@ -3,7 +3,8 @@
  * running at once over all its batches) each batch holds, and how many it wants. A claim
  * is absolute and versioned, so a repeated or late claim changes nothing; a batch gets
  * what the others leave free and never less than it held. When a batch gives slots back
- * while another waits, the caller learns it (`freed`) and its alarm wakes the waiters.
+ * while another waits, the caller is told (`SlotContext.onFreed`) and its alarm wakes the
+ * waiters (`wakeWaitingBatches`).
  * Call the writes inside the account object's transaction.
  */
 import { all, first, tableExists } from "../durable/sql";
