@@ -160,7 +160,7 @@ try {
   await rm(work, { recursive: true, force: true }).catch(() => {});
 }
 
-const order = ["cancel", "storm", "throughput", "create", "account", "http"];
+const order = ["cancel", "storm", "throughput", "create", "account", "extract", "http"];
 rows.sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section));
 const result = {
   date: new Date().toISOString(),

@@ -10,6 +10,7 @@
 // Prints `docs: N checks passed, M failed` and exits non-zero unless every check passed.
 // Bounded: the whole run stops after BOUNDS.total. Every process it starts (wrangler's
 // process group, Chromium) is stopped at the end, also on failure.
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -88,7 +89,9 @@ async function story() {
   ]);
   const [port, inspectorPort] = await freePorts(2);
   const base = `http://127.0.0.1:${port}`;
-  wrangler = startWrangler({ port, inspectorPort, config, persistTo: join(workDir, "state"), logDir: join(workDir, "logs") });
+  // /healthz answers 200 only with a key MAC secret configured.
+  const vars = { API_KEY_MAC_SECRET: randomBytes(32).toString("hex") };
+  wrangler = startWrangler({ port, inspectorPort, config, vars, persistTo: join(workDir, "state"), logDir: join(workDir, "logs") });
   wrangler.exited.then((e) => {
     wrangler.exit = e;
     if (!cleaning) console.log(`[${elapsed()}] wrangler exited unexpectedly: ${show(e)}`);

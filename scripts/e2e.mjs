@@ -5,14 +5,11 @@
 // cancel while 2 items run, the running ones finishing and charged, the other 8 refunded.
 // Every process it starts is stopped at the end, also on failure, timeout or Ctrl-C; it
 // exits non-zero unless every check passed. Network: 127.0.0.1 only. Node built-ins only.
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { freePorts, sleep, startWrangler, stopGroup } from "./lib/wrangler.mjs";
+import { sleep } from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
-import { createChecks, runStory, show, StoryStopped, storyEnd } from "./lib/checks.mjs";
+import { show } from "./lib/checks.mjs";
+import { createStoryRun } from "./lib/story-run.mjs";
 
 /** How long each target page takes to answer: long enough to cancel while 2 items run. */
 const DELAY_MS = 4000;
@@ -26,102 +23,12 @@ const BOUNDS = {
   drained: 60_000, // runningCount back to 0 after the cancel
   credits: 5_000, // outbox settles the account
   request: 10_000, // any single HTTP request
-  stopGrace: 5_000, // SIGTERM -> SIGKILL for the process group
   total: 240_000, // the whole run, whatever happens
 };
 const POLL_MS = 100;
 
-// ---------------------------------------------------------------- checks and output
-
-const { results, elapsed, check, housekeeping, must, step } = createChecks();
-
-
-// ---------------------------------------------------------------- processes we own
-
-let wrangler; // { child, pgid, exited: Promise, exit, log: string[], buildError, buildFailed: Promise }
-let target;
-let workDir; // <tmp>/batch-scrape-e2e-XXXX: state/ (wrangler --persist-to) and logs/ (wrangler's debug log)
-let cleaning;
-
-const POLL_NOISE = /^\[wrangler:info\] GET \S+ 200 OK/;
-
-/**
- * Stops everything this script started. Idempotent; bounded in time. On failure wrangler's
- * debug log is kept. Resolves to false if wrangler's process group outlived SIGKILL.
- */
-function cleanup(keepLogs = false) {
-  cleaning ??= (async () => {
-    let stopped = true;
-    if (wrangler?.pgid) {
-      stopped = await stopGroup(wrangler.pgid, BOUNDS.stopGrace, () =>
-        console.log(`[${elapsed()}] wrangler did not stop on SIGTERM within ${BOUNDS.stopGrace} ms: SIGKILL`),
-      );
-    }
-    if (target) await Promise.race([target.close(), sleep(2_000)]);
-    if (workDir) {
-      const removed = keepLogs ? join(workDir, "state") : workDir;
-      await rm(removed, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
-      if (keepLogs) console.log(`[${elapsed()}] wrangler's debug log kept in ${join(workDir, "logs")}`);
-    }
-    return stopped;
-  })();
-  return cleaning;
-}
-
-// ---------------------------------------------------------------- HTTP
-
-let base;
-/** Aborted when wrangler dies or the run is being stopped: no request outlives the run. */
-const stopRequests = new AbortController();
-
-async function api(method, path, { body, headers = {}, timeoutMs = BOUNDS.request } = {}) {
-  let res;
-  let text;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.any([AbortSignal.timeout(Math.min(timeoutMs, BOUNDS.request)), stopRequests.signal]),
-      redirect: "manual",
-    });
-    text = await res.text();
-  } catch (err) {
-    if (stopRequests.signal.aborted) throw new StoryStopped(stopRequests.signal.reason?.message ?? "stopped");
-    throw new Error(`${method} ${path}: ${err?.cause?.code ?? err?.name ?? "error"}: ${err?.message ?? err}`);
-  }
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, body: json ?? text };
-}
-
-/**
- * Calls `read({ timeoutMs })` every `intervalMs` until `done(value)` or `timeoutMs` passes (bounded in
- * count too). Errors from `read` count as "not yet" (but StoryStopped ends the story). Returns the last value read.
- */
-async function pollUntil(read, done, { timeoutMs, intervalMs = POLL_MS }) {
-  const deadline = Date.now() + timeoutMs;
-  const maxRounds = Math.ceil(timeoutMs / intervalMs) + 1;
-  let last;
-  let lastError;
-  for (let round = 0; round < maxRounds; round++) {
-    try {
-      last = await read({ timeoutMs: Math.max(250, deadline - Date.now()) });
-      lastError = undefined;
-      if (done(last)) return { ok: true, value: last };
-    } catch (err) {
-      if (err instanceof StoryStopped) throw err;
-      lastError = err;
-    }
-    if (Date.now() + intervalMs > deadline) break;
-    await sleep(intervalMs);
-  }
-  return { ok: false, value: last, error: lastError };
-}
+const run = createStoryRun({ name: "e2e", totalMs: BOUNDS.total, requestMs: BOUNDS.request, pollMs: POLL_MS });
+const { check, must, step, api, pollUntil } = run;
 
 const pick = (obj, keys) => Object.fromEntries(keys.map((k) => [k, obj?.[k]]));
 const COUNTS = ["status", "pendingCount", "runningCount", "completedCount", "failedCount", "cancelledCount", "creditsUsed", "creditsRefunded"];
@@ -130,48 +37,13 @@ const COUNTS = ["status", "pendingCount", "runningCount", "completedCount", "fai
 
 async function story() {
   step("start: target server, wrangler dev");
-  target = await startTargetServer({ delayMs: DELAY_MS });
+  const target = await startTargetServer({ delayMs: DELAY_MS });
+  run.onCleanup(() => target.close());
   console.log(`  target server on ${target.url} (pages answer after ${DELAY_MS} ms)`);
-
-  const [apiPort, inspectorPort] = await freePorts(2);
-  const adminToken = randomBytes(24).toString("hex");
-  workDir = await mkdtemp(join(tmpdir(), "batch-scrape-e2e-"));
-  base = `http://127.0.0.1:${apiPort}`;
-  wrangler = startWrangler({
-    port: apiPort,
-    inspectorPort,
-    persistTo: join(workDir, "state"),
-    logDir: join(workDir, "logs"),
-    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: String(FETCH_TIMEOUT_MS) },
+  const { adminToken } = await run.startWorker({
+    readyMs: BOUNDS.ready,
+    vars: { ALLOW_LOOPBACK_TARGETS: "true", FETCH_TIMEOUT_MS: String(FETCH_TIMEOUT_MS) },
   });
-  wrangler.exited.then((e) => {
-    wrangler.exit = e;
-    if (!cleaning) {
-      console.log(`[${elapsed()}] wrangler exited unexpectedly: ${show(e)}`);
-      stopRequests.abort(new Error(`wrangler exited unexpectedly: ${show(e)}`));
-    }
-  });
-  console.log(`  wrangler dev on ${base} (pid ${wrangler.pgid}, state in ${join(workDir, "state")})`);
-
-  // A build error before the first successful start is final here: stop at once rather
-  // than wait for an edit that fixes it. (Each /healthz request hangs while the build is broken.)
-  const healthz = (opts) =>
-    Promise.race([api("GET", "/healthz", opts).then((r) => r.status), wrangler.buildFailed.then(() => "build failed")]);
-  const ready = await pollUntil(
-    async (opts) => (wrangler.exit ? "exited" : wrangler.buildError !== null ? "build failed" : await healthz(opts)),
-    (s) => s === 200 || s === "exited" || s === "build failed",
-    { timeoutMs: BOUNDS.ready, intervalMs: 250 },
-  );
-  must(
-    `GET /healthz answers 200 within ${BOUNDS.ready / 1000} s`,
-    ready.value === 200 && !wrangler.exit,
-    wrangler.exit
-      ? `wrangler exited early: ${show(wrangler.exit)}`
-      : ready.value === "build failed"
-        ? `wrangler could not build the Worker: ${wrangler.buildError} (see its output below)`
-        : (ready.error?.message ?? ready.value),
-  );
-  console.log(`  ready after ${elapsed()}`);
 
   step("POST /admin/accounts");
   const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "e2e", credits: 100 } });
@@ -288,17 +160,4 @@ async function story() {
   check("ledger: consume entries sum to 4", ofKind("consume").reduce((n, e) => n + e.amount, 0) === 4, brief);
 }
 
-// ---------------------------------------------------------------- main
-
-const { finish, finishing } = storyEnd({
-  name: "e2e",
-  totalMs: BOUNDS.total,
-  checks: { results, check, elapsed, housekeeping },
-  wrangler: () => wrangler,
-  cleanup,
-  stopping: "wrangler and the target server",
-  onStop: () => stopRequests.abort(new Error("stopping")),
-  // Our own polling fills wrangler's access log.
-  noise: POLL_NOISE,
-});
-await runStory(story, { results, check, finish, finishing });
+await run.run(story);

@@ -1,12 +1,13 @@
 // `npm run reliability`: the reliability suite with more iterations, then the load run, then
-// one table of figures.
+// the hostile pages story, then one table of figures.
 //
-//   node scripts/reliability.mjs [--runs N] [--load-seconds S] [--no-load] [--no-tests]
+//   node scripts/reliability.mjs [--runs N] [--load-seconds S] [--no-load] [--no-tests] [--no-hostile]
 //
 // --runs (default 200; npm test uses 25) sets RELIABILITY_RUNS: model sequences, and the
 // rounds of races and faults grow with it. The vitest files print `[reliability] {json}`
-// lines with their figures; scripts/load.mjs prints `[load] {json}`. The table goes to the
-// console and to test-output/reliability.md. Exits non-zero if any test or check failed.
+// lines with their figures; scripts/load.mjs prints `[load] {json}`, scripts/hostile.mjs
+// `[hostile] {json}`. The table goes to the console and to test-output/reliability.md.
+// Exits non-zero if any test or check failed.
 import { spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -96,9 +97,17 @@ async function load() {
   return { code: r.code, summary: line ? JSON.parse(line.slice(7)) : null };
 }
 
+async function hostile() {
+  const r = await run("hostile pages story: scripts/hostile.mjs", join(ROOT, "scripts", "hostile.mjs"), [], {}, (line) => /^\s*FAIL|^worst stall|^hostile/.test(line));
+  await writeFile(join(OUT, "reliability-hostile.log"), r.lines.join("\n"));
+  const line = r.lines.find((l) => l.startsWith("[hostile] "));
+  return { code: r.code, summary: line ? JSON.parse(line.slice(10)) : null };
+}
+
 await mkdir(OUT, { recursive: true });
 const t = flag("--no-tests") ? null : await tests();
 const l = flag("--no-load") ? null : await load();
+const h = flag("--no-hostile") ? null : await hostile();
 
 const f = t?.figures ?? {};
 const n = (x) => (x === undefined || x === null ? "–" : Number(x).toLocaleString("en-US"));
@@ -112,6 +121,8 @@ const rows = [
   ["5xx seen (load)", l?.summary ? n(l.summary.fiveXx) : "–"],
   ["Batches under load (not terminal at the end)", l?.summary ? `${n(l.summary.batches)} (${n(l.summary.notTerminal)})` : "–"],
   ["Credits drifted", l?.summary ? n(l.summary.drift) : "–"],
+  ["Hostile inputs tried", h?.summary ? n(h.summary.hostileInputs) : "–"],
+  ["Worst stall seen (second account, hostile story)", h?.summary?.worstStallMs != null ? `${n(h.summary.worstStallMs)} ms over ${n(h.summary.bystanderRequests)} requests (p50 ${h.summary.p50Ms} ms)` : "–"],
   ["Tests passed / failed / todo", t ? `${t.counts.passed} / ${t.counts.failed} / ${t.counts.todo}` : "–"],
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
@@ -120,6 +131,6 @@ const when = new Date().toISOString().slice(0, 16).replace("T", " ");
 console.log(`\nReliability (RELIABILITY_RUNS=${RUNS}, load ${LOAD_SECONDS} s, ${when} UTC)\n\n${table}\n`);
 await writeFile(join(OUT, "reliability.md"), `Reliability run: RELIABILITY_RUNS=${RUNS}, load ${LOAD_SECONDS} s, ${when} UTC\n\n${table}\n`);
 
-const ok = (t === null || t.code === 0) && (l === null || l.code === 0);
+const ok = (t === null || t.code === 0) && (l === null || l.code === 0) && (h === null || h.code === 0);
 console.log(ok ? "reliability: all checks passed" : "reliability: FAILED (see test-output/reliability-*.log)");
 process.exit(ok ? 0 : 1);

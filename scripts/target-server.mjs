@@ -1,5 +1,6 @@
 // A tiny scraping target for local end-to-end runs: HTML pages at /page/<n>, each
-// answered after `delayMs`, with a hit count per path. Listens on 127.0.0.1 only.
+// answered after `delayMs`, with a hit count per path; `routes` adds handlers for other paths
+// (scripts/lib/hostile-pages.mjs). Listens on 127.0.0.1 only.
 //
 //   import { startTargetServer } from "./target-server.mjs";
 //   const target = await startTargetServer({ delayMs: 4000 });   // target.url, target.hits
@@ -20,10 +21,10 @@ export function pageHtml(n) {
 }
 
 /**
- * @param {{ delayMs?: number, port?: number }} [options]
+ * @param {{ delayMs?: number, port?: number, routes?: Map<string, (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => void> }} [options]
  * @returns {Promise<{ port: number, url: string, hits: Map<string, number>, close(): Promise<void> }>}
  */
-export async function startTargetServer({ delayMs = 0, port = 0 } = {}) {
+export async function startTargetServer({ delayMs = 0, port = 0, routes = new Map() } = {}) {
   const hits = new Map();
   const timers = new Set();
 
@@ -33,6 +34,11 @@ export async function startTargetServer({ delayMs = 0, port = 0 } = {}) {
     const match = PAGE.exec(path);
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain" }).end("method not allowed\n");
+      return;
+    }
+    const route = routes.get(path);
+    if (route) {
+      route(req, res);
       return;
     }
     if (!match) {

@@ -37,6 +37,12 @@ export interface Env {
   /** First retry delay after a transient failure (doubles each attempt). */
   RETRY_BASE_DELAY_MS?: string;
   FETCH_MAX_BYTES?: string;
+  /** Limits on extracting one page (src/executor/budget.ts, docs/extraction-limits.md). */
+  EXTRACT_MAX_ELEMENTS?: string;
+  EXTRACT_MAX_TEXT_BYTES?: string;
+  EXTRACT_MAX_OUTPUT_BYTES?: string;
+  EXTRACT_MAX_SELECTOR_BYTES?: string;
+  EXTRACT_TIMEOUT_MS?: string;
   /** The User-Agent pages are fetched with: name the operator's contact page here. */
   FETCH_USER_AGENT?: string;
   MAX_URLS_PER_BATCH?: string;

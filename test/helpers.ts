@@ -109,7 +109,8 @@ export async function expectBalanced(apiKey: string, batchIds: string[]) {
   for (const id of batchIds) {
     const { body } = await getBatch(apiKey, id);
     held += (body.pendingCount + body.runningCount) * body.creditsPerItem;
-    used += body.completedCount * body.creditsPerItem;
+    // Completions, and failures charged at an extraction limit (every round of a retried batch).
+    used += body.creditsUsed;
     expect(body.creditsReserved).toBe(body.creditsUsed + body.creditsRefunded + (body.pendingCount + body.runningCount) * body.creditsPerItem);
     expect(body.pendingCount + body.runningCount + body.completedCount + body.failedCount + body.cancelledCount).toBe(body.totalUrls);
   }

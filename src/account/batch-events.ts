@@ -52,7 +52,7 @@ function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent
       return true;
     }
     case "consume":
-      return settlement.release("consume", event.amount, { key: event.key, itemId: event.itemId, note: "item completed" }, "skip");
+      return settlement.release("consume", event.amount, { key: event.key, itemId: event.itemId, note: event.note ?? "item completed" }, "skip");
     case "refund":
       // A refund of nothing moves nothing and writes no ledger row (it counts unless its key is taken).
       if (event.amount === 0) return !inLedger(sql, event.key);

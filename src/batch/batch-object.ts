@@ -13,6 +13,7 @@ import { type AccountEvent, type BatchIndexSnapshot, type HoldResolution, holdKe
 import {
   batchStatusFor,
   decideCancel,
+  decideRequeue,
   decideRetry,
   decideSettle,
   decideStart,
@@ -21,6 +22,7 @@ import {
   moveItems,
   type SettleOutcome,
 } from "../domain/batch-machine";
+import { chargeFor, type Charge } from "../domain/charging";
 import { fail, type Failure } from "../domain/errors";
 import { LIMITS } from "../domain/limits";
 import { retryDelayMs } from "../domain/retry-delay";
@@ -365,12 +367,13 @@ export class BatchObject extends DurableObject<Env> {
         const payload = report.outcome === "completed"
           ? { result: report.json, error: null, meta: report.meta ?? {} }
           : { result: null, error: JSON.stringify(report.error), meta: report.meta ?? {} };
-        if (report.outcome === "failed" && report.retryable === true && item.attempts < LIMITS.maxAttempts && row.status !== "cancelled") {
+        if (report.outcome === "failed" && decideRequeue(itemState(item)!, { code: report.error.code, retryable: report.retryable }, row.status)) {
           const delay = retryDelayMs(item.attempts, report.retryAfterSeconds ?? 0, positiveInt(this.env.RETRY_BASE_DELAY_MS, 2000));
           row = this.requeue(row, item, now, payload.error, delay);
           return { ok: true, outcome: "requeued" };
         }
-        row = this.finishItem(row, item, report.outcome, payload, now);
+        const charge = chargeFor(report.outcome, report.outcome === "failed" ? report.error.code : null);
+        row = this.finishItem(row, item, report.outcome, charge, payload, now);
         return { ok: true, outcome: "settled" };
       });
       // Freed slots are refilled once, after the group.
@@ -388,8 +391,9 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   /**
-   * Settles a running item as failed: its credits are refunded. A retryable failure with
-   * attempts left puts the item back to pending instead (no credit moves).
+   * Settles a running item as failed: its credits are refunded (a charged failure's are
+   * consumed: src/domain/charging.ts). A retryable failure with attempts left puts the
+   * item back to pending instead (no credit moves).
    */
   async failItem(
     itemId: string,
@@ -479,16 +483,21 @@ export class BatchObject extends DurableObject<Env> {
   // Transitions run inside a transaction and pass the batch row along: `advance` works out
   // the row after one step (in JavaScript), `commit` writes it once for a group of steps.
 
-  /** Running -> completed (consume) or failed (refund), with its outbox event. Returns the advanced row. */
+  /**
+   * Running -> completed or failed, its credits consumed or refunded (`charge`, from
+   * src/domain/charging.ts: a failure at an extraction limit is charged), with its outbox
+   * event. Returns the advanced row.
+   */
   private finishItem(
     row: BatchRow,
     item: ItemRow,
     outcome: SettleOutcome,
+    charge: Charge,
     payload: { result: string | null; error: string | null; meta: ResultMeta },
     now: number,
   ): BatchRow {
     const price = row.credits_per_item;
-    const charged = outcome === "completed" ? price : 0;
+    const charged = charge === "consume" ? price : 0;
     const m = payload.meta;
     this.sql.exec(
       `UPDATE items SET status = ?, result = ?, error = ?, credits_used = ?, finished_at = ?, lease_expires_at = NULL,
@@ -496,13 +505,13 @@ export class BatchObject extends DurableObject<Env> {
       outcome, payload.result, payload.error, charged, now, m.resultKey ?? null, m.statusCode ?? null, m.finalUrl ?? null,
       m.durationMs ?? null, item.idx,
     );
-    const key = `${row.batch_id}:${item.id}:r${item.round}:${outcome === "completed" ? "consume" : "refund"}`;
-    if (outcome === "completed") {
-      this.outbox.add({ kind: "consume", key, amount: price, itemId: item.id });
+    const key = `${row.batch_id}:${item.id}:r${item.round}:${charge}`;
+    if (charge === "consume") {
+      this.outbox.add({ kind: "consume", key, amount: price, itemId: item.id, note: outcome === "completed" ? "item completed" : "item failed, charged" });
     } else {
       this.outbox.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
     }
-    const patch = outcome === "completed" ? { credits_used: row.credits_used + price } : { credits_refunded: row.credits_refunded + price };
+    const patch = charge === "consume" ? { credits_used: row.credits_used + price } : { credits_refunded: row.credits_refunded + price };
     return this.advance(row, moveItems(countsOf(row), "running", outcome), now, patch, { item, outcome, error: payload.error });
   }
 
@@ -517,7 +526,7 @@ export class BatchObject extends DurableObject<Env> {
         const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
         row = item.attempts < LIMITS.maxAttempts && row.status !== "cancelled"
           ? this.requeue(row, item, now, error, 0)
-          : this.finishItem(row, item, "failed", { result: null, error, meta: {} }, now);
+          : this.finishItem(row, item, "failed", "refund", { result: null, error, meta: {} }, now);
       }
       this.commit(stored, row);
     });

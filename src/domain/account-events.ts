@@ -10,7 +10,8 @@ export type AccountEvent =
   | { kind: "confirm"; key: string }
   /** The batch will never apply the hold: give the credits back (or refuse it if it comes late). */
   | { kind: "void"; key: string }
-  | { kind: "consume"; key: string; amount: number; itemId: string }
+  /** `note`: the ledger row's (default "item completed"; a charged failure says so). */
+  | { kind: "consume"; key: string; amount: number; itemId: string; note?: string }
   | { kind: "refund"; key: string; amount: number; itemId?: string; note: string }
   | { kind: "status"; version: number; snapshot: BatchIndexSnapshot }
   /** A webhook event to sign and deliver to `url` (idempotent by event id). */

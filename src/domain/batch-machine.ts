@@ -3,7 +3,9 @@
  * reads a row, asks one of these what to do, and writes the answer in the same
  * synchronous step, so no other event can slip in between decision and write.
  */
+import { isChargedFailure } from "./charging";
 import type { ErrorCode } from "./errors";
+import { LIMITS } from "./limits";
 import type { BatchStatus, ItemCounts, ItemStatus } from "./states";
 
 export interface BatchState {
@@ -56,6 +58,15 @@ export function decideSettle(item: ItemState | undefined, attempt: number, outco
   if (item.status === "running") return { kind: "settle" };
   if (item.status === outcome) return { kind: "duplicate" };
   return { kind: "ignore", reason: "ITEM_NOT_RUNNING" };
+}
+
+/**
+ * A failed attempt goes back to pending (no credit moves) when the executor says it may
+ * pass next time, attempts are left, the batch is not cancelled, and it is not a charged
+ * failure (src/domain/charging.ts). Otherwise the item fails for good.
+ */
+export function decideRequeue(item: ItemState, failure: { code: string; retryable?: boolean }, batch: BatchStatus): boolean {
+  return failure.retryable === true && !isChargedFailure(failure.code) && item.attempts < LIMITS.maxAttempts && batch !== "cancelled";
 }
 
 export function moveItems(counts: ItemCounts, from: ItemStatus, to: ItemStatus, n = 1): ItemCounts {

@@ -11,7 +11,14 @@
  * - `canHaveContent` is undefined here; `onEndTag` throws for void elements (`<br>`,
  *   `<img>`, self-closed SVG), which is how they are told apart;
  * - text and attribute values arrive with entities still encoded, text in chunks.
+ *
+ * Every element, text chunk and attribute counts against the page's WorkBudget as it
+ * arrives; a limit passed in a handler stops the parse at the next slice of input (see
+ * `slices`). Handlers return the budget's pause when a slice of work is spent
+ * (HTMLRewriter waits for a handler's promise), so a long parse lets other work run.
  */
+import { WORK, WorkBudget, limitErrorOf } from "./budget";
+import { decodeEntities } from "./entities";
 export interface HtmlElement {
   kind: "element";
   /** Lower-case tag name; `#document` for the root. */
@@ -80,120 +87,157 @@ const IMPLIED_END = new Map<string, ImpliedEnd>([
   ["body", rule(["head"], [])],
 ]);
 
-/** Pops the outermost element, within scope, that the start tag `name` implicitly ends. */
-function closeImplied(stack: HtmlElement[], name: string): void {
-  const implied = IMPLIED_END.get(name);
-  if (!implied) return;
-  let cut = -1;
-  for (let i = stack.length - 1; i > 0; i--) {
-    const open = stack[i]?.name ?? "";
-    if (implied.scope.has(open)) break;
-    if (implied.closes.has(open)) cut = i;
-  }
-  if (cut > 0) stack.length = cut;
-}
-
-// Character references.
-
-/** Latin-1 entity names, in code point order from U+00A0. */
-const LATIN1_NAMES =
-  "nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 " +
-  "acute micro para middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc Atilde " +
-  "Auml Aring AElig Ccedil Egrave Eacute Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute " +
-  "Ocirc Otilde Ouml times Oslash Ugrave Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde " +
-  "auml aring aelig ccedil egrave eacute ecirc euml igrave iacute icirc iuml eth ntilde ograve oacute " +
-  "ocirc otilde ouml divide oslash ugrave uacute ucirc uuml yacute thorn yuml";
-
-const NAMED_ENTITIES = new Map<string, string>([
-  ...LATIN1_NAMES.split(" ").map((name, i): [string, string] => [name, String.fromCharCode(0xa0 + i)]),
-  ["amp", "&"], ["lt", "<"], ["gt", ">"], ["quot", '"'], ["apos", "'"], ["hellip", "\u2026"],
-  ["mdash", "\u2014"], ["ndash", "\u2013"], ["lsquo", "\u2018"], ["rsquo", "\u2019"], ["ldquo", "\u201c"],
-  ["rdquo", "\u201d"], ["sbquo", "\u201a"], ["bdquo", "\u201e"], ["trade", "\u2122"], ["euro", "\u20ac"],
-  ["bull", "\u2022"], ["dagger", "\u2020"], ["prime", "\u2032"], ["minus", "\u2212"], ["larr", "\u2190"],
-  ["rarr", "\u2192"], ["ensp", "\u2002"], ["emsp", "\u2003"], ["thinsp", "\u2009"], ["zwnj", "\u200c"],
-  ["zwj", "\u200d"], ["OElig", "\u0152"], ["oelig", "\u0153"], ["Scaron", "\u0160"], ["scaron", "\u0161"],
-]);
-
-/** Names browsers also decode without the `;` (the common part of the legacy list). */
-const LEGACY_ENTITIES = new Set(["amp", "lt", "gt", "quot", "nbsp", "copy", "reg"]);
-
-/** What browsers show for `&#128;`..`&#159;`: those windows-1252 characters, not C1 controls. */
-const WINDOWS_1252_C1 =
-  "\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f" +
-  "\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178";
-
-function fromCodePoint(code: number): string {
-  if (code >= 0x80 && code <= 0x9f) return WINDOWS_1252_C1.charAt(code - 0x80);
-  if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
-  return String.fromCodePoint(code);
-}
-
-const ENTITY = /&(?:#(\d{1,8})|#[xX]([0-9a-fA-F]{1,7})|([A-Za-z][A-Za-z0-9]{0,31}))(;?)/g;
-
 /**
- * Decodes character references: numeric ones and the named ones above; others stay as
- * written. In attribute values a `;`-less name followed by `=` stays, as in browsers,
- * so query strings such as `?a=1&copy=2` survive.
+ * The open elements, with a count of each name: most start tags that imply an end find
+ * nothing of theirs open, and are answered without walking the stack.
  */
-export function decodeEntities(raw: string, inAttribute: boolean): string {
-  if (!raw.includes("&")) return raw;
-  return raw.replace(ENTITY, (whole, dec?: string, hex?: string, name?: string, semi?: string, at?: number) => {
-    if (dec !== undefined) return fromCodePoint(Number.parseInt(dec, 10));
-    if (hex !== undefined) return fromCodePoint(Number.parseInt(hex, 16));
-    const value = name === undefined ? undefined : NAMED_ENTITIES.get(name);
-    if (value === undefined) return whole;
-    if (semi === ";") return value;
-    const next = raw.charAt((at ?? 0) + whole.length);
-    return LEGACY_ENTITIES.has(name ?? "") && !(inAttribute && next === "=") ? value : whole;
-  });
-}
+class OpenElements {
+  readonly stack: HtmlElement[];
+  readonly #count = new Map<string, number>();
+  /** Where each element sits in the stack while it is open. */
+  readonly #at = new Map<HtmlElement, number>();
 
-function popTo(stack: HtmlElement[], node: HtmlElement): void {
-  const at = stack.lastIndexOf(node);
-  if (at > 0) stack.length = at;
+  constructor(root: HtmlElement, private readonly budget: WorkBudget) {
+    this.stack = [root];
+  }
+
+  top(): HtmlElement {
+    return this.stack[this.stack.length - 1]!;
+  }
+
+  push(node: HtmlElement): void {
+    this.#at.set(node, this.stack.length);
+    this.stack.push(node);
+    this.#count.set(node.name, (this.#count.get(node.name) ?? 0) + 1);
+  }
+
+  /** Pops `node` and everything above it; nothing if it is not open. */
+  close(node: HtmlElement): void {
+    const at = this.#at.get(node);
+    if (at !== undefined && this.stack[at] === node) this.truncate(at);
+  }
+
+  /** Pops the outermost element, within scope, that the start tag `name` implicitly ends. */
+  closeImplied(name: string): void {
+    const implied = IMPLIED_END.get(name);
+    if (!implied || !this.anyOpen(implied.closes)) return;
+    let cut = -1;
+    let i = this.stack.length - 1;
+    for (; i > 0; i--) {
+      const open = this.stack[i]!.name;
+      if (implied.scope.has(open)) break;
+      if (implied.closes.has(open)) cut = i;
+    }
+    this.budget.step((this.stack.length - i) * WORK.node);
+    if (cut > 0) this.truncate(cut);
+  }
+
+  private anyOpen(names: ReadonlySet<string>): boolean {
+    for (const name of names) if (this.#count.get(name)) return true;
+    return false;
+  }
+
+  private truncate(length: number): void {
+    for (let i = this.stack.length - 1; i >= length; i--) {
+      const node = this.stack[i]!;
+      this.#count.set(node.name, this.#count.get(node.name)! - 1);
+      this.#at.delete(node);
+    }
+    this.stack.length = length;
+  }
 }
 
 function element(name: string, attrs: Map<string, string>, parent: HtmlElement | null): HtmlElement {
   return { kind: "element", name, attrs, children: [], parent };
 }
 
+/** Bytes fed to the rewriter at a time: after a limit is passed, at most this much more is scanned. */
+const SLICE_BYTES = 4096;
+
+/**
+ * The page as a stream of slices, ended early once `stopped()` says so: the parse ends
+ * there, and the caller throws the reason. (Neither a throw in a handler nor an errored
+ * stream: workerd reports both as uncaught exceptions, one log line per hostile page.)
+ */
+function slices(html: string, stopped: () => boolean): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(html);
+  let at = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (stopped() || at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.slice(at, at + SLICE_BYTES));
+        at += SLICE_BYTES;
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
 /**
  * Parses `html`. `watch` maps names to CSS selectors whose matches are collected;
  * a selector HTMLRewriter does not support throws here (check with `validateSelector`).
+ * Throws the budget's ExtractionLimitError when the page passes a limit.
  */
-export async function parseHtml(html: string, watch: Readonly<Record<string, string>> = {}): Promise<ParsedHtml> {
+export async function parseHtml(
+  html: string,
+  watch: Readonly<Record<string, string>> = {},
+  budget: WorkBudget = new WorkBudget(),
+): Promise<ParsedHtml> {
   const root = element("#document", new Map(), null);
-  const stack: HtmlElement[] = [root];
-  const top = (): HtmlElement => stack[stack.length - 1] ?? root;
+  const open = new OpenElements(root, budget);
   let lastOpened = root;
   let pendingText = "";
+  /** Why the parse must stop (a limit passed); once set, handlers do nothing. */
+  let stop: unknown = null;
+  /** Runs a handler unless the parse is stopping; turns its throw into the reason to stop. */
+  const guarded = <A extends unknown[]>(handler: (...args: A) => void) => (...args: A): Promise<void> | undefined => {
+    if (stop !== null) return undefined;
+    try {
+      handler(...args);
+    } catch (err) {
+      stop = err;
+      return undefined;
+    }
+    // A spent slice: the rewriter waits for this promise, and other work runs meanwhile.
+    return budget.due() ? budget.pause().catch((err: unknown) => void (stop = err)) : undefined;
+  };
 
   let rewriter = new HTMLRewriter()
     .on("*", {
-      element(el) {
-        closeImplied(stack, el.tagName);
+      element: guarded((el: Element) => {
+        budget.element();
+        open.closeImplied(el.tagName);
         const attrs = new Map<string, string>();
-        for (const [name = "", value = ""] of el.attributes) attrs.set(name, decodeEntities(value, true));
-        const node = element(el.tagName, attrs, top());
-        top().children.push(node);
-        lastOpened = node;
-        try {
-          el.onEndTag(() => popTo(stack, node));
-        } catch {
-          return; // void element: it has no end tag and takes no children
+        for (const [name = "", value = ""] of el.attributes) {
+          budget.text(value);
+          attrs.set(name, decodeEntities(value, true));
         }
-        if (stack.length < MAX_DEPTH) stack.push(node);
-      },
+        const parent = open.top();
+        const node = element(el.tagName, attrs, parent);
+        parent.children.push(node);
+        lastOpened = node;
+        // Deeper elements stay children of the deepest kept one, and need no end handler.
+        if (open.stack.length < MAX_DEPTH) {
+          try {
+            el.onEndTag(guarded(() => open.close(node)));
+            open.push(node);
+          } catch {
+            // void element: it has no end tag and takes no children
+          }
+        }
+      }),
     })
     .onDocument({
-      text(chunk) {
+      text: guarded((chunk: Text) => {
+        budget.text(chunk.text);
         pendingText += chunk.text;
         if (!chunk.lastInTextNode || pendingText === "") return;
-        const parent = top();
+        const parent = open.top();
         const text = RAW_TEXT.has(parent.name) ? pendingText : decodeEntities(pendingText, false);
         parent.children.push({ kind: "text", text });
         pendingText = "";
-      },
+      }),
     });
 
   // Handlers for one element run in registration order, so `*` has already made its node.
@@ -201,11 +245,22 @@ export async function parseHtml(html: string, watch: Readonly<Record<string, str
   for (const [name, selector] of Object.entries(watch)) {
     const found: HtmlElement[] = [];
     matches.set(name, found);
-    rewriter = rewriter.on(selector, { element: () => void found.push(lastOpened) });
+    rewriter = rewriter.on(selector, {
+      element: guarded(() => {
+        budget.element();
+        found.push(lastOpened);
+      }),
+    });
   }
 
-  // Handlers only run while the transformed body is read.
-  await rewriter.transform(new Response(html)).body?.pipeTo(new WritableStream());
+  // Handlers only run while the transformed body is read; arrayBuffer() reads it without
+  // a JavaScript call per chunk (the rewriter emits a chunk per handler call).
+  try {
+    await rewriter.transform(new Response(slices(html, () => stop !== null))).arrayBuffer();
+  } catch (err) {
+    throw limitErrorOf(stop ?? err, budget) ?? err;
+  }
+  if (stop !== null) throw stop;
   return { root, matches };
 }
 
@@ -217,32 +272,53 @@ export const BLOCK_ELEMENTS: ReadonlySet<string> = new Set([
 
 const NOTHING: ReadonlySet<string> = new Set();
 
-/** Elements under `node` (not `node` itself) in document order, not entering `prune`d subtrees. */
-export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOTHING): Generator<HtmlElement> {
-  for (const child of node.children) {
-    if (child.kind !== "element" || prune.has(child.name)) continue;
+/**
+ * Every node under `node` (not `node` itself) in document order; `prune`d elements are
+ * given but not entered. An explicit stack: nested generators would pass each node up
+ * through every level (work growing with depth times size).
+ */
+function* nodesUnder(node: HtmlElement, prune: ReadonlySet<string>, budget?: WorkBudget): Generator<HtmlNode> {
+  const pending: { children: HtmlNode[]; next: number }[] = [{ children: node.children, next: 0 }];
+  while (pending.length > 0) {
+    const level = pending[pending.length - 1]!;
+    const child = level.children[level.next++];
+    if (child === undefined) {
+      pending.pop();
+      continue;
+    }
+    budget?.step(WORK.node);
     yield child;
-    yield* descendants(child, prune);
+    if (child.kind === "element" && child.children.length > 0 && !prune.has(child.name)) pending.push({ children: child.children, next: 0 });
   }
+}
+
+/** Elements under `node` (not `node` itself) in document order, not entering `prune`d subtrees. */
+export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOTHING, budget?: WorkBudget): Generator<HtmlElement> {
+  for (const child of nodesUnder(node, prune, budget)) if (child.kind === "element" && !prune.has(child.name)) yield child;
 }
 
 export function findFirst(
   node: HtmlElement,
   match: (el: HtmlElement) => boolean,
   prune: ReadonlySet<string> = NOTHING,
+  budget?: WorkBudget,
 ): HtmlElement | null {
-  for (const el of descendants(node, prune)) if (match(el)) return el;
+  for (const el of descendants(node, prune, budget)) if (match(el)) return el;
   return null;
 }
 
-/** All text under `node` as written, `<br>` as a newline: for `<pre>` and `<title>`. */
-export function rawText(node: HtmlElement): string {
-  return node.children.map((child) => (child.kind === "text" ? child.text : child.name === "br" ? "\n" : rawText(child))).join("");
-}
-
-/** HTML's whitespace collapsing; no-break spaces count as spaces here. */
-export function collapseWhitespace(text: string): string {
-  return text.replace(/[ \t\n\r\f\u00a0]+/g, " ").trim();
+/** All text under `node` as written, `<br>` as a newline: for `<pre>` and `<title>`. One join, however deep. */
+export function rawText(node: HtmlElement, budget?: WorkBudget): string {
+  const parts: string[] = [];
+  for (const child of nodesUnder(node, NOTHING, budget)) {
+    if (child.kind === "text") {
+      budget?.step(child.text.length * WORK.char);
+      parts.push(child.text);
+    } else if (child.name === "br") {
+      parts.push("\n");
+    }
+  }
+  return parts.join("");
 }
 
 export const WEB_SCHEMES: ReadonlySet<string> = new Set(["http:", "https:"]);
@@ -258,7 +334,7 @@ export function resolveUrl(href: string, base: string, schemes: ReadonlySet<stri
 }
 
 /** What relative URLs resolve against: the first `<base href>`, made absolute, else the page URL. */
-export function documentBase(root: HtmlElement, pageUrl: string): string {
-  const href = findFirst(root, (el) => el.name === "base" && el.attrs.has("href"))?.attrs.get("href");
+export function documentBase(root: HtmlElement, pageUrl: string, budget?: WorkBudget): string {
+  const href = findFirst(root, (el) => el.name === "base" && el.attrs.has("href"), NOTHING, budget)?.attrs.get("href");
   return (href !== undefined && resolveUrl(href, pageUrl)) || pageUrl;
 }

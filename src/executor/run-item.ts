@@ -1,10 +1,16 @@
 /**
  * Runs one leased item: fetch the page, extract what the batch asked for, store the result
  * in R2. Never throws: every failure comes back classified as retryable or not.
+ *
+ * Extraction works under a WorkBudget (src/executor/budget.ts): a page that passes one of
+ * its limits fails with EXTRACTION_LIMIT, not retryable (it would fail the same way again);
+ * the batch object charges it (docs/extraction-limits.md).
  */
 import type { ResultMeta, StartResult } from "../batch/batch-object";
+import { EXTRACTION_LIMIT } from "../domain/charging";
 import type { Env } from "../env";
-import { fetchPolicy } from "./config";
+import { limitErrorOf, WorkBudget } from "./budget";
+import { extractionLimits, fetchPolicy } from "./config";
 import { decodeBody } from "./decode";
 import { extractJson } from "./extract-json";
 import { toMarkdown } from "./extract-markdown";
@@ -39,19 +45,24 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
   let content: string;
   let contentType: string;
   let inline: unknown;
+  // Made after the fetch: its time limit counts extraction only.
+  const work = new WorkBudget(extractionLimits(env));
   try {
     const html = decodeBody(page.body, page.contentType);
     if (lease.output === "json") {
-      const doc = await extractJson(html, { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode }, lease.selectors ?? undefined);
+      const doc = await extractJson(html, { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode }, lease.selectors ?? undefined, work);
       content = JSON.stringify(doc);
       contentType = "application/json";
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
     } else {
-      content = await toMarkdown(html, page.finalUrl);
+      content = await toMarkdown(html, page.finalUrl, work);
       contentType = "text/markdown; charset=utf-8";
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? content : null;
     }
+    work.checkResult(content);
   } catch (err) {
+    const limit = limitErrorOf(err, work);
+    if (limit) return { ok: false, retryable: false, error: { code: EXTRACTION_LIMIT, message: limit.message }, meta };
     return { ok: false, retryable: false, error: { code: "EXTRACTION_FAILED", message: String(err instanceof Error ? err.message : err) }, meta };
   }
 

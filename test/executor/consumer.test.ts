@@ -4,7 +4,8 @@
  * through settleItems. Fake objects; the items' targets are refused by the target rules,
  * so nothing is fetched.
  */
-import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
 import type { SettleReport, StartRequest, StartResult } from "../../src/batch/batch-object";
 import type { Env } from "../../src/env";
 import { consumeScrapeBatch } from "../../src/executor/consumer";
@@ -109,5 +110,56 @@ describe("queue consumer", () => {
     await consume([bad, good], fake.env);
     expect([bad.retried, bad.acked, good.acked]).toEqual([true, false, true]);
     expect(fake.starts).toEqual([{ batchId, itemIds: [(good.body as { itemId: string }).itemId] }]);
+  });
+});
+
+describe("queue consumer: one hostile page holds nothing else up", () => {
+  it("a normal item queued beside a hostile page finishes while the hostile one is still parsing", async () => {
+    const [hostileBatch, normalBatch] = [crypto.randomUUID(), crypto.randomUUID()]; // two accounts' batches
+    const [hostileUrl, normalUrl] = ["https://hostile.example/", "https://normal.example/"];
+    const hostileHtml = `<body>${"<i>a</i>".repeat(20_000)}</body>`;
+    const order: string[] = [];
+    let hostileSettled!: () => void;
+    const hostileDone = new Promise<void>((resolve) => (hostileSettled = resolve));
+    let firstPause!: () => void;
+    const paused = new Promise<void>((resolve) => (firstPause = resolve));
+
+    // The budget pauses with scheduler.wait: note the first pause, then really wait.
+    const realWait = scheduler.wait.bind(scheduler);
+    const waitSpy = vi.spyOn(scheduler, "wait").mockImplementation((ms, options) => {
+      firstPause();
+      return realWait(ms, options);
+    });
+    // The normal page answers only once the hostile page is being parsed (it has paused), or done.
+    const fetchSpy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url === normalUrl) await Promise.race([paused, hostileDone]);
+      const html = url === hostileUrl ? hostileHtml : "<html><head><title>Normal</title></head><body><p>fine</p></body></html>";
+      return new Response(html, { headers: { "content-type": "text/html" } });
+    });
+
+    const fake = fakeBatches((batchId, requests) =>
+      requests.map((r) => ({ ...run(batchId, r.itemId), url: batchId === hostileBatch ? hostileUrl : normalUrl })),
+    );
+    const settleItems = (batchId: string) => async (reports: SettleReport[]) => {
+      for (const r of reports) order.push(`${batchId === hostileBatch ? "hostile" : "normal"}:${r.outcome === "failed" ? r.error.code : r.outcome}`);
+      if (batchId === hostileBatch) hostileSettled();
+      return reports.map(() => ({ ok: true, outcome: "settled" }));
+    };
+    const testEnv = {
+      ...env,
+      EXTRACT_MAX_ELEMENTS: "5000",
+      BATCH: { getByName: (batchId: string) => ({ ...fake.env.BATCH.getByName(batchId), settleItems: settleItems(batchId) }) },
+    } as unknown as Env;
+    const messages = [message(hostileBatch, crypto.randomUUID()), message(normalBatch, crypto.randomUUID())];
+    try {
+      await consume(messages, testEnv);
+    } finally {
+      waitSpy.mockRestore();
+      fetchSpy.mockRestore();
+    }
+
+    expect(order).toEqual(["normal:completed", "hostile:EXTRACTION_LIMIT"]);
+    expect(messages.every((m) => m.acked)).toBe(true);
   });
 });

@@ -8,7 +8,8 @@ import products from "../fixtures/html/products.html?raw";
 import { decodeBody, detectCharset } from "../../src/executor/decode";
 import { extractJson, MAX_TEXT_CHARS, validateSelector } from "../../src/executor/extract-json";
 import { toMarkdown } from "../../src/executor/extract-markdown";
-import { decodeEntities, parseHtml } from "../../src/executor/html-tree";
+import { decodeEntities } from "../../src/executor/entities";
+import { parseHtml } from "../../src/executor/html-tree";
 
 const ARTICLE_URL = "https://news.example.co.uk/uk/2024/08/thames-record-low";
 const DOCS_URL = "https://docs.example.dev/docs/cli/install";

@@ -456,6 +456,21 @@ describe("fetchPage: timeouts", () => {
     expect(state.cancelled).toBe(true);
   });
 
+  it("a body that trickles a byte at a time, never stalling, is cut by the one deadline", async () => {
+    let sent = 0;
+    const trickle = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await sleep(5);
+        sent++;
+        controller.enqueue(new Uint8Array([0x61]));
+      },
+    });
+    const web = new FakeWeb().on("https://example.com/", () => new Response(trickle, { headers: { "content-type": "text/html" } }));
+    const result = await atDeadline("https://example.com/", FAST, web);
+    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", statusCode: 200, durationMs: 50 });
+    expect(sent).toBeGreaterThan(1); // it kept sending: no read ever waited long
+  });
+
   it("one deadline covers the whole redirect chain", async () => {
     const slowHop = (route: Route): Route => async (call) => {
       await sleep(30);
@@ -496,6 +511,37 @@ describe("fetchPage: body size and type", () => {
     await sleep(0);
     expect(state.cancelled).toBe(true);
     expect(state.pulls).toBeLessThan(100);
+  });
+
+  it("counts the decoded bytes of a compressed body: a gzip bomb stops at the cap with TOO_LARGE", async () => {
+    // 16 MiB of zeros, gzipped (about 16 kB), made here. workerd's fetch decodes gzip and br
+    // bodies itself, so the fake does too: the caller reads decoded bytes, as in production,
+    // while Content-Length still gives the small compressed size.
+    const zeros = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 16; i++) controller.enqueue(new Uint8Array(1024 * 1024));
+        controller.close();
+      },
+    });
+    const compressed = new Uint8Array(await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    expect(compressed.byteLength).toBeLessThan(1024 * 1024); // under the cap: Content-Length does not stop it
+    let decoded = 0;
+    const counting = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        decoded += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    });
+    const web = new FakeWeb().on("https://example.com/bomb", () =>
+      new Response(new Response(compressed).body!.pipeThrough(new DecompressionStream("gzip")).pipeThrough(counting), {
+        headers: { "content-type": "text/html", "content-encoding": "gzip", "content-length": String(compressed.byteLength) },
+      }),
+    );
+    const result = await fetchPage("https://example.com/bomb", { ...POLICY, maxBytes: 1024 * 1024 }, web.fetch);
+    expect(result).toMatchObject({ ok: false, retryable: false, code: "TOO_LARGE", statusCode: 200 });
+    expect(result.ok === false && result.message).toMatch(/body is over the 1048576-byte cap/);
+    // Decoding stopped soon after the cap (a few chunks of read-ahead), far from 16 MiB.
+    expect(decoded).toBeLessThan(4 * 1024 * 1024);
   });
 
   it("accepts a body of exactly maxBytes", async () => {

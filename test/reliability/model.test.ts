@@ -55,6 +55,18 @@ describe("model-based regressions", () => {
         { kind: "complete", b: 0, i: 0, older: false },
       ],
     ],
+    [
+      "a failure at an extraction limit is charged, never requeued, and a retry charges it again (bug: charged failures refunded)",
+      [
+        { kind: "create", n: 1, markdown: false, idem: false },
+        { kind: "start", b: 0, i: 0, token: "none" },
+        { kind: "failCharged", b: 0, i: 0, retryable: true, older: false },
+        { kind: "repeatSettle", b: 0, i: 0 },
+        { kind: "retry", b: 0, fault: "none" },
+        { kind: "start", b: 0, i: 0, token: "none" },
+        { kind: "failCharged", b: 0, i: 0, retryable: false, older: false },
+      ],
+    ],
   ];
 
   it.each(regressions)("%s", async (_name, cmds) => {

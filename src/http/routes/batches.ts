@@ -59,8 +59,13 @@ const ItemSchema = z
     url: z.string(),
     status: z.enum(["pending", "running", "completed", "failed", "cancelled"]),
     result: z.unknown(),
-    error: z.object({ code: z.string(), message: z.string() }).nullable(),
-    creditsUsed: z.number().int(),
+    error: z
+      .object({ code: z.string(), message: z.string() })
+      .nullable()
+      .openapi({ description: "Why the item failed; EXTRACTION_LIMIT: the page passed an extraction limit (the message names it and its value)" }),
+    creditsUsed: z.number().int().openapi({
+      description: "Credits charged in the item's current round: its price when it completed or failed with EXTRACTION_LIMIT (the work was done), else 0",
+    }),
     attempts: z.number().int(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
@@ -218,7 +223,8 @@ const retry = createRoute({
   path: "/api/batch/scrape/{batchId}/retry",
   tags: ["Batches"],
   summary: "Retry the failed items of a batch",
-  description: "Failed items go back to pending, with fresh credits reserved for them.",
+  description:
+    "Failed items go back to pending, with fresh credits reserved for them. Items that failed with EXTRACTION_LIMIT are retried too, and charged again if they fail again.",
   security: [{ ApiKeyAuth: [] }],
   request: { params: BatchIdParams },
   responses: {

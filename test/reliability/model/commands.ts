@@ -19,6 +19,8 @@ export type Cmd =
   /** completeItem / failItem from the latest attempt, or a late one from the attempt before. */
   | { kind: "complete"; b: number; i: number; older: boolean }
   | { kind: "fail"; b: number; i: number; retryable: boolean; older: boolean }
+  /** A failure at an extraction limit: charged, not refunded, and never requeued (even if reported retryable). */
+  | { kind: "failCharged"; b: number; i: number; retryable: boolean; older: boolean }
   /** startItems: several starts in one call, as the consumer asks for a queue batch (items may repeat). */
   | { kind: "startGroup"; b: number; is: number[] }
   /** settleItems: several settlements in one call, as the consumer reports them (items may repeat). */
@@ -39,7 +41,8 @@ export type Cmd =
   /** The object is evicted from memory (storage kept); in-memory faults go with it. */
   | { kind: "evict"; b: number; account: boolean };
 
-export type GroupReport = { i: number; outcome: "completed" | "failed"; retryable: boolean; older: boolean };
+/** `charged`: a failed report at an extraction limit. */
+export type GroupReport = { i: number; outcome: "completed" | "failed" | "charged"; retryable: boolean; older: boolean };
 
 const b = fc.nat({ max: 7 });
 const i = fc.nat({ max: 7 });
@@ -61,6 +64,7 @@ export const anyCmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("redispatch" as const), b, i }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("complete" as const), b, i, older }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("fail" as const), b, i, retryable: fc.boolean(), older }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("failCharged" as const), b, i, retryable: fc.boolean(), older }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("repeatSettle" as const), b, i }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("startGroup" as const), b, is: fc.array(i, { minLength: 1, maxLength: 5 }) }) },
   {
@@ -68,7 +72,7 @@ export const anyCmd: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("settleGroup" as const),
       b,
-      reports: fc.array(fc.record({ i, outcome: fc.constantFrom("completed" as const, "failed" as const), retryable: fc.boolean(), older }), { minLength: 1, maxLength: 5 }),
+      reports: fc.array(fc.record({ i, outcome: fc.constantFrom("completed" as const, "failed" as const, "charged" as const), retryable: fc.boolean(), older }), { minLength: 1, maxLength: 5 }),
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("cancel" as const), b }) },

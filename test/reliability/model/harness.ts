@@ -18,6 +18,12 @@ import { countsOf, type MBatch, type MItem, Model } from "./model";
 /** More batches only make each check slower; sequences still reach every state with 4. */
 const MAX_BATCHES = 4;
 
+/** The error an executor reports: transient, permanent, or (charged) an extraction limit. */
+function failure(retryable: boolean, charged: boolean): { code: string; message: string } {
+  if (charged) return { code: "EXTRACTION_LIMIT", message: "Extraction stopped: the page has more than 100000 elements (EXTRACT_MAX_ELEMENTS = 100000)." };
+  return retryable ? { code: "HTTP_503", message: "unavailable" } : { code: "HTTP_404", message: "gone" };
+}
+
 export class Harness {
   private creates = 0;
   /** Batches whose deliveries to the account fail until healed or evicted. */
@@ -70,6 +76,8 @@ export class Harness {
         return this.onItem(cmd, (b, item) => this.settle(b, item, cmd.older, "completed", false));
       case "fail":
         return this.onItem(cmd, (b, item) => this.settle(b, item, cmd.older, "failed", cmd.retryable));
+      case "failCharged":
+        return this.onItem(cmd, (b, item) => this.settle(b, item, cmd.older, "failed", cmd.retryable, true));
       case "repeatSettle":
         return this.onItem(cmd, (b, item) => this.repeatSettle(b, item));
       case "startGroup":
@@ -180,9 +188,10 @@ export class Harness {
     const got = await batchStub(b.id).settleItems(planned.map((p): SettleReport =>
       p.outcome === "completed"
         ? { itemId: p.item.id, attempt: p.attempt, outcome: "completed", result: { title: "ok" } }
-        : { itemId: p.item.id, attempt: p.attempt, outcome: "failed", error: p.retryable ? { code: "HTTP_503", message: "unavailable" } : { code: "HTTP_404", message: "gone" }, retryable: p.retryable }));
+        : { itemId: p.item.id, attempt: p.attempt, outcome: "failed", error: failure(p.retryable, p.outcome === "charged"), retryable: p.retryable }));
     for (const [k, p] of planned.entries()) {
-      expect(got[k]).toEqual(this.model.settle(b, p.item, p.attempt, p.outcome, p.outcome === "failed" && p.retryable));
+      const outcome = p.outcome === "completed" ? "completed" : "failed";
+      expect(got[k]).toEqual(this.model.settle(b, p.item, p.attempt, outcome, outcome === "failed" && p.retryable, p.outcome === "charged"));
     }
   }
 
@@ -194,22 +203,22 @@ export class Harness {
     this.model.redispatch(b, item);
   }
 
-  private async settle(b: MBatch, item: MItem, older: boolean, outcome: "completed" | "failed", retryable: boolean): Promise<void> {
-    await this.sendSettle(b, item, older ? item.attempts - 1 : item.attempts, outcome, retryable);
+  private async settle(b: MBatch, item: MItem, older: boolean, outcome: "completed" | "failed", retryable: boolean, charged = false): Promise<void> {
+    await this.sendSettle(b, item, older ? item.attempts - 1 : item.attempts, outcome, retryable, charged);
   }
 
   private async repeatSettle(b: MBatch, item: MItem): Promise<void> {
     const last = item.lastSettle;
-    if (last) await this.sendSettle(b, item, last.attempt, last.outcome, last.retryable);
+    if (last) await this.sendSettle(b, item, last.attempt, last.outcome, last.retryable, last.charged);
   }
 
-  private async sendSettle(b: MBatch, item: MItem, attempt: number, outcome: "completed" | "failed", retryable: boolean): Promise<void> {
+  private async sendSettle(b: MBatch, item: MItem, attempt: number, outcome: "completed" | "failed", retryable: boolean, charged: boolean): Promise<void> {
     const stub = batchStub(b.id);
     const got =
       outcome === "completed"
         ? await stub.completeItem(item.id, attempt, { title: "ok" })
-        : await stub.failItem(item.id, attempt, retryable ? { code: "HTTP_503", message: "unavailable" } : { code: "HTTP_404", message: "gone" }, { retryable });
-    expect(got).toEqual(this.model.settle(b, item, attempt, outcome, retryable));
+        : await stub.failItem(item.id, attempt, failure(retryable, charged), { retryable });
+    expect(got).toEqual(this.model.settle(b, item, attempt, outcome, retryable, charged));
   }
 
   private async cancel(b: MBatch): Promise<void> {
@@ -312,12 +321,12 @@ export class Harness {
         status: v.status,
         counts: { pending: v.pendingCount, running: v.runningCount, completed: v.completedCount, failed: v.failedCount, cancelled: v.cancelledCount },
         credits: { reserved: v.creditsReserved, used: v.creditsUsed, refunded: v.creditsRefunded },
-        items: found.items.map((i) => [i.uuid, i.status, i.attempts]),
+        items: found.items.map((i) => [i.uuid, i.status, i.attempts, i.creditsUsed]),
       }).toEqual({
         status: b.status,
         counts,
         credits: { reserved: b.reserved, used: b.used, refunded: b.refunded },
-        items: b.items.map((i) => [i.id, i.status, i.attempts]),
+        items: b.items.map((i) => [i.id, i.status, i.attempts, i.creditsUsed]),
       });
       expect(Object.values(counts).reduce((x, y) => x + y, 0)).toBe(b.items.length);
     }

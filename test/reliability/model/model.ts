@@ -20,8 +20,10 @@ export interface MItem {
   round: number;
   /** The dispatch token the item's latest queue message carries. */
   token: number;
+  /** Credits the item's current round was charged (the item view's creditsUsed). */
+  creditsUsed: number;
   /** The last settlement the executor sent, so it can be delivered again. */
-  lastSettle: { attempt: number; outcome: Outcome; retryable: boolean } | null;
+  lastSettle: { attempt: number; outcome: Outcome; retryable: boolean; charged: boolean } | null;
 }
 
 export interface MBatch {
@@ -100,7 +102,7 @@ export class Model {
       price,
       status: "pending",
       everStarted: false,
-      items: itemIds.map((itemId) => ({ id: itemId, status: "pending", attempts: 0, leaseAttempt: null, round: 1, token: 0, lastSettle: null })),
+      items: itemIds.map((itemId) => ({ id: itemId, status: "pending", attempts: 0, leaseAttempt: null, round: 1, token: 0, creditsUsed: 0, lastSettle: null })),
       reserved: price * itemIds.length,
       used: 0,
       refunded: 0,
@@ -139,21 +141,25 @@ export class Model {
     if (item.status === "pending") item.token += 1;
   }
 
-  settle(b: MBatch, item: MItem, attempt: number, outcome: Outcome, retryable: boolean):
+  /**
+   * `charged`: a failure at an extraction limit. The work was done, so it is paid for like
+   * a completion (consumed, not refunded), and it is final: it would fail the same way again.
+   */
+  settle(b: MBatch, item: MItem, attempt: number, outcome: Outcome, retryable: boolean, charged = false):
     | { ok: true; outcome: "settled" | "duplicate" | "requeued" }
     | { ok: true; outcome: "ignored"; reason: "STALE_ATTEMPT" | "ITEM_NOT_RUNNING" } {
-    item.lastSettle = { attempt, outcome, retryable };
+    item.lastSettle = { attempt, outcome, retryable, charged };
     if (item.leaseAttempt !== attempt) {
       return { ok: true, outcome: "ignored", reason: item.status === "running" ? "STALE_ATTEMPT" : "ITEM_NOT_RUNNING" };
     }
     if (item.status !== "running") {
       return item.status === outcome ? { ok: true, outcome: "duplicate" } : { ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" };
     }
-    if (outcome === "failed" && retryable && item.attempts < MAX_ATTEMPTS && b.status !== "cancelled") {
+    if (outcome === "failed" && retryable && !charged && item.attempts < MAX_ATTEMPTS && b.status !== "cancelled") {
       this.requeue(b, item);
       return { ok: true, outcome: "requeued" };
     }
-    this.finish(b, item, outcome);
+    this.finish(b, item, outcome, outcome === "completed" || charged);
     return { ok: true, outcome: "settled" };
   }
 
@@ -163,10 +169,12 @@ export class Model {
     this.refreshStatus(b);
   }
 
-  private finish(b: MBatch, item: MItem, outcome: Outcome): void {
+  /** The item ends as `outcome`; `paid`: its credits are consumed, else refunded. */
+  private finish(b: MBatch, item: MItem, outcome: Outcome, paid: boolean): void {
     item.status = outcome;
-    const key = `${b.id}:${item.id}:r${item.round}:${outcome === "completed" ? "consume" : "refund"}`;
-    if (outcome === "completed") {
+    item.creditsUsed = paid ? b.price : 0;
+    const key = `${b.id}:${item.id}:r${item.round}:${paid ? "consume" : "refund"}`;
+    if (paid) {
       b.used += b.price;
       this.book(key, "consume", b.price);
     } else {
@@ -181,7 +189,7 @@ export class Model {
     for (const item of b.items) {
       if (item.status !== "running") continue;
       if (item.attempts < MAX_ATTEMPTS && b.status !== "cancelled") this.requeue(b, item);
-      else this.finish(b, item, "failed");
+      else this.finish(b, item, "failed", false);
     }
   }
 
@@ -228,6 +236,7 @@ export class Model {
       item.round += 1;
       item.attempts = 0;
       item.leaseAttempt = null;
+      item.creditsUsed = 0;
     }
     this.refreshStatus(b);
     return { status: 202, body: { status: "queued", retriedCount: failed.length } };
