@@ -1,8 +1,9 @@
 /**
  * Where each API key has live views open (WebSockets held by batch objects), so that the
- * end of the key (revoked, expired, or its account closed) closes them. Table `live_views`
- * (migrations v6, v7): one row per key and batch; `close_at` null while the key is valid,
- * else when the next attempt to close the views is due (a batch that did not answer).
+ * end of the key (revoked, expired, or its account closed) closes them: the account asks
+ * those batch objects to (`closeViews`) and forgets a view once its batch has. Table
+ * `live_views` (migrations v6, v7): one row per key and batch; `close_at` null while the key
+ * is valid, else when the next attempt to close the views is due (a batch that did not answer).
  *
  * Why no socket outlives its key (docs/live-views.md): the batch object accepts the socket
  * BEFORE it asks the account, and the account checks the key and notes the view in one
@@ -11,9 +12,13 @@
  * or the end comes first, and the check refuses the socket.
  */
 import { all, first } from "../durable/sql";
+import type { Env } from "../env";
+import { mapBounded } from "../lib/map-bounded";
 
 /** A batch that did not close its views is asked again after this long (by the alarm). */
 export const LIVE_CLOSE_RETRY_MS = 10_000;
+/** Batch objects asked at once to close views. */
+const CLOSE_CONCURRENCY = 16;
 
 /** As the batch object's closeLiveViews takes it (the account does not import src/batch/). */
 export type KeyEnd = "revoked" | "expired";
@@ -68,6 +73,11 @@ export function viewsClosed(sql: SqlStorage, batchId: string, keyIds: readonly s
   for (const k of keyIds) sql.exec("DELETE FROM live_views WHERE key_id = ? AND batch_id = ?", k, batchId);
 }
 
+/** The batch is gone (retention): its views with it. */
+export function forgetViewsOf(sql: SqlStorage, batchId: string): void {
+  sql.exec("DELETE FROM live_views WHERE batch_id = ?", batchId);
+}
+
 /** When the alarm must next close views: a retry that is due, or the first expiry of a key with views open. */
 export function nextLiveViewCloseAt(sql: SqlStorage): number | null {
   const retry = first<{ t: number | null }>(sql, "SELECT min(close_at) AS t FROM live_views WHERE close_at IS NOT NULL")?.t ?? null;
@@ -81,8 +91,27 @@ export function nextLiveViewCloseAt(sql: SqlStorage): number | null {
   return expiry === null ? retry : Math.min(retry, expiry);
 }
 
+/**
+ * Asks batch objects to close these views (marked for closing already), a few batches at
+ * a time; forgets those closed. A batch that does not answer keeps its row, and the alarm
+ * asks it again. Returns the sockets closed.
+ */
+export async function closeViews(sql: SqlStorage, batches: Env["BATCH"], views: readonly ViewToClose[]): Promise<number> {
+  const closed = await mapBounded(byBatch(views), CLOSE_CONCURRENCY, async ({ batchId, why, keyIds }) => {
+    try {
+      const n = await batches.getByName(batchId).closeLiveViews(keyIds, why);
+      viewsClosed(sql, batchId, keyIds);
+      return n;
+    } catch (err) {
+      console.error(JSON.stringify({ level: "warn", msg: "could not close live views", batchId, error: String(err) }));
+      return 0;
+    }
+  });
+  return closed.reduce((n, c) => n + c, 0);
+}
+
 /** Views grouped by batch and reason: one call to each batch object per reason. */
-export function byBatch(views: readonly ViewToClose[]): { batchId: string; why: KeyEnd; keyIds: string[] }[] {
+function byBatch(views: readonly ViewToClose[]): { batchId: string; why: KeyEnd; keyIds: string[] }[] {
   const groups = new Map<string, { batchId: string; why: KeyEnd; keyIds: string[] }>();
   for (const v of views) {
     const id = `${v.batchId}/${v.why}`;

@@ -1,6 +1,6 @@
-import type { Balances } from "../domain/credits";
 import { releaseFromBatch, type SettlementState } from "../domain/settlement";
 import { first } from "../durable/sql";
+import { appendEntry, inLedger, readBalances, writeBalances } from "./ledger";
 
 /**
  * The settlements of one batch's events applied in one transaction of the account object
@@ -43,18 +43,14 @@ export class Settlement {
     const result = releaseFromBatch(this.load(), kind, amount, { batchId: this.batchId, key: ref.key });
     if (!result.ok) {
       // A duplicate is skipped before any check (it may come after the batch released everything).
-      if (onDuplicate === "skip" && this.inLedger(ref.key)) return false;
+      if (onDuplicate === "skip" && inLedger(this.sql, ref.key)) return false;
       throw new Error(result.message);
     }
     const b = result.next.balances;
     try {
-      this.sql.exec(
-        `INSERT INTO ledger (idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ref.key, kind, amount, this.batchId, ref.itemId, ref.note, b.balance, b.reserved, Date.now(),
-      );
+      appendEntry(this.sql, { key: ref.key, kind, amount, batchId: this.batchId, itemId: ref.itemId, note: ref.note }, b);
     } catch (err) {
-      if (onDuplicate === "skip" && this.inLedger(ref.key)) return false;
+      if (onDuplicate === "skip" && inLedger(this.sql, ref.key)) return false;
       throw err;
     }
     this.#state = result.next;
@@ -73,13 +69,7 @@ export class Settlement {
   flush(): void {
     const state = this.#state;
     if (!state) return;
-    if (this.#balancesDirty) {
-      const b = state.balances;
-      this.sql.exec(
-        "UPDATE balances SET granted = ?, balance = ?, reserved = ?, used = ?, refunded = ?",
-        b.granted, b.balance, b.reserved, b.used, b.refunded,
-      );
-    }
+    if (this.#balancesDirty) writeBalances(this.sql, state.balances);
     if (this.#reservedDirty && state.batchReserved !== null) {
       this.sql.exec("UPDATE batches SET reserved = ? WHERE batch_id = ?", state.batchReserved, this.batchId);
     }
@@ -87,13 +77,9 @@ export class Settlement {
     this.#reservedDirty = false;
   }
 
-  private inLedger(key: string): boolean {
-    return first(this.sql, "SELECT 1 AS x FROM ledger WHERE idem_key = ?", key) !== undefined;
-  }
-
   private load(): SettlementState {
     if (!this.#state) {
-      const balances = first<Balances>(this.sql, "SELECT granted, balance, reserved, used, refunded FROM balances")!;
+      const balances = readBalances(this.sql);
       const row = first<{ reserved: number }>(this.sql, "SELECT reserved FROM batches WHERE batch_id = ?", this.batchId);
       this.#state = { balances, batchReserved: row?.reserved ?? null };
     }

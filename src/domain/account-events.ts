@@ -33,8 +33,8 @@ export interface BatchIndexSnapshot {
   finishedAt: number | null;
 }
 
-/** A hold's answer from the batch object when the account asks about a stale one. */
-export type HoldResolution = "applied" | "abandoned";
+/** A hold's answer from the batch object when the account asks about a stale one (src/domain/holds.ts). */
+export type { HoldResolution } from "./holds";
 
 export const holdKeys = {
   create: (batchId: string) => `${batchId}:create`,

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { RETENTION_RETRY_MS } from "../../src/batch/retention";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../../src/domain/retention-policy";
-import { IDEMPOTENCY_TTL_MS } from "../../src/account/account-object";
+import { IDEMPOTENCY_TTL_MS } from "../../src/account/idempotency";
 import {
   accountStub,
   batchStub,
