@@ -10,13 +10,14 @@ import { DurableObject } from "cloudflare:workers";
 import type { AccountEvent, BatchIndexSnapshot, HoldResolution } from "../domain/account-events";
 import { holdKeys } from "../domain/account-events";
 import { applyMovement, type Balances, type MovementKind, ZERO_BALANCES } from "../domain/credits";
-import { fail, type Failure } from "../domain/errors";
+import { fail, type Failure, type Ok } from "../domain/errors";
 import type { BatchStatus } from "../domain/states";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../batch/retention";
 import { ACCOUNT_MIGRATIONS } from "./schema";
 import { Settlement } from "./settlement";
+import { log } from "../lib/log";
 import { mapBounded } from "../lib/map-bounded";
 import { deliverDue, listDeliveries, nextDeliveryAt, recordEvent } from "../webhooks/deliveries";
 import { currentSecret, previousSecretExpiry, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
@@ -56,8 +57,6 @@ export interface BatchIndexRow {
   createdAt: number;
   finishedAt: number | null;
 }
-
-export type Ok<T> = { ok: true } & T;
 
 /** One account's share of GET /admin/stats. `partial`: some active batches were not asked or did not answer. */
 export interface AccountStats {
@@ -165,7 +164,7 @@ export class AccountObject extends DurableObject<Env> {
         viewsClosed(this.sql, batchId, keyIds);
         return n;
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "could not close live views", batchId, error: String(err) }));
+        log("warn", "could not close live views", { batchId, error: String(err) });
         return 0;
       }
     });
@@ -322,7 +321,7 @@ export class AccountObject extends DurableObject<Env> {
     try {
       applied = this.ctx.storage.transactionSync(() => this.applyEvents(batchId, events));
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", msg: "batch events refused", batchId, error: String(err) }));
+      log("error", "batch events refused", { batchId, error: String(err) });
       return fail("INTERNAL_ERROR", String(err instanceof Error ? err.message : err));
     }
     if (this.#slotsFreed || events.some((e) => e.kind === "webhook")) this.armAlarm();
@@ -388,7 +387,7 @@ export class AccountObject extends DurableObject<Env> {
       try {
         return await this.env.BATCH.getByName(batchId).counts();
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "stats: batch did not answer", batchId, error: String(err) }));
+        log("warn", "stats: batch did not answer", { batchId, error: String(err) });
         return "unreachable" as const;
       }
     });
@@ -433,7 +432,7 @@ export class AccountObject extends DurableObject<Env> {
       try {
         answer = await this.env.BATCH.getByName(hold.batch_id).resolveHold(hold.key);
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "hold resolution failed", key: hold.key, error: String(err) }));
+        log("warn", "hold resolution failed", { key: hold.key, error: String(err) });
         this.sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = 'pending'", Date.now() + HOLD_RECHECK_MS, hold.key);
         continue;
       }
@@ -487,7 +486,7 @@ export class AccountObject extends DurableObject<Env> {
       try {
         await this.env.BATCH.getByName(batchId).pump();
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "could not wake batch", batchId, error: String(err) }));
+        log("warn", "could not wake batch", { batchId, error: String(err) });
       }
     }
   }
@@ -765,7 +764,7 @@ export class AccountObject extends DurableObject<Env> {
         // Finished meanwhile, or never created (its hold was released): nothing to stop.
         return { batchId, kind: r.code === "ALREADY_TERMINAL" || r.code === "NOT_FOUND" ? ("skipped" as const) : ("failed" as const), items: 0, credits: 0 };
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "stop-all: cancel failed", batchId, error: String(err) }));
+        log("warn", "stop-all: cancel failed", { batchId, error: String(err) });
         return { batchId, kind: "failed" as const, items: 0, credits: 0 };
       }
     });

@@ -7,6 +7,7 @@
  */
 import type { SettleReport, StartResult } from "../batch/batch-object";
 import type { Env } from "../env";
+import { log } from "../lib/log";
 import { type ScrapeMessage, ScrapeMessageSchema } from "./message";
 import { type ItemOutcome, runItem } from "./run-item";
 import { SettleReporter } from "./settle-reporter";
@@ -88,10 +89,4 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       message.retry();
     }
   }
-}
-
-function log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, msg, ...fields });
-  if (level === "info") console.log(line);
-  else console.error(line);
 }
