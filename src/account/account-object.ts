@@ -14,7 +14,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AccountEvent } from "../domain/account-events";
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
-import { fail, type Failure } from "../domain/errors";
+import { fail, type Failure, type Ok } from "../domain/errors";
 import { holdEventFor } from "../domain/holds";
 import { migrate } from "../durable/sql";
 import type { Env } from "../env";
@@ -37,11 +37,11 @@ import { purgeRetained } from "./retention";
 import { type AccountStats, gatherStats } from "./stats";
 import { cancelBatches, NOTHING_STOPPED, type StopAllResult } from "./stop-all";
 import { claimSlots, type SlotContext, slotCap, type SlotUsage, slotUsage, wakeWaitingBatches } from "./slots";
+import { log } from "../lib/log";
 
 /** Stale holds one alarm asks about. */
 const STALE_HOLDS_PER_ALARM = 50;
 
-export type Ok<T> = { ok: true } & T;
 
 export type { AccountStats } from "./stats";
 
@@ -200,7 +200,7 @@ export class AccountObject extends DurableObject<Env> {
     try {
       applied = this.ctx.storage.transactionSync(() => this.applyEvents(batchId, events));
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", msg: "batch events refused", batchId, error: String(err) }));
+      log("error", "batch events refused", { batchId, error: String(err) });
       return fail("INTERNAL_ERROR", String(err instanceof Error ? err.message : err));
     }
     if (this.#slotsFreed || events.some((e) => e.kind === "webhook")) this.armAlarm();

@@ -12,6 +12,7 @@ import { ACCOUNT_HOLD, type AccountHoldState, type HoldResolution } from "../dom
 import { all, first } from "../durable/sql";
 import type { Env } from "../env";
 import { move } from "./ledger";
+import { log } from "../lib/log";
 
 /** A batch object that did not answer about a stale hold is asked again after this long. */
 const HOLD_RECHECK_MS = 10_000;
@@ -100,7 +101,7 @@ export async function askBatchAbout(sql: SqlStorage, batches: Env["BATCH"], hold
   try {
     return await batches.getByName(hold.batchId).resolveHold(hold.key);
   } catch (err) {
-    console.error(JSON.stringify({ level: "warn", msg: "hold resolution failed", key: hold.key, error: String(err) }));
+    log("warn", "hold resolution failed", { key: hold.key, error: String(err) });
     sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = ?", Date.now() + HOLD_RECHECK_MS, hold.key, ACCOUNT_HOLD.pending);
     return null;
   }

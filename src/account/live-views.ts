@@ -14,6 +14,7 @@
 import { all, first } from "../durable/sql";
 import type { Env } from "../env";
 import { mapBounded } from "../lib/map-bounded";
+import { log } from "../lib/log";
 
 /** A batch that did not close its views is asked again after this long (by the alarm). */
 export const LIVE_CLOSE_RETRY_MS = 10_000;
@@ -103,7 +104,7 @@ export async function closeViews(sql: SqlStorage, batches: Env["BATCH"], views: 
       viewsClosed(sql, batchId, keyIds);
       return n;
     } catch (err) {
-      console.error(JSON.stringify({ level: "warn", msg: "could not close live views", batchId, error: String(err) }));
+      log("warn", "could not close live views", { batchId, error: String(err) });
       return 0;
     }
   });

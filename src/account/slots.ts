@@ -10,6 +10,7 @@
 import { all, first, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { positiveInt } from "../lib/positive-int";
+import { log } from "../lib/log";
 
 const DEFAULT_ACCOUNT_CONCURRENCY = 50;
 /** Batches woken per alarm when slots free up. */
@@ -91,7 +92,7 @@ export async function wakeWaitingBatches(sql: SqlStorage, batches: Env["BATCH"],
     try {
       await batches.getByName(batchId).pump();
     } catch (err) {
-      console.error(JSON.stringify({ level: "warn", msg: "could not wake batch", batchId, error: String(err) }));
+      log("warn", "could not wake batch", { batchId, error: String(err) });
     }
   }
 }

@@ -8,6 +8,7 @@ import type { Env } from "../env";
 import { mapBounded } from "../lib/map-bounded";
 import { countByStatus, unfinishedBatchIds } from "./batch-index";
 import { readBalances } from "./ledger";
+import { log } from "../lib/log";
 
 /** Active batches one stats() call asks for their counts, and how many at once. */
 const STATS_ACTIVE_BATCHES = 100;
@@ -32,7 +33,7 @@ export async function gatherStats(sql: SqlStorage, batches: Env["BATCH"]): Promi
     try {
       return await batches.getByName(batchId).counts();
     } catch (err) {
-      console.error(JSON.stringify({ level: "warn", msg: "stats: batch did not answer", batchId, error: String(err) }));
+      log("warn", "stats: batch did not answer", { batchId, error: String(err) });
       return "unreachable" as const;
     }
   });

@@ -6,6 +6,7 @@
  */
 import type { Env } from "../env";
 import { mapBounded } from "../lib/map-bounded";
+import { log } from "../lib/log";
 
 /** Batch cancels in flight at once. */
 const STOP_ALL_CONCURRENCY = 16;
@@ -29,7 +30,7 @@ export async function cancelBatches(batches: Env["BATCH"], accountId: string, ba
       // Finished meanwhile, or never created (its hold was released): nothing to stop.
       return { batchId, kind: r.code === "ALREADY_TERMINAL" || r.code === "NOT_FOUND" ? ("skipped" as const) : ("failed" as const), items: 0, credits: 0 };
     } catch (err) {
-      console.error(JSON.stringify({ level: "warn", msg: "stop-all: cancel failed", batchId, error: String(err) }));
+      log("warn", "stop-all: cancel failed", { batchId, error: String(err) });
       return { batchId, kind: "failed" as const, items: 0, credits: 0 };
     }
   });

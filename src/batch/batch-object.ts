@@ -22,7 +22,7 @@ import {
   type SettleOutcome,
 } from "../domain/batch-machine";
 import { chargeFor, type Charge } from "../domain/charging";
-import { fail, type Failure } from "../domain/errors";
+import { batchNotFound, fail, type Failure, type Ok } from "../domain/errors";
 import {
   type ItemError,
   MAX_ITEMS_PER_CALL,
@@ -49,6 +49,7 @@ import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./
 import { absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
+import { log } from "../lib/log";
 import { positiveInt } from "../lib/positive-int";
 
 export interface CreateBatchInput {
@@ -66,7 +67,6 @@ export interface CreateBatchInput {
   webhookUrl?: string | null;
 }
 
-type Ok<T> = { ok: true } & T;
 
 /** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
 const SLOT_RETRY_MS = 5_000;
@@ -157,7 +157,7 @@ export class BatchObject extends DurableObject<Env> {
     if (!this.owned(accountId)) return this.absent(accountId); // retention: expired, or never theirs
     const result = this.ctx.storage.transactionSync((): Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure => {
       const row = this.owned(accountId);
-      if (!row) return notFound();
+      if (!row) return batchNotFound();
       const decision = decideCancel(batchState(row));
       if (decision.kind === "reject") return fail(decision.code, decision.message);
       const now = Date.now();
@@ -194,7 +194,7 @@ export class BatchObject extends DurableObject<Env> {
     if (!this.owned(accountId)) return this.absent(accountId); // retention: expired, or never theirs
     const plan = this.ctx.storage.transactionSync((): Ok<{ key: string; idxs: number[]; amount: number; batchId: string }> | Failure => {
       const row = this.owned(accountId);
-      if (!row) return notFound();
+      if (!row) return batchNotFound();
       this.abandonStaleReservations(Date.now());
       const inProgress = first(this.sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined;
       const decision = decideRetry(batchState(row), inProgress);
@@ -216,7 +216,7 @@ export class BatchObject extends DurableObject<Env> {
       .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     if (reserved instanceof Error) {
       // Unknown whether the account took it: give up the hold, and tell the account so.
-      console.error(JSON.stringify({ level: "warn", msg: "retry reservation failed", key: plan.key, error: String(reserved) }));
+      log("warn", "retry reservation failed", { key: plan.key, error: String(reserved) });
       this.abandonHold(plan.key);
       await this.deliver();
       return fail("UNAVAILABLE", "Could not reserve credits for the retry; try again.");
@@ -405,7 +405,7 @@ export class BatchObject extends DurableObject<Env> {
     const granted = await this.accountStub(before.account_id)
       .claimSlots(before.batch_id, version, wanted)
       .catch((err: unknown) => {
-        console.error(JSON.stringify({ level: "warn", msg: "slot claim failed", batchId: before.batch_id, error: String(err) }));
+        log("warn", "slot claim failed", { batchId: before.batch_id, error: String(err) });
         return null;
       });
     this.ctx.storage.transactionSync(() => {
@@ -810,21 +810,15 @@ function snapshotOf(row: BatchRow): BatchIndexSnapshot {
   return { status: row.status, completed: row.completed, failed: row.failed, cancelled: row.cancelled, finishedAt: row.finished_at };
 }
 
-function notFound(): Failure {
-  return fail("NOT_FOUND", "No batch found with this ID.");
-}
-
 /** One structured line per batch status change (ids and counts only: URLs may carry secrets). */
 function logTransition(before: BatchRow, after: BatchRow): void {
-  console.log(JSON.stringify({
-    level: "info",
-    msg: "batch transition",
+  log("info", "batch transition", {
     batchId: after.batch_id,
     accountId: after.account_id,
     from: before.status,
     to: after.status,
     counts: { total: after.total, ...countsOf(after), queued: after.queued },
-  }));
+  });
 }
 
 /** Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 minutes. */

@@ -6,6 +6,7 @@
  * is simply sent again. Two instances: `outbox` (to the account) and `sends` (to the queue).
  */
 import { all, first } from "../durable/sql";
+import { log } from "../lib/log";
 
 export type Send<E> = (events: E[]) => Promise<void>;
 
@@ -58,7 +59,7 @@ export class Outbox<E extends { kind: string }> {
       try {
         await this.send(rows.map((r) => JSON.parse(r.event) as E));
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "outbox delivery failed", table: this.table, events: rows.length, error: String(err) }));
+        log("warn", "outbox delivery failed", { table: this.table, events: rows.length, error: String(err) });
         return false;
       }
       // Delete exactly what was sent: rows added during the await stay for the next round.

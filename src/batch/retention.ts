@@ -17,12 +17,13 @@
  * ownership private (another account's expired batch still looks like NOT_FOUND).
  */
 import type { AccountEvent } from "../domain/account-events";
-import { fail, type Failure } from "../domain/errors";
+import { batchNotFound, fail, type Failure } from "../domain/errors";
 import { resultKey } from "../domain/executor-contract";
 import { ABANDONED_HOLD_MS, retentionMs } from "../domain/retention-policy";
 import type { AlarmClock } from "../durable/alarm-clock";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
+import { log } from "../lib/log";
 import type { Outbox } from "./outbox";
 import type { BatchRow } from "./rows";
 import { BATCH_MIGRATIONS } from "./schema";
@@ -96,7 +97,7 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
     }
     deleted = listed.deleted;
   } catch (err) {
-    log("warn", { msg: "retention: deleting results failed", batchId: row.batch_id, error: String(err) });
+    log("warn", "retention: deleting results failed", { batchId: row.batch_id, error: String(err) });
     await host.alarm.set(Date.now() + RETENTION_RETRY_MS);
     return true;
   }
@@ -104,7 +105,7 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
   await host.alarm.clear();
   await host.storage.deleteAll();
   host.removed();
-  log("info", { msg: "batch removed", batchId: row.batch_id, accountId: row.account_id, items: row.total, resultsDeleted: deleted });
+  log("info", "batch removed", { batchId: row.batch_id, accountId: row.account_id, items: row.total, resultsDeleted: deleted });
   return true;
 }
 
@@ -134,12 +135,12 @@ export async function absentBatch(
   accountId: string,
 ): Promise<Failure> {
   const row = tableExists(host.storage.sql, "batch") ? host.row() : undefined;
-  if (row) return row.account_id === accountId && isExpiring(row) ? expired() : notFound();
-  if (batchId === undefined) return notFound();
+  if (row) return row.account_id === accountId && isExpiring(row) ? expired() : batchNotFound();
+  if (batchId === undefined) return batchNotFound();
   try {
-    return (await account.isBatchExpired(batchId)) ? expired() : notFound();
+    return (await account.isBatchExpired(batchId)) ? expired() : batchNotFound();
   } catch (err) {
-    log("warn", { msg: "retention: could not ask the account about a missing batch", batchId, error: String(err) });
+    log("warn", "retention: could not ask the account about a missing batch", { batchId, error: String(err) });
     return fail("UNAVAILABLE", "Could not look this batch up; try again.");
   }
 }
@@ -162,14 +163,4 @@ export async function clearAbandonedHolds(storage: DurableObjectStorage, alarm: 
 
 function expired(): Failure {
   return fail("BATCH_EXPIRED", "This batch finished more than the retention period ago and has been removed.");
-}
-
-function notFound(): Failure {
-  return fail("NOT_FOUND", "No batch found with this ID.");
-}
-
-function log(level: "info" | "warn", fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, ...fields });
-  if (level === "info") console.log(line);
-  else console.error(line);
 }

@@ -35,6 +35,9 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/** What an object's method returns when it succeeds: `ok: true` beside the answer's fields. */
+export type Ok<T> = { ok: true } & T;
+
 export interface Failure {
   ok: false;
   code: ErrorCode;
@@ -43,4 +46,9 @@ export interface Failure {
 
 export function fail(code: ErrorCode, message: string): Failure {
   return { ok: false, code, message };
+}
+
+/** The batch object's answer for a batch it does not hold (never created, or already removed). */
+export function batchNotFound(): Failure {
+  return fail("NOT_FOUND", "No batch found with this ID.");
 }

@@ -7,6 +7,7 @@
  */
 import { type ScrapeMessage, ScrapeMessageSchema, type SettleReport, type StartResult } from "../domain/executor-contract";
 import type { Env } from "../env";
+import { log } from "../lib/log";
 import { type ItemOutcome, runItem } from "./run-item";
 import { SettleReporter } from "./settle-reporter";
 
@@ -87,10 +88,4 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       message.retry();
     }
   }
-}
-
-function log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, msg, ...fields });
-  if (level === "info") console.log(line);
-  else console.error(line);
 }

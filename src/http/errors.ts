@@ -2,7 +2,8 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../env";
-import { logLine, requestIdFrom, routePattern } from "./observability";
+import { log } from "../lib/log";
+import { requestIdFrom, routePattern } from "./observability";
 
 /**
  * The one error type of the API. Thrown anywhere in a request; `onError`
@@ -62,10 +63,10 @@ export function handleError(err: Error, c: Context<AppEnv>) {
   const infra = err as { retryable?: unknown; overloaded?: unknown };
   if (infra.retryable === true || infra.overloaded === true) {
     c.set("errorCode", "UNAVAILABLE");
-    logLine("warn", { msg: "object unavailable", requestId, route: routePattern(c), error: String(err) });
+    log("warn", "object unavailable", { requestId, route: routePattern(c), error: String(err) });
     return c.json(errorBody("UNAVAILABLE", "Temporarily unavailable; please retry.", requestId), 503, { "Retry-After": "1" });
   }
   c.set("errorCode", "INTERNAL_ERROR");
-  logLine("error", { msg: "unhandled error", requestId, route: routePattern(c), error: String(err?.stack ?? err) });
+  log("error", "unhandled error", { requestId, route: routePattern(c), error: String(err?.stack ?? err) });
   return c.json(errorBody("INTERNAL_ERROR", "Internal server error.", requestId), 500);
 }

@@ -9,7 +9,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { version } from "../../package.json";
 import { MIN_MAC_SECRET_LENGTH, usableMacSecret } from "../account/keys";
 import type { AppEnv, Env } from "../env";
-import { logLine } from "./observability";
+import { log } from "../lib/log";
 
 /** Fixed object name for the pings; never used for a real batch or account (those are UUIDs). */
 export const HEALTH_OBJECT = "healthz";
@@ -42,7 +42,7 @@ export async function checkHealth(env: Env, requestId?: string): Promise<Health>
   names.forEach((name, i) => {
     const error = results[i];
     checks[name] = error === null ? "ok" : "failed";
-    if (error !== null) logLine("error", { msg: "health check failed", requestId, check: name, error: String(error) });
+    if (error !== null) log("error", "health check failed", { requestId, check: name, error: String(error) });
   });
   const ok = Object.values(checks).every((c) => c === "ok");
   return { status: ok ? "ok" : "failing", version, checks };

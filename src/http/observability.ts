@@ -9,6 +9,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { AppEnv } from "../env";
+import { log } from "../lib/log";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
@@ -36,8 +37,7 @@ export function observe(): MiddlewareHandler<AppEnv> {
       await next();
     } finally {
       c.header(REQUEST_ID_HEADER, requestId);
-      logLine("info", {
-        msg: "request",
+      log("info", "request", {
         requestId,
         method: c.req.method,
         route: routePattern(c),
@@ -48,11 +48,4 @@ export function observe(): MiddlewareHandler<AppEnv> {
       });
     }
   };
-}
-
-/** One JSON object per line, the shape every log of this Worker uses. */
-export function logLine(level: "info" | "warn" | "error", fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, ...fields });
-  if (level === "info") console.log(line);
-  else console.error(line);
 }

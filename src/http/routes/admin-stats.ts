@@ -10,9 +10,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AccountStats } from "../../account/account-object";
 import { ZERO_BALANCES } from "../../domain/credits";
+import { log } from "../../lib/log";
 import { mapBounded } from "../../lib/map-bounded";
 import { ApiError } from "../errors";
-import { logLine } from "../observability";
 import { accountObject, registryObject, requireUuid } from "../objects";
 import { CursorSchema, errorResponses, pageQuery } from "../schemas";
 import { newRouter } from "../validation";
@@ -83,7 +83,7 @@ export const adminStats = newRouter().openapi(route, async (c) => {
     try {
       return await accountObject(c.env, id).stats();
     } catch (err) {
-      logLine("warn", { msg: "stats: account did not answer", requestId: c.get("requestId"), accountId: id, error: String(err) });
+      log("warn", "stats: account did not answer", { requestId: c.get("requestId"), accountId: id, error: String(err) });
       return "unreachable";
     }
   });
