@@ -30,7 +30,7 @@ import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
 import { isTerminalBatch, type ItemCounts } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
-import { type AlarmSources, nextAlarm } from "../domain/next-alarm";
+import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
@@ -117,17 +117,6 @@ const SLOT_WAIT_MS = 30_000;
 const DISPATCH_TIMEOUT_MS = 10 * 60_000;
 /** Items one startItems or settleItems call may name (a queue batch holds at most 100 messages). */
 export const MAX_ITEMS_PER_CALL = 100;
-/** The wake-up of a hot path names only what it just changed (src/domain/next-alarm.ts). */
-const NOTHING_DUE: AlarmSources = {
-  toQueue: false,
-  toAccount: false,
-  deliveryRetryAt: null,
-  finished: false,
-  leaseEndsAt: null,
-  slotsRetryAt: null,
-  lostDispatchAt: null,
-  removalAt: null,
-};
 
 export class BatchObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
@@ -731,6 +720,7 @@ export class BatchObject extends DurableObject<Env> {
     const queueAdded = this.toQueue.takeAdded();
     const accountAdded = this.toAccount.takeAdded();
     const delivering = row.outbox_failures === 0;
+    // Only what this call changed: the armed alarm already covers the rest.
     const next = nextAlarm({
       ...NOTHING_DUE,
       toQueue: delivering && queueAdded,
@@ -741,7 +731,10 @@ export class BatchObject extends DurableObject<Env> {
     if (next) await this.clock.atLatest(next.at);
   }
 
-  /** One alarm serves the outboxes (soon, or later after failures), the earliest lease, slots, lost dispatches and retention. */
+  /**
+   * One alarm serves the outboxes (soon, or later after failures), the earliest lease,
+   * slots, lost dispatches and retention; src/domain/next-alarm.ts picks the time.
+   */
   private async armAlarm(): Promise<void> {
     const row = this.row();
     if (!row) return;

@@ -30,6 +30,18 @@ export interface AlarmSources {
   removalAt: number | null;
 }
 
+/** No source present: a caller spreads it and names only the sources it knows of. */
+export const NOTHING_DUE: Readonly<AlarmSources> = {
+  toQueue: false,
+  toAccount: false,
+  deliveryRetryAt: null,
+  finished: false,
+  leaseEndsAt: null,
+  slotsRetryAt: null,
+  lostDispatchAt: null,
+  removalAt: null,
+};
+
 export type AlarmSource = "toQueue" | "toAccount" | "deliveryRetry" | "lease" | "slots" | "lostDispatch" | "removal";
 
 export interface NextAlarm {

@@ -1,19 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type AlarmSources, nextAlarm, SETTLEMENT_WINDOW_MS } from "../../src/domain/next-alarm";
+import { type AlarmSources, nextAlarm, NOTHING_DUE, SETTLEMENT_WINDOW_MS } from "../../src/domain/next-alarm";
 
 const NOW = 1_000_000;
-const none: AlarmSources = {
-  toQueue: false,
-  toAccount: false,
-  deliveryRetryAt: null,
-  finished: false,
-  leaseEndsAt: null,
-  slotsRetryAt: null,
-  lostDispatchAt: null,
-  removalAt: null,
-};
-const at = (s: Partial<AlarmSources>) => nextAlarm({ ...none, ...s }, NOW);
+const at = (s: Partial<AlarmSources>) => nextAlarm({ ...NOTHING_DUE, ...s }, NOW);
 
 describe("nextAlarm", () => {
   it("is null when nothing is due", () => {
