@@ -9,7 +9,7 @@
  * Two things of the local harness shape the set-up:
  * - Dispatch is paused (the bench plays the consumer), so completeItem does not refill
  *   slots; with dispatch on, each completion also runs a SELECT, an UPDATE and an INSERT
- *   into the sends outbox.
+ *   into the outbox to the queue.
  * - The test runner and every object share one isolate here, and while RPC traffic is
  *   continuous, timers and alarms do not run (checked: a 300 ms setTimeout did not fire
  *   during a 2 s storm). In production the alarm delivers the outbox within moments, so
@@ -62,7 +62,7 @@ describe("item throughput of one batch object", () => {
     const take = (n: number) => ids.slice(cursor, (cursor += n));
     const stub = batchStub(batchId);
     const deliveries: AccountCalls = await watchAccountCalls(batchId);
-    const outboxSize = () => runInBatch(batchId, (o) => o.outbox.size());
+    const outboxSize = () => runInBatch(batchId, (o) => o.toAccount.size());
 
     let completed = 0;
     const pair = async (id: string, pump = true) => {
@@ -184,11 +184,11 @@ describe("item throughput of one batch object", () => {
     expect(await outboxSize()).toBe(0);
     const backlogPairs = take(CONC_PAIRS);
     const held = await runInBatch(batchId, (o) => {
-      const real = o.outbox.send;
-      o.outbox.send = async () => {
+      const real = o.toAccount.send;
+      o.toAccount.send = async () => {
         throw new Error("bench: account not taking events");
       };
-      return { probe: startSqlProbe(sqlOf(o)), restore: () => (o.outbox.send = real) };
+      return { probe: startSqlProbe(sqlOf(o)), restore: () => (o.toAccount.send = real) };
     });
     const backlogMs = await pool(CONC_PAIRS, IN_FLIGHT, (i) => pair(backlogPairs[i]!, false));
     const backlogSql = await runInBatch(batchId, () => {

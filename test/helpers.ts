@@ -78,10 +78,10 @@ export async function getCredits(apiKey: string) {
   return body as { balance: number; reserved: number; used: number; refunded: number; granted: number };
 }
 
-/** Runs a batch object's alarm until its outbox is empty (deliveries to the account done). */
+/** Runs a batch object's alarm until its outbox to the account is empty (deliveries done). */
 export async function drainOutbox(batchId: string) {
   for (let i = 0; i < 20; i++) {
-    const pending = await runInBatch(batchId, (o) => o.outbox.size());
+    const pending = await runInBatch(batchId, (o) => o.toAccount.size());
     if (pending === 0) return;
     await runInBatch(batchId, (o) => o.alarm());
   }

@@ -4,8 +4,9 @@
  * Every transition reads, decides (src/domain/batch-machine.ts) and writes in one
  * synchronous transaction, with no await in between, so cancel and item-start are
  * strictly ordered and can never race. Effects on the account (reserve, consume,
- * refund, index updates) are outbox rows written in that same transaction and
- * delivered afterwards, inline for user-facing calls and by the alarm otherwise.
+ * refund, index updates) are rows of the outbox to the account written in that same
+ * transaction and delivered afterwards, inline for user-facing calls and by the alarm
+ * otherwise; queue messages likewise go through the outbox to the queue.
  */
 import { DurableObject } from "cloudflare:workers";
 import { type AccountEvent, type BatchIndexSnapshot, type HoldResolution, holdKeys } from "../domain/account-events";
@@ -39,6 +40,7 @@ import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
 import { isTerminalBatch, type ItemCounts } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
+import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
@@ -73,17 +75,13 @@ const SLOT_RETRY_MS = 5_000;
 const SLOT_WAIT_MS = 30_000;
 /** A dispatched item that has not started after this long is dispatched again. */
 const DISPATCH_TIMEOUT_MS = 10 * 60_000;
-/**
- * Settlements wait this long in the outbox so the account gets them many to a call (it is
- * the hot spot: every batch of the account settles there). A finished batch, a cancel and
- * failed deliveries do not wait for it.
- */
-const SETTLEMENT_WINDOW_MS = 250;
 
 export class BatchObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
-  readonly outbox = new Outbox<AccountEvent>(this.sql, "outbox", (events) => this.sendToAccount(events));
-  readonly sends = new Outbox<QueueSend>(this.sql, "sends", (events) => this.sendToQueue(events), 100);
+  /** The outbox to the account object (table `outbox`): holds, charges, refunds, slots, index, webhooks. */
+  readonly toAccount = new Outbox<AccountEvent>(this.sql, "outbox", (events) => this.sendToAccount(events));
+  /** The outbox to the queue (table `sends`): one dispatch message per item to run. */
+  readonly toQueue = new Outbox<QueueSend>(this.sql, "sends", (events) => this.sendToQueue(events), 100);
   /** The account object this batch settles with. A field, so fault tests can wrap it. */
   accountStub = (accountId: string) => this.env.ACCOUNT.getByName(accountId);
   private readonly clock = new AlarmClock(this.ctx.storage);
@@ -120,9 +118,9 @@ export class BatchObject extends DurableObject<Env> {
         input.slotsGranted, input.webhookUrl ?? null,
       );
       this.sql.exec("INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)", input.holdKey, total * input.creditsPerItem, now);
-      this.outbox.add({ kind: "confirm", key: input.holdKey });
+      this.toAccount.add({ kind: "confirm", key: input.holdKey });
       const row = this.row()!;
-      this.outbox.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) }, { replacesSameKind: true });
+      this.toAccount.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) }, { replacesSameKind: true });
       this.fitSlots(this.dispatch(row, now));
       return { ok: true, batch: batchView(row), replay: false };
     });
@@ -166,7 +164,7 @@ export class BatchObject extends DurableObject<Env> {
       this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NOT NULL", now);
       const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
       if (decision.creditsRefunded > 0) {
-        this.outbox.add({
+        this.toAccount.add({
           kind: "refund",
           key: `${row.batch_id}:cancel`,
           amount: decision.creditsRefunded,
@@ -244,7 +242,7 @@ export class BatchObject extends DurableObject<Env> {
       );
       const counts = moveItems(countsOf(row), "failed", "pending", plan.idxs.length);
       this.sql.exec("UPDATE holds SET state = 'applied' WHERE key = ?", plan.key);
-      this.outbox.add({ kind: "confirm", key: plan.key });
+      this.toAccount.add({ kind: "confirm", key: plan.key });
       const now = Date.now();
       const next = this.saveCounts(row, counts, now, { credits_reserved: row.credits_reserved + plan.amount, finished_at: null });
       this.fitSlots(this.dispatch(next, now));
@@ -421,7 +419,7 @@ export class BatchObject extends DurableObject<Env> {
     await this.deliver();
   }
 
-  /** Takes back expired leases and delivers the outbox; re-arms itself while work remains. */
+  /** Takes back expired leases and delivers the outboxes; re-arms itself while work remains. */
   override async alarm(): Promise<void> {
     this.clock.fired();
     // retention (src/batch/retention.ts): no batch here but a refused hold, or a finished batch past its time.
@@ -443,8 +441,8 @@ export class BatchObject extends DurableObject<Env> {
 
   /**
    * Running -> completed or failed, its credits consumed or refunded (`charge`, from
-   * src/domain/charging.ts: a failure at an extraction limit is charged), with its outbox
-   * event. Returns the advanced row.
+   * src/domain/charging.ts: a failure at an extraction limit is charged), with its event
+   * to the account. Returns the advanced row.
    */
   private finishItem(
     row: BatchRow,
@@ -465,9 +463,9 @@ export class BatchObject extends DurableObject<Env> {
     );
     const key = `${row.batch_id}:${item.id}:r${item.round}:${charge}`;
     if (charge === "consume") {
-      this.outbox.add({ kind: "consume", key, amount: price, itemId: item.id, note: outcome === "completed" ? "item completed" : "item failed, charged" });
+      this.toAccount.add({ kind: "consume", key, amount: price, itemId: item.id, note: outcome === "completed" ? "item completed" : "item failed, charged" });
     } else {
-      this.outbox.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
+      this.toAccount.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
     }
     const patch = charge === "consume" ? { credits_used: row.credits_used + price } : { credits_refunded: row.credits_refunded + price };
     return this.advance(row, moveItems(countsOf(row), "running", outcome), now, patch, { item, outcome, error: payload.error });
@@ -502,8 +500,8 @@ export class BatchObject extends DurableObject<Env> {
 
   /**
    * Flow control: fills free slots (maxConcurrency minus running and queued items) with
-   * pending items, in order, each with a new dispatch token, as rows of the `sends`
-   * outbox. Runs inside the transaction of whatever freed or added work; `row` is stored.
+   * pending items, in order, each with a new dispatch token, as rows of the outbox to the
+   * queue. Runs inside the transaction of whatever freed or added work; `row` is stored.
    */
   private dispatch(row: BatchRow, now: number): BatchRow {
     if (this.env.DISPATCH_PAUSED === "true") return row;
@@ -519,20 +517,21 @@ export class BatchObject extends DurableObject<Env> {
       const token = item.dispatch_token + 1;
       this.sql.exec("UPDATE items SET dispatch_token = ?, dispatched_at = ? WHERE idx = ?", token, now, item.idx);
       const delaySeconds = item.not_before === null ? 0 : Math.min(Math.max(0, Math.ceil((item.not_before - now) / 1000)), 43_200);
-      this.sends.add({ kind: "dispatch", body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token }, delaySeconds });
+      this.toQueue.add({ kind: "dispatch", body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token }, delaySeconds });
     }
     return next.length > 0 ? this.writeBatch(row, { queued: row.queued + next.length }) : row;
   }
 
   /**
-   * Gives back, through the outbox, slots this batch holds but no longer needs. (Needing
-   * more is `pump`'s job: it has to ask, and asking is an await.) In a transaction; `row` is stored.
+   * Gives back, through the outbox to the account, slots this batch holds but no longer
+   * needs. (Needing more is `pump`'s job: it has to ask, and asking is an await.) In a
+   * transaction; `row` is stored.
    */
   private fitSlots(row: BatchRow): BatchRow {
     const wanted = wantedSlots(row);
     if (wanted >= row.slots_granted) return row;
     const version = row.slots_version + 1;
-    this.outbox.add({ kind: "slots", version, wanted }, { replacesSameKind: true });
+    this.toAccount.add({ kind: "slots", version, wanted }, { replacesSameKind: true });
     return this.writeBatch(row, { slots_granted: wanted, slots_version: version, slots_retry_at: null });
   }
 
@@ -588,7 +587,7 @@ export class BatchObject extends DurableObject<Env> {
     }
     const snapshot = snapshotOf(after);
     if (JSON.stringify(snapshot) !== JSON.stringify(snapshotOf(stored))) {
-      this.outbox.add({ kind: "status", version: after.version, snapshot }, { replacesSameKind: true });
+      this.toAccount.add({ kind: "status", version: after.version, snapshot }, { replacesSameKind: true });
     }
     return this.writeBatch(stored, changed);
   }
@@ -611,7 +610,7 @@ export class BatchObject extends DurableObject<Env> {
 
   /**
    * Everyone who watches transitions: live WebSocket clients, and the batch's webhook
-   * (its events travel through the account outbox; the account signs and delivers them).
+   * (its events travel through the outbox to the account; the account signs and delivers them).
    */
   private notify(before: BatchRow, after: BatchRow, settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null }): void {
     broadcast(this.ctx, () => {
@@ -625,7 +624,7 @@ export class BatchObject extends DurableObject<Env> {
       outcome: settled.outcome,
       error: settled.error === null ? null : (JSON.parse(settled.error) as ItemError),
     };
-    for (const event of eventsFor(before, after, settledItem)) this.outbox.add({ kind: "webhook", url: after.webhook_url, event });
+    for (const event of eventsFor(before, after, settledItem)) this.toAccount.add({ kind: "webhook", url: after.webhook_url, event });
   }
 
   /**
@@ -638,7 +637,7 @@ export class BatchObject extends DurableObject<Env> {
     const stale = all<{ key: string }>(this.sql, "SELECT key FROM holds WHERE state = 'reserving' AND created_at <= ?", now - timeout);
     for (const { key } of stale) {
       this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);
-      this.outbox.add({ kind: "void", key });
+      this.toAccount.add({ kind: "void", key });
     }
   }
 
@@ -646,14 +645,14 @@ export class BatchObject extends DurableObject<Env> {
   private abandonHold(key: string): void {
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);
-      this.outbox.add({ kind: "void", key });
+      this.toAccount.add({ kind: "void", key });
     });
   }
 
   /** Sends both outboxes now; on failure the alarm retries with backoff. */
   private async deliver(): Promise<void> {
-    const [toAccount, toQueue] = await Promise.all([this.outbox.flush(), this.sends.flush()]);
-    const delivered = toAccount && toQueue;
+    const [accountDone, queueDone] = await Promise.all([this.toAccount.flush(), this.toQueue.flush()]);
+    const delivered = accountDone && queueDone;
     this.sql.exec("UPDATE batch SET outbox_failures = ? WHERE id = 1", delivered ? 0 : (this.row()?.outbox_failures ?? 0) + 1);
     await this.armAlarm();
   }
@@ -671,45 +670,53 @@ export class BatchObject extends DurableObject<Env> {
 
   /**
    * After a hot-path transition (a start, a settlement): the alarm must come no later than
-   * the new lease's end, now for queue sends, and within the settlement window for account
-   * events. Usually the alarm is already early enough, and this awaits nothing. After
-   * failed deliveries the alarm holds its backoff time.
+   * the new lease's end and the time the events just added are due (src/domain/next-alarm.ts).
+   * Usually the alarm is already early enough, and this awaits nothing. After failed
+   * deliveries the alarm holds its backoff time, and the new events wait for it.
    */
   private async wake(row: BatchRow, leaseExpiresAt: number | null): Promise<void> {
-    const now = Date.now();
-    const toQueue = this.sends.takeAdded();
-    const toAccount = this.outbox.takeAdded();
-    let at = leaseExpiresAt ?? Infinity;
-    if (row.outbox_failures === 0 && toQueue) at = now;
-    if (row.outbox_failures === 0 && toAccount) at = Math.min(at, now + settlementWindow(row));
-    if (at !== Infinity) await this.clock.atLatest(at);
+    const queueAdded = this.toQueue.takeAdded();
+    const accountAdded = this.toAccount.takeAdded();
+    const delivering = row.outbox_failures === 0;
+    // Only what this call changed: the armed alarm already covers the rest.
+    const next = nextAlarm({
+      ...NOTHING_DUE,
+      toQueue: delivering && queueAdded,
+      toAccount: delivering && accountAdded,
+      finished: row.finished_at !== null,
+      leaseEndsAt: leaseExpiresAt,
+    }, Date.now());
+    if (next) await this.clock.atLatest(next.at);
   }
 
-  /** One alarm serves the outboxes (soon, or later after failures), the earliest lease, and lost dispatches. */
+  /**
+   * One alarm serves the outboxes (soon, or later after failures), the earliest lease,
+   * slots, lost dispatches and retention; src/domain/next-alarm.ts picks the time.
+   */
   private async armAlarm(): Promise<void> {
     const row = this.row();
     if (!row) return;
-    this.sends.takeAdded();
-    this.outbox.takeAdded();
+    this.toQueue.takeAdded();
+    this.toAccount.takeAdded();
     const now = Date.now();
-    const times: number[] = [];
-    const failed = row.outbox_failures > 0 ? now + backoffMs(row.outbox_failures) : null;
-    const [toQueue, toAccount] = [this.sends.hasPending(), this.outbox.hasPending()];
-    if (toQueue) times.push(failed ?? now);
-    else if (toAccount) times.push(failed ?? now + settlementWindow(row));
     // The partial index holds only running items, so this reads one row.
     const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items INDEXED BY items_lease WHERE status = 'running'")?.t;
-    if (lease != null) times.push(lease);
-    if (wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true") times.push(Math.max(now, row.slots_retry_at ?? now));
-    // retention: a finished batch is removed by this alarm when its time comes (after the outboxes are empty).
-    const removalAt = removalDueAt(row, this.env);
-    if (removalAt !== null && !toQueue && !toAccount) times.push(removalAt);
-    if (row.queued > 0) {
-      const oldest = first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t;
-      if (oldest != null) times.push(oldest + DISPATCH_TIMEOUT_MS);
-    }
-    if (times.length === 0) return this.clock.clear();
-    await this.clock.atLatest(Math.min(...times));
+    const oldest = row.queued > 0
+      ? first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t
+      : null;
+    const wantsSlots = wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true";
+    const next = nextAlarm({
+      toQueue: this.toQueue.hasPending(),
+      toAccount: this.toAccount.hasPending(),
+      deliveryRetryAt: row.outbox_failures > 0 ? now + backoffMs(row.outbox_failures) : null,
+      finished: row.finished_at !== null,
+      leaseEndsAt: lease ?? null,
+      slotsRetryAt: wantsSlots ? (row.slots_retry_at ?? now) : null,
+      lostDispatchAt: oldest != null ? oldest + DISPATCH_TIMEOUT_MS : null,
+      removalAt: removalDueAt(row, this.env),
+    }, now);
+    if (next === null) return this.clock.clear();
+    await this.clock.atLatest(next.at);
   }
 
   private hasBatch(): boolean {
@@ -739,7 +746,7 @@ export class BatchObject extends DurableObject<Env> {
     return {
       storage: this.ctx.storage,
       env: this.env,
-      outbox: this.outbox,
+      toAccount: this.toAccount,
       row: () => this.row(),
       deliver: () => this.deliver(),
       alarm: this.clock,
@@ -781,11 +788,6 @@ export class BatchObject extends DurableObject<Env> {
     closeLive(ws, code, reason);
   }
   // ---- live views: region end -------------------------------------------------------------------
-}
-
-/** Account events of a finished batch go at once: nothing more will join them. */
-function settlementWindow(row: BatchRow): number {
-  return row.finished_at === null ? SETTLEMENT_WINDOW_MS : 0;
 }
 
 /**

@@ -3,7 +3,8 @@
  * as the state change that causes them, then sent in order, many per call, until the
  * receiver acknowledges them. Receivers are idempotent (the account by key, the queue
  * consumer through the batch object's dispatch tokens), so a send whose reply was lost
- * is simply sent again. Two instances: `outbox` (to the account) and `sends` (to the queue).
+ * is simply sent again. Two instances in the batch object: `toAccount` (table `outbox`)
+ * and `toQueue` (table `sends`). The table names are stored data: they stay.
  */
 import { all, first } from "../durable/sql";
 import { log } from "../lib/log";

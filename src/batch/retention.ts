@@ -3,8 +3,9 @@
  * removes it. The steps run in this order, and each is safe to repeat (alarms are
  * at-least-once, and the object may be evicted between any two):
  *
- *  1. In one transaction: mark the batch expiring and put a `forget` event in the outbox.
- *     From then on reads answer BATCH_EXPIRED and a retry is refused, so nothing changes it.
+ *  1. In one transaction: mark the batch expiring and put a `forget` event in the outbox to
+ *     the account. From then on reads answer BATCH_EXPIRED and a retry is refused, so
+ *     nothing changes it.
  *  2. Deliver the outbox. The account turns the batch's index row into a tombstone and
  *     drops its holds and slots for it. Nothing is deleted before the account has that.
  *  3. Delete the batch's results in R2: every key under results/<batchId>/ (orphans of lost
@@ -46,11 +47,11 @@ export function removalDueAt(row: BatchRow, env: Pick<Env, "RETENTION_DAYS">): n
   return row.finished_at === null ? null : row.finished_at + retentionMs(env);
 }
 
-/** What the batch object lends retention: its storage, its outbox and its delivery. */
+/** What the batch object lends retention: its storage, its outbox to the account and its delivery. */
 export interface RetentionHost {
   storage: DurableObjectStorage;
   env: Env;
-  outbox: Outbox<AccountEvent>;
+  toAccount: Outbox<AccountEvent>;
   row(): BatchRow | undefined;
   /** Sends both outboxes (and re-arms the alarm, with backoff after failures). */
   deliver(): Promise<void>;
@@ -76,7 +77,7 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
       // A retry is asking the account for credits: let it finish (it may revive the batch).
       if (first(sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined) return false;
       sql.exec("UPDATE batch SET expiring_at = ? WHERE id = 1", now);
-      host.outbox.add({ kind: "forget" });
+      host.toAccount.add({ kind: "forget" });
       return true;
     });
     if (!started) {
@@ -86,7 +87,7 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
   }
 
   await host.deliver();
-  if (host.outbox.size() > 0) return true; // not acknowledged yet: deliver() armed the retry
+  if (host.toAccount.size() > 0) return true; // not acknowledged yet: deliver() armed the retry
 
   let deleted: number;
   try {

@@ -22,9 +22,9 @@ type Send = (events: AccountEvent[]) => Promise<void>;
 /** Makes the batch object's next `n` deliveries fail; `applyFirst` = the account applies them but the reply is lost. */
 async function failDeliveries(batchId: string, n: number, applyFirst = false) {
   await runInBatch(batchId, (o) => {
-    const real: Send = o.outbox.send;
+    const real: Send = o.toAccount.send;
     let left = n;
-    o.outbox.send = async (events) => {
+    o.toAccount.send = async (events) => {
       if (left-- > 0) {
         if (applyFirst) await real(events);
         throw new Error("injected delivery failure");
@@ -50,7 +50,7 @@ describe("outbox delivery faults", () => {
     const res = await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
     expect(res.body).toEqual({ status: "cancelled", cancelledItems: 5, creditsRefunded: 10 });
     // The event is still in the outbox and an alarm is armed to send it again.
-    expect(await runInBatch(batchId, (o) => o.outbox.size())).toBeGreaterThan(0);
+    expect(await runInBatch(batchId, (o) => o.toAccount.size())).toBeGreaterThan(0);
     expect(await runInBatch(batchId, (_o, s) => s.storage.getAlarm())).not.toBeNull();
     expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
     // Send it a few more times: still applied once.

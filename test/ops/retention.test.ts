@@ -30,7 +30,7 @@ function retry(apiKey: string, batchId: string) {
 /** Undoes an injected delivery failure: the outbox sends to the account again. */
 async function restoreDelivery(batchId: string, accountId: string) {
   await runInBatch(batchId, (o) => {
-    o.outbox.send = async (events) => {
+    o.toAccount.send = async (events) => {
       const applied = await accountStub(accountId).applyBatchEvents(batchId, events);
       if (!applied.ok) throw new Error(applied.message);
     };
@@ -155,14 +155,14 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
     const { batchId } = await finishedBatch(apiKey, 2);
     await backdateFinish(batchId, 31);
     await runInBatch(batchId, (o) => {
-      o.outbox.send = async () => {
+      o.toAccount.send = async () => {
         throw new Error("injected: account unreachable");
       };
     });
     await runDurableObjectAlarm(batchStub(batchId));
 
     // Still all here: rows, results, the forget event waiting, an alarm to send it again.
-    expect(await runInBatch(batchId, (o) => o.outbox.size())).toBe(1);
+    expect(await runInBatch(batchId, (o) => o.toAccount.size())).toBe(1);
     expect(await runInBatch(batchId, (_o, s) => rows(s, "SELECT kind FROM outbox"))).toEqual([{ kind: "forget" }]);
     expect(await runInBatch(batchId, (_o, s) => s.storage.getAlarm())).not.toBeNull();
     expect(await resultKeys(batchId)).toHaveLength(2);
@@ -216,7 +216,7 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
     );
     await runDurableObjectAlarm(batchStub(batchId));
     expect((await getBatch(apiKey, batchId)).body).toMatchObject({ status: "failed" });
-    expect(await runInBatch(batchId, (o) => o.outbox.size())).toBe(0);
+    expect(await runInBatch(batchId, (o) => o.toAccount.size())).toBe(0);
     expect(await runInBatch(batchId, (_o, s) => s.storage.getAlarm())).not.toBeNull();
   });
 
@@ -271,7 +271,7 @@ describe("retention: other rows that would grow without bound", () => {
     const { batchId } = await newBatch(apiKey, 3);
     expect(await runInBatch(batchId, (_o, s) => rows(s, "SELECT seq FROM outbox"))).toEqual([]);
     await runInBatch(batchId, (o) => {
-      o.outbox.send = async () => {
+      o.toAccount.send = async () => {
         throw new Error("injected");
       };
     });

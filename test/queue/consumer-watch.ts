@@ -59,7 +59,7 @@ export function watchConsumer() {
  */
 export async function messagesSent(batchId: string): Promise<number> {
   return runInBatch(batchId, (o, state) => {
-    if (o.sends.size() > 0) throw new Error(`${batchId}: sends still waiting in the outbox`);
+    if (o.toQueue.size() > 0) throw new Error(`${batchId}: sends still waiting in the outbox to the queue`);
     return state.storage.sql.exec<{ n: number }>("SELECT coalesce(sum(dispatch_token), 0) AS n FROM items").one().n;
   });
 }

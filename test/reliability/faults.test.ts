@@ -64,7 +64,7 @@ describe("the account object failing deliveries of refunds", () => {
     for (let k = 0; k < 5; k++) await runInBatch(batchId, (o) => o.alarm());
     // Nothing reached the account yet: everything still held.
     expect(await accountStub(accountId).getCredits()).toMatchObject({ reserved: 12, used: 0, refunded: 0 });
-    expect(await runInBatch(batchId, (o) => o.outbox.size())).toBeGreaterThan(0);
+    expect(await runInBatch(batchId, (o) => o.toAccount.size())).toBeGreaterThan(0);
     await evictDurableObject(batchStub(batchId)); // the fault lived in memory: gone with the object
     const { credits } = await expectBooksClosed(apiKey, accountId, [batchId]);
     expect(credits).toMatchObject({ balance: 96, reserved: 0, used: 4, refunded: 8 });

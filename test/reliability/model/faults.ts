@@ -18,10 +18,10 @@ const realSends = new WeakMap<object, Send>();
  */
 export async function breakOutbox(batchId: string, failures: number, replyLost: boolean): Promise<void> {
   await runInBatch(batchId, (o) => {
-    const real = realSends.get(o.outbox) ?? o.outbox.send;
-    realSends.set(o.outbox, real);
+    const real = realSends.get(o.toAccount) ?? o.toAccount.send;
+    realSends.set(o.toAccount, real);
     let left = failures === 0 ? Number.POSITIVE_INFINITY : failures;
-    o.outbox.send = async (events) => {
+    o.toAccount.send = async (events) => {
       if (left <= 0) return real(events);
       left--;
       if (replyLost) await real(events);
@@ -33,9 +33,9 @@ export async function breakOutbox(batchId: string, failures: number, replyLost: 
 
 export async function healOutbox(batchId: string): Promise<void> {
   await runInBatch(batchId, (o) => {
-    const real = realSends.get(o.outbox);
-    if (real) o.outbox.send = real;
-    realSends.delete(o.outbox);
+    const real = realSends.get(o.toAccount);
+    if (real) o.toAccount.send = real;
+    realSends.delete(o.toAccount);
   });
 }
 
