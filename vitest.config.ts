@@ -3,7 +3,11 @@ import { defineConfig } from "vitest/config";
 
 // Tests get a fixed admin token and key MAC secret; production sets them with `wrangler secret put`.
 // A high cap on active batches: tests open many per account (the cap has its own test).
-const bindings = { ADMIN_TOKEN: "test-admin-token", API_KEY_MAC_SECRET: "test-api-key-mac-secret-0123456789abcdef", MAX_ACTIVE_BATCHES: "100000" };
+const bindings = {
+  ADMIN_TOKEN: "test-admin-token",
+  API_KEY_MAC_SECRET: "test-api-key-mac-secret-0123456789abcdef",
+  MAX_ACTIVE_BATCHES: "100000",
+};
 // Tests make many requests (and failed authentications) per key and address in a minute; the
 // 429 paths are tested with injected limiters.
 const high = (namespace_id: string) => ({ namespace_id, simple: { limit: 100_000, period: 60 as const } });
@@ -27,7 +31,12 @@ export default defineConfig({
     projects: [
       {
         // Objects, routes and pure logic. Dispatch is paused: tests drive startItem/completeItem themselves.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...bindings, DISPATCH_PAUSED: "true" }, ratelimits } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ...bindings, DISPATCH_PAUSED: "true" }, ratelimits },
+          }),
+        ],
         test: { name: "unit", include: ["test/{core,http,domain,executor,reliability,ops}/**/*.test.ts"], provide },
       },
       {
@@ -36,7 +45,13 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { ...bindings, DISPATCH_PAUSED: "false", RETRY_BASE_DELAY_MS: "20", FETCH_TIMEOUT_MS: "2000", ACCOUNT_MAX_CONCURRENCY: "3" },
+              bindings: {
+                ...bindings,
+                DISPATCH_PAUSED: "false",
+                RETRY_BASE_DELAY_MS: "20",
+                FETCH_TIMEOUT_MS: "2000",
+                ACCOUNT_MAX_CONCURRENCY: "3",
+              },
               ratelimits,
               // Overrides replace wrangler.toml's consumer settings, so the dead-letter queue is named again.
               queueConsumers: {

@@ -34,7 +34,14 @@ describe("the account object as a hot spot", () => {
     const itemsPerBatch = PER_BATCH * 2 * REPS + IN_OBJECT_EVENTS * REPS;
     const batchIds: string[] = [];
     for (let b = 0; b < BATCHES; b++) {
-      const r = await account.reserveBatch({ total: itemsPerBatch, amount: 2 * itemsPerBatch, wantedSlots: 1, maxActiveBatches: 1_000_000, idempotencyKey: null, requestHash: null });
+      const r = await account.reserveBatch({
+        total: itemsPerBatch,
+        amount: 2 * itemsPerBatch,
+        wantedSlots: 1,
+        maxActiveBatches: 1_000_000,
+        idempotencyKey: null,
+        requestHash: null,
+      });
       if (!r.ok) throw new Error(r.message);
       batchIds.push(r.batchId);
     }
@@ -57,7 +64,11 @@ describe("the account object as a hot spot", () => {
           Promise.all(
             batchIds.map(async (batchId) => {
               const events: AccountEvent[] = Array.from({ length: PER_BATCH }, () => consume(batchId));
-              events.push({ kind: "status", version, snapshot: { status: "running", completed: PER_BATCH, failed: 0, cancelled: 0, finishedAt: null } });
+              events.push({
+                kind: "status",
+                version,
+                snapshot: { status: "running", completed: PER_BATCH, failed: 0, cancelled: 0, finishedAt: null },
+              });
               const applied = await account.applyBatchEvents(batchId, events);
               if (!applied.ok) throw new Error(applied.message);
             }),
@@ -78,16 +89,21 @@ describe("the account object as a hot spot", () => {
         );
         return rate(total, t.ms);
       },
-      authenticate: async () => rate(total, await pool(total, BATCHES, async () => {
-        if (!(await account.authenticate(keyId!, keyHash))) throw new Error("key refused");
-      })),
+      authenticate: async () =>
+        rate(
+          total,
+          await pool(total, BATCHES, async () => {
+            if (!(await account.authenticate(keyId!, keyHash))) throw new Error("key refused");
+          }),
+        ),
     });
     expect(await ledgerRows(accountId, "consume")).toBe(2 * REPS * total);
 
     // Inside the object: one call of IN_OBJECT_EVENTS settlements, beside a bare loop writing as many ledger rows.
     const inObject = await sandwich(
       REPS,
-      async () => rate(IN_OBJECT_EVENTS, (await (await bare("account")).insertLedger(IN_OBJECT_EVENTS, crypto.randomUUID())).ms),
+      async () =>
+        rate(IN_OBJECT_EVENTS, (await (await bare("account")).insertLedger(IN_OBJECT_EVENTS, crypto.randomUUID())).ms),
       {
         apply: async () => {
           const batchId = batchIds[0]!;
@@ -115,12 +131,56 @@ describe("the account object as a hot spot", () => {
 
     const base = `bare 1-row UPDATE RPCs/s, ${BATCHES} callers`;
     const rows: BenchRow[] = [
-      row({ section: "account", what: `ledger writes/s, ${BATCHES} batches x ${PER_BATCH} per call`, value: result.subjects.batched.value, unit: "writes/s", baseline: base, baselineValue: result.baseline, ratio: result.subjects.batched.ratio }),
-      row({ section: "account", what: `ledger writes/s, ${BATCHES} batches, 1 per call`, value: result.subjects.onePerCall.value, unit: "writes/s", baseline: base, baselineValue: result.baseline, ratio: result.subjects.onePerCall.ratio }),
-      row({ section: "account", what: `authenticate/s, ${BATCHES} callers`, value: result.subjects.authenticate.value, unit: "calls/s", baseline: base, baselineValue: result.baseline, ratio: result.subjects.authenticate.ratio, note: "every API request makes one" }),
-      row({ section: "account", what: "account bytes per ledger row", value: ledger.bytes / ledger.rows, unit: "bytes", baseline: "bare ledger bytes per row", baselineValue: bareBytesPerRow, note: `${ledger.rows} rows; 10 GB per object = ${Math.round(10e9 / (ledger.bytes / ledger.rows) / 1e6)}M rows` }),
-      row({ section: "account", what: "ledger writes/s inside the object", value: inObject.subjects.apply.value, unit: "writes/s", baseline: "bare ledger INSERTs/s in a loop", baselineValue: inObject.baseline, ratio: inObject.subjects.apply.ratio }),
+      row({
+        section: "account",
+        what: `ledger writes/s, ${BATCHES} batches x ${PER_BATCH} per call`,
+        value: result.subjects.batched.value,
+        unit: "writes/s",
+        baseline: base,
+        baselineValue: result.baseline,
+        ratio: result.subjects.batched.ratio,
+      }),
+      row({
+        section: "account",
+        what: `ledger writes/s, ${BATCHES} batches, 1 per call`,
+        value: result.subjects.onePerCall.value,
+        unit: "writes/s",
+        baseline: base,
+        baselineValue: result.baseline,
+        ratio: result.subjects.onePerCall.ratio,
+      }),
+      row({
+        section: "account",
+        what: `authenticate/s, ${BATCHES} callers`,
+        value: result.subjects.authenticate.value,
+        unit: "calls/s",
+        baseline: base,
+        baselineValue: result.baseline,
+        ratio: result.subjects.authenticate.ratio,
+        note: "every API request makes one",
+      }),
+      row({
+        section: "account",
+        what: "account bytes per ledger row",
+        value: ledger.bytes / ledger.rows,
+        unit: "bytes",
+        baseline: "bare ledger bytes per row",
+        baselineValue: bareBytesPerRow,
+        note: `${ledger.rows} rows; 10 GB per object = ${Math.round(10e9 / (ledger.bytes / ledger.rows) / 1e6)}M rows`,
+      }),
+      row({
+        section: "account",
+        what: "ledger writes/s inside the object",
+        value: inObject.subjects.apply.value,
+        unit: "writes/s",
+        baseline: "bare ledger INSERTs/s in a loop",
+        baselineValue: inObject.baseline,
+        ratio: inObject.subjects.apply.ratio,
+      }),
     ];
-    task.meta.bench = { rows, details: { batches: BATCHES, perBatch: PER_BATCH, result, inObject, ledger, bareBytesPerRow } };
+    task.meta.bench = {
+      rows,
+      details: { batches: BATCHES, perBatch: PER_BATCH, result, inObject, ledger, bareBytesPerRow },
+    };
   });
 });

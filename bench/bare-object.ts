@@ -56,7 +56,10 @@ export class BareObject extends DurableObject<Env> {
     const t0 = performance.now();
     let rows = 0;
     for (const dispatched of ["IS NULL", "IS NOT NULL"]) {
-      rows += this.sql.exec(`UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at ${dispatched}`, Date.now()).rowsWritten;
+      rows += this.sql.exec(
+        `UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at ${dispatched}`,
+        Date.now(),
+      ).rowsWritten;
     }
     const ms = performance.now() - t0;
     return { ms, rows };
@@ -70,7 +73,10 @@ export class BareObject extends DurableObject<Env> {
         this.sql.exec(
           `INSERT INTO ledger (idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after, created_at)
            VALUES (?, 'consume', 2, ?, ?, 'item completed', 0, 0, ?)`,
-          `${prefix}:${i}`, prefix, String(i), Date.now(),
+          `${prefix}:${i}`,
+          prefix,
+          String(i),
+          Date.now(),
         );
       }
     });

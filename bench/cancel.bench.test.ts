@@ -42,14 +42,25 @@ interface SizeDetails {
 }
 
 describe("cancel cost against batch size", () => {
-  it("1k, 10k and 100k pending items: one account message per cancel, no full-table read, linear growth", async ({ task }) => {
+  it("1k, 10k and 100k pending items: one account message per cancel, no full-table read, linear growth", async ({
+    task,
+  }) => {
     const { accountId, apiKey } = await newAccount();
     const rows: BenchRow[] = [];
     const details: SizeDetails[] = [];
 
     for (const n of SIZES) {
       const list = urls(n);
-      const d: SizeDetails = { items: n, createMs: [], bytesStored: 0, cancelInObjectMs: [], cancelHttpMs: [], bareUpdateMs: [], accountCalls: [], sql: [] };
+      const d: SizeDetails = {
+        items: n,
+        createMs: [],
+        bytesStored: 0,
+        cancelInObjectMs: [],
+        cancelHttpMs: [],
+        bareUpdateMs: [],
+        accountCalls: [],
+        sql: [],
+      };
 
       const fresh = async () => {
         const created = await createBatchRpc(accountId, list);
@@ -83,7 +94,9 @@ describe("cancel cost against batch size", () => {
           },
           http: async () => {
             const batchId = await fresh();
-            const t = await timed(() => call(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) }));
+            const t = await timed(() =>
+              call(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) }),
+            );
             expect(await t.value.json()).toEqual({ status: "cancelled", cancelledItems: n, creditsRefunded: 2 * n });
             d.cancelHttpMs.push(t.ms);
             return t.ms;
@@ -104,20 +117,56 @@ describe("cancel cost against batch size", () => {
       const label = n >= 1000 ? `${n / 1000}k` : String(n);
       const baseName = `bare UPDATE of ${label} item rows`;
       rows.push(
-        row({ section: "cancel", what: `cancel ${label} pending, in batch object`, value: result.subjects.inObject.value, unit: "ms", baseline: baseName, baselineValue: result.baseline, ratio: result.subjects.inObject.ratio, note: "x of the unavoidable UPDATE" }),
-        row({ section: "cancel", what: `cancel ${label} pending, HTTP DELETE`, value: result.subjects.http.value, unit: "ms", baseline: baseName, baselineValue: result.baseline, ratio: result.subjects.http.ratio }),
+        row({
+          section: "cancel",
+          what: `cancel ${label} pending, in batch object`,
+          value: result.subjects.inObject.value,
+          unit: "ms",
+          baseline: baseName,
+          baselineValue: result.baseline,
+          ratio: result.subjects.inObject.ratio,
+          note: "x of the unavoidable UPDATE",
+        }),
+        row({
+          section: "cancel",
+          what: `cancel ${label} pending, HTTP DELETE`,
+          value: result.subjects.http.value,
+          unit: "ms",
+          baseline: baseName,
+          baselineValue: result.baseline,
+          ratio: result.subjects.http.ratio,
+        }),
       );
       if (n === 100_000) {
         const calls = d.accountCalls[0]!;
         rows.push(
-          row({ section: "cancel", what: "account RPCs per cancel (100k)", value: calls.calls, unit: "calls", baseline: "items refunded", baselineValue: n, note: `${calls.byKind.refund} refund event, ${calls.events} events in all` }),
-          row({ section: "cancel", what: "max rows to JS per statement (100k)", value: maxRows, unit: "rows", baseline: "items in the batch", baselineValue: n, note: `${d.sql[0]!.statements} statements; constant in size` }),
+          row({
+            section: "cancel",
+            what: "account RPCs per cancel (100k)",
+            value: calls.calls,
+            unit: "calls",
+            baseline: "items refunded",
+            baselineValue: n,
+            note: `${calls.byKind.refund} refund event, ${calls.events} events in all`,
+          }),
+          row({
+            section: "cancel",
+            what: "max rows to JS per statement (100k)",
+            value: maxRows,
+            unit: "rows",
+            baseline: "items in the batch",
+            baselineValue: n,
+            note: `${d.sql[0]!.statements} statements; constant in size`,
+          }),
         );
       }
     }
 
     // Growth: linear is x10 per step. Compared with how the bare UPDATE itself grows.
-    for (const [a, b] of [[0, 1], [1, 2]] as const) {
+    for (const [a, b] of [
+      [0, 1],
+      [1, 2],
+    ] as const) {
       const from = details[a]!;
       const to = details[b]!;
       const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
@@ -127,7 +176,10 @@ describe("cancel cost against batch size", () => {
         row({
           section: "cancel",
           what: `growth ${from.items / 1000}k -> ${to.items / 1000}k (in object)`,
-          value: growth, unit: "x", baseline: "bare UPDATE growth", baselineValue: bareGrowth,
+          value: growth,
+          unit: "x",
+          baseline: "bare UPDATE growth",
+          baselineValue: bareGrowth,
           note: "linear = x10",
         }),
       );
@@ -155,8 +207,12 @@ describe("cancel cost against batch size", () => {
       row({
         section: "cancel",
         what: "what-if: bare UPDATE 100k with the old items_status index",
-        value: whatIf.subjects.withStatusIndex.value, unit: "ms", baseline: "bare UPDATE of 100k item rows", baselineValue: whatIf.baseline,
-        ratio: whatIf.subjects.withStatusIndex.ratio, note: "what dropping it (batch migration v7) saved",
+        value: whatIf.subjects.withStatusIndex.value,
+        unit: "ms",
+        baseline: "bare UPDATE of 100k item rows",
+        baselineValue: whatIf.baseline,
+        ratio: whatIf.subjects.withStatusIndex.ratio,
+        note: "what dropping it (batch migration v7) saved",
       }),
     );
 

@@ -34,7 +34,13 @@ describe("batch creation", () => {
       };
       if (n <= 10_000) {
         subjects.http = async () => {
-          const t = await timed(() => call("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify({ urls: list }) }));
+          const t = await timed(() =>
+            call("/api/batch/scrape", {
+              method: "POST",
+              headers: keyHeaders(apiKey),
+              body: JSON.stringify({ urls: list }),
+            }),
+          );
           expect(t.value.status).toBe(202);
           await t.value.body?.cancel();
           return t.ms;
@@ -53,11 +59,37 @@ describe("batch creation", () => {
       const label = `${n / 1000}k`;
       const base = `bare insert of ${label} items`;
       if (result.subjects.http) {
-        rows.push(row({ section: "create", what: `create ${label} URLs, HTTP POST`, value: result.subjects.http.value, unit: "ms", baseline: base, baselineValue: result.baseline, ratio: result.subjects.http.ratio }));
+        rows.push(
+          row({
+            section: "create",
+            what: `create ${label} URLs, HTTP POST`,
+            value: result.subjects.http.value,
+            unit: "ms",
+            baseline: base,
+            baselineValue: result.baseline,
+            ratio: result.subjects.http.ratio,
+          }),
+        );
       }
       rows.push(
-        row({ section: "create", what: `create ${label} URLs, RPC (reserve + create)`, value: result.subjects.rpc!.value, unit: "ms", baseline: base, baselineValue: result.baseline, ratio: result.subjects.rpc!.ratio }),
-        row({ section: "create", what: `bytes stored, ${label} URLs`, value: batchBytes, unit: "bytes", baseline: `bare object, same ${label} items`, baselineValue: bareBytes, note: `${Math.round(batchBytes / n)} B/item for ${Math.round(urlBytes / n)} B of URL` }),
+        row({
+          section: "create",
+          what: `create ${label} URLs, RPC (reserve + create)`,
+          value: result.subjects.rpc!.value,
+          unit: "ms",
+          baseline: base,
+          baselineValue: result.baseline,
+          ratio: result.subjects.rpc!.ratio,
+        }),
+        row({
+          section: "create",
+          what: `bytes stored, ${label} URLs`,
+          value: batchBytes,
+          unit: "bytes",
+          baseline: `bare object, same ${label} items`,
+          baselineValue: bareBytes,
+          note: `${Math.round(batchBytes / n)} B/item for ${Math.round(urlBytes / n)} B of URL`,
+        }),
       );
       details.push({ items: n, urlBytes, batchBytes, bareBytes, ...result });
     }

@@ -32,20 +32,63 @@ interface Hostile {
 
 const body = (inner: string) => `<html><head><title>t</title></head><body>${inner}</body></html>`;
 const fill = (unit: string, bytes: number) => unit.repeat(Math.max(1, Math.floor(bytes / unit.length)));
-const TWENTY = Object.fromEntries(["*", "i", "body *", "body i", ":not(b)", "i:not(b)", "*:not(p)", "html *", "html i", "i:first-of-type", "body > i", "div i", "* i", "html > body > i", "i:nth-child(n)", ":not(span)", ":not(em)", ":not(a)", "[class], i", "i, b"].map((s, k) => [`s${k}`, s]));
+const TWENTY = Object.fromEntries(
+  [
+    "*",
+    "i",
+    "body *",
+    "body i",
+    ":not(b)",
+    "i:not(b)",
+    "*:not(p)",
+    "html *",
+    "html i",
+    "i:first-of-type",
+    "body > i",
+    "div i",
+    "* i",
+    "html > body > i",
+    "i:nth-child(n)",
+    ":not(span)",
+    ":not(em)",
+    ":not(a)",
+    "[class], i",
+    "i, b",
+  ].map((s, k) => [`s${k}`, s]),
+);
 
 /** An ordinary article: paragraphs of words with a link and some emphasis. */
-const plainPage = (bytes: number) => body(fill('<p>The river fell to a record low this week, <a href="/news/1">say officials</a>, and <b>farmers</b> are worried.</p>\n', bytes));
+const plainPage = (bytes: number) =>
+  body(
+    fill(
+      '<p>The river fell to a record low this week, <a href="/news/1">say officials</a>, and <b>farmers</b> are worried.</p>\n',
+      bytes,
+    ),
+  );
 
 const HOSTILE: Hostile[] = [
   { name: "many elements", format: "json", page: (n) => body(fill("<i>a</i>", n)) },
   { name: "many elements, 20 selectors", format: "json", selectors: TWENTY, page: (n) => body(fill("<i>a</i>", n)) },
   { name: "em spaces inside bold", format: "markdown", page: (n) => body(`<p><b>x${fill("\u2003", n / 3)}x</b></p>`) },
-  { name: "250 nested divs, `*` selector", format: "json", selectors: { a: "*" }, page: (n) => body(`${"<div>".repeat(250)}<p>${fill("word ", n)}</p>${"</div>".repeat(250)}`) },
+  {
+    name: "250 nested divs, `*` selector",
+    format: "json",
+    selectors: { a: "*" },
+    page: (n) => body(`${"<div>".repeat(250)}<p>${fill("word ", n)}</p>${"</div>".repeat(250)}`),
+  },
   { name: "one long attribute", format: "json", page: (n) => body(`<a href="/${fill("a", n)}">x</a>`) },
   { name: "many entities", format: "markdown", page: (n) => body(`<p>${fill("&amp;&eacute;", n)}</p>`) },
-  { name: "nested quotes with text", format: "markdown", page: (n) => body(fill("<blockquote>quoted text ", n / 2) + "</blockquote>") },
-  { name: "wide table padding every row", format: "markdown", page: (n) => body(`<table><tr>${'<td colspan="50">x</td>'.repeat(200)}</tr>${fill("<tr><td>y</td></tr>", n)}</table>`) },
+  {
+    name: "nested quotes with text",
+    format: "markdown",
+    page: (n) => body(fill("<blockquote>quoted text ", n / 2) + "</blockquote>"),
+  },
+  {
+    name: "wide table padding every row",
+    format: "markdown",
+    page: (n) =>
+      body(`<table><tr>${'<td colspan="50">x</td>'.repeat(200)}</tr>${fill("<tr><td>y</td></tr>", n)}</table>`),
+  },
 ];
 
 /** Extracts with the default limits; answers how it ended ("ok" or the limit passed). */
@@ -91,18 +134,22 @@ describe("extraction of hostile pages", () => {
         const hostile = h.page(bytes);
         const plain = plainPage(hostile.length);
         const ending = await extract(hostile, h.format, h.selectors);
-        const result = await sandwich(REPS, () => ms(plain, h.format), { hostile: () => ms(hostile, h.format, h.selectors) });
+        const result = await sandwich(REPS, () => ms(plain, h.format), {
+          hostile: () => ms(hostile, h.format, h.selectors),
+        });
         details[`${h.name} ${bytes}`] = { ending, result };
-        rows.push(row({
-          section: "extract",
-          what: `${h.name} (${h.format}), ${Math.round(hostile.length / 1000)} kB`,
-          value: result.subjects.hostile.value,
-          unit: "ms",
-          baseline: `plain ${h.format} page, same size`,
-          baselineValue: result.baseline,
-          ratio: result.subjects.hostile.ratio,
-          note: ending,
-        }));
+        rows.push(
+          row({
+            section: "extract",
+            what: `${h.name} (${h.format}), ${Math.round(hostile.length / 1000)} kB`,
+            value: result.subjects.hostile.value,
+            unit: "ms",
+            baseline: `plain ${h.format} page, same size`,
+            baselineValue: result.baseline,
+            ratio: result.subjects.hostile.ratio,
+            note: ending,
+          }),
+        );
       }
     }
     task.meta.bench = { rows, details };
@@ -111,8 +158,18 @@ describe("extraction of hostile pages", () => {
   it("the three reproduced holes, default limits", async ({ task }) => {
     const holes: [string, Format, Record<string, string> | undefined, string][] = [
       ["100,000 <i>a</i> (781 kB), json", "json", undefined, body("<i>a</i>".repeat(100_000))],
-      ["<b>x + 64,000 em spaces + x</b>, markdown", "markdown", undefined, body(`<p><b>x${"\u2003".repeat(64_000)}x</b></p>`)],
-      ["250 nested divs around 400 kB, `*` selector, json", "json", { a: "*" }, body(`${"<div>".repeat(250)}<p>${"word ".repeat(80_000)}</p>${"</div>".repeat(250)}`)],
+      [
+        "<b>x + 64,000 em spaces + x</b>, markdown",
+        "markdown",
+        undefined,
+        body(`<p><b>x${"\u2003".repeat(64_000)}x</b></p>`),
+      ],
+      [
+        "250 nested divs around 400 kB, `*` selector, json",
+        "json",
+        { a: "*" },
+        body(`${"<div>".repeat(250)}<p>${"word ".repeat(80_000)}</p>${"</div>".repeat(250)}`),
+      ],
     ];
     const rows: BenchRow[] = [];
     const details: Record<string, unknown> = {};
@@ -123,8 +180,29 @@ describe("extraction of hostile pages", () => {
       const gap = await longestGap(() => extract(html, format, selectors));
       const plainGap = await longestGap(() => extract(plain, format));
       details[what] = { ending, result, gap, plainGap };
-      rows.push(row({ section: "extract", what: `hole: ${what}`, value: result.subjects.hole.value, unit: "ms", baseline: `plain ${format} page, same size`, baselineValue: result.baseline, ratio: result.subjects.hole.ratio, note: ending }));
-      rows.push(row({ section: "extract", what: `hole: ${what}: longest event-loop wait`, value: gap, unit: "ms", baseline: "the same, plain page", baselineValue: Math.max(plainGap, 0.001), note: "others wait at most this long for a turn" }));
+      rows.push(
+        row({
+          section: "extract",
+          what: `hole: ${what}`,
+          value: result.subjects.hole.value,
+          unit: "ms",
+          baseline: `plain ${format} page, same size`,
+          baselineValue: result.baseline,
+          ratio: result.subjects.hole.ratio,
+          note: ending,
+        }),
+      );
+      rows.push(
+        row({
+          section: "extract",
+          what: `hole: ${what}: longest event-loop wait`,
+          value: gap,
+          unit: "ms",
+          baseline: "the same, plain page",
+          baselineValue: Math.max(plainGap, 0.001),
+          note: "others wait at most this long for a turn",
+        }),
+      );
     }
     expect(rows.length).toBe(6);
     task.meta.bench = { rows, details };

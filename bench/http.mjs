@@ -34,7 +34,16 @@ const CANCEL_BATCH_URLS = 10;
 /** The second set of cancels spreads its batches over this many accounts. */
 const ACCOUNTS = CONNECTIONS;
 /** Single cancels of big batches through HTTP (created through HTTP too). */
-const BIG = QUICK ? [[1_000, 1], [10_000, 1]] : [[1_000, 3], [10_000, 3], [100_000, 1]];
+const BIG = QUICK
+  ? [
+      [1_000, 1],
+      [10_000, 1],
+    ]
+  : [
+      [1_000, 3],
+      [10_000, 3],
+      [100_000, 1],
+    ];
 /**
  * Where wrangler keeps the objects' SQLite files. Locally every commit is a write to a
  * file, and on this VM's disk that fsync, not the code, decided the write paths' figures
@@ -75,7 +84,10 @@ const tail = (n) => wrangler.log.filter((line) => line.trim()).slice(-n);
 async function benchConfig(dir) {
   const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
   const path = join(dir, "wrangler.toml");
-  await writeFile(path, toml.replace(/^(simple\s*=\s*\{\s*limit\s*=\s*)\d+/gm, (_, head) => `${head}${1_000_000_000}`));
+  await writeFile(
+    path,
+    toml.replace(/^(simple\s*=\s*\{\s*limit\s*=\s*)\d+/gm, (_, head) => `${head}${1_000_000_000}`),
+  );
   return path;
 }
 
@@ -132,7 +144,13 @@ function must(cond, what, detail) {
 
 /** One autocannon run; returns rps and latency percentiles (ms) and the non-2xx count. */
 async function cannon(name, { path = "/", ...opts }) {
-  const result = await autocannon({ url: `${base}${path}`, connections: CONNECTIONS, timeout: 30, ...(opts.amount ? {} : { duration: DURATION_S }), ...opts });
+  const result = await autocannon({
+    url: `${base}${path}`,
+    connections: CONNECTIONS,
+    timeout: 30,
+    ...(opts.amount ? {} : { duration: DURATION_S }),
+    ...opts,
+  });
   const out = {
     name,
     rps: result.requests.average,
@@ -144,14 +162,19 @@ async function cannon(name, { path = "/", ...opts }) {
     timeouts: result.timeouts,
     statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])),
   };
-  log(`${name}: ${out.rps.toFixed(0)} req/s, p50 ${out.p50} ms, p99 ${out.p99} ms (${out.requests} requests, ${out.non2xx} non-2xx, ${out.errors} errors)`);
+  log(
+    `${name}: ${out.rps.toFixed(0)} req/s, p50 ${out.p50} ms, p99 ${out.p99} ms (${out.requests} requests, ${out.non2xx} non-2xx, ${out.errors} errors)`,
+  );
   return out;
 }
 
 const hello = (tag) => cannon(`hello ${tag}`, { method: "GET", path: HELLO });
 
 async function createBatch(key, n, extra = {}) {
-  const urls = Array.from({ length: n }, (_, i) => `https://www.example.com/catalogue/http-bench/products/item-${i}?ref=bench`);
+  const urls = Array.from(
+    { length: n },
+    (_, i) => `https://www.example.com/catalogue/http-bench/products/item-${i}?ref=bench`,
+  );
   const res = await api("POST", "/api/batch/scrape", { headers: key, body: { urls, ...extra } });
   must(res.status === 202, `create a ${n}-URL batch`, res);
   return res.body.batchId;
@@ -191,7 +214,14 @@ async function main() {
     logDir: join(workDir, "logs"),
     // Nothing dispatched; room for the big batches, and for the hundreds of batches the
     // cancel runs keep pending on one account at once.
-    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), DISPATCH_PAUSED: "true", MAX_URLS_PER_BATCH: "100000", MAX_BODY_BYTES: "20000000", MAX_ACTIVE_BATCHES: "100000" },
+    vars: {
+      ADMIN_TOKEN: adminToken,
+      API_KEY_MAC_SECRET: randomBytes(32).toString("hex"),
+      DISPATCH_PAUSED: "true",
+      MAX_URLS_PER_BATCH: "100000",
+      MAX_BODY_BYTES: "20000000",
+      MAX_ACTIVE_BATCHES: "100000",
+    },
   });
   log(`wrangler dev on ${base} (process group ${wrangler.pgid}, state in ${workDir})`);
 
@@ -200,24 +230,39 @@ async function main() {
   while (!ready && Date.now() < deadline) {
     const exited = await Promise.race([wrangler.exited, sleep(250).then(() => null)]);
     if (exited) throw new Error(`wrangler exited early (${JSON.stringify(exited)}): ${tail(20).join("\n")}`);
-    ready = await fetch(`${base}${HELLO}`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    ready = await fetch(`${base}${HELLO}`, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
   }
   must(ready, `wrangler answers ${HELLO} within ${BOUNDS.ready / 1000} s`, tail(20).join("\n"));
 
-  const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "http-bench", credits: 1_000_000_000 } });
+  const acct = await api("POST", "/admin/accounts", {
+    headers: { authorization: `Bearer ${adminToken}` },
+    body: { name: "http-bench", credits: 1_000_000_000 },
+  });
   must(acct.status === 201, "create the bench account", acct);
   const key = { "x-api-key": acct.body.apiKey };
   const statusBatch = await createBatch(key, 100);
 
   // Warm-up (module compile, objects' first wake), not reported.
   await autocannon({ url: `${base}${HELLO}`, connections: CONNECTIONS, duration: 1 });
-  await autocannon({ url: `${base}/api/batch/scrape/${statusBatch}`, connections: CONNECTIONS, duration: 1, headers: key });
+  await autocannon({
+    url: `${base}/api/batch/scrape/${statusBatch}`,
+    connections: CONNECTIONS,
+    duration: 1,
+    headers: key,
+  });
 
   const runs = {};
   runs.hello1 = await hello(1);
   runs.healthz = await cannon("GET /healthz", { method: "GET", path: "/healthz" });
   runs.hello2 = await hello(2);
-  runs.status = await cannon("GET /api/batch/scrape/:id", { method: "GET", path: `/api/batch/scrape/${statusBatch}`, headers: key });
+  runs.status = await cannon("GET /api/batch/scrape/:id", {
+    method: "GET",
+    path: `/api/batch/scrape/${statusBatch}`,
+    headers: key,
+  });
   runs.hello3 = await hello(3);
 
   // Cancels are one-shot: make the batches first. Half on the bench account, where most
@@ -227,18 +272,28 @@ async function main() {
   // wakes nobody. The difference is what the slot wake-ups cost.
   const others = [];
   for (let a = 0; a < ACCOUNTS; a++) {
-    const r = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: `http-bench-${a}`, credits: 1_000_000_000 } });
+    const r = await api("POST", "/admin/accounts", {
+      headers: { authorization: `Bearer ${adminToken}` },
+      body: { name: `http-bench-${a}`, credits: 1_000_000_000 },
+    });
     must(r.status === 201, "create a spread account", r);
     others.push({ "x-api-key": r.body.apiKey });
   }
-  log(`creating ${CANCELS} batches of ${CANCEL_BATCH_URLS} URLs on one account, and ${CANCELS} over ${ACCOUNTS} accounts`);
+  log(
+    `creating ${CANCELS} batches of ${CANCEL_BATCH_URLS} URLs on one account, and ${CANCELS} over ${ACCOUNTS} accounts`,
+  );
   let createStart = Date.now();
   const oneAccount = await pool(CANCELS, CONNECTIONS, () => createBatch(key, CANCEL_BATCH_URLS));
   const createRps = CANCELS / ((Date.now() - createStart) / 1000);
   createStart = Date.now();
-  const spread = await pool(CANCELS, CONNECTIONS, async (i) => ({ key: others[i % ACCOUNTS], id: await createBatch(others[i % ACCOUNTS], CANCEL_BATCH_URLS, { maxConcurrency: 1 }) }));
+  const spread = await pool(CANCELS, CONNECTIONS, async (i) => ({
+    key: others[i % ACCOUNTS],
+    id: await createBatch(others[i % ACCOUNTS], CANCEL_BATCH_URLS, { maxConcurrency: 1 }),
+  }));
   const createSpreadRps = CANCELS / ((Date.now() - createStart) / 1000);
-  log(`created: ${createRps.toFixed(0)} batches/s on one account, ${createSpreadRps.toFixed(0)} batches/s over ${ACCOUNTS}`);
+  log(
+    `created: ${createRps.toFixed(0)} batches/s on one account, ${createSpreadRps.toFixed(0)} batches/s over ${ACCOUNTS}`,
+  );
 
   runs.hello4 = await hello(4);
   let next = 0;
@@ -289,28 +344,91 @@ async function main() {
   const around = (a, b) => ({ rps: (a.rps + b.rps) / 2, p50: (a.p50 + b.p50) / 2, p99: (a.p99 + b.p99) / 2 });
   const rows = [];
   const add = (what, run, h) => {
-    const codes = Object.entries(run.statusCodes ?? {}).filter(([c]) => !c.startsWith("2")).map(([c, n]) => `${n}x ${c}`).join(", ");
+    const codes = Object.entries(run.statusCodes ?? {})
+      .filter(([c]) => !c.startsWith("2"))
+      .map(([c, n]) => `${n}x ${c}`)
+      .join(", ");
     const note = run.non2xx > 0 || run.errors > 0 ? `non-2xx: ${codes || run.non2xx}; ${run.errors} errors` : undefined;
     rows.push(
-      { section: "http", what: `${what} req/s`, value: run.rps, unit: "req/s", baseline: "hello req/s", baselineValue: h.rps, ratio: run.rps / h.rps, ...(note ? { note } : {}) },
-      { section: "http", what: `${what} p50`, value: run.p50, unit: "ms", baseline: "hello p50", baselineValue: h.p50, ratio: run.p50 / h.p50 },
-      { section: "http", what: `${what} p99`, value: run.p99, unit: "ms", baseline: "hello p99", baselineValue: h.p99, ratio: run.p99 / h.p99 },
+      {
+        section: "http",
+        what: `${what} req/s`,
+        value: run.rps,
+        unit: "req/s",
+        baseline: "hello req/s",
+        baselineValue: h.rps,
+        ratio: run.rps / h.rps,
+        ...(note ? { note } : {}),
+      },
+      {
+        section: "http",
+        what: `${what} p50`,
+        value: run.p50,
+        unit: "ms",
+        baseline: "hello p50",
+        baselineValue: h.p50,
+        ratio: run.p50 / h.p50,
+      },
+      {
+        section: "http",
+        what: `${what} p99`,
+        value: run.p99,
+        unit: "ms",
+        baseline: "hello p99",
+        baselineValue: h.p99,
+        ratio: run.p99 / h.p99,
+      },
     );
   };
-  rows.push({ section: "http", what: `GET ${HELLO} req/s (the baseline)`, value: runs.hello1.rps, unit: "req/s", baseline: "hello, last run", baselineValue: runs.hello7.rps, ratio: runs.hello1.rps / runs.hello7.rps, note: `${CONNECTIONS} connections; drift first/last run` });
+  rows.push({
+    section: "http",
+    what: `GET ${HELLO} req/s (the baseline)`,
+    value: runs.hello1.rps,
+    unit: "req/s",
+    baseline: "hello, last run",
+    baselineValue: runs.hello7.rps,
+    ratio: runs.hello1.rps / runs.hello7.rps,
+    note: `${CONNECTIONS} connections; drift first/last run`,
+  });
   add("GET /healthz", runs.healthz, around(runs.hello1, runs.hello2));
   add("GET batch status", runs.status, around(runs.hello2, runs.hello3));
   add("DELETE (10 items), batches waiting for slots", runs.cancel, around(runs.hello4, runs.hello5));
   add(`DELETE (10 items), none waiting, ${ACCOUNTS} accounts`, runs.cancelSpread, around(runs.hello5, runs.hello6));
   const h3 = around(runs.hello3, runs.hello4);
   rows.push(
-    { section: "http", what: "POST create (10 URLs), one account", value: createRps, unit: "req/s", baseline: "hello req/s", baselineValue: h3.rps, ratio: createRps / h3.rps, note: `${CONNECTIONS} in flight` },
-    { section: "http", what: `POST create (10 URLs), ${ACCOUNTS} accounts, none waiting`, value: createSpreadRps, unit: "req/s", baseline: "hello req/s", baselineValue: h3.rps, ratio: createSpreadRps / h3.rps, note: `${CONNECTIONS} in flight` },
+    {
+      section: "http",
+      what: "POST create (10 URLs), one account",
+      value: createRps,
+      unit: "req/s",
+      baseline: "hello req/s",
+      baselineValue: h3.rps,
+      ratio: createRps / h3.rps,
+      note: `${CONNECTIONS} in flight`,
+    },
+    {
+      section: "http",
+      what: `POST create (10 URLs), ${ACCOUNTS} accounts, none waiting`,
+      value: createSpreadRps,
+      unit: "req/s",
+      baseline: "hello req/s",
+      baselineValue: h3.rps,
+      ratio: createSpreadRps / h3.rps,
+      note: `${CONNECTIONS} in flight`,
+    },
   );
   const h67 = around(runs.hello6, runs.hello7);
   for (const b of big) {
     const label = `${b.items / 1000}k`;
-    rows.push({ section: "http", what: `DELETE batch (${label} items), one at a time`, value: median(b.ms), unit: "ms", baseline: "hello p50", baselineValue: h67.p50, ratio: median(b.ms) / h67.p50 });
+    rows.push({
+      section: "http",
+      what: `DELETE batch (${label} items), one at a time`,
+      value: median(b.ms),
+      unit: "ms",
+      baseline: "hello p50",
+      baselineValue: h67.p50,
+      ratio: median(b.ms) / h67.p50,
+    });
   }
   return { rows, details: { connections: CONNECTIONS, durationS: DURATION_S, stateDir: STATE_BASE, runs, big } };
 }

@@ -73,7 +73,12 @@ process.on("exit", () => {
 
 function formatValue(value, unit) {
   if (value === null || value === undefined || Number.isNaN(value)) return "n/a";
-  if (unit === "bytes") return value >= 1e6 ? `${(value / 1e6).toFixed(1)} MB` : value >= 1e4 ? `${(value / 1e3).toFixed(0)} kB` : `${value.toFixed(0)} B`;
+  if (unit === "bytes")
+    return value >= 1e6
+      ? `${(value / 1e6).toFixed(1)} MB`
+      : value >= 1e4
+        ? `${(value / 1e3).toFixed(0)} kB`
+        : `${value.toFixed(0)} B`;
   const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
   const n = value.toLocaleString("en-US", { minimumFractionDigits: 0, maximumFractionDigits: digits });
   return unit === "x" ? `${n}x` : `${n} ${unit}`;
@@ -86,18 +91,34 @@ function formatRatio(ratio) {
 }
 
 function table(rows) {
-  const cells = rows.map((r) => [r.section, r.what, formatValue(r.value, r.unit), r.baseline, formatValue(r.baselineValue, r.unit === "x" ? "x" : r.unit), formatRatio(r.ratio), r.note ?? ""]);
+  const cells = rows.map((r) => [
+    r.section,
+    r.what,
+    formatValue(r.value, r.unit),
+    r.baseline,
+    formatValue(r.baselineValue, r.unit === "x" ? "x" : r.unit),
+    formatRatio(r.ratio),
+    r.note ?? "",
+  ]);
   const head = ["section", "measure", "value", "baseline (same run)", "baseline", "ratio", "note"];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => String(c[i]).length)));
-  const line = (c) => c.map((v, i) => (i === 2 || i === 4 || i === 5 ? String(v).padStart(widths[i]) : String(v).padEnd(widths[i]))).join("  ");
+  const line = (c) =>
+    c
+      .map((v, i) => (i === 2 || i === 4 || i === 5 ? String(v).padStart(widths[i]) : String(v).padEnd(widths[i])))
+      .join("  ");
   return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...cells.map(line)].join("\n");
 }
 
 function markdown(rows) {
   const esc = (s) => String(s).replace(/\|/g, "\\|");
-  const out = ["| section | measure | value | baseline (same run) | baseline | ratio | note |", "| --- | --- | ---: | --- | ---: | ---: | --- |"];
+  const out = [
+    "| section | measure | value | baseline (same run) | baseline | ratio | note |",
+    "| --- | --- | ---: | --- | ---: | ---: | --- |",
+  ];
   for (const r of rows) {
-    out.push(`| ${[r.section, r.what, formatValue(r.value, r.unit), r.baseline, formatValue(r.baselineValue, r.unit), formatRatio(r.ratio), r.note ?? ""].map(esc).join(" | ")} |`);
+    out.push(
+      `| ${[r.section, r.what, formatValue(r.value, r.unit), r.baseline, formatValue(r.baselineValue, r.unit), formatRatio(r.ratio), r.note ?? ""].map(esc).join(" | ")} |`,
+    );
   }
   return out.join("\n");
 }
@@ -105,7 +126,8 @@ function markdown(rows) {
 function git() {
   try {
     const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim().length > 0;
+    const dirty =
+      execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim().length > 0;
     return { commit, srcDirty: dirty };
   } catch {
     return null;
@@ -125,7 +147,16 @@ try {
     const report = join(work, "vitest.json");
     const code = await run(
       "objects (workerd)",
-      [join(ROOT, "node_modules", "vitest", "vitest.mjs"), "run", "--silent", "--config", "bench/vitest.bench.config.ts", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`],
+      [
+        join(ROOT, "node_modules", "vitest", "vitest.mjs"),
+        "run",
+        "--silent",
+        "--config",
+        "bench/vitest.bench.config.ts",
+        "--reporter=default",
+        "--reporter=json",
+        `--outputFile.json=${report}`,
+      ],
       LIMITS.objects,
     );
     if (code !== 0) failures.push(`objects bench exited with ${code}`);
@@ -133,7 +164,8 @@ try {
       const json = JSON.parse(await readFile(report, "utf8"));
       for (const file of json.testResults) {
         for (const test of file.assertionResults) {
-          if (test.status !== "passed") failures.push(`${test.fullName}: ${test.status} ${test.failureMessages?.[0]?.split("\n")[0] ?? ""}`);
+          if (test.status !== "passed")
+            failures.push(`${test.fullName}: ${test.status} ${test.failureMessages?.[0]?.split("\n")[0] ?? ""}`);
           const bench = test.meta?.bench;
           if (!bench) continue;
           rows.push(...bench.rows);
@@ -146,7 +178,11 @@ try {
   }
   if (only === null || only === "http") {
     const out = join(work, "http.json");
-    const code = await run("http (wrangler dev)", [join(ROOT, "bench", "http.mjs"), "--json", out, ...(quick ? ["--quick"] : [])], LIMITS.http);
+    const code = await run(
+      "http (wrangler dev)",
+      [join(ROOT, "bench", "http.mjs"), "--json", out, ...(quick ? ["--quick"] : [])],
+      LIMITS.http,
+    );
     if (code !== 0) failures.push(`http bench exited with ${code}`);
     try {
       const json = JSON.parse(await readFile(out, "utf8"));
@@ -165,7 +201,13 @@ rows.sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section));
 const result = {
   date: new Date().toISOString(),
   git: git(),
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    node: process.version,
+    loadavgBefore: loadBefore,
+    loadavgAfter: loadavg(),
+  },
   durationS: Math.round((Date.now() - started) / 1000),
   partial: only,
   failures,
@@ -173,7 +215,9 @@ const result = {
   details,
 };
 
-console.log(`\nBench ${result.date} (${result.git?.commit ?? "?"}${result.git?.srcDirty ? ", src modified" : ""}), ${result.durationS} s, load ${loadBefore.map((l) => l.toFixed(1)).join(" ")}`);
+console.log(
+  `\nBench ${result.date} (${result.git?.commit ?? "?"}${result.git?.srcDirty ? ", src modified" : ""}), ${result.durationS} s, load ${loadBefore.map((l) => l.toFixed(1)).join(" ")}`,
+);
 console.log("Every ratio is value / baseline, both measured in this run (times: >1 is slower; rates: <1 is slower).\n");
 console.log(table(rows));
 if (failures.length > 0) console.log(`\nProblems:\n${failures.map((f) => `  - ${f}`).join("\n")}`);
@@ -184,7 +228,10 @@ const body = JSON.stringify(result, null, 2);
 await writeFile(join(RESULTS, `${stamp}.json`), body);
 if (only === null) {
   await writeFile(join(RESULTS, "latest.json"), body);
-  await writeFile(join(RESULTS, "latest.md"), `Bench of ${result.date} (${result.git?.commit ?? "?"}), ${result.machine.cpus} cores, ${result.durationS} s.\n\n${markdown(rows)}\n`);
+  await writeFile(
+    join(RESULTS, "latest.md"),
+    `Bench of ${result.date} (${result.git?.commit ?? "?"}), ${result.machine.cpus} cores, ${result.durationS} s.\n\n${markdown(rows)}\n`,
+  );
 }
 console.log(`\nWritten: bench/results/${stamp}.json${only === null ? ", latest.json, latest.md" : ""}`);
 process.exit(failures.length > 0 ? 1 : 0);

@@ -76,17 +76,57 @@ describe("the account's slot cap under many waiting batches", () => {
     const small = await claimRowsRead(accountId, batchIds[1]!, 1_000);
     const batchesSmall = (await account.slotUsage()).batches.length;
     for (let i = 0; i < 960; i++) {
-      const r = await account.reserveBatch({ total: 1, amount: 2, wantedSlots: 1, maxActiveBatches: 1_000_000, idempotencyKey: null, requestHash: null });
+      const r = await account.reserveBatch({
+        total: 1,
+        amount: 2,
+        wantedSlots: 1,
+        maxActiveBatches: 1_000_000,
+        idempotencyKey: null,
+        requestHash: null,
+      });
       if (!r.ok) throw new Error(r.message);
     }
     const big = await claimRowsRead(accountId, batchIds[2]!, 1_000);
     const batchesBig = (await account.slotUsage()).batches.length;
 
     const rows: BenchRow[] = [
-      row({ section: "account", what: "batches woken after one batch frees its slots", value: afterCancel, unit: "pumps", baseline: "slots freed", baselineValue: freed, note: `${waiting} batches waiting; each pump is a claimSlots RPC back when dispatch runs` }),
-      row({ section: "account", what: "batches woken by an alarm that freed nothing", value: idleAlarm, unit: "pumps", baseline: "batches waiting", baselineValue: waiting }),
-      row({ section: "account", what: `rows read by one slot claim, ${batchesBig} batches`, value: big, unit: "rows", baseline: `same, ${batchesSmall} batches`, baselineValue: small, note: "flat when it reads only batches that hold or wait for slots" }),
+      row({
+        section: "account",
+        what: "batches woken after one batch frees its slots",
+        value: afterCancel,
+        unit: "pumps",
+        baseline: "slots freed",
+        baselineValue: freed,
+        note: `${waiting} batches waiting; each pump is a claimSlots RPC back when dispatch runs`,
+      }),
+      row({
+        section: "account",
+        what: "batches woken by an alarm that freed nothing",
+        value: idleAlarm,
+        unit: "pumps",
+        baseline: "batches waiting",
+        baselineValue: waiting,
+      }),
+      row({
+        section: "account",
+        what: `rows read by one slot claim, ${batchesBig} batches`,
+        value: big,
+        unit: "rows",
+        baseline: `same, ${batchesSmall} batches`,
+        baselineValue: small,
+        note: "flat when it reads only batches that hold or wait for slots",
+      }),
     ];
-    task.meta.bench = { rows, details: { holding: holding.length, waiting, freed, afterCancel, idleAlarm, claimRowsRead: { [batchesSmall]: small, [batchesBig]: big } } };
+    task.meta.bench = {
+      rows,
+      details: {
+        holding: holding.length,
+        waiting,
+        freed,
+        afterCancel,
+        idleAlarm,
+        claimRowsRead: { [batchesSmall]: small, [batchesBig]: big },
+      },
+    };
   });
 });

@@ -62,11 +62,38 @@ describe("cancel latency during a start storm", () => {
       const busy = stats(stormMs);
       const queued = stats(ahead);
       const perStartMs = Math.max(0, busy.p50 - idle.p50) / Math.max(1, queued.p50);
-      details.push({ storm, total, idle, busy, startsAheadOfCancel: queued, perQueuedStartMs: perStartMs, idleMs, stormMs, ahead, stormWallMs });
+      details.push({
+        storm,
+        total,
+        idle,
+        busy,
+        startsAheadOfCancel: queued,
+        perQueuedStartMs: perStartMs,
+        idleMs,
+        stormMs,
+        ahead,
+        stormWallMs,
+      });
       const base = `idle cancel, ${total} items`;
       rows.push(
-        row({ section: "storm", what: `cancel p50, storm of ${storm} starts`, value: busy.p50, unit: "ms", baseline: `${base} p50`, baselineValue: idle.p50, note: `${queued.p50} starts ahead (max ${queued.max})` }),
-        row({ section: "storm", what: `cancel p99, storm of ${storm} starts`, value: busy.p99, unit: "ms", baseline: `${base} p99`, baselineValue: idle.p99, note: `${perStartMs.toFixed(2)} ms per start ahead` }),
+        row({
+          section: "storm",
+          what: `cancel p50, storm of ${storm} starts`,
+          value: busy.p50,
+          unit: "ms",
+          baseline: `${base} p50`,
+          baselineValue: idle.p50,
+          note: `${queued.p50} starts ahead (max ${queued.max})`,
+        }),
+        row({
+          section: "storm",
+          what: `cancel p99, storm of ${storm} starts`,
+          value: busy.p99,
+          unit: "ms",
+          baseline: `${base} p99`,
+          baselineValue: idle.p99,
+          note: `${perStartMs.toFixed(2)} ms per start ahead`,
+        }),
       );
     }
 

@@ -43,7 +43,14 @@ export interface Stats {
 export function stats(samples: number[]): Stats {
   const s = [...samples].sort((a, b) => a - b);
   const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-  return { n: s.length, min: s[0] ?? NaN, p50: at(50), p99: at(99), max: s[s.length - 1] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / s.length };
+  return {
+    n: s.length,
+    min: s[0] ?? NaN,
+    p50: at(50),
+    p99: at(99),
+    max: s[s.length - 1] ?? NaN,
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+  };
 }
 
 export function median(samples: number[]): number {
@@ -62,7 +69,11 @@ export async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; 
  * machines drift by 2-3x within a minute; pairing cancels most of it. With several
  * subjects they take turns (B S1 B S2 B S1 B S2 … B), each still between two baselines.
  */
-export async function sandwich<K extends string>(reps: number, baseline: () => Promise<number>, subjects: Record<K, () => Promise<number>>) {
+export async function sandwich<K extends string>(
+  reps: number,
+  baseline: () => Promise<number>,
+  subjects: Record<K, () => Promise<number>>,
+) {
   const names = Object.keys(subjects) as K[];
   const base = [await baseline()];
   const runs = {} as Record<K, { runs: number[]; ratios: number[] }>;
@@ -78,7 +89,8 @@ export async function sandwich<K extends string>(reps: number, baseline: () => P
     }
   }
   const out = {} as Record<K, { value: number; ratio: number; runs: number[] }>;
-  for (const name of names) out[name] = { value: median(runs[name].runs), ratio: median(runs[name].ratios), runs: runs[name].runs };
+  for (const name of names)
+    out[name] = { value: median(runs[name].runs), ratio: median(runs[name].ratios), runs: runs[name].runs };
   return { baseline: median(base), baselineRuns: base, subjects: out };
 }
 
@@ -147,35 +159,55 @@ export function batchStub(batchId: string): DurableObjectStub<BatchObject> {
  * Creates a batch through the objects' RPC, as the create route does (reserve at the
  * account, then create in the batch object), without the 3-4 MB JSON body of a 100k batch.
  */
-export async function createBatchRpc(accountId: string, batchUrls: string[]): Promise<{ batchId: string; reserveMs: number; createMs: number }> {
-  const reserve = await timed(async () =>
-    await accountStub(accountId).reserveBatch({
-      total: batchUrls.length,
-      amount: batchUrls.length * 2,
-      wantedSlots: Math.min(batchUrls.length, 5),
-      maxActiveBatches: 1_000_000,
-      idempotencyKey: null,
-      requestHash: null,
-    }),
+export async function createBatchRpc(
+  accountId: string,
+  batchUrls: string[],
+): Promise<{ batchId: string; reserveMs: number; createMs: number }> {
+  const reserve = await timed(
+    async () =>
+      await accountStub(accountId).reserveBatch({
+        total: batchUrls.length,
+        amount: batchUrls.length * 2,
+        wantedSlots: Math.min(batchUrls.length, 5),
+        maxActiveBatches: 1_000_000,
+        idempotencyKey: null,
+        requestHash: null,
+      }),
   );
   const r = reserve.value;
   if (!r.ok) throw new Error(`reserve refused: ${r.message}`);
-  const create = await timed(async () =>
-    await batchStub(r.batchId).create({
-      batchId: r.batchId, accountId, holdKey: r.holdKey, urls: batchUrls,
-      output: "json", selectors: null, maxConcurrency: 5, creditsPerItem: 2, slotsGranted: r.slotsGranted,
-    }),
+  const create = await timed(
+    async () =>
+      await batchStub(r.batchId).create({
+        batchId: r.batchId,
+        accountId,
+        holdKey: r.holdKey,
+        urls: batchUrls,
+        output: "json",
+        selectors: null,
+        maxConcurrency: 5,
+        creditsPerItem: 2,
+        slotsGranted: r.slotsGranted,
+      }),
   );
   if (!create.value.ok) throw new Error(`create refused: ${create.value.message}`);
   return { batchId: r.batchId, reserveMs: reserve.ms, createMs: create.ms };
 }
 
-export function runInBatch<R>(batchId: string, fn: (o: BatchObject, state: DurableObjectState) => R | Promise<R>): Promise<R> {
+export function runInBatch<R>(
+  batchId: string,
+  fn: (o: BatchObject, state: DurableObjectState) => R | Promise<R>,
+): Promise<R> {
   return runInDurableObject(batchStub(batchId), fn);
 }
 
 export async function itemIdsOf(batchId: string): Promise<string[]> {
-  return runInBatch(batchId, (_o, s) => s.storage.sql.exec<{ id: string }>("SELECT id FROM items ORDER BY idx").toArray().map((r) => r.id));
+  return runInBatch(batchId, (_o, s) =>
+    s.storage.sql
+      .exec<{ id: string }>("SELECT id FROM items ORDER BY idx")
+      .toArray()
+      .map((r) => r.id),
+  );
 }
 
 export async function databaseSize(batchId: string): Promise<number> {
@@ -183,8 +215,10 @@ export async function databaseSize(batchId: string): Promise<number> {
 }
 
 export async function ledgerRows(accountId: string, kind: string): Promise<number> {
-  return runInDurableObject(accountStub(accountId), (_o: AccountObject, s) =>
-    s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM ledger WHERE kind = ?", kind).one().n,
+  return runInDurableObject(
+    accountStub(accountId),
+    (_o: AccountObject, s) =>
+      s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM ledger WHERE kind = ?", kind).one().n,
   );
 }
 
@@ -199,7 +233,10 @@ export interface AccountCalls {
 }
 
 /** Wraps the live BatchObject's `accountStub` (a field for this purpose) to count applyBatchEvents calls and events. */
-export async function watchAccountCalls(batchId: string, counts: AccountCalls = { calls: 0, events: 0, byKind: {}, ms: 0 }): Promise<AccountCalls> {
+export async function watchAccountCalls(
+  batchId: string,
+  counts: AccountCalls = { calls: 0, events: 0, byKind: {}, ms: 0 },
+): Promise<AccountCalls> {
   await runInBatch(batchId, (o) => {
     const real = o.accountStub;
     o.accountStub = (id) =>
@@ -243,7 +280,9 @@ export interface SqlCounts {
 export function startSqlProbe(sql: SqlStorage): { stop(): SqlCounts } {
   const counts: SqlCounts = { statements: 0, rowsToJs: 0, maxRowsToJs: 0, rowsRead: 0, rowsWritten: 0, top: [] };
   const cursors: { query: string; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
-  const target = sql as unknown as { exec: (query: string, ...binds: SqlStorageValue[]) => SqlStorageCursor<Record<string, SqlStorageValue>> };
+  const target = sql as unknown as {
+    exec: (query: string, ...binds: SqlStorageValue[]) => SqlStorageCursor<Record<string, SqlStorageValue>>;
+  };
   const real = target.exec;
   target.exec = function (this: SqlStorage, query: string, ...binds: SqlStorageValue[]) {
     counts.statements++;

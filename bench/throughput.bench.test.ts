@@ -87,21 +87,30 @@ describe("item throughput of one batch object", () => {
     const consumerPairs = async (batch: string[]) => {
       let next = 0;
       const t0 = performance.now();
-      await Promise.all(Array.from({ length: IN_FLIGHT / QUEUE_BATCH }, async () => {
-        while (next < batch.length) {
-          const group = batch.slice(next, (next += QUEUE_BATCH));
-          const leases = await stub.startItems(group.map((itemId) => ({ itemId })));
-          groupCalls++;
-          const reporter = new SettleReporter((reports) => (groupCalls++, stub.settleItems(reports)));
-          await Promise.all(group.map(async (itemId, i) => {
-            const lease = leases[i]!;
-            if (lease.action !== "run") throw new Error(`not started: ${lease.reason}`);
-            const done = await reporter.report({ itemId, attempt: lease.attempt, outcome: "completed", result: RESULT });
-            if (done.outcome !== "settled") throw new Error(`not settled: ${done.outcome}`);
-            if (++completed % PUMP_EVERY === 0) await runInBatch(batchId, (o) => o.alarm());
-          }));
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: IN_FLIGHT / QUEUE_BATCH }, async () => {
+          while (next < batch.length) {
+            const group = batch.slice(next, (next += QUEUE_BATCH));
+            const leases = await stub.startItems(group.map((itemId) => ({ itemId })));
+            groupCalls++;
+            const reporter = new SettleReporter((reports) => (groupCalls++, stub.settleItems(reports)));
+            await Promise.all(
+              group.map(async (itemId, i) => {
+                const lease = leases[i]!;
+                if (lease.action !== "run") throw new Error(`not started: ${lease.reason}`);
+                const done = await reporter.report({
+                  itemId,
+                  attempt: lease.attempt,
+                  outcome: "completed",
+                  result: RESULT,
+                });
+                if (done.outcome !== "settled") throw new Error(`not settled: ${done.outcome}`);
+                if (++completed % PUMP_EVERY === 0) await runInBatch(batchId, (o) => o.alarm());
+              }),
+            );
+          }
+        }),
+      );
       return performance.now() - t0;
     };
 
@@ -124,22 +133,32 @@ describe("item throughput of one batch object", () => {
     // Each call alone over RPC, beside the same bare baseline: reads cost what a bare call
     // costs; the writing calls are where the gap is.
     let halves: { ids: string[]; leases: number[] } = { ids: [], leases: [] };
-    const split20 = await sandwich(REPS, async () => rate(CONC_PAIRS, await bareRpcMs(counter, CONC_PAIRS, IN_FLIGHT)), {
-      read: async () => rate(CONC_PAIRS, await pool(CONC_PAIRS, IN_FLIGHT, () => stub.get(accountId, -1, 1))),
-      start: async () => {
-        halves = { ids: take(CONC_PAIRS), leases: [] };
-        return rate(CONC_PAIRS, await pool(CONC_PAIRS, IN_FLIGHT, async (i) => {
-          const lease = await stub.startItem(halves.ids[i]!);
-          if (lease.action !== "run") throw new Error("not started");
-          halves.leases[i] = lease.attempt;
-        }));
+    const split20 = await sandwich(
+      REPS,
+      async () => rate(CONC_PAIRS, await bareRpcMs(counter, CONC_PAIRS, IN_FLIGHT)),
+      {
+        read: async () => rate(CONC_PAIRS, await pool(CONC_PAIRS, IN_FLIGHT, () => stub.get(accountId, -1, 1))),
+        start: async () => {
+          halves = { ids: take(CONC_PAIRS), leases: [] };
+          return rate(
+            CONC_PAIRS,
+            await pool(CONC_PAIRS, IN_FLIGHT, async (i) => {
+              const lease = await stub.startItem(halves.ids[i]!);
+              if (lease.action !== "run") throw new Error("not started");
+              halves.leases[i] = lease.attempt;
+            }),
+          );
+        },
+        complete: async () =>
+          rate(
+            CONC_PAIRS,
+            await pool(CONC_PAIRS, IN_FLIGHT, async (i) => {
+              await stub.completeItem(halves.ids[i]!, halves.leases[i]!, RESULT);
+              if (++completed % PUMP_EVERY === 0) await runInBatch(batchId, (o) => o.alarm());
+            }),
+          ),
       },
-      complete: async () =>
-        rate(CONC_PAIRS, await pool(CONC_PAIRS, IN_FLIGHT, async (i) => {
-          await stub.completeItem(halves.ids[i]!, halves.leases[i]!, RESULT);
-          if (++completed % PUMP_EVERY === 0) await runInBatch(batchId, (o) => o.alarm());
-        })),
-    });
+    );
 
     // Inside the object: no RPC, same methods; beside a plain loop of single-row UPDATEs.
     const inObject = await sandwich(REPS, async () => rate(20_000, (await counter.bumpLoop(20_000)).ms), {
@@ -211,24 +230,113 @@ describe("item throughput of one batch object", () => {
     const backlogRate = rate(CONC_PAIRS, backlogMs);
 
     const rows: BenchRow[] = [
-      row({ section: "throughput", what: "pairs/s over RPC, 1 in flight", value: seq.subjects.pairs.value, unit: "pairs/s", baseline: "bare 1-row UPDATE RPCs/s, 1 in flight", baselineValue: seq.baseline, ratio: seq.subjects.pairs.ratio, note: "one call per start and per completion: 2 RPCs per pair, so at most ~0.5" }),
-      row({ section: "throughput", what: `pairs/s over RPC, ${IN_FLIGHT} in flight`, value: conc.subjects.pairs.value, unit: "pairs/s", baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`, baselineValue: conc.baseline, ratio: conc.subjects.pairs.ratio, note: "one call per start and per completion (not how the consumer calls)" }),
-      row({ section: "throughput", what: `pairs/s as the consumer calls, ${IN_FLIGHT} in flight`, value: conc.subjects.grouped.value, unit: "pairs/s", baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`, baselineValue: conc.baseline, ratio: conc.subjects.grouped.ratio, note: `goal >= 0.5; startItems per queue batch of ${QUEUE_BATCH}, grouped settlements: ${groupCallsPerPair.toFixed(2)} RPCs per pair` }),
-      row({ section: "throughput", what: `status reads/s over RPC, ${IN_FLIGHT} in flight`, value: split20.subjects.read.value, unit: "calls/s", baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`, baselineValue: split20.baseline, ratio: split20.subjects.read.ratio }),
-      row({ section: "throughput", what: `startItem/s alone, ${IN_FLIGHT} in flight`, value: split20.subjects.start.value, unit: "calls/s", baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`, baselineValue: split20.baseline, ratio: split20.subjects.start.ratio }),
-      row({ section: "throughput", what: `completeItem/s alone, ${IN_FLIGHT} in flight`, value: split20.subjects.complete.value, unit: "calls/s", baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`, baselineValue: split20.baseline, ratio: split20.subjects.complete.ratio }),
-      row({ section: "throughput", what: "pairs/s inside the object (no RPC)", value: inObject.subjects.pairs.value, unit: "pairs/s", baseline: "bare 1-row UPDATEs/s in a loop", baselineValue: inObject.baseline, ratio: inObject.subjects.pairs.ratio, note: `${(startSql.statements + completeSql.statements).toFixed(0)} statements and the alarm's share per pair` }),
-      row({ section: "throughput", what: "SQL statements per startItem", value: startSql.statements, unit: "stmts", baseline: "needed: read batch + item, write both", baselineValue: 4, note: `${startSql.rowsRead.toFixed(1)} rows read, ${startSql.rowsWritten.toFixed(1)} written` }),
-      row({ section: "throughput", what: "SQL statements per completeItem", value: completeSql.statements, unit: "stmts", baseline: "needed: same + one outbox row", baselineValue: 5, note: `${completeSql.rowsRead.toFixed(1)} rows read, ${completeSql.rowsWritten.toFixed(1)} written` }),
-      row({ section: "throughput", what: `pairs/s, account not taking events (${CONC_PAIRS} pairs)`, value: backlogRate, unit: "pairs/s", baseline: `pairs/s, ${IN_FLIGHT} in flight, outbox delivered`, baselineValue: conc.subjects.pairs.value, note: `${backlog.rowsRead.toFixed(0)} rows read per pair; outbox ended at ${backlogSize}` }),
+      row({
+        section: "throughput",
+        what: "pairs/s over RPC, 1 in flight",
+        value: seq.subjects.pairs.value,
+        unit: "pairs/s",
+        baseline: "bare 1-row UPDATE RPCs/s, 1 in flight",
+        baselineValue: seq.baseline,
+        ratio: seq.subjects.pairs.ratio,
+        note: "one call per start and per completion: 2 RPCs per pair, so at most ~0.5",
+      }),
+      row({
+        section: "throughput",
+        what: `pairs/s over RPC, ${IN_FLIGHT} in flight`,
+        value: conc.subjects.pairs.value,
+        unit: "pairs/s",
+        baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`,
+        baselineValue: conc.baseline,
+        ratio: conc.subjects.pairs.ratio,
+        note: "one call per start and per completion (not how the consumer calls)",
+      }),
+      row({
+        section: "throughput",
+        what: `pairs/s as the consumer calls, ${IN_FLIGHT} in flight`,
+        value: conc.subjects.grouped.value,
+        unit: "pairs/s",
+        baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`,
+        baselineValue: conc.baseline,
+        ratio: conc.subjects.grouped.ratio,
+        note: `goal >= 0.5; startItems per queue batch of ${QUEUE_BATCH}, grouped settlements: ${groupCallsPerPair.toFixed(2)} RPCs per pair`,
+      }),
+      row({
+        section: "throughput",
+        what: `status reads/s over RPC, ${IN_FLIGHT} in flight`,
+        value: split20.subjects.read.value,
+        unit: "calls/s",
+        baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`,
+        baselineValue: split20.baseline,
+        ratio: split20.subjects.read.ratio,
+      }),
+      row({
+        section: "throughput",
+        what: `startItem/s alone, ${IN_FLIGHT} in flight`,
+        value: split20.subjects.start.value,
+        unit: "calls/s",
+        baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`,
+        baselineValue: split20.baseline,
+        ratio: split20.subjects.start.ratio,
+      }),
+      row({
+        section: "throughput",
+        what: `completeItem/s alone, ${IN_FLIGHT} in flight`,
+        value: split20.subjects.complete.value,
+        unit: "calls/s",
+        baseline: `bare 1-row UPDATE RPCs/s, ${IN_FLIGHT} in flight`,
+        baselineValue: split20.baseline,
+        ratio: split20.subjects.complete.ratio,
+      }),
+      row({
+        section: "throughput",
+        what: "pairs/s inside the object (no RPC)",
+        value: inObject.subjects.pairs.value,
+        unit: "pairs/s",
+        baseline: "bare 1-row UPDATEs/s in a loop",
+        baselineValue: inObject.baseline,
+        ratio: inObject.subjects.pairs.ratio,
+        note: `${(startSql.statements + completeSql.statements).toFixed(0)} statements and the alarm's share per pair`,
+      }),
+      row({
+        section: "throughput",
+        what: "SQL statements per startItem",
+        value: startSql.statements,
+        unit: "stmts",
+        baseline: "needed: read batch + item, write both",
+        baselineValue: 4,
+        note: `${startSql.rowsRead.toFixed(1)} rows read, ${startSql.rowsWritten.toFixed(1)} written`,
+      }),
+      row({
+        section: "throughput",
+        what: "SQL statements per completeItem",
+        value: completeSql.statements,
+        unit: "stmts",
+        baseline: "needed: same + one outbox row",
+        baselineValue: 5,
+        note: `${completeSql.rowsRead.toFixed(1)} rows read, ${completeSql.rowsWritten.toFixed(1)} written`,
+      }),
+      row({
+        section: "throughput",
+        what: `pairs/s, account not taking events (${CONC_PAIRS} pairs)`,
+        value: backlogRate,
+        unit: "pairs/s",
+        baseline: `pairs/s, ${IN_FLIGHT} in flight, outbox delivered`,
+        baselineValue: conc.subjects.pairs.value,
+        note: `${backlog.rowsRead.toFixed(0)} rows read per pair; outbox ended at ${backlogSize}`,
+      }),
     ];
     task.meta.bench = {
       rows,
       details: {
-        seq, conc, inObject, split20, groupCallsPerPair,
+        seq,
+        conc,
+        inObject,
+        split20,
+        groupCallsPerPair,
         startInObjectMsPerCall: split.start.value / starts.length,
         completeInObjectMsPerCall: split.complete.value / starts.length,
-        startSql, completeSql,
+        startSql,
+        completeSql,
         backlog: { pairs: CONC_PAIRS, ms: backlogMs, outboxAtEnd: backlogSize, perPair: backlog },
         accountDeliveries: { ...deliveries, eventsPerCall: deliveries.events / Math.max(1, deliveries.calls) },
       },

@@ -108,12 +108,24 @@ function readPage(page) {
       status: text("batch-status"),
       badge: document.getElementById("live-badge")?.dataset.state ?? null,
       badgeText: text("live-badge"),
-      counts: Object.fromEntries(["pending", "running", "completed", "failed", "cancelled"].map((s) => [s, num(`count-${s}`)])),
-      widths: Object.fromEntries(["pending", "running", "completed", "failed", "cancelled"].map((s) => [s, document.getElementById(`seg-${s}`)?.style.width ?? null])),
-      credits: Object.fromEntries(["balance", "reserved", "used", "refunded", "granted"].map((k) => [k, num(`credit-${k}`)])),
+      counts: Object.fromEntries(
+        ["pending", "running", "completed", "failed", "cancelled"].map((s) => [s, num(`count-${s}`)]),
+      ),
+      widths: Object.fromEntries(
+        ["pending", "running", "completed", "failed", "cancelled"].map((s) => [
+          s,
+          document.getElementById(`seg-${s}`)?.style.width ?? null,
+        ]),
+      ),
+      credits: Object.fromEntries(
+        ["balance", "reserved", "used", "refunded", "granted"].map((k) => [k, num(`credit-${k}`)]),
+      ),
       cancelResult: text("cancel-result"),
       createStatus: text("create-status"),
-      items: [...document.querySelectorAll("#items tr")].map((tr) => ({ url: tr.children[0]?.textContent, status: tr.children[1]?.textContent })),
+      items: [...document.querySelectorAll("#items tr")].map((tr) => ({
+        url: tr.children[0]?.textContent,
+        status: tr.children[1]?.textContent,
+      })),
       batchError: text("batch-error"),
       marker: window.__noReloadMarker ?? null,
     };
@@ -157,14 +169,20 @@ async function story() {
   console.log(`  the browser goes through the relay ${pageBase}`);
 
   step("POST /admin/accounts (Node fetch)");
-  const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "browser", credits: CREDITS } });
+  const acct = await api("POST", "/admin/accounts", {
+    headers: { authorization: `Bearer ${adminToken}` },
+    body: { name: "browser", credits: CREDITS },
+  });
   must("account created with an API key", acct.status === 201 && typeof acct.body?.apiKey === "string", acct);
   const apiKey = acct.body.apiKey;
   const key = { "x-api-key": apiKey };
 
   step("GET / redirects to /dashboard");
   const root = await api("GET", "/");
-  check("GET / answers 302 to /dashboard", root.status === 302 && root.headers.get("location") === "/dashboard", { status: root.status, location: root.headers.get("location") });
+  check("GET / answers 302 to /dashboard", root.status === 302 && root.headers.get("location") === "/dashboard", {
+    status: root.status,
+    location: root.headers.get("location"),
+  });
 
   step("launch Chromium (fresh user data dir)");
   const userDataDir = join(workDir, "chromium");
@@ -198,16 +216,33 @@ async function story() {
 
   step("open /dashboard, paste the key");
   const res = await page.goto(`${pageBase}/dashboard`, { waitUntil: "domcontentloaded" });
-  must("GET /dashboard answers 200 HTML", res?.status() === 200 && /text\/html/.test(res.headers()["content-type"] ?? ""), res?.status());
+  must(
+    "GET /dashboard answers 200 HTML",
+    res?.status() === 200 && /text\/html/.test(res.headers()["content-type"] ?? ""),
+    res?.status(),
+  );
   await page.evaluate(() => {
     window.__noReloadMarker = "set-once";
   });
   await page.fill("#api-key", apiKey);
   await page.click("#use-key");
   const credits0 = await waitForPage(page, (v) => v.credits.balance === CREDITS, BOUNDS.ui);
-  check(`credits shown: balance ${CREDITS}, reserved 0, used 0, refunded 0`, credits0.ok && credits0.view.credits.reserved === 0 && credits0.view.credits.used === 0 && credits0.view.credits.refunded === 0, credits0.view?.credits);
-  const stored = await page.evaluate(() => ({ session: Object.values(sessionStorage), local: Object.values(localStorage) }));
-  check("the key is kept in sessionStorage only", stored.session.includes(apiKey) && !stored.local.includes(apiKey), { sessionHasKey: stored.session.includes(apiKey), localHasKey: stored.local.includes(apiKey) });
+  check(
+    `credits shown: balance ${CREDITS}, reserved 0, used 0, refunded 0`,
+    credits0.ok &&
+      credits0.view.credits.reserved === 0 &&
+      credits0.view.credits.used === 0 &&
+      credits0.view.credits.refunded === 0,
+    credits0.view?.credits,
+  );
+  const stored = await page.evaluate(() => ({
+    session: Object.values(sessionStorage),
+    local: Object.values(localStorage),
+  }));
+  check("the key is kept in sessionStorage only", stored.session.includes(apiKey) && !stored.local.includes(apiKey), {
+    sessionHasKey: stored.session.includes(apiKey),
+    localHasKey: stored.local.includes(apiKey),
+  });
   check("the key field is emptied after use", (await page.inputValue("#api-key")) === "");
 
   step(`create a batch through the page: ${URL_COUNT} URLs, maxConcurrency 2`);
@@ -216,12 +251,20 @@ async function story() {
   await page.selectOption("#output", "json");
   await page.fill("#max-concurrency", "2");
   await page.click("#create-button");
-  const selected = await waitForPage(page, (v) => /^[0-9a-f-]{36}$/.test(v.batchId ?? "") && v.counts.pending !== null, BOUNDS.ui);
+  const selected = await waitForPage(
+    page,
+    (v) => /^[0-9a-f-]{36}$/.test(v.batchId ?? "") && v.counts.pending !== null,
+    BOUNDS.ui,
+  );
   must("the new batch is selected and shown", selected.ok, selected.view?.createStatus);
   const batchId = selected.view.batchId;
   console.log(`  batch ${batchId}: ${selected.view.createStatus}`);
   const reserved = await waitForPage(page, (v) => v.credits.reserved === URL_COUNT * PER_ITEM, BOUNDS.ui);
-  check(`credits after create: reserved ${URL_COUNT * PER_ITEM}, balance ${CREDITS - URL_COUNT * PER_ITEM}`, reserved.ok && reserved.view.credits.balance === CREDITS - URL_COUNT * PER_ITEM, reserved.view?.credits);
+  check(
+    `credits after create: reserved ${URL_COUNT * PER_ITEM}, balance ${CREDITS - URL_COUNT * PER_ITEM}`,
+    reserved.ok && reserved.view.credits.balance === CREDITS - URL_COUNT * PER_ITEM,
+    reserved.view?.credits,
+  );
 
   step("watch the bar: running 2, then completions, without reload");
   const live = await waitForPage(page, (v) => v.badge === "live", BOUNDS.ui);
@@ -229,13 +272,21 @@ async function story() {
   const running = await waitForPage(page, (v) => v.counts.running === 2, BOUNDS.running);
   must(`the page shows running 2 within ${BOUNDS.running / 1000} s`, running.ok, brief(running.view));
   console.log(`  ${show(brief(running.view))}`);
-  check("the running segment of the bar has width (2 of 10 = 20%)", running.view.widths.running === "20%", running.view.widths);
+  check(
+    "the running segment of the bar has width (2 of 10 = 20%)",
+    running.view.widths.running === "20%",
+    running.view.widths,
+  );
   await sleep(450); // the bar's width transition
   await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-running.png"), fullPage: true }).catch(() => {});
   const firstDone = await waitForPage(page, (v) => v.counts.completed >= 2, BOUNDS.step);
   must("the bar moves: completed reaches 2", firstDone.ok, brief(firstDone.view));
   console.log(`  ${show(brief(firstDone.view))}`);
-  check("counts add up to 10", STATES.reduce((n, s) => n + firstDone.view.counts[s], 0) === URL_COUNT, firstDone.view.counts);
+  check(
+    "counts add up to 10",
+    STATES.reduce((n, s) => n + firstDone.view.counts[s], 0) === URL_COUNT,
+    firstDone.view.counts,
+  );
 
   step("cut every connection (relay drops them): the page must reconnect by itself");
   const framesBeforeDrop = liveFrames;
@@ -247,8 +298,16 @@ async function story() {
   const back = await waitForPage(page, (v) => v.badge === "live", BOUNDS.reconnect);
   check(`live again within ${BOUNDS.reconnect / 1000} s`, back.ok, back.view?.badgeText);
   const completedAtReconnect = back.view.counts.completed;
-  const moved = await waitForPage(page, (v) => v.counts.completed > completedAtReconnect || (v.counts.completed >= 4 && liveFrames > framesBeforeDrop + 1), BOUNDS.step);
-  check("the bar keeps moving after the reconnect (more items completed)", moved.ok && liveFrames > framesBeforeDrop, { ...brief(moved.view), framesBeforeDrop, liveFrames });
+  const moved = await waitForPage(
+    page,
+    (v) => v.counts.completed > completedAtReconnect || (v.counts.completed >= 4 && liveFrames > framesBeforeDrop + 1),
+    BOUNDS.step,
+  );
+  check("the bar keeps moving after the reconnect (more items completed)", moved.ok && liveFrames > framesBeforeDrop, {
+    ...brief(moved.view),
+    framesBeforeDrop,
+    liveFrames,
+  });
   console.log(`  ${show(brief(moved.view))}`);
 
   step("press Cancel while 2 items run, accept the confirmation");
@@ -268,26 +327,58 @@ async function story() {
     }
   }
   must("the API shows the batch cancelled after the click", atCancel !== null);
-  const idsWith = (items, status) => items.filter((i) => i.status === status).map((i) => i.uuid).sort();
+  const idsWith = (items, status) =>
+    items
+      .filter((i) => i.status === status)
+      .map((i) => i.uuid)
+      .sort();
   const runningAtCancel = idsWith(atCancel.items, "running");
   const completedAtCancel = idsWith(atCancel.items, "completed");
   console.log(`  at the cancel: running ${show(runningAtCancel)}, completed ${completedAtCancel.length}`);
-  must("some items were running when the cancel landed", runningAtCancel.length > 0, atCancel.items.map((i) => i.status));
-  const cancelled = await waitForPage(page, (v) => /^Cancelled \d+ items, refunded \d+ credits\.$/.test(v.cancelResult ?? ""), BOUNDS.ui);
-  check("a confirmation dialog was shown, naming the batch", dialogs.length === 1 && dialogs[0].type === "confirm" && dialogs[0].message.includes(batchId), dialogs);
+  must(
+    "some items were running when the cancel landed",
+    runningAtCancel.length > 0,
+    atCancel.items.map((i) => i.status),
+  );
+  const cancelled = await waitForPage(
+    page,
+    (v) => /^Cancelled \d+ items, refunded \d+ credits\.$/.test(v.cancelResult ?? ""),
+    BOUNDS.ui,
+  );
+  check(
+    "a confirmation dialog was shown, naming the batch",
+    dialogs.length === 1 && dialogs[0].type === "confirm" && dialogs[0].message.includes(batchId),
+    dialogs,
+  );
   must('the page shows "Cancelled N items, refunded M credits."', cancelled.ok, cancelled.view?.cancelResult);
-  const [, nCancelled, nRefunded] = /^Cancelled (\d+) items, refunded (\d+) credits\.$/.exec(cancelled.view.cancelResult).map(Number);
+  const [, nCancelled, nRefunded] = /^Cancelled (\d+) items, refunded (\d+) credits\.$/
+    .exec(cancelled.view.cancelResult)
+    .map(Number);
   console.log(`  ${cancelled.view.cancelResult} (pending shown just before: ${beforeCancel.counts.pending})`);
-  check(`refund = ${PER_ITEM} credits x cancelled items`, nRefunded === PER_ITEM * nCancelled && nCancelled > 0, { nCancelled, nRefunded });
-  check("cancelled items <= pending shown just before the click", nCancelled <= beforeCancel.counts.pending, { nCancelled, pendingBefore: beforeCancel.counts.pending });
+  check(`refund = ${PER_ITEM} credits x cancelled items`, nRefunded === PER_ITEM * nCancelled && nCancelled > 0, {
+    nCancelled,
+    nRefunded,
+  });
+  check("cancelled items <= pending shown just before the click", nCancelled <= beforeCancel.counts.pending, {
+    nCancelled,
+    pendingBefore: beforeCancel.counts.pending,
+  });
 
   step("the running items finish; the final counts and credits");
-  const drained = await waitForPage(page, (v) => v.status === "cancelled" && v.counts.running === 0 && v.counts.pending === 0, BOUNDS.drained);
+  const drained = await waitForPage(
+    page,
+    (v) => v.status === "cancelled" && v.counts.running === 0 && v.counts.pending === 0,
+    BOUNDS.drained,
+  );
   must("the page shows status cancelled, running 0, pending 0", drained.ok, brief(drained.view));
   const final = drained.view;
   console.log(`  ${show(brief(final))}`);
   check(`the page shows cancelled ${nCancelled}`, final.counts.cancelled === nCancelled, final.counts);
-  check("failed 0, and completed + cancelled = 10", final.counts.failed === 0 && final.counts.completed + final.counts.cancelled === URL_COUNT, final.counts);
+  check(
+    "failed 0, and completed + cancelled = 10",
+    final.counts.failed === 0 && final.counts.completed + final.counts.cancelled === URL_COUNT,
+    final.counts,
+  );
   const used = final.counts.completed * PER_ITEM;
   const expectedCredits = { balance: CREDITS - used, reserved: 0, used, refunded: nRefunded, granted: CREDITS };
   const settled = await waitForPage(page, (v) => show(v.credits) === show(expectedCredits), 8_000);
@@ -303,46 +394,106 @@ async function story() {
   );
   check(
     "no other item completed after the cancel: completed = done before it + running at it; the rest cancelled",
-    show(idsWith(items, "completed")) === show([...completedAtCancel, ...runningAtCancel].sort()) && idsWith(items, "cancelled").length === URL_COUNT - completedAtCancel.length - runningAtCancel.length,
+    show(idsWith(items, "completed")) === show([...completedAtCancel, ...runningAtCancel].sort()) &&
+      idsWith(items, "cancelled").length === URL_COUNT - completedAtCancel.length - runningAtCancel.length,
     { completed: idsWith(items, "completed"), completedAtCancel, runningAtCancel },
   );
   check(
     `the charge after the cancel is ${runningAtCancel.length} x ${PER_ITEM} (the running items), no more`,
-    truth.body?.creditsUsed - atCancel.creditsUsed === runningAtCancel.length * PER_ITEM && atCancel.creditsUsed === completedAtCancel.length * PER_ITEM,
+    truth.body?.creditsUsed - atCancel.creditsUsed === runningAtCancel.length * PER_ITEM &&
+      atCancel.creditsUsed === completedAtCancel.length * PER_ITEM,
     { usedAtCancel: atCancel.creditsUsed, usedAtEnd: truth.body?.creditsUsed },
   );
   const truthCounts = Object.fromEntries(STATES.map((s) => [s, truth.body?.[`${s}Count`]]));
-  check("the page's counts equal the API's", show(truthCounts) === show(final.counts), { page: final.counts, api: truthCounts });
+  check("the page's counts equal the API's", show(truthCounts) === show(final.counts), {
+    page: final.counts,
+    api: truthCounts,
+  });
   const truthCredits = await api("GET", "/api/credits", { headers: key });
-  check("the page's credits equal the API's", show((await readPage(page)).credits) === show({ balance: truthCredits.body?.balance, reserved: truthCredits.body?.reserved, used: truthCredits.body?.used, refunded: truthCredits.body?.refunded, granted: truthCredits.body?.granted }), truthCredits.body);
-  const itemsShown = await waitForPage(page, (v) => v.items.length === URL_COUNT && v.items.filter((i) => i.status === "cancelled").length === nCancelled && v.items.filter((i) => i.status === "completed").length === final.counts.completed, 5_000);
+  check(
+    "the page's credits equal the API's",
+    show((await readPage(page)).credits) ===
+      show({
+        balance: truthCredits.body?.balance,
+        reserved: truthCredits.body?.reserved,
+        used: truthCredits.body?.used,
+        refunded: truthCredits.body?.refunded,
+        granted: truthCredits.body?.granted,
+      }),
+    truthCredits.body,
+  );
+  const itemsShown = await waitForPage(
+    page,
+    (v) =>
+      v.items.length === URL_COUNT &&
+      v.items.filter((i) => i.status === "cancelled").length === nCancelled &&
+      v.items.filter((i) => i.status === "completed").length === final.counts.completed,
+    5_000,
+  );
   check("the item list shows every item with its final status", itemsShown.ok, itemsShown.view?.items);
 
   step("open a completed item's result");
   await page.click("#items button.view-result");
-  const resultText = await page.waitForFunction(() => {
-    const t = document.getElementById("result-view")?.textContent ?? "";
-    return t && t !== "Loading…" ? t : null;
-  }, null, { timeout: BOUNDS.ui }).then((h) => h.jsonValue()).catch((e) => `error: ${e.message}`);
-  check('the result is shown (JSON with the page\'s title "Page n")', /"title": "Page \d+"/.test(resultText), resultText.slice(0, 200));
+  const resultText = await page
+    .waitForFunction(
+      () => {
+        const t = document.getElementById("result-view")?.textContent ?? "";
+        return t && t !== "Loading…" ? t : null;
+      },
+      null,
+      { timeout: BOUNDS.ui },
+    )
+    .then((h) => h.jsonValue())
+    .catch((e) => `error: ${e.message}`);
+  check(
+    'the result is shown (JSON with the page\'s title "Page n")',
+    /"title": "Page \d+"/.test(resultText),
+    resultText.slice(0, 200),
+  );
 
   const finalView = await readPage(page);
-  check("the page was never reloaded", navigations === 1 && finalView.marker === "set-once", { navigations, marker: finalView.marker });
+  check("the page was never reloaded", navigations === 1 && finalView.marker === "set-once", {
+    navigations,
+    marker: finalView.marker,
+  });
   check("live batch messages arrived over the WebSocket (at least 5)", liveFrames >= 5, liveFrames);
-  check("the page opened its WebSocket on /api/batch/scrape/<id>/live, at least twice (reconnect)", socketUrls.length >= 2 && socketUrls.every((u) => u.endsWith(`/api/batch/scrape/${batchId}/live`)), socketUrls);
-  const leaks = [...requestUrls.map((r) => r.url), ...socketUrls].filter((u) => u.includes(apiKey) || u.includes(encodeURIComponent(apiKey)));
-  check(`the key is in none of the ${requestUrls.length + socketUrls.length} URLs the page requested`, leaks.length === 0, leaks);
-  check("API calls carried the key as the x-api-key header", requestUrls.some((r) => r.apiKeyHeader && r.url.includes("/api/credits")), requestUrls.length);
-  check("no script errors in the page", consoleErrors.filter((e) => !/WebSocket|ERR_CONNECTION|net::/.test(e)).length === 0, consoleErrors);
+  check(
+    "the page opened its WebSocket on /api/batch/scrape/<id>/live, at least twice (reconnect)",
+    socketUrls.length >= 2 && socketUrls.every((u) => u.endsWith(`/api/batch/scrape/${batchId}/live`)),
+    socketUrls,
+  );
+  const leaks = [...requestUrls.map((r) => r.url), ...socketUrls].filter(
+    (u) => u.includes(apiKey) || u.includes(encodeURIComponent(apiKey)),
+  );
+  check(
+    `the key is in none of the ${requestUrls.length + socketUrls.length} URLs the page requested`,
+    leaks.length === 0,
+    leaks,
+  );
+  check(
+    "API calls carried the key as the x-api-key header",
+    requestUrls.some((r) => r.apiKeyHeader && r.url.includes("/api/credits")),
+    requestUrls.length,
+  );
+  check(
+    "no script errors in the page",
+    consoleErrors.filter((e) => !/WebSocket|ERR_CONNECTION|net::/.test(e)).length === 0,
+    consoleErrors,
+  );
 
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   housekeeping(`screenshot saved to ${SCREENSHOT.replace(`${ROOT}/`, "")}`, existsSync(SCREENSHOT));
 
   step("the key appears nowhere in wrangler's output or logs");
   const logText = [wrangler.log.join("\n")];
-  for (const f of await readdir(join(workDir, "logs")).catch(() => [])) logText.push(await readFile(join(workDir, "logs", f), "utf8").catch(() => ""));
+  for (const f of await readdir(join(workDir, "logs")).catch(() => []))
+    logText.push(await readFile(join(workDir, "logs", f), "utf8").catch(() => ""));
   const secret = apiKey.split("_").slice(3).join("_");
-  check("wrangler's output and debug log never contain the key (nor its secret part)", logText.every((t) => !t.includes(apiKey) && !t.includes(secret)), "the key was logged");
+  check(
+    "wrangler's output and debug log never contain the key (nor its secret part)",
+    logText.every((t) => !t.includes(apiKey) && !t.includes(secret)),
+    "the key was logged",
+  );
 }
 
 // ---------------------------------------------------------------- main

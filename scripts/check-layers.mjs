@@ -16,19 +16,46 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
  * unless under one of `except`), nor a package whose name starts with one of `denyPackages`.
  */
 export const RULES = [
-  { from: "src/domain/", deny: ["src/"], except: ["src/domain/"], why: "the domain is pure and imports nothing above it" },
+  {
+    from: "src/domain/",
+    deny: ["src/"],
+    except: ["src/domain/"],
+    why: "the domain is pure and imports nothing above it",
+  },
   { from: "src/domain/", denyPackages: ["cloudflare:", "node:"], why: "the domain is pure: no platform I/O" },
-  { from: "src/account/", deny: ["src/batch/", "src/executor/", "src/http/"], why: "the account never reaches into the batch object, the executor or the routes" },
-  { from: "src/batch/", deny: ["src/executor/", "src/account/", "src/http/"], why: "the batch object never reaches into the executor, the account object or the routes" },
-  { from: "src/executor/", deny: ["src/account/", "src/batch/", "src/http/"], why: "the executor talks to the batch object through the shared contract only" },
-  { from: "src/webhooks/", deny: ["src/account/", "src/batch/", "src/executor/", "src/http/"], why: "webhooks are a service below the objects" },
+  {
+    from: "src/account/",
+    deny: ["src/batch/", "src/executor/", "src/http/"],
+    why: "the account never reaches into the batch object, the executor or the routes",
+  },
+  {
+    from: "src/batch/",
+    deny: ["src/executor/", "src/account/", "src/http/"],
+    why: "the batch object never reaches into the executor, the account object or the routes",
+  },
+  {
+    from: "src/executor/",
+    deny: ["src/account/", "src/batch/", "src/http/"],
+    why: "the executor talks to the batch object through the shared contract only",
+  },
+  {
+    from: "src/webhooks/",
+    deny: ["src/account/", "src/batch/", "src/executor/", "src/http/"],
+    why: "webhooks are a service below the objects",
+  },
   { from: "src/lib/", deny: ["src/"], except: ["src/lib/"], why: "small helpers depend on nothing of the project" },
-  { from: "src/durable/", deny: ["src/"], except: ["src/durable/", "src/lib/"], why: "platform helpers depend on nothing above them" },
+  {
+    from: "src/durable/",
+    deny: ["src/"],
+    except: ["src/durable/", "src/lib/"],
+    why: "platform helpers depend on nothing above them",
+  },
 ];
 
 // import/export ... from "x" (names over several lines, comments among them), bare import "x",
 // and import("x") (type positions too).
-const IMPORT = /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:(?:[\w*{}\s,$]|\/\/[^\n]*|\/\*[\s\S]*?\*\/)+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+const IMPORT =
+  /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:(?:[\w*{}\s,$]|\/\/[^\n]*|\/\*[\s\S]*?\*\/)+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 function* sourceFiles(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -48,7 +48,10 @@ describe("check-layers", () => {
       'import { checkTarget } from "../domain/target-safety";',
     ].join("\n");
     assert.deepEqual(check("src/batch/x.ts", text), []);
-    assert.deepEqual(check("src/domain/x.ts", 'import { z } from "zod";\nimport type { ItemCounts } from "./states";\n'), []);
+    assert.deepEqual(
+      check("src/domain/x.ts", 'import { z } from "zod";\nimport type { ItemCounts } from "./states";\n'),
+      [],
+    );
     assert.deepEqual(check("src/http/x.ts", 'import { BatchObject } from "../batch/batch-object";\n'), []);
   });
 

@@ -33,7 +33,13 @@ const BOUNDS = {
   total: 180_000, // the whole run, whatever happens
 };
 
-const run = createStoryRun({ name: "docs", totalMs: BOUNDS.total, requestMs: BOUNDS.request, stopGraceMs: BOUNDS.stopGrace, stopping: "Chromium and wrangler" });
+const run = createStoryRun({
+  name: "docs",
+  totalMs: BOUNDS.total,
+  requestMs: BOUNDS.request,
+  stopGraceMs: BOUNDS.stopGrace,
+  stopping: "Chromium and wrangler",
+});
 const { check, housekeeping, must, step } = run;
 
 // ---------------------------------------------------------------- the story
@@ -64,7 +70,12 @@ async function story() {
   await context.addInitScript(() => {
     window.__cspViolations = [];
     document.addEventListener("securitypolicyviolation", (e) =>
-      window.__cspViolations.push({ directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber }),
+      window.__cspViolations.push({
+        directive: e.effectiveDirective,
+        blocked: e.blockedURI,
+        source: e.sourceFile,
+        line: e.lineNumber,
+      }),
     );
   });
   const page = await context.newPage();
@@ -76,15 +87,37 @@ async function story() {
 
   step("open /docs");
   const res = await page.goto(`${base}/docs`, { waitUntil: "domcontentloaded", timeout: BOUNDS.render });
-  must("GET /docs answers 200 HTML", res?.status() === 200 && /^text\/html/.test(res.headers()["content-type"] ?? ""), res?.status());
-  check("the page carries its CSP header", /script-src 'self'/.test(res.headers()["content-security-policy"] ?? ""), res.headers()["content-security-policy"]);
+  must(
+    "GET /docs answers 200 HTML",
+    res?.status() === 200 && /^text\/html/.test(res.headers()["content-type"] ?? ""),
+    res?.status(),
+  );
+  check(
+    "the page carries its CSP header",
+    /script-src 'self'/.test(res.headers()["content-security-policy"] ?? ""),
+    res.headers()["content-security-policy"],
+  );
 
   step("the reference renders from /openapi.json");
-  const visible = (locator) => locator.first().waitFor({ state: "visible", timeout: BOUNDS.render }).then(() => true, () => false);
-  must("the first group's operations are listed (\"API reference (HTML)\")", await visible(page.getByText("API reference (HTML)", { exact: true })), await page.evaluate(() => document.body.innerText.slice(0, 300)));
+  const visible = (locator) =>
+    locator
+      .first()
+      .waitFor({ state: "visible", timeout: BOUNDS.render })
+      .then(
+        () => true,
+        () => false,
+      );
+  must(
+    'the first group\'s operations are listed ("API reference (HTML)")',
+    await visible(page.getByText("API reference (HTML)", { exact: true })),
+    await page.evaluate(() => document.body.innerText.slice(0, 300)),
+  );
   await page.getByRole("button", { name: "Open Group - Batches" }).click();
   await page.getByText(CANCEL, { exact: true }).first().click();
-  check(`the cancel route's operation opens: heading "${CANCEL}" visible`, await visible(page.getByRole("heading", { name: CANCEL })));
+  check(
+    `the cancel route's operation opens: heading "${CANCEL}" visible`,
+    await visible(page.getByRole("heading", { name: CANCEL })),
+  );
   await page.screenshot({ path: SCREENSHOT });
   housekeeping(`screenshot saved to ${SCREENSHOT.replace(`${ROOT}/`, "")}`, existsSync(SCREENSHOT));
   const script = local.find((u) => /\/docs\/scalar\/[\d.]+\/standalone\.js$/.test(u));
@@ -96,7 +129,11 @@ async function story() {
   await page.getByRole("button", { name: /Test Request.*get \/healthz/i }).click();
   await page.getByRole("button", { name: /^Send/ }).first().click();
   check('the client shows "200 OK"', await visible(page.getByText("200 OK", { exact: true })));
-  check("the page itself sent GET /healthz to this server", local.slice(before).includes(`${base}/healthz`), local.slice(before));
+  check(
+    "the page itself sent GET /healthz to this server",
+    local.slice(before).includes(`${base}/healthz`),
+    local.slice(before),
+  );
   await sleep(BOUNDS.settle);
 
   step("nothing left the origin; the CSP was never violated");

@@ -31,7 +31,16 @@ const run = createStoryRun({ name: "e2e", totalMs: BOUNDS.total, requestMs: BOUN
 const { check, must, step, api, pollUntil } = run;
 
 const pick = (obj, keys) => Object.fromEntries(keys.map((k) => [k, obj?.[k]]));
-const COUNTS = ["status", "pendingCount", "runningCount", "completedCount", "failedCount", "cancelledCount", "creditsUsed", "creditsRefunded"];
+const COUNTS = [
+  "status",
+  "pendingCount",
+  "runningCount",
+  "completedCount",
+  "failedCount",
+  "cancelledCount",
+  "creditsUsed",
+  "creditsRefunded",
+];
 
 // ---------------------------------------------------------------- the story
 
@@ -46,10 +55,17 @@ async function story() {
   });
 
   step("POST /admin/accounts");
-  const acct = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name: "e2e", credits: 100 } });
+  const acct = await api("POST", "/admin/accounts", {
+    headers: { authorization: `Bearer ${adminToken}` },
+    body: { name: "e2e", credits: 100 },
+  });
   must(
     "account created: 201 with accountId, apiKey, keyId, credits",
-    acct.status === 201 && typeof acct.body?.accountId === "string" && typeof acct.body?.apiKey === "string" && typeof acct.body?.keyId === "string" && acct.body?.credits?.balance === 100,
+    acct.status === 201 &&
+      typeof acct.body?.accountId === "string" &&
+      typeof acct.body?.apiKey === "string" &&
+      typeof acct.body?.keyId === "string" &&
+      acct.body?.credits?.balance === 100,
     acct,
   );
   const key = { "x-api-key": acct.body.apiKey };
@@ -57,10 +73,16 @@ async function story() {
 
   step(`POST /api/batch/scrape: ${URL_COUNT} URLs, maxConcurrency 2, output json`);
   const urls = Array.from({ length: URL_COUNT }, (_, i) => `${target.url}/page/${i}`);
-  const created = await api("POST", "/api/batch/scrape", { headers: key, body: { urls, maxConcurrency: 2, output: "json" } });
+  const created = await api("POST", "/api/batch/scrape", {
+    headers: key,
+    body: { urls, maxConcurrency: 2, output: "json" },
+  });
   must(
     `batch created: 202 { status: "queued", batchId, total: ${URL_COUNT} }`,
-    created.status === 202 && created.body?.status === "queued" && typeof created.body?.batchId === "string" && created.body?.total === URL_COUNT,
+    created.status === 202 &&
+      created.body?.status === "queued" &&
+      typeof created.body?.batchId === "string" &&
+      created.body?.total === URL_COUNT,
     created,
   );
   const batchId = created.body.batchId;
@@ -68,7 +90,11 @@ async function story() {
   console.log(`  batch ${batchId}`);
 
   const afterCreate = await api("GET", "/api/credits", { headers: key });
-  check("credits after create: balance 80, reserved 20", afterCreate.status === 200 && afterCreate.body?.balance === 80 && afterCreate.body?.reserved === 20, afterCreate);
+  check(
+    "credits after create: balance 80, reserved 20",
+    afterCreate.status === 200 && afterCreate.body?.balance === 80 && afterCreate.body?.reserved === 20,
+    afterCreate,
+  );
 
   const getBatch = async (opts) => {
     const r = await api("GET", batchPath, { headers: key, ...opts });
@@ -78,18 +104,30 @@ async function story() {
 
   step(`poll GET ${batchPath} every ${POLL_MS} ms until runningCount === 2`);
   const running = await pollUntil(getBatch, (b) => b.runningCount === 2, { timeoutMs: BOUNDS.running });
-  must(`runningCount reaches 2 within ${BOUNDS.running / 1000} s`, running.ok, running.value ? pick(running.value, COUNTS) : running.error?.message);
+  must(
+    `runningCount reaches 2 within ${BOUNDS.running / 1000} s`,
+    running.ok,
+    running.value ? pick(running.value, COUNTS) : running.error?.message,
+  );
   console.log(`  ${show(pick(running.value, COUNTS))}`);
   check("pendingCount === 8 while 2 run", running.value.pendingCount === 8, pick(running.value, COUNTS));
 
   step(`DELETE ${batchPath}`);
   const cancelled = await api("DELETE", batchPath, { headers: key });
   const expectedCancel = { status: "cancelled", cancelledItems: 8, creditsRefunded: 16 };
-  check(`cancel: 200 exactly ${show(expectedCancel)}`, cancelled.status === 200 && isDeepStrictEqual(cancelled.body, expectedCancel), cancelled);
+  check(
+    `cancel: 200 exactly ${show(expectedCancel)}`,
+    cancelled.status === 200 && isDeepStrictEqual(cancelled.body, expectedCancel),
+    cancelled,
+  );
 
   step("poll until runningCount === 0 (the 2 running items finish)");
   const drained = await pollUntil(getBatch, (b) => b.runningCount === 0, { timeoutMs: BOUNDS.drained });
-  must(`runningCount back to 0 within ${BOUNDS.drained / 1000} s`, drained.ok, drained.value ? pick(drained.value, COUNTS) : drained.error?.message);
+  must(
+    `runningCount back to 0 within ${BOUNDS.drained / 1000} s`,
+    drained.ok,
+    drained.value ? pick(drained.value, COUNTS) : drained.error?.message,
+  );
   const after = drained.value;
   console.log(`  ${show(pick(after, [...COUNTS, "finishedAt"]))}`);
   check("completedCount === 2", after.completedCount === 2, pick(after, COUNTS));
@@ -103,7 +141,8 @@ async function story() {
   const cancelledItem = items.find((i) => i.status === "cancelled");
   check(
     "both completed items carry a result (or resultUrl)",
-    completed.length === 2 && completed.every((i) => (i.result !== null && i.result !== undefined) || typeof i.resultUrl === "string"),
+    completed.length === 2 &&
+      completed.every((i) => (i.result !== null && i.result !== undefined) || typeof i.resultUrl === "string"),
     completed.map((i) => pick(i, ["uuid", "url", "status", "result", "resultUrl", "error"])),
   );
 
@@ -114,7 +153,11 @@ async function story() {
     resultStatuses.push({ url: item.url, status: r.status, body: show(r.body).slice(0, 200) });
     console.log(`  ${item.url} -> ${r.status} ${show(r.body).slice(0, 160)}`);
   }
-  check("result answers 200 for both completed items", completed.length === 2 && resultStatuses.every((r) => r.status === 200), resultStatuses);
+  check(
+    "result answers 200 for both completed items",
+    completed.length === 2 && resultStatuses.every((r) => r.status === 200),
+    resultStatuses,
+  );
   if (cancelledItem) {
     const r = await api("GET", `${batchPath}/items/${cancelledItem.uuid}/result`, { headers: key });
     console.log(`  ${cancelledItem.url} (cancelled) -> ${r.status} ${show(r.body).slice(0, 160)}`);
@@ -131,7 +174,10 @@ async function story() {
   check("target saw exactly 2 page requests in total", pageHits === 2, hits);
   const hitPaths = [...target.hits.keys()].filter((p) => p.startsWith("/page/")).sort();
   const completedPaths = completed.map((i) => new URL(i.url).pathname).sort();
-  check("the pages fetched are the completed items' URLs", isDeepStrictEqual(hitPaths, completedPaths), { hitPaths, completedPaths });
+  check("the pages fetched are the completed items' URLs", isDeepStrictEqual(hitPaths, completedPaths), {
+    hitPaths,
+    completedPaths,
+  });
 
   step(`GET /api/credits (polled up to ${BOUNDS.credits / 1000} s for the outbox)`);
   const expectedCredits = { balance: 96, reserved: 0, used: 4, refunded: 16, granted: 100 };
@@ -145,18 +191,29 @@ async function story() {
   check(`credits: ${show(expectedCredits)}`, settled.ok, credits ?? settled.error?.message);
   check(
     "invariant: granted === balance + reserved + used",
-    credits !== undefined && Number.isInteger(credits.granted) && credits.granted === credits.balance + credits.reserved + credits.used,
+    credits !== undefined &&
+      Number.isInteger(credits.granted) &&
+      credits.granted === credits.balance + credits.reserved + credits.used,
     credits,
   );
 
   step("GET /api/credits/ledger?limit=100");
   const ledger = await api("GET", "/api/credits/ledger?limit=100", { headers: key });
   const entries = Array.isArray(ledger.body?.entries) ? ledger.body.entries.filter((e) => e.batchId === batchId) : [];
-  for (const e of entries) console.log(`  ${e.kind} ${e.amount}${e.itemId ? ` item ${e.itemId}` : ""}${e.note ? ` (${e.note})` : ""}`);
+  for (const e of entries)
+    console.log(`  ${e.kind} ${e.amount}${e.itemId ? ` item ${e.itemId}` : ""}${e.note ? ` (${e.note})` : ""}`);
   const ofKind = (kind) => entries.filter((e) => e.kind === kind);
   const brief = entries.map((e) => pick(e, ["kind", "amount", "itemId", "note"]));
-  check("ledger: one reserve of 20 for the batch", ledger.status === 200 && ofKind("reserve").length === 1 && ofKind("reserve")[0].amount === 20, ledger.status === 200 ? brief : ledger);
-  check("ledger: one refund of 16 for the batch", ofKind("refund").length === 1 && ofKind("refund")[0].amount === 16, brief);
+  check(
+    "ledger: one reserve of 20 for the batch",
+    ledger.status === 200 && ofKind("reserve").length === 1 && ofKind("reserve")[0].amount === 20,
+    ledger.status === 200 ? brief : ledger,
+  );
+  check(
+    "ledger: one refund of 16 for the batch",
+    ofKind("refund").length === 1 && ofKind("refund")[0].amount === 16,
+    brief,
+  );
   check("ledger: consume entries sum to 4", ofKind("consume").reduce((n, e) => n + e.amount, 0) === 4, brief);
 }
 

@@ -17,7 +17,15 @@ for (const [path, entry] of Object.entries(lock.packages)) {
   for (const [suffix, os, cpu] of PLATFORMS) {
     const key = `${prefix}@cloudflare/workerd-${suffix}`;
     if (lock.packages[key]) continue;
-    lock.packages[key] = { version: entry.version, cpu: [cpu], dev: true, license: "Apache-2.0", optional: true, os: [os], engines: { node: ">=16" } };
+    lock.packages[key] = {
+      version: entry.version,
+      cpu: [cpu],
+      dev: true,
+      license: "Apache-2.0",
+      optional: true,
+      os: [os],
+      engines: { node: ">=16" },
+    };
     added++;
   }
 }

@@ -74,8 +74,16 @@ const HOSTILE_BATCHES = [
       ["/hostile/unicode-spaces", EXPECT.completed],
     ],
   },
-  { name: 'json, selectors {"a":"*"}', body: { output: "json", selectors: { a: "*" } }, items: [["/hostile/deep-nesting", EXPECT.limit]] },
-  { name: "json, 20 selectors", body: { output: "json", selectors: TWENTY_SELECTORS }, items: [["/hostile/large-page", EXPECT.limit]] },
+  {
+    name: 'json, selectors {"a":"*"}',
+    body: { output: "json", selectors: { a: "*" } },
+    items: [["/hostile/deep-nesting", EXPECT.limit]],
+  },
+  {
+    name: "json, 20 selectors",
+    body: { output: "json", selectors: TWENTY_SELECTORS },
+    items: [["/hostile/large-page", EXPECT.limit]],
+  },
 ];
 
 /** The output cap the Worker runs with: wrangler.toml's top-level value (the story does not override it). */
@@ -129,7 +137,10 @@ function figures() {
 
 function summary() {
   const f = figures();
-  const stall = f.worstStallMs === null ? "–" : `${f.worstStallMs} ms, ${f.worstStallRequest}; worst before the hostile batches ${f.baselineWorstMs ?? "–"} ms`;
+  const stall =
+    f.worstStallMs === null
+      ? "–"
+      : `${f.worstStallMs} ms, ${f.worstStallRequest}; worst before the hostile batches ${f.baselineWorstMs ?? "–"} ms`;
   return [
     `worst stall seen by the second account: ${stall}; ${f.bystanderRequests} requests, p50 ${f.p50Ms ?? "–"} ms`,
     `hostile inputs tried: ${f.hostileInputs}; limits that stopped them: ${show(f.limitsHit)}`,
@@ -155,7 +166,11 @@ async function bystander(key, targetUrl, state) {
     latencies.push({ label, ms: Math.round(performance.now() - t0), status: r.status, phase });
     return r;
   };
-  for (; state.rounds < MAX_ROUNDS && (state.rounds < MIN_ROUNDS || !state.stop) && Date.now() < state.deadline; state.rounds++) {
+  for (
+    ;
+    state.rounds < MAX_ROUNDS && (state.rounds < MIN_ROUNDS || !state.stop) && Date.now() < state.deadline;
+    state.rounds++
+  ) {
     const started = Date.now();
     const urls = [0, 1, 2].map((k) => `${targetUrl}/page/${1000 + 3 * state.rounds + k}`);
     const created = await timed("create", "POST", "/api/batch/scrape", { urls, output: "markdown", maxConcurrency: 1 });
@@ -195,7 +210,10 @@ async function story() {
   step("two accounts: hostile and bystander");
   const accounts = {};
   for (const name of ["hostile", "bystander"]) {
-    const r = await api("POST", "/admin/accounts", { headers: { authorization: `Bearer ${adminToken}` }, body: { name, credits: GRANT } });
+    const r = await api("POST", "/admin/accounts", {
+      headers: { authorization: `Bearer ${adminToken}` },
+      body: { name, credits: GRANT },
+    });
     must(`account ${name} created with ${GRANT} credits`, r.status === 201 && typeof r.body?.apiKey === "string", r);
     accounts[name] = r.body.apiKey;
   }
@@ -205,7 +223,11 @@ async function story() {
   const bystanderRun = bystander(accounts.bystander, target.url, bystanderState);
   bystanderRun.catch(() => {}); // awaited below; a failure before then must not crash the run
   // Its first rounds are the baseline: no hostile work yet.
-  await pollUntil(async () => bystanderState.rounds, (n) => n >= BASELINE_ROUNDS, { timeoutMs: BASELINE_ROUNDS * (ROUND_MS + 5 * BOUNDS.request), intervalMs: 100 });
+  await pollUntil(
+    async () => bystanderState.rounds,
+    (n) => n >= BASELINE_ROUNDS,
+    { timeoutMs: BASELINE_ROUNDS * (ROUND_MS + 5 * BOUNDS.request), intervalMs: 100 },
+  );
   bystanderState.hostile = true;
 
   step(`the hostile account creates ${HOSTILE_BATCHES.length} batches`);
@@ -214,7 +236,10 @@ async function story() {
   for (const [i, spec] of HOSTILE_BATCHES.entries()) {
     const control = `/page/${i}`;
     const items = [...spec.items, [control, EXPECT.completed]];
-    const r = await api("POST", "/api/batch/scrape", { headers: hostileKey, body: { ...spec.body, urls: items.map(([p]) => `${target.url}${p}`) } });
+    const r = await api("POST", "/api/batch/scrape", {
+      headers: hostileKey,
+      body: { ...spec.body, urls: items.map(([p]) => `${target.url}${p}`) },
+    });
     must(`batch "${spec.name}" created (202)`, r.status === 202 && typeof r.body?.batchId === "string", r);
     hostileInputs += spec.items.length;
     created.push({ spec, batchId: r.body.batchId, items });
@@ -236,7 +261,9 @@ async function story() {
   check(
     `every hostile batch finished within ${BOUNDS.hostile / 1000} s`,
     finished.ok,
-    finished.value?.map((b) => pick(b, ["batchId", "status", "pendingCount", "runningCount", "completedCount", "failedCount"])) ?? finished.error?.message,
+    finished.value?.map((b) =>
+      pick(b, ["batchId", "status", "pendingCount", "runningCount", "completedCount", "failedCount"]),
+    ) ?? finished.error?.message,
   );
 
   step("each hostile item: status, code, charge, attempts, stored result");
@@ -251,7 +278,9 @@ async function story() {
       console.log(`  ${label} -> ${show(brief)}`);
       check(
         `${label} ends ${expect.status}${expect.code ? ` with ${expect.code}` : ""}, ${expect.charged ? "charged" : "refunded"}`,
-        item?.status === expect.status && (item.error?.code ?? null) === expect.code && item.creditsUsed === (expect.charged ? view.creditsPerItem : 0),
+        item?.status === expect.status &&
+          (item.error?.code ?? null) === expect.code &&
+          item.creditsUsed === (expect.charged ? view.creditsPerItem : 0),
         brief,
       );
       const limitVar = /\b(EXTRACT_[A-Z_]+) = \d+/.exec(item?.error?.message ?? "")?.[1];
@@ -261,7 +290,9 @@ async function story() {
       }
       // A Worker that could not finish them in time would hold up every read below as well.
       if (!item || !finished.ok) continue;
-      const result = await request("GET", `/api/batch/scrape/${view.batchId}/items/${item.uuid}/result`, { headers: hostileKey });
+      const result = await request("GET", `/api/batch/scrape/${view.batchId}/items/${item.uuid}/result`, {
+        headers: hostileKey,
+      });
       if (expect.status === "completed") {
         check(
           `${label}: stored result is under the output cap (${outputCap ?? `${OUTPUT_CAP_VAR} not found in wrangler.toml`} bytes)`,
@@ -269,10 +300,17 @@ async function story() {
           { status: result.status, bytes: result.bytes, outputCap },
         );
         if (path === "/hostile/unicode-spaces") {
-          check(`${label}: the text survives (x … x)`, /x[\s\u2003]+x/.test(typeof result.body === "string" ? result.body : JSON.stringify(result.body)), show(result.body).slice(0, 120));
+          check(
+            `${label}: the text survives (x … x)`,
+            /x[\s\u2003]+x/.test(typeof result.body === "string" ? result.body : JSON.stringify(result.body)),
+            show(result.body).slice(0, 120),
+          );
         }
       } else {
-        check(`${label}: no stored result (404)`, result.status === 404, { status: result.status, bytes: result.bytes });
+        check(`${label}: no stored result (404)`, result.status === 404, {
+          status: result.status,
+          bytes: result.bytes,
+        });
       }
     }
   }
@@ -286,26 +324,43 @@ async function story() {
   step("the bystander stops; its batches finish");
   const batchIds = await bystanderRun;
   const f = figures();
-  console.log(`  ${f.bystanderRequests} requests in ${bystanderState.rounds} rounds; worst ${f.worstStallMs} ms (${f.worstStallRequest}); p50 ${f.p50Ms} ms`);
+  console.log(
+    `  ${f.bystanderRequests} requests in ${bystanderState.rounds} rounds; worst ${f.worstStallMs} ms (${f.worstStallRequest}); p50 ${f.p50Ms} ms`,
+  );
   const during = latencies.filter((l) => l.phase === "hostile").length;
   check(`the bystander made requests while the hostile batches ran (${during})`, during >= 4 * MIN_ROUNDS, during);
   const slow = latencies.filter((l) => l.ms > STALL_BOUND_MS);
-  check(`no bystander request took longer than ${STALL_BOUND_MS} ms (worst ${f.worstStallMs} ms)`, latencies.length > 0 && slow.length === 0, slow.slice(0, 5));
+  check(
+    `no bystander request took longer than ${STALL_BOUND_MS} ms (worst ${f.worstStallMs} ms)`,
+    latencies.length > 0 && slow.length === 0,
+    slow.slice(0, 5),
+  );
   const okStatus = { create: [202], read: [200], cancel: [200, 409], credits: [200], list: [200] };
   const odd = latencies.filter((l) => !okStatus[l.label].includes(l.status));
-  check("every bystander request answered as expected (create 202, cancel 200 or 409, reads 200)", odd.length === 0, odd.slice(0, 5));
+  check(
+    "every bystander request answered as expected (create 202, cancel 200 or 409, reads 200)",
+    odd.length === 0,
+    odd.slice(0, 5),
+  );
 
   const bystanderKey = { "x-api-key": accounts.bystander };
   const done = await pollUntil(
     async () => {
       const views = [];
-      for (const id of batchIds) views.push((await request("GET", `/api/batch/scrape/${id}`, { headers: bystanderKey })).body);
+      for (const id of batchIds)
+        views.push((await request("GET", `/api/batch/scrape/${id}`, { headers: bystanderKey })).body);
       return views;
     },
     (views) => views.every(isFinished),
     { timeoutMs: BOUNDS.bystander, intervalMs: 500 },
   );
-  check(`every bystander batch (${batchIds.length}) finished within ${BOUNDS.bystander / 1000} s`, done.ok, done.value?.filter((b) => !isFinished(b)).map((b) => pick(b, ["batchId", "status", "pendingCount", "runningCount"])));
+  check(
+    `every bystander batch (${batchIds.length}) finished within ${BOUNDS.bystander / 1000} s`,
+    done.ok,
+    done.value
+      ?.filter((b) => !isFinished(b))
+      .map((b) => pick(b, ["batchId", "status", "pendingCount", "runningCount"])),
+  );
   // Its pages are ordinary: sharing the executor with hostile pages must not make them fail.
   const bystanderItems = (done.value ?? []).flatMap((b) => b?.items ?? []);
   const bystanderFailed = bystanderItems.filter((i) => i.status === "failed");
@@ -320,8 +375,15 @@ async function story() {
 
   step(`the books of both accounts (reserved polled to 0 for up to ${BOUNDS.settle / 1000} s)`);
   const chargedFailure = (item) => item.error?.code === "EXTRACTION_LIMIT";
-  for (const [name, key, ids] of [["hostile", accounts.hostile, created.map((c) => c.batchId)], ["bystander", accounts.bystander, batchIds]]) {
-    await pollUntil(async () => (await api("GET", "/api/credits", { headers: { "x-api-key": key } })).body, (c) => c?.reserved === 0, { timeoutMs: BOUNDS.settle, intervalMs: 250 });
+  for (const [name, key, ids] of [
+    ["hostile", accounts.hostile, created.map((c) => c.batchId)],
+    ["bystander", accounts.bystander, batchIds],
+  ]) {
+    await pollUntil(
+      async () => (await api("GET", "/api/credits", { headers: { "x-api-key": key } })).body,
+      (c) => c?.reserved === 0,
+      { timeoutMs: BOUNDS.settle, intervalMs: 250 },
+    );
     let books;
     try {
       books = await readBooks(api, key, ids);
@@ -330,7 +392,9 @@ async function story() {
       check(`${name}: the books could be read`, false, err.message);
       continue;
     }
-    console.log(`  ${name}: ${show(books.credits)}, ${books.ledger.length} ledger rows, ${books.batches.length} batches`);
+    console.log(
+      `  ${name}: ${show(books.credits)}, ${books.ledger.length} ledger rows, ${books.batches.length} batches`,
+    );
     checkBooks(check, name, books, { granted: GRANT, charged: chargedFailure });
   }
 }

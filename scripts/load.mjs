@@ -13,7 +13,15 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePorts, groupAlive, signalGroup, sleep, snapshotWorker, startWrangler, stopGroup } from "./lib/wrangler.mjs";
+import {
+  freePorts,
+  groupAlive,
+  signalGroup,
+  sleep,
+  snapshotWorker,
+  startWrangler,
+  stopGroup,
+} from "./lib/wrangler.mjs";
 import { startTargetServer } from "./target-server.mjs";
 import { requestJson } from "./lib/http.mjs";
 
@@ -48,7 +56,11 @@ async function api(method, path, { body, headers, count = true } = {}) {
   const t0 = performance.now();
   let res;
   try {
-    res = await requestJson(`${base}${path}`, method, { body, headers, signal: AbortSignal.any([AbortSignal.timeout(REQUEST_MS), stop.signal]) });
+    res = await requestJson(`${base}${path}`, method, {
+      body,
+      headers,
+      signal: AbortSignal.any([AbortSignal.timeout(REQUEST_MS), stop.signal]),
+    });
   } catch (err) {
     if (count) stats.networkErrors++;
     return { status: 0, body: undefined, error: String(err?.cause?.code ?? err?.name ?? err) };
@@ -56,7 +68,8 @@ async function api(method, path, { body, headers, count = true } = {}) {
   if (count) {
     stats.latencies.push(performance.now() - t0);
     stats.byStatus[res.status] = (stats.byStatus[res.status] ?? 0) + 1;
-    if (res.status >= 500 && stats.fiveXx.length < 20) stats.fiveXx.push({ method, path, status: res.status, body: res.text.slice(0, 300) });
+    if (res.status >= 500 && stats.fiveXx.length < 20)
+      stats.fiveXx.push({ method, path, status: res.status, body: res.text.slice(0, 300) });
   }
   return res;
 }
@@ -71,11 +84,19 @@ const accounts = [];
 
 async function openAccounts() {
   for (let i = 0; i < ACCOUNTS; i++) {
-    const r = await api("POST", "/admin/accounts", { headers: admin(), body: { name: `load-${i}`, credits: 1_000_000 }, count: false });
+    const r = await api("POST", "/admin/accounts", {
+      headers: admin(),
+      body: { name: `load-${i}`, credits: 1_000_000 },
+      count: false,
+    });
     if (r.status !== 201) throw new Error(`account not created: ${r.status} ${JSON.stringify(r.body)}`);
     const keys = [r.body.apiKey];
     for (let k = 1; k < KEYS_PER_ACCOUNT; k++) {
-      const key = await api("POST", `/admin/accounts/${r.body.accountId}/keys`, { headers: admin(), body: {}, count: false });
+      const key = await api("POST", `/admin/accounts/${r.body.accountId}/keys`, {
+        headers: admin(),
+        body: {},
+        count: false,
+      });
       if (key.status !== 201) throw new Error(`key not created: ${key.status}`);
       keys.push(key.body.apiKey);
     }
@@ -94,30 +115,55 @@ function createBody() {
 }
 
 const OPS = [
-  [20, async (a, key) => {
-    const replay = a.creates.length > 0 && Math.random() < 0.15 ? pick(a.creates) : null;
-    const idem = replay?.key ?? (Math.random() < 0.3 ? `load-${randomBytes(8).toString("hex")}` : null);
-    const body = replay?.body ?? createBody();
-    const r = await api("POST", "/api/batch/scrape", { headers: { "x-api-key": key, ...(idem ? { "idempotency-key": idem } : {}) }, body });
-    if (r.status === 202) {
-      a.batches.add(r.body.batchId);
-      if (idem && !replay) a.creates.push({ key: idem, body });
-    }
-  }],
-  [25, async (a, key) => {
-    const id = pick([...a.batches]);
-    if (id) await api("GET", `/api/batch/scrape/${id}?limit=20`, { headers: { "x-api-key": key } });
-  }],
-  [10, async (_a, key) => api("GET", `/api/batch/scrape?limit=${1 + Math.floor(Math.random() * 50)}`, { headers: { "x-api-key": key } })],
-  [10, async (_a, key) => api("GET", Math.random() < 0.5 ? "/api/credits" : "/api/credits/ledger?limit=20", { headers: { "x-api-key": key } })],
-  [20, async (a, key) => {
-    const id = pick([...a.batches]);
-    if (id) await api("DELETE", `/api/batch/scrape/${id}`, { headers: { "x-api-key": key } });
-  }],
-  [15, async (a, key) => {
-    const id = pick([...a.batches]);
-    if (id) await api("POST", `/api/batch/scrape/${id}/retry`, { headers: { "x-api-key": key } });
-  }],
+  [
+    20,
+    async (a, key) => {
+      const replay = a.creates.length > 0 && Math.random() < 0.15 ? pick(a.creates) : null;
+      const idem = replay?.key ?? (Math.random() < 0.3 ? `load-${randomBytes(8).toString("hex")}` : null);
+      const body = replay?.body ?? createBody();
+      const r = await api("POST", "/api/batch/scrape", {
+        headers: { "x-api-key": key, ...(idem ? { "idempotency-key": idem } : {}) },
+        body,
+      });
+      if (r.status === 202) {
+        a.batches.add(r.body.batchId);
+        if (idem && !replay) a.creates.push({ key: idem, body });
+      }
+    },
+  ],
+  [
+    25,
+    async (a, key) => {
+      const id = pick([...a.batches]);
+      if (id) await api("GET", `/api/batch/scrape/${id}?limit=20`, { headers: { "x-api-key": key } });
+    },
+  ],
+  [
+    10,
+    async (_a, key) =>
+      api("GET", `/api/batch/scrape?limit=${1 + Math.floor(Math.random() * 50)}`, { headers: { "x-api-key": key } }),
+  ],
+  [
+    10,
+    async (_a, key) =>
+      api("GET", Math.random() < 0.5 ? "/api/credits" : "/api/credits/ledger?limit=20", {
+        headers: { "x-api-key": key },
+      }),
+  ],
+  [
+    20,
+    async (a, key) => {
+      const id = pick([...a.batches]);
+      if (id) await api("DELETE", `/api/batch/scrape/${id}`, { headers: { "x-api-key": key } });
+    },
+  ],
+  [
+    15,
+    async (a, key) => {
+      const id = pick([...a.batches]);
+      if (id) await api("POST", `/api/batch/scrape/${id}/retry`, { headers: { "x-api-key": key } });
+    },
+  ],
 ];
 const WEIGHT = OPS.reduce((n, [w]) => n + w, 0);
 
@@ -146,7 +192,10 @@ async function loadPhase() {
 async function allBatches(a) {
   const ids = new Set(a.batches);
   for (let page = 1; page <= 200; page++) {
-    const r = await api("GET", `/api/batch/scrape?page=${page}&limit=50`, { headers: { "x-api-key": a.keys[0] }, count: false });
+    const r = await api("GET", `/api/batch/scrape?page=${page}&limit=50`, {
+      headers: { "x-api-key": a.keys[0] },
+      count: false,
+    });
     if (r.status !== 200) throw new Error(`list: ${r.status}`);
     for (const j of r.body.jobs) ids.add(j.uuid);
     if (page >= r.body.pagination.totalPages) break;
@@ -164,7 +213,10 @@ async function ledgerSums(a) {
   const sums = { grant: 0, reserve: 0, consume: 0, refund: 0 };
   let cursor = null;
   for (let page = 0; page < 10_000; page++) {
-    const r = await api("GET", `/api/credits/ledger?limit=100${cursor ? `&cursor=${cursor}` : ""}`, { headers: { "x-api-key": a.keys[0] }, count: false });
+    const r = await api("GET", `/api/credits/ledger?limit=100${cursor ? `&cursor=${cursor}` : ""}`, {
+      headers: { "x-api-key": a.keys[0] },
+      count: false,
+    });
     if (r.status !== 200) throw new Error(`ledger: ${r.status}`);
     for (const e of r.body.entries) sums[e.kind] += e.amount;
     cursor = r.body.nextCursor;
@@ -185,7 +237,8 @@ async function settle() {
       for (const id of await allBatches(a)) {
         batches++;
         const b = await readBatch(a, id);
-        if (!["completed", "failed", "cancelled"].includes(b.status) || b.runningCount > 0 || b.pendingCount > 0) open.push({ id, status: b.status, pending: b.pendingCount, running: b.runningCount });
+        if (!["completed", "failed", "cancelled"].includes(b.status) || b.runningCount > 0 || b.pendingCount > 0)
+          open.push({ id, status: b.status, pending: b.pendingCount, running: b.runningCount });
       }
     }
     if (open.length === 0) break;
@@ -220,7 +273,10 @@ async function books() {
       books: c.granted - c.balance - c.reserved - c.used,
       held: c.reserved - held,
       batches: batchDrift,
-      ledger: Math.abs(l.grant - c.granted) + Math.abs(l.consume - c.used) + Math.abs(l.reserve - l.consume - l.refund - c.reserved),
+      ledger:
+        Math.abs(l.grant - c.granted) +
+        Math.abs(l.consume - c.used) +
+        Math.abs(l.reserve - l.consume - l.refund - c.reserved),
     };
     drift += Math.abs(d.books) + Math.abs(d.held) + d.batches + d.ledger;
     perAccount.push({ accountId: a.accountId, credits: c, drift: d });
@@ -244,7 +300,13 @@ async function run() {
     inspectorPort,
     persistTo: join(workDir, "state"),
     logDir: join(workDir, "logs"),
-    vars: { ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex"), ALLOW_LOOPBACK_TARGETS: "true", RETRY_BASE_DELAY_MS: "200", FETCH_TIMEOUT_MS: "5000" },
+    vars: {
+      ADMIN_TOKEN: adminToken,
+      API_KEY_MAC_SECRET: randomBytes(32).toString("hex"),
+      ALLOW_LOOPBACK_TARGETS: "true",
+      RETRY_BASE_DELAY_MS: "200",
+      FETCH_TIMEOUT_MS: "5000",
+    },
   });
   wrangler.exited.then((e) => {
     wrangler.exit = e;
@@ -254,13 +316,19 @@ async function run() {
 
   const ready = Date.now() + READY_MS;
   for (;;) {
-    if (wrangler.exit || wrangler.buildError) throw new Error(`wrangler did not start: ${wrangler.buildError ?? JSON.stringify(wrangler.exit)}`);
-    const r = await Promise.race([api("GET", "/healthz", { count: false }), wrangler.buildFailed.then(() => ({ status: -1 }))]);
+    if (wrangler.exit || wrangler.buildError)
+      throw new Error(`wrangler did not start: ${wrangler.buildError ?? JSON.stringify(wrangler.exit)}`);
+    const r = await Promise.race([
+      api("GET", "/healthz", { count: false }),
+      wrangler.buildFailed.then(() => ({ status: -1 })),
+    ]);
     if (r.status === 200) break;
     if (Date.now() > ready) throw new Error("wrangler dev did not answer /healthz in time");
     await sleep(250);
   }
-  console.log(`[${elapsed()}] ready; ${ACCOUNTS} accounts x ${KEYS_PER_ACCOUNT} keys, ${CONCURRENCY} loops for ${SECONDS} s`);
+  console.log(
+    `[${elapsed()}] ready; ${ACCOUNTS} accounts x ${KEYS_PER_ACCOUNT} keys, ${CONCURRENCY} loops for ${SECONDS} s`,
+  );
   await openAccounts();
   await loadPhase();
   console.log(`[${elapsed()}] load phase done: ${stats.requests} requests ${JSON.stringify(stats.byStatus)}`);
@@ -306,15 +374,22 @@ try {
   failure = err?.stack ?? String(err);
 }
 clearTimeout(watchdog);
-const fiveXx = Object.entries(stats.byStatus).filter(([s]) => Number(s) >= 500).reduce((n, [, c]) => n + c, 0);
-const ok = !failure && fiveXx === 0 && stats.networkErrors === 0 && result.open.length === 0 && result.report.drift === 0;
+const fiveXx = Object.entries(stats.byStatus)
+  .filter(([s]) => Number(s) >= 500)
+  .reduce((n, [, c]) => n + c, 0);
+const ok =
+  !failure && fiveXx === 0 && stats.networkErrors === 0 && result.open.length === 0 && result.report.drift === 0;
 if (!ok && wrangler) {
   console.log("--- last 30 lines of wrangler output ---");
-  for (const line of wrangler.log.filter((l) => !/\[wrangler:info\] (GET|POST|DELETE) \S+ [234]\d\d /.test(l)).slice(-30)) console.log(`  | ${line}`);
+  for (const line of wrangler.log
+    .filter((l) => !/\[wrangler:info\] (GET|POST|DELETE) \S+ [234]\d\d /.test(l))
+    .slice(-30))
+    console.log(`  | ${line}`);
 }
 const stopped = await cleanup(!ok);
 const sorted = [...stats.latencies].sort((x, y) => x - y);
-const percentile = (p) => (sorted.length === 0 ? null : Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]));
+const percentile = (p) =>
+  sorted.length === 0 ? null : Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
 const summary = {
   requests: stats.requests,
   p50ms: percentile(50),

@@ -29,7 +29,11 @@ const VITEST = join(ROOT, "node_modules", "vitest", "vitest.mjs");
 function run(label, script, scriptArgs, env, show) {
   return new Promise((resolve) => {
     console.log(`\n=== ${label}`);
-    const child = spawn(process.execPath, [script, ...scriptArgs], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...scriptArgs], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const lines = [];
     let partial = "";
     const onData = (chunk) => {
@@ -66,16 +70,29 @@ async function tests() {
       `vitest --project ${project} ${files.join(" ")} (RELIABILITY_RUNS=${RUNS})`,
       VITEST,
       // --silent=false: the figures are console lines, which the config keeps quiet for passing tests.
-      ["run", "--project", project, ...files, "--silent=false", "--reporter=default", "--reporter=json", `--outputFile.json=${json}`],
+      [
+        "run",
+        "--project",
+        project,
+        ...files,
+        "--silent=false",
+        "--reporter=default",
+        "--reporter=json",
+        `--outputFile.json=${json}`,
+      ],
       { RELIABILITY_RUNS: String(RUNS) },
-      (line) => /^\s*(✓|×|↓|FAIL|Test Files|Tests|Duration)|\[reliability\]|Counterexample|AssertionError/.test(plain(line).trim()) && !/"level":/.test(line),
+      (line) =>
+        /^\s*(✓|×|↓|FAIL|Test Files|Tests|Duration)|\[reliability\]|Counterexample|AssertionError/.test(
+          plain(line).trim(),
+        ) && !/"level":/.test(line),
     );
     await writeFile(join(OUT, `reliability-${project}.log`), r.lines.join("\n"));
     code ||= r.code;
     for (const line of r.lines) {
       const m = /\[reliability\] (\{.*\})/.exec(plain(line));
       if (!m) continue;
-      for (const [k, v] of Object.entries(JSON.parse(m[1]))) if (typeof v === "number") figures[k] = (figures[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(JSON.parse(m[1])))
+        if (typeof v === "number") figures[k] = (figures[k] ?? 0) + v;
     }
     try {
       const report = JSON.parse(await readFile(json, "utf8"));
@@ -91,14 +108,26 @@ async function tests() {
 }
 
 async function load() {
-  const r = await run(`load: scripts/load.mjs (${LOAD_SECONDS} s)`, join(ROOT, "scripts", "load.mjs"), [], { LOAD_SECONDS: String(LOAD_SECONDS) }, (line) => !line.startsWith("[load] "));
+  const r = await run(
+    `load: scripts/load.mjs (${LOAD_SECONDS} s)`,
+    join(ROOT, "scripts", "load.mjs"),
+    [],
+    { LOAD_SECONDS: String(LOAD_SECONDS) },
+    (line) => !line.startsWith("[load] "),
+  );
   await writeFile(join(OUT, "reliability-load.log"), r.lines.join("\n"));
   const line = r.lines.find((l) => l.startsWith("[load] "));
   return { code: r.code, summary: line ? JSON.parse(line.slice(7)) : null };
 }
 
 async function hostile() {
-  const r = await run("hostile pages story: scripts/hostile.mjs", join(ROOT, "scripts", "hostile.mjs"), [], {}, (line) => /^\s*FAIL|^worst stall|^hostile/.test(line));
+  const r = await run(
+    "hostile pages story: scripts/hostile.mjs",
+    join(ROOT, "scripts", "hostile.mjs"),
+    [],
+    {},
+    (line) => /^\s*FAIL|^worst stall|^hostile/.test(line),
+  );
   await writeFile(join(OUT, "reliability-hostile.log"), r.lines.join("\n"));
   const line = r.lines.find((l) => l.startsWith("[hostile] "));
   return { code: r.code, summary: line ? JSON.parse(line.slice(10)) : null };
@@ -117,19 +146,39 @@ const rows = [
   ["Faults injected", t ? n(f.faults ?? 0) : "–"],
   ["Bad inputs tried", t ? n(f.badInputs ?? 0) : "–"],
   ["5xx seen (bad inputs)", t ? n(f.fiveXx ?? 0) : "–"],
-  ["Requests under load", l?.summary ? `${n(l.summary.requests)} in ${l.summary.seconds} s (p50 ${l.summary.p50ms} ms, p99 ${l.summary.p99ms} ms)` : "–"],
+  [
+    "Requests under load",
+    l?.summary
+      ? `${n(l.summary.requests)} in ${l.summary.seconds} s (p50 ${l.summary.p50ms} ms, p99 ${l.summary.p99ms} ms)`
+      : "–",
+  ],
   ["5xx seen (load)", l?.summary ? n(l.summary.fiveXx) : "–"],
-  ["Batches under load (not terminal at the end)", l?.summary ? `${n(l.summary.batches)} (${n(l.summary.notTerminal)})` : "–"],
+  [
+    "Batches under load (not terminal at the end)",
+    l?.summary ? `${n(l.summary.batches)} (${n(l.summary.notTerminal)})` : "–",
+  ],
   ["Credits drifted", l?.summary ? n(l.summary.drift) : "–"],
   ["Hostile inputs tried", h?.summary ? n(h.summary.hostileInputs) : "–"],
-  ["Worst stall seen (second account, hostile story)", h?.summary?.worstStallMs != null ? `${n(h.summary.worstStallMs)} ms over ${n(h.summary.bystanderRequests)} requests (p50 ${h.summary.p50Ms} ms)` : "–"],
+  [
+    "Worst stall seen (second account, hostile story)",
+    h?.summary?.worstStallMs != null
+      ? `${n(h.summary.worstStallMs)} ms over ${n(h.summary.bystanderRequests)} requests (p50 ${h.summary.p50Ms} ms)`
+      : "–",
+  ],
   ["Tests passed / failed / todo", t ? `${t.counts.passed} / ${t.counts.failed} / ${t.counts.todo}` : "–"],
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
-const table = [`| ${"Figure".padEnd(width)} | Value |`, `| ${"-".repeat(width)} | --- |`, ...rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v} |`)].join("\n");
+const table = [
+  `| ${"Figure".padEnd(width)} | Value |`,
+  `| ${"-".repeat(width)} | --- |`,
+  ...rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v} |`),
+].join("\n");
 const when = new Date().toISOString().slice(0, 16).replace("T", " ");
 console.log(`\nReliability (RELIABILITY_RUNS=${RUNS}, load ${LOAD_SECONDS} s, ${when} UTC)\n\n${table}\n`);
-await writeFile(join(OUT, "reliability.md"), `Reliability run: RELIABILITY_RUNS=${RUNS}, load ${LOAD_SECONDS} s, ${when} UTC\n\n${table}\n`);
+await writeFile(
+  join(OUT, "reliability.md"),
+  `Reliability run: RELIABILITY_RUNS=${RUNS}, load ${LOAD_SECONDS} s, ${when} UTC\n\n${table}\n`,
+);
 
 const ok = (t === null || t.code === 0) && (l === null || l.code === 0) && (h === null || h.code === 0);
 console.log(ok ? "reliability: all checks passed" : "reliability: FAILED (see test-output/reliability-*.log)");

@@ -9,7 +9,10 @@ export function call(path: string, init: RequestInit = {}): Promise<Response> {
   return exports.default.fetch(new Request(`https://api.test${path}`, init));
 }
 
-export async function callJson<T = any>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T; res: Response }> {
+export async function callJson<T = any>(
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: T; res: Response }> {
   return readAnswer<T>(await call(path, init));
 }
 
@@ -29,8 +32,15 @@ export function keyHeaders(apiKey: string, extra: Record<string, string> = {}) {
   return { "x-api-key": apiKey, "content-type": "application/json", ...extra };
 }
 
-export async function newAccount(credits = 1000, name = "test"): Promise<{ accountId: string; apiKey: string; keyId: string }> {
-  const { status, body } = await callJson("/admin/accounts", { method: "POST", headers: adminHeaders, body: JSON.stringify({ name, credits }) });
+export async function newAccount(
+  credits = 1000,
+  name = "test",
+): Promise<{ accountId: string; apiKey: string; keyId: string }> {
+  const { status, body } = await callJson("/admin/accounts", {
+    method: "POST",
+    headers: adminHeaders,
+    body: JSON.stringify({ name, credits }),
+  });
   expect(status).toBe(201);
   return body;
 }
@@ -40,7 +50,11 @@ export function urls(n: number, prefix = "https://example.com/page"): string[] {
 }
 
 export async function createBatch(apiKey: string, body: unknown, extraHeaders: Record<string, string> = {}) {
-  return callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey, extraHeaders), body: JSON.stringify(body) });
+  return callJson("/api/batch/scrape", {
+    method: "POST",
+    headers: keyHeaders(apiKey, extraHeaders),
+    body: JSON.stringify(body),
+  });
 }
 
 /** Creates a batch and returns its id and item ids (in order). */
@@ -51,9 +65,12 @@ export async function newBatch(apiKey: string, n: number, extra: Record<string, 
   const itemIds: string[] = [];
   let cursor: string | null = null;
   do {
-    const page: { body: any } = await callJson(`/api/batch/scrape/${batchId}?limit=100${cursor ? `&cursor=${cursor}` : ""}`, {
-      headers: keyHeaders(apiKey),
-    });
+    const page: { body: any } = await callJson(
+      `/api/batch/scrape/${batchId}?limit=100${cursor ? `&cursor=${cursor}` : ""}`,
+      {
+        headers: keyHeaders(apiKey),
+      },
+    );
     itemIds.push(...page.body.items.map((i: { uuid: string }) => i.uuid));
     cursor = page.body.nextCursor;
   } while (cursor);
@@ -92,7 +109,10 @@ import { runInDurableObject } from "cloudflare:test";
 import type { AccountObject } from "../src/account/account-object";
 import type { BatchObject } from "../src/batch/batch-object";
 
-export function runInBatch<R>(batchId: string, fn: (o: BatchObject, state: DurableObjectState) => R | Promise<R>): Promise<R> {
+export function runInBatch<R>(
+  batchId: string,
+  fn: (o: BatchObject, state: DurableObjectState) => R | Promise<R>,
+): Promise<R> {
   return runInDurableObject(batchStub(batchId), fn);
 }
 
@@ -111,8 +131,12 @@ export async function expectBalanced(apiKey: string, batchIds: string[]) {
     held += (body.pendingCount + body.runningCount) * body.creditsPerItem;
     // Completions, and failures charged at an extraction limit (every round of a retried batch).
     used += body.creditsUsed;
-    expect(body.creditsReserved).toBe(body.creditsUsed + body.creditsRefunded + (body.pendingCount + body.runningCount) * body.creditsPerItem);
-    expect(body.pendingCount + body.runningCount + body.completedCount + body.failedCount + body.cancelledCount).toBe(body.totalUrls);
+    expect(body.creditsReserved).toBe(
+      body.creditsUsed + body.creditsRefunded + (body.pendingCount + body.runningCount) * body.creditsPerItem,
+    );
+    expect(body.pendingCount + body.runningCount + body.completedCount + body.failedCount + body.cancelledCount).toBe(
+      body.totalUrls,
+    );
   }
   expect(c.reserved).toBe(held);
   expect(c.used).toBe(used);
@@ -153,7 +177,10 @@ export type ReserveHoldCall = (input: Parameters<ReserveHold>[0]) => Promise<Ret
  * what `replace` makes of the real call; `restore` puts the real account stub back. The
  * object's `accountStub` field is there for this; an eviction ends the fault.
  */
-export async function interceptReserveHold(batchId: string, replace: (real: ReserveHoldCall, restore: () => void) => ReserveHoldCall): Promise<void> {
+export async function interceptReserveHold(
+  batchId: string,
+  replace: (real: ReserveHoldCall, restore: () => void) => ReserveHoldCall,
+): Promise<void> {
   await runInBatch(batchId, (o) => {
     const real = o.accountStub;
     const restore = () => {
@@ -161,7 +188,10 @@ export async function interceptReserveHold(batchId: string, replace: (real: Rese
     };
     o.accountStub = (id) =>
       new Proxy(real(id), {
-        get: (target, prop) => (prop === "reserveHold" ? replace((input) => target.reserveHold(input) as Promise<ReturnType<ReserveHold>>, restore) : Reflect.get(target, prop)),
+        get: (target, prop) =>
+          prop === "reserveHold"
+            ? replace((input) => target.reserveHold(input) as Promise<ReturnType<ReserveHold>>, restore)
+            : Reflect.get(target, prop),
       });
   });
 }

@@ -22,23 +22,32 @@ async function allPages(read, field, maxPages) {
 export async function readBooks(api, key, batchIds, { maxPages = 50 } = {}) {
   const headers = { "x-api-key": key };
   const credits = (await api("GET", "/api/credits", { headers })).body;
-  const ledger = await allPages((cursor) => api("GET", `/api/credits/ledger?limit=100${cursor === null ? "" : `&cursor=${cursor}`}`, { headers }), "entries", maxPages);
+  const ledger = await allPages(
+    (cursor) => api("GET", `/api/credits/ledger?limit=100${cursor === null ? "" : `&cursor=${cursor}`}`, { headers }),
+    "entries",
+    maxPages,
+  );
   const batches = [];
   for (const batchId of batchIds) {
     const path = `/api/batch/scrape/${batchId}?limit=100`;
     let view;
-    const items = await allPages(async (cursor) => {
-      const r = await api("GET", cursor === null ? path : `${path}&cursor=${cursor}`, { headers });
-      view ??= r.body;
-      return r;
-    }, "items", maxPages);
+    const items = await allPages(
+      async (cursor) => {
+        const r = await api("GET", cursor === null ? path : `${path}&cursor=${cursor}`, { headers });
+        view ??= r.body;
+        return r;
+      },
+      "items",
+      maxPages,
+    );
     batches.push({ ...view, items });
   }
   return { credits, ledger, batches };
 }
 
 /** A batch that is over: a terminal status and nothing pending or running. */
-export const isFinished = (b) => ["completed", "failed", "cancelled"].includes(b?.status) && b.pendingCount === 0 && b.runningCount === 0;
+export const isFinished = (b) =>
+  ["completed", "failed", "cancelled"].includes(b?.status) && b.pendingCount === 0 && b.runningCount === 0;
 
 const sum = (rows, pick = (r) => r.amount) => rows.reduce((n, r) => n + pick(r), 0);
 
@@ -47,15 +56,25 @@ const sum = (rows, pick = (r) => r.amount) => rows.reduce((n, r) => n + pick(r),
  * whether a failed item is charged (the page was fetched) rather than refunded.
  */
 export function checkBooks(check, label, { credits, ledger, batches }, { granted, charged }) {
-  check(`${label}: granted ${granted} === balance + reserved + used`, credits?.granted === granted && credits.balance + credits.reserved + credits.used === granted, credits);
+  check(
+    `${label}: granted ${granted} === balance + reserved + used`,
+    credits?.granted === granted && credits.balance + credits.reserved + credits.used === granted,
+    credits,
+  );
   check(`${label}: reserved is 0 at the end`, credits?.reserved === 0, credits);
   const ofKind = (kind, rows = ledger) => rows.filter((e) => e.kind === kind);
   check(
     `${label}: ledger totals match the balances (grant ${granted}, consume ${credits?.used}, refund ${credits?.refunded})`,
-    sum(ofKind("grant")) === granted && sum(ofKind("consume")) === credits?.used && sum(ofKind("refund")) === credits?.refunded,
+    sum(ofKind("grant")) === granted &&
+      sum(ofKind("consume")) === credits?.used &&
+      sum(ofKind("refund")) === credits?.refunded,
     { grant: sum(ofKind("grant")), consume: sum(ofKind("consume")), refund: sum(ofKind("refund")), credits },
   );
-  check(`${label}: replaying the ledger row by row gives each row's balanceAfter and reservedAfter`, replayLedger(ledger) === null, replayLedger(ledger));
+  check(
+    `${label}: replaying the ledger row by row gives each row's balanceAfter and reservedAfter`,
+    replayLedger(ledger) === null,
+    replayLedger(ledger),
+  );
   const wrong = [];
   for (const b of batches) {
     const rows = ledger.filter((e) => e.batchId === b.batchId);
@@ -84,7 +103,8 @@ export function checkBooks(check, label, { credits, ledger, batches }, { granted
       consume: sum(ofKind("consume", rows)),
       refund: sum(ofKind("refund", rows)),
     };
-    if (JSON.stringify(got) !== JSON.stringify(expected)) wrong.push({ batchId: b.batchId, status: b.status, expected, got });
+    if (JSON.stringify(got) !== JSON.stringify(expected))
+      wrong.push({ batchId: b.batchId, status: b.status, expected, got });
   }
   check(
     `${label}: each of ${batches.length} batches: used = charged items × price, refunded = returned items × price, reserved = used + refunded, ledger rows agree`,
@@ -92,7 +112,11 @@ export function checkBooks(check, label, { credits, ledger, batches }, { granted
     wrong.slice(0, 3),
   );
   const batchUsed = sum(batches, (b) => b.creditsUsed);
-  check(`${label}: the batches' creditsUsed add up to the account's used (${credits?.used})`, batchUsed === credits?.used, { batchUsed, credits });
+  check(
+    `${label}: the batches' creditsUsed add up to the account's used (${credits?.used})`,
+    batchUsed === credits?.used,
+    { batchUsed, credits },
+  );
 }
 
 /** Null when every row's balanceAfter/reservedAfter follows from the rows before it; else the first row that does not. */

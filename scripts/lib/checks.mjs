@@ -23,7 +23,9 @@ export function createChecks() {
   function check(name, cond, detail) {
     const ok = Boolean(cond);
     results.push({ name, ok });
-    console.log(`  ${ok ? "ok  " : "FAIL"}  ${name}${!ok && detail !== undefined ? `\n        got: ${show(detail)}` : ""}`);
+    console.log(
+      `  ${ok ? "ok  " : "FAIL"}  ${name}${!ok && detail !== undefined ? `\n        got: ${show(detail)}` : ""}`,
+    );
     return ok;
   }
 

@@ -15,7 +15,15 @@ const ARGS = [
 ];
 // The story frame owns the signals and closes the browser itself: playwright's own SIGINT handler
 // would exit the process (130) before the frame stops wrangler and prints the summary.
-const LAUNCH = { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000, handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false };
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ARGS,
+  timeout: 30_000,
+  handleSIGINT: false,
+  handleSIGTERM: false,
+  handleSIGHUP: false,
+};
 
 /** Stops the story at once (a failed `must`) when Chromium is not installed: call before starting anything. */
 export function requireChromium(must) {
@@ -26,4 +34,5 @@ export function requireChromium(must) {
 export const launchChromium = () => chromium.launch(LAUNCH);
 
 /** A persistent context on `userDataDir` (a fresh profile); close it with `.close()`. */
-export const launchChromiumContext = (userDataDir, options = {}) => chromium.launchPersistentContext(userDataDir, { ...LAUNCH, ...options });
+export const launchChromiumContext = (userDataDir, options = {}) =>
+  chromium.launchPersistentContext(userDataDir, { ...LAUNCH, ...options });

@@ -34,8 +34,26 @@ function largePage(sections) {
 /** Twenty broad selectors for /hostile/large-page (the API's maximum). Three of them match the whole page. */
 export const TWENTY_SELECTORS = Object.fromEntries(
   [
-    "html", "body", "main", "section", "h2", "p", "span", "em", "ul", "li",
-    ".s", ".p", "section p", "section > h2", "p span", "li:first-child", "[data-n]", "main section", "ul li", "p em",
+    "html",
+    "body",
+    "main",
+    "section",
+    "h2",
+    "p",
+    "span",
+    "em",
+    "ul",
+    "li",
+    ".s",
+    ".p",
+    "section p",
+    "section > h2",
+    "p span",
+    "li:first-child",
+    "[data-n]",
+    "main section",
+    "ul li",
+    "p em",
   ].map((selector, i) => [`s${i}`, selector]),
 );
 

@@ -18,7 +18,14 @@ const POLL_NOISE = /^\[wrangler:info\] GET \S+ 200 OK/;
  *   `requestMs` bounds any single request; `totalMs` the whole run, whatever happens; `stopping`
  *   names what the story stops at the end (printed).
  */
-export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs = 5_000, pollMs = 100, stopping = "wrangler and the target server" }) {
+export function createStoryRun({
+  name,
+  totalMs,
+  requestMs = 10_000,
+  stopGraceMs = 5_000,
+  pollMs = 100,
+  stopping = "wrangler and the target server",
+}) {
   const checks = createChecks();
   const { results, elapsed, check, housekeeping, must } = checks;
   /** Aborted when wrangler dies or the run is being stopped: no request outlives the run. */
@@ -48,7 +55,9 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
       for (const close of closers) await Promise.race([close(), sleep(2_000)]);
       if (workDir) {
         // On failure only wrangler's debug log stays (state, bundle, a browser profile go).
-        const removed = keepLogs ? (await readdir(workDir).catch(() => [])).filter((f) => f !== "logs").map((f) => join(workDir, f)) : [workDir];
+        const removed = keepLogs
+          ? (await readdir(workDir).catch(() => [])).filter((f) => f !== "logs").map((f) => join(workDir, f))
+          : [workDir];
         for (const dir of removed) await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
         if (keepLogs) console.log(`[${elapsed()}] wrangler's debug log kept in ${join(workDir, "logs")}`);
       }
@@ -66,7 +75,8 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
       console.log(`\n[${elapsed()}] stopping ${stopping}`);
       const stopped = await cleanup(stoppedAt !== null || results.some((r) => !r.ok));
       // Our own processes stopped: housekeeping, counted only when it fails.
-      if (wrangler) housekeeping(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
+      if (wrangler)
+        housekeeping(`wrangler and its workerd children stopped (process group ${wrangler.pgid} empty)`, stopped);
       const passed = results.filter((r) => r.ok).length;
       const failed = results.length - passed;
       const ok = failed === 0 && stoppedAt === null && results.length > 0;
@@ -74,7 +84,9 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
         // Our own polling fills wrangler's access log: leave out the successful GETs.
         const lines = wrangler.log.filter((l) => !POLL_NOISE.test(l));
         const omitted = wrangler.log.length - lines.length;
-        console.log(`\n--- last 40 lines of wrangler output${omitted ? ` (${omitted} "GET ... 200 OK" access-log lines left out)` : ""} ---`);
+        console.log(
+          `\n--- last 40 lines of wrangler output${omitted ? ` (${omitted} "GET ... 200 OK" access-log lines left out)` : ""} ---`,
+        );
         for (const line of lines.slice(-40)) console.log(`  | ${line}`);
         console.log(`--- end of wrangler output ---`);
       }
@@ -149,7 +161,10 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
   async function startWorker({ vars = {}, readyMs = 60_000, snapshot = false, bundleMs = 120_000 } = {}) {
     workDir = await mkdtemp(join(tmpdir(), `batch-scrape-${name}-`));
     const config = snapshot
-      ? await Promise.race([snapshotWorker(workDir), sleep(bundleMs).then(() => Promise.reject(new Error(`bundling took longer than ${bundleMs / 1000} s`)))])
+      ? await Promise.race([
+          snapshotWorker(workDir),
+          sleep(bundleMs).then(() => Promise.reject(new Error(`bundling took longer than ${bundleMs / 1000} s`))),
+        ])
       : undefined;
     const [apiPort, inspectorPort] = await freePorts(2);
     const adminToken = randomBytes(24).toString("hex");
@@ -174,7 +189,10 @@ export function createStoryRun({ name, totalMs, requestMs = 10_000, stopGraceMs 
     // A build error before the first successful start is final here: stop at once rather
     // than wait for an edit that fixes it. (Each /healthz request hangs while the build is broken.)
     const healthz = (opts) =>
-      Promise.race([api("GET", "/healthz", opts).then((r) => r.status), wrangler.buildFailed.then(() => "build failed")]);
+      Promise.race([
+        api("GET", "/healthz", opts).then((r) => r.status),
+        wrangler.buildFailed.then(() => "build failed"),
+      ]);
     const ready = await pollUntil(
       async (opts) => (wrangler.exit ? "exited" : wrangler.buildError !== null ? "build failed" : await healthz(opts)),
       (s) => s === 200 || s === "exited" || s === "build failed",

@@ -47,15 +47,27 @@ export async function freePorts(n) {
  */
 export async function snapshotWorker(dir) {
   const code = await new Promise((resolveCode) => {
-    const child = spawn(NODE_FOR_WRANGLER, [WRANGLER_BIN, "deploy", "--dry-run", "--env=", "--outdir", join(dir, "bundle")], {
-      cwd: ROOT,
-      stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_SEND_ERROR_REPORTS: "false", DO_NOT_TRACK: "1" },
-    });
+    const child = spawn(
+      NODE_FOR_WRANGLER,
+      [WRANGLER_BIN, "deploy", "--dry-run", "--env=", "--outdir", join(dir, "bundle")],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "ignore", "inherit"],
+        env: {
+          ...process.env,
+          WRANGLER_SEND_METRICS: "false",
+          WRANGLER_SEND_ERROR_REPORTS: "false",
+          DO_NOT_TRACK: "1",
+        },
+      },
+    );
     child.on("exit", (c) => resolveCode(c ?? 1));
   });
   if (code !== 0) throw new Error(`could not bundle the Worker (wrangler deploy --dry-run exited ${code})`);
-  const config = (await readFile(join(ROOT, "wrangler.toml"), "utf8")).replace(/^main\s*=.*$/m, 'main = "bundle/index.js"\nno_bundle = true');
+  const config = (await readFile(join(ROOT, "wrangler.toml"), "utf8")).replace(
+    /^main\s*=.*$/m,
+    'main = "bundle/index.js"\nno_bundle = true',
+  );
   const path = join(dir, "wrangler.toml");
   await writeFile(path, config);
   return path;
@@ -71,13 +83,18 @@ export async function snapshotWorker(dir) {
  */
 export function startWrangler({ port, inspectorPort, persistTo, logDir, vars = {}, config, script, logLevel }) {
   const args = [
-    WRANGLER_BIN, "dev",
+    WRANGLER_BIN,
+    "dev",
     ...(script ? [script] : []),
     ...(config ? ["--config", config] : []),
-    "--port", String(port),
-    "--ip", "127.0.0.1",
-    "--inspector-port", String(inspectorPort),
-    "--persist-to", persistTo,
+    "--port",
+    String(port),
+    "--ip",
+    "127.0.0.1",
+    "--inspector-port",
+    String(inspectorPort),
+    "--persist-to",
+    persistTo,
     "--show-interactive-dev-session=false",
     ...(logLevel ? ["--log-level", logLevel] : []),
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),

@@ -31,8 +31,21 @@ import { activeBatchIds, type BatchIndexRow, isTombstone, listVisible } from "./
 import { askBatchAbout, staleHolds } from "./holds";
 import { isKeyLive } from "./idempotency";
 import { ledgerAmount, type LedgerEntry, ledgerPage, move, openBooks, readBalances } from "./ledger";
-import { closeViews, endViewsOfKeys, LIVE_CLOSE_RETRY_MS, noteLiveView, takeViewsToClose, type ViewToClose } from "./live-views";
-import { type BatchReservation, type BatchReservationInput, type HoldTimes, reserveCreate, reserveRetry } from "./reservations";
+import {
+  closeViews,
+  endViewsOfKeys,
+  LIVE_CLOSE_RETRY_MS,
+  noteLiveView,
+  takeViewsToClose,
+  type ViewToClose,
+} from "./live-views";
+import {
+  type BatchReservation,
+  type BatchReservationInput,
+  type HoldTimes,
+  reserveCreate,
+  reserveRetry,
+} from "./reservations";
 import { purgeRetained } from "./retention";
 import { type AccountStats, gatherStats } from "./stats";
 import { cancelBatches, NOTHING_STOPPED, type StopAllResult } from "./stop-all";
@@ -41,7 +54,6 @@ import { log } from "../lib/log";
 
 /** Stale holds one alarm asks about. */
 const STALE_HOLDS_PER_ALARM = 50;
-
 
 export type { AccountStats } from "./stats";
 
@@ -53,7 +65,13 @@ export class AccountObject extends DurableObject<Env> {
 
   // ---- accounts and keys (admin) ----------------------------------------------------
 
-  open(input: { accountId: string; name: string | null; credits: number; keyId: string; keyHash: string }): Ok<{ balances: Balances }> | Failure {
+  open(input: {
+    accountId: string;
+    name: string | null;
+    credits: number;
+    keyId: string;
+    keyHash: string;
+  }): Ok<{ balances: Balances }> | Failure {
     return this.ctx.storage.transactionSync(() => {
       this.ensureSchema();
       if (this.exists()) return fail("ALREADY_EXISTS", "This account already exists.");
@@ -61,7 +79,8 @@ export class AccountObject extends DurableObject<Env> {
       insertAccount(this.sql, input.accountId, input.name, now);
       openBooks(this.sql);
       insertKey(this.sql, { keyId: input.keyId, keyHash: input.keyHash, expiresAt: null }, now);
-      if (input.credits > 0) move(this.sql, "grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
+      if (input.credits > 0)
+        move(this.sql, "grant", input.credits, { key: `grant:open:${input.accountId}`, note: "opening credits" });
       return { ok: true, balances: readBalances(this.sql) };
     });
   }
@@ -129,11 +148,20 @@ export class AccountObject extends DurableObject<Env> {
     return keyMatches(this.sql, keyId, keyHash, Date.now());
   }
 
-  describe(): Ok<{ accountId: string; name: string | null; createdAt: number; balances: Balances; keys: KeySummary[] }> | Failure {
+  describe():
+    | Ok<{ accountId: string; name: string | null; createdAt: number; balances: Balances; keys: KeySummary[] }>
+    | Failure {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     const account = accountRow(this.sql);
     const keys = listKeys(this.sql);
-    return { ok: true, accountId: account.id, name: account.name, createdAt: account.createdAt, balances: readBalances(this.sql), keys };
+    return {
+      ok: true,
+      accountId: account.id,
+      name: account.name,
+      createdAt: account.createdAt,
+      balances: readBalances(this.sql),
+      keys,
+    };
   }
 
   // ---- credits -------------------------------------------------------------------------
@@ -176,7 +204,9 @@ export class AccountObject extends DurableObject<Env> {
   reserveBatch(input: BatchReservationInput): BatchReservation {
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     this.ensureSchema();
-    const result = this.ctx.storage.transactionSync(() => reserveCreate(this.sql, input, this.holdTimes(), this.slots()));
+    const result = this.ctx.storage.transactionSync(() =>
+      reserveCreate(this.sql, input, this.holdTimes(), this.slots()),
+    );
     if (result.ok && !result.replay) this.armAlarm();
     return result;
   }
@@ -213,7 +243,9 @@ export class AccountObject extends DurableObject<Env> {
    */
   claimSlots(batchId: string, version: number, wanted: number): number {
     this.ensureSchema();
-    const granted = this.ctx.storage.transactionSync(() => claimSlots(this.sql, this.slots(), batchId, version, wanted));
+    const granted = this.ctx.storage.transactionSync(() =>
+      claimSlots(this.sql, this.slots(), batchId, version, wanted),
+    );
     if (this.#slotsFreed) this.armAlarm();
     return granted;
   }
@@ -256,7 +288,10 @@ export class AccountObject extends DurableObject<Env> {
     this.ensureSchema();
     const now = Date.now();
     const views = this.ctx.storage.transactionSync(() => takeViewsToClose(this.sql, now, now + LIVE_CLOSE_RETRY_MS));
-    purgeRetained(this.sql, now, { tombstonesBefore: now - retentionMs(this.env) - TOMBSTONE_MS, abandonedHoldsBefore: now - ABANDONED_HOLD_MS });
+    purgeRetained(this.sql, now, {
+      tombstonesBefore: now - retentionMs(this.env) - TOMBSTONE_MS,
+      abandonedHoldsBefore: now - ABANDONED_HOLD_MS,
+    });
     wipeExpiredSecret(this.sql, now);
     const stale = staleHolds(this.sql, now, STALE_HOLDS_PER_ALARM);
     await closeViews(this.sql, this.env.BATCH, views);
@@ -271,7 +306,9 @@ export class AccountObject extends DurableObject<Env> {
       const answer = await askBatchAbout(this.sql, this.env.BATCH, hold);
       if (answer === null) continue;
       // Other events ran during the await: applying the event re-reads the hold and skips what is done.
-      this.ctx.storage.transactionSync(() => this.applyEvents(hold.batchId, [{ kind: holdEventFor(answer), key: hold.key }]));
+      this.ctx.storage.transactionSync(() =>
+        this.applyEvents(hold.batchId, [{ kind: holdEventFor(answer), key: hold.key }]),
+      );
     }
     this.armAlarm();
   }

@@ -14,17 +14,26 @@ export interface KeySummary {
   revokedAt: number | null;
 }
 
-export function insertKey(sql: SqlStorage, key: { keyId: string; keyHash: string; expiresAt: number | null }, createdAt: number): void {
+export function insertKey(
+  sql: SqlStorage,
+  key: { keyId: string; keyHash: string; expiresAt: number | null },
+  createdAt: number,
+): void {
   sql.exec(
     "INSERT INTO api_keys (key_id, key_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
-    key.keyId, key.keyHash, createdAt, key.expiresAt,
+    key.keyId,
+    key.keyHash,
+    createdAt,
+    key.expiresAt,
   );
 }
 
 /** True when the key exists, is not revoked or expired, and its hash matches (constant time). */
 export function keyMatches(sql: SqlStorage, keyId: string, keyHash: string, now: number): boolean {
   const row = first<{ key_hash: string; expires_at: number | null; revoked_at: number | null }>(
-    sql, "SELECT key_hash, expires_at, revoked_at FROM api_keys WHERE key_id = ?", keyId,
+    sql,
+    "SELECT key_hash, expires_at, revoked_at FROM api_keys WHERE key_id = ?",
+    keyId,
   );
   // Compare even when there is no row, so timing does not tell which key ids exist.
   const matches = hashesEqual(row?.key_hash ?? "0".repeat(keyHash.length), keyHash);
@@ -35,7 +44,10 @@ export function keyMatches(sql: SqlStorage, keyId: string, keyHash: string, now:
 /** A key valid at `now`: when it expires (null: never). Undefined: no such key, or revoked or expired. */
 export function validKeyExpiry(sql: SqlStorage, keyId: string, now: number): { expiresAt: number | null } | undefined {
   const key = first<{ expires_at: number | null }>(
-    sql, "SELECT expires_at FROM api_keys WHERE key_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", keyId, now,
+    sql,
+    "SELECT expires_at FROM api_keys WHERE key_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+    keyId,
+    now,
   );
   return key && { expiresAt: key.expires_at };
 }

@@ -19,7 +19,12 @@ import { claimSlots, dropSlots, type SlotContext } from "./slots";
  * In a transaction: applies one batch's events in order and returns how many changed
  * something. Their settlements go through one Settlement, written once at the end.
  */
-export function applyOutbox(sql: SqlStorage, batchId: string, events: readonly AccountEvent[], slots: SlotContext): number {
+export function applyOutbox(
+  sql: SqlStorage,
+  batchId: string,
+  events: readonly AccountEvent[],
+  slots: SlotContext,
+): number {
   const settlement = new Settlement(sql, batchId);
   let applied = 0;
   for (const event of events) if (applyEvent(sql, settlement, event, slots)) applied++;
@@ -41,7 +46,12 @@ function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent
       if (!hold) return false;
       // The hold's state guards this refund: its key is new, or the books are wrong (refused).
       if (hold.amount !== 0) {
-        settlement.release("refund", hold.amount, { key: `${event.key}:void`, itemId: null, note: "reservation released" }, "refuse");
+        settlement.release(
+          "refund",
+          hold.amount,
+          { key: `${event.key}:void`, itemId: null, note: "reservation released" },
+          "refuse",
+        );
       }
       if (hold.purpose === "create") {
         dropSlots(sql, batchId);
@@ -52,11 +62,21 @@ function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent
       return true;
     }
     case "consume":
-      return settlement.release("consume", event.amount, { key: event.key, itemId: event.itemId, note: event.note ?? "item completed" }, "skip");
+      return settlement.release(
+        "consume",
+        event.amount,
+        { key: event.key, itemId: event.itemId, note: event.note ?? "item completed" },
+        "skip",
+      );
     case "refund":
       // A refund of nothing moves nothing and writes no ledger row (it counts unless its key is taken).
       if (event.amount === 0) return !inLedger(sql, event.key);
-      return settlement.release("refund", event.amount, { key: event.key, itemId: event.itemId ?? null, note: event.note }, "skip");
+      return settlement.release(
+        "refund",
+        event.amount,
+        { key: event.key, itemId: event.itemId ?? null, note: event.note },
+        "skip",
+      );
     case "status":
       return updateIndex(sql, batchId, event.version, event.snapshot);
     case "slots":

@@ -23,7 +23,13 @@ export interface BatchIndexRow {
 
 /** A new batch, hidden until its creation is confirmed, holding `reserved` credits. */
 export function indexBatch(sql: SqlStorage, batchId: string, total: number, reserved: number, now: number): void {
-  sql.exec("INSERT INTO batches (batch_id, status, total, reserved, created_at) VALUES (?, 'pending', ?, ?, ?)", batchId, total, reserved, now);
+  sql.exec(
+    "INSERT INTO batches (batch_id, status, total, reserved, created_at) VALUES (?, 'pending', ?, ?, ?)",
+    batchId,
+    total,
+    reserved,
+    now,
+  );
 }
 
 /** Batches pending or running, shown or not yet (a batch whose confirmation is in flight is active). */
@@ -33,7 +39,10 @@ export function countActive(sql: SqlStorage): number {
 
 /** The same batches, oldest first. */
 export function activeBatchIds(sql: SqlStorage): string[] {
-  return all<{ batch_id: string }>(sql, "SELECT batch_id FROM batches WHERE status IN ('pending', 'running') ORDER BY created_at").map((r) => r.batch_id);
+  return all<{ batch_id: string }>(
+    sql,
+    "SELECT batch_id FROM batches WHERE status IN ('pending', 'running') ORDER BY created_at",
+  ).map((r) => r.batch_id);
 }
 
 export function addReserved(sql: SqlStorage, batchId: string, amount: number): void {
@@ -56,13 +65,24 @@ export function updateIndex(sql: SqlStorage, batchId: string, version: number, s
   const cursor = sql.exec(
     `UPDATE batches SET status = ?, completed = ?, failed = ?, cancelled = ?, finished_at = ?, version = ?
      WHERE batch_id = ? AND version < ? AND status != 'expired' RETURNING 1 AS x`,
-    s.status, s.completed, s.failed, s.cancelled, s.finishedAt, version, batchId, version,
+    s.status,
+    s.completed,
+    s.failed,
+    s.cancelled,
+    s.finishedAt,
+    version,
+    batchId,
+    version,
   );
   return cursor.toArray().length > 0;
 }
 
 export function indexRow(sql: SqlStorage, batchId: string): { status: string; reserved: number } | undefined {
-  return first<{ status: string; reserved: number }>(sql, "SELECT status, reserved FROM batches WHERE batch_id = ?", batchId);
+  return first<{ status: string; reserved: number }>(
+    sql,
+    "SELECT status, reserved FROM batches WHERE batch_id = ?",
+    batchId,
+  );
 }
 
 export function isTombstone(sql: SqlStorage, batchId: string): boolean {
@@ -87,7 +107,8 @@ export function listVisible(sql: SqlStorage, page: number, limit: number): { job
     sql,
     `SELECT batch_id AS batchId, status, total, completed, failed, cancelled, created_at AS createdAt, finished_at AS finishedAt
      FROM batches WHERE visible = 1 ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
-    limit, (page - 1) * limit,
+    limit,
+    (page - 1) * limit,
   );
   return { jobs, total };
 }
@@ -96,7 +117,8 @@ export function listVisible(sql: SqlStorage, page: number, limit: number): { job
 export function countByStatus(sql: SqlStorage): Record<string, number> {
   const batches: Record<string, number> = {};
   const byStatus = all<{ status: string; n: number }>(
-    sql, "SELECT status, count(*) AS n FROM batches WHERE visible = 1 OR status = 'expired' GROUP BY status",
+    sql,
+    "SELECT status, count(*) AS n FROM batches WHERE visible = 1 OR status = 'expired' GROUP BY status",
   );
   for (const r of byStatus) batches[r.status] = r.n;
   return batches;
@@ -105,6 +127,8 @@ export function countByStatus(sql: SqlStorage): Record<string, number> {
 /** Shown batches not finished, oldest first, at most `limit`. */
 export function unfinishedBatchIds(sql: SqlStorage, limit: number): string[] {
   return all<{ batch_id: string }>(
-    sql, "SELECT batch_id FROM batches WHERE visible = 1 AND finished_at IS NULL ORDER BY created_at LIMIT ?", limit,
+    sql,
+    "SELECT batch_id FROM batches WHERE visible = 1 AND finished_at IS NULL ORDER BY created_at LIMIT ?",
+    limit,
   ).map((r) => r.batch_id);
 }

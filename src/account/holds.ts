@@ -43,12 +43,20 @@ export function takeHold(
   now: number,
 ): { ok: true } | Failure {
   const moved = move(sql, "reserve", hold.amount, {
-    key: hold.key, batchId: hold.batchId, note: hold.purpose === "create" ? "batch created" : "failed items retried",
+    key: hold.key,
+    batchId: hold.batchId,
+    note: hold.purpose === "create" ? "batch created" : "failed items retried",
   });
   if (!moved.ok) return moved;
   sql.exec(
     "INSERT INTO holds (key, batch_id, purpose, amount, state, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    hold.key, hold.batchId, hold.purpose, hold.amount, ACCOUNT_HOLD.pending, deadline, now,
+    hold.key,
+    hold.batchId,
+    hold.purpose,
+    hold.amount,
+    ACCOUNT_HOLD.pending,
+    deadline,
+    now,
   );
   return { ok: true };
 }
@@ -68,12 +76,20 @@ export function confirmHold(sql: SqlStorage, key: string): Hold | null {
  * credits back), or null when it was void already. A confirmed hold is an error. An unknown
  * key is remembered as a void tombstone holding nothing (its reserve has not arrived, and now never may).
  */
-export function voidHold(sql: SqlStorage, key: string, batchId: string, now: number): { amount: number; purpose: HoldPurpose } | null {
+export function voidHold(
+  sql: SqlStorage,
+  key: string,
+  batchId: string,
+  now: number,
+): { amount: number; purpose: HoldPurpose } | null {
   const hold = findHold(sql, key);
   if (!hold) {
     sql.exec(
       "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, 'tombstone', 0, ?, ?)",
-      key, batchId, ACCOUNT_HOLD.void, now,
+      key,
+      batchId,
+      ACCOUNT_HOLD.void,
+      now,
     );
     return { amount: 0, purpose: "tombstone" };
   }
@@ -84,12 +100,20 @@ export function voidHold(sql: SqlStorage, key: string, batchId: string, now: num
 }
 
 export function hasPendingHold(sql: SqlStorage, batchId: string): boolean {
-  return first(sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = ?", batchId, ACCOUNT_HOLD.pending) !== undefined;
+  return (
+    first(sql, "SELECT 1 AS x FROM holds WHERE batch_id = ? AND state = ?", batchId, ACCOUNT_HOLD.pending) !== undefined
+  );
 }
 
 /** Pending holds past their deadline, at most `limit`: the alarm asks their batch objects. */
 export function staleHolds(sql: SqlStorage, now: number, limit: number): Hold[] {
-  return all<Hold>(sql, `SELECT ${HOLD_COLUMNS} FROM holds WHERE state = ? AND deadline <= ? LIMIT ?`, ACCOUNT_HOLD.pending, now, limit);
+  return all<Hold>(
+    sql,
+    `SELECT ${HOLD_COLUMNS} FROM holds WHERE state = ? AND deadline <= ? LIMIT ?`,
+    ACCOUNT_HOLD.pending,
+    now,
+    limit,
+  );
 }
 
 /**
@@ -97,19 +121,31 @@ export function staleHolds(sql: SqlStorage, now: number, limit: number): Hold[] 
  * hold it had not applied, so the answer is final). Null when it did not answer: the hold
  * is asked about again later, unless it was settled meanwhile.
  */
-export async function askBatchAbout(sql: SqlStorage, batches: Env["BATCH"], hold: Hold): Promise<HoldResolution | null> {
+export async function askBatchAbout(
+  sql: SqlStorage,
+  batches: Env["BATCH"],
+  hold: Hold,
+): Promise<HoldResolution | null> {
   try {
     return await batches.getByName(hold.batchId).resolveHold(hold.key);
   } catch (err) {
     log("warn", "hold resolution failed", { key: hold.key, error: String(err) });
-    sql.exec("UPDATE holds SET deadline = ? WHERE key = ? AND state = ?", Date.now() + HOLD_RECHECK_MS, hold.key, ACCOUNT_HOLD.pending);
+    sql.exec(
+      "UPDATE holds SET deadline = ? WHERE key = ? AND state = ?",
+      Date.now() + HOLD_RECHECK_MS,
+      hold.key,
+      ACCOUNT_HOLD.pending,
+    );
     return null;
   }
 }
 
 /** The first deadline of a pending hold, or null with none. */
 export function nextHoldDeadline(sql: SqlStorage): number | null {
-  return first<{ t: number | null }>(sql, "SELECT min(deadline) AS t FROM holds WHERE state = ?", ACCOUNT_HOLD.pending)?.t ?? null;
+  return (
+    first<{ t: number | null }>(sql, "SELECT min(deadline) AS t FROM holds WHERE state = ?", ACCOUNT_HOLD.pending)?.t ??
+    null
+  );
 }
 
 export function deleteHoldsOf(sql: SqlStorage, batchId: string): void {
@@ -120,6 +156,7 @@ export function deleteHoldsOf(sql: SqlStorage, batchId: string): void {
 export function purgeAbandonedHolds(sql: SqlStorage, before: number): void {
   sql.exec(
     "DELETE FROM holds WHERE state = ? AND created_at <= ? AND batch_id NOT IN (SELECT batch_id FROM batches)",
-    ACCOUNT_HOLD.void, before,
+    ACCOUNT_HOLD.void,
+    before,
   );
 }

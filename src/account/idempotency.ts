@@ -17,9 +17,12 @@ export interface KeyRecord {
 /** The creation this key made within the last 24 h; when there is none, an older record goes and the key is free for this request. */
 export function earlierCreation(sql: SqlStorage, key: string, now: number): KeyRecord | undefined {
   const earlier = first<{ request_hash: string; batch_id: string; created_at: number }>(
-    sql, "SELECT request_hash, batch_id, created_at FROM idempotency WHERE key = ?", key,
+    sql,
+    "SELECT request_hash, batch_id, created_at FROM idempotency WHERE key = ?",
+    key,
   );
-  if (earlier && earlier.created_at > now - IDEMPOTENCY_TTL_MS) return { requestHash: earlier.request_hash, batchId: earlier.batch_id };
+  if (earlier && earlier.created_at > now - IDEMPOTENCY_TTL_MS)
+    return { requestHash: earlier.request_hash, batchId: earlier.batch_id };
   sql.exec("DELETE FROM idempotency WHERE key = ?", key);
   return undefined;
 }
@@ -31,8 +34,20 @@ export function isKeyLive(sql: SqlStorage, key: string, now: number): boolean {
   return row !== undefined && row.created_at > now - IDEMPOTENCY_TTL_MS;
 }
 
-export function recordKey(sql: SqlStorage, key: string, requestHash: string | null, batchId: string, now: number): void {
-  sql.exec("INSERT INTO idempotency (key, request_hash, batch_id, created_at) VALUES (?, ?, ?, ?)", key, requestHash, batchId, now);
+export function recordKey(
+  sql: SqlStorage,
+  key: string,
+  requestHash: string | null,
+  batchId: string,
+  now: number,
+): void {
+  sql.exec(
+    "INSERT INTO idempotency (key, request_hash, batch_id, created_at) VALUES (?, ?, ?, ?)",
+    key,
+    requestHash,
+    batchId,
+    now,
+  );
 }
 
 /** The batch is gone: a retry under its key makes a new batch. */

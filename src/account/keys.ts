@@ -23,7 +23,10 @@ function hex(bytes: Uint8Array): string {
 }
 
 function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 function compactUuid(uuid: string): string {
@@ -49,13 +52,19 @@ let macKey: { secret: string; key: Promise<CryptoKey> } | undefined;
 async function keyMac(signed: string, macSecret: string): Promise<string> {
   if (macKey?.secret !== macSecret) {
     const raw = new TextEncoder().encode(macSecret);
-    macKey = { secret: macSecret, key: crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]) };
+    macKey = {
+      secret: macSecret,
+      key: crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]),
+    };
   }
   const mac = await crypto.subtle.sign("HMAC", await macKey.key, new TextEncoder().encode(signed));
   return hex(new Uint8Array(mac, 0, MAC_BYTES));
 }
 
-export async function generateApiKey(accountId: string, macSecret: string): Promise<{ keyId: string; apiKey: string; keyHash: string }> {
+export async function generateApiKey(
+  accountId: string,
+  macSecret: string,
+): Promise<{ keyId: string; apiKey: string; keyHash: string }> {
   const keyId = hex(crypto.getRandomValues(new Uint8Array(8)));
   const secret = base64url(crypto.getRandomValues(new Uint8Array(32)));
   const signed = `bsk_${compactUuid(accountId)}_${keyId}_${secret}`;

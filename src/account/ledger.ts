@@ -34,7 +34,11 @@ export function readBalances(sql: SqlStorage): Balances {
 export function writeBalances(sql: SqlStorage, b: Balances): void {
   sql.exec(
     "UPDATE balances SET granted = ?, balance = ?, reserved = ?, used = ?, refunded = ?",
-    b.granted, b.balance, b.reserved, b.used, b.refunded,
+    b.granted,
+    b.balance,
+    b.reserved,
+    b.used,
+    b.refunded,
   );
 }
 
@@ -63,7 +67,11 @@ export function move(
   }
   const b = result.next;
   writeBalances(sql, b);
-  appendEntry(sql, { key: ref.key, kind, amount, batchId: ref.batchId ?? null, itemId: ref.itemId ?? null, note: ref.note }, b);
+  appendEntry(
+    sql,
+    { key: ref.key, kind, amount, batchId: ref.batchId ?? null, itemId: ref.itemId ?? null, note: ref.note },
+    b,
+  );
   return { ok: true, balances: b };
 }
 
@@ -76,18 +84,31 @@ export function appendEntry(
   sql.exec(
     `INSERT INTO ledger (idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after, created_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    row.key, row.kind, row.amount, row.batchId, row.itemId, row.note, after.balance, after.reserved, Date.now(),
+    row.key,
+    row.kind,
+    row.amount,
+    row.batchId,
+    row.itemId,
+    row.note,
+    after.balance,
+    after.reserved,
+    Date.now(),
   );
 }
 
 /** Newest first; `cursor` is the id of the last entry of the previous page. */
-export function ledgerPage(sql: SqlStorage, cursor: number | null, limit: number): { entries: LedgerEntry[]; nextCursor: number | null } {
+export function ledgerPage(
+  sql: SqlStorage,
+  cursor: number | null,
+  limit: number,
+): { entries: LedgerEntry[]; nextCursor: number | null } {
   const rows = all<LedgerEntry>(
     sql,
     `SELECT seq AS id, kind, amount, batch_id AS batchId, item_id AS itemId, note, idem_key AS idempotencyKey,
             balance_after AS balanceAfter, reserved_after AS reservedAfter, created_at AS createdAt
      FROM ledger WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
-    cursor ?? Number.MAX_SAFE_INTEGER, limit + 1,
+    cursor ?? Number.MAX_SAFE_INTEGER,
+    limit + 1,
   );
   const more = rows.length > limit;
   const entries = rows.slice(0, limit);

@@ -33,7 +33,9 @@ export interface ViewToClose {
 export function noteLiveView(sql: SqlStorage, keyId: string, batchId: string, now: number): void {
   sql.exec(
     "INSERT INTO live_views (key_id, batch_id, opened_at) VALUES (?, ?, ?) ON CONFLICT (key_id, batch_id) DO UPDATE SET opened_at = excluded.opened_at",
-    keyId, batchId, now,
+    keyId,
+    batchId,
+    now,
   );
 }
 
@@ -42,9 +44,19 @@ export function noteLiveView(sql: SqlStorage, keyId: string, batchId: string, no
  * for closing (next attempt at `retryAt`, should this one fail).
  */
 export function endViewsOfKeys(sql: SqlStorage, keyId: string | null, retryAt: number): ViewToClose[] {
-  const rows = keyId === null
-    ? all<{ key_id: string; batch_id: string }>(sql, "UPDATE live_views SET close_at = ? RETURNING key_id, batch_id", retryAt)
-    : all<{ key_id: string; batch_id: string }>(sql, "UPDATE live_views SET close_at = ? WHERE key_id = ? RETURNING key_id, batch_id", retryAt, keyId);
+  const rows =
+    keyId === null
+      ? all<{ key_id: string; batch_id: string }>(
+          sql,
+          "UPDATE live_views SET close_at = ? RETURNING key_id, batch_id",
+          retryAt,
+        )
+      : all<{ key_id: string; batch_id: string }>(
+          sql,
+          "UPDATE live_views SET close_at = ? WHERE key_id = ? RETURNING key_id, batch_id",
+          retryAt,
+          keyId,
+        );
   return rows.map((r) => ({ keyId: r.key_id, batchId: r.batch_id, why: "revoked" }));
 }
 
@@ -63,9 +75,11 @@ export function takeViewsToClose(sql: SqlStorage, now: number, retryAt: number):
      UNION ALL
      SELECT v.key_id, v.batch_id, ${why} FROM live_views v JOIN api_keys k ON k.key_id = v.key_id
      WHERE v.close_at IS NOT NULL AND v.close_at <= ?`,
-    now, now,
+    now,
+    now,
   );
-  for (const r of rows) sql.exec("UPDATE live_views SET close_at = ? WHERE key_id = ? AND batch_id = ?", retryAt, r.key_id, r.batch_id);
+  for (const r of rows)
+    sql.exec("UPDATE live_views SET close_at = ? WHERE key_id = ? AND batch_id = ?", retryAt, r.key_id, r.batch_id);
   return rows.map((r) => ({ keyId: r.key_id, batchId: r.batch_id, why: r.why }));
 }
 
@@ -81,13 +95,15 @@ export function forgetViewsOf(sql: SqlStorage, batchId: string): void {
 
 /** When the alarm must next close views: a retry that is due, or the first expiry of a key with views open. */
 export function nextLiveViewCloseAt(sql: SqlStorage): number | null {
-  const retry = first<{ t: number | null }>(sql, "SELECT min(close_at) AS t FROM live_views WHERE close_at IS NOT NULL")?.t ?? null;
-  const expiry = first<{ t: number | null }>(
-    sql,
-    `SELECT min(k.expires_at) AS t FROM api_keys k
+  const retry =
+    first<{ t: number | null }>(sql, "SELECT min(close_at) AS t FROM live_views WHERE close_at IS NOT NULL")?.t ?? null;
+  const expiry =
+    first<{ t: number | null }>(
+      sql,
+      `SELECT min(k.expires_at) AS t FROM api_keys k
      WHERE k.expires_at IS NOT NULL AND k.revoked_at IS NULL
        AND EXISTS (SELECT 1 FROM live_views v WHERE v.key_id = k.key_id AND v.close_at IS NULL)`,
-  )?.t ?? null;
+    )?.t ?? null;
   if (retry === null) return expiry;
   return expiry === null ? retry : Math.min(retry, expiry);
 }
@@ -97,7 +113,11 @@ export function nextLiveViewCloseAt(sql: SqlStorage): number | null {
  * a time; forgets those closed. A batch that does not answer keeps its row, and the alarm
  * asks it again. Returns the sockets closed.
  */
-export async function closeViews(sql: SqlStorage, batches: Env["BATCH"], views: readonly ViewToClose[]): Promise<number> {
+export async function closeViews(
+  sql: SqlStorage,
+  batches: Env["BATCH"],
+  views: readonly ViewToClose[],
+): Promise<number> {
   const closed = await mapBounded(byBatch(views), CLOSE_CONCURRENCY, async ({ batchId, why, keyIds }) => {
     try {
       const n = await batches.getByName(batchId).closeLiveViews(keyIds, why);

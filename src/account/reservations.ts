@@ -24,7 +24,9 @@ export interface BatchReservationInput {
   requestHash: string | null;
 }
 
-export type BatchReservation = { ok: true; batchId: string; holdKey: string; replay: boolean; slotsGranted: number } | Failure;
+export type BatchReservation =
+  | { ok: true; batchId: string; holdKey: string; replay: boolean; slotsGranted: number }
+  | Failure;
 
 /** The hold's times: `now`, and when the alarm asks the batch object should it not have answered. */
 export interface HoldTimes {
@@ -32,7 +34,12 @@ export interface HoldTimes {
   deadline: number;
 }
 
-export function reserveCreate(sql: SqlStorage, input: BatchReservationInput, times: HoldTimes, slots: SlotContext): BatchReservation {
+export function reserveCreate(
+  sql: SqlStorage,
+  input: BatchReservationInput,
+  times: HoldTimes,
+  slots: SlotContext,
+): BatchReservation {
   const { now } = times;
   if (input.idempotencyKey !== null) {
     const earlier = earlierCreation(sql, input.idempotencyKey, now);
@@ -40,12 +47,21 @@ export function reserveCreate(sql: SqlStorage, input: BatchReservationInput, tim
       if (earlier.requestHash !== input.requestHash) {
         return fail("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different request body.");
       }
-      return { ok: true, batchId: earlier.batchId, holdKey: holdKeys.create(earlier.batchId), replay: true, slotsGranted: slotsGrantedTo(sql, earlier.batchId) };
+      return {
+        ok: true,
+        batchId: earlier.batchId,
+        holdKey: holdKeys.create(earlier.batchId),
+        replay: true,
+        slotsGranted: slotsGrantedTo(sql, earlier.batchId),
+      };
     }
   }
   const active = countActive(sql);
   if (active >= input.maxActiveBatches) {
-    return fail("TOO_MANY_ACTIVE_BATCHES", `This account already has ${active} batches pending or running (at most ${input.maxActiveBatches}); wait for some to finish.`);
+    return fail(
+      "TOO_MANY_ACTIVE_BATCHES",
+      `This account already has ${active} batches pending or running (at most ${input.maxActiveBatches}); wait for some to finish.`,
+    );
   }
   const batchId = crypto.randomUUID();
   const holdKey = holdKeys.create(batchId);
@@ -58,10 +74,16 @@ export function reserveCreate(sql: SqlStorage, input: BatchReservationInput, tim
 }
 
 /** More credits for a batch (a retry). Idempotent by key; refused once the key is void. */
-export function reserveRetry(sql: SqlStorage, input: { key: string; batchId: string; amount: number }, times: HoldTimes): { ok: true; replay: boolean } | Failure {
+export function reserveRetry(
+  sql: SqlStorage,
+  input: { key: string; batchId: string; amount: number },
+  times: HoldTimes,
+): { ok: true; replay: boolean } | Failure {
   const existing = findHold(sql, input.key);
   if (existing) {
-    return existing.state === ACCOUNT_HOLD.void ? fail("RESERVATION_EXPIRED", "This reservation was already released.") : { ok: true, replay: true };
+    return existing.state === ACCOUNT_HOLD.void
+      ? fail("RESERVATION_EXPIRED", "This reservation was already released.")
+      : { ok: true, replay: true };
   }
   const held = takeHold(sql, { ...input, purpose: "retry" }, times.deadline, times.now);
   if (!held.ok) return held;

@@ -35,7 +35,11 @@ export function forgetBatch(sql: SqlStorage, batchId: string): { forgotten: bool
 }
 
 /** What has outlived its use: old Idempotency-Keys, then tombstones and void holds made before their cut-offs. */
-export function purgeRetained(sql: SqlStorage, now: number, cutoffs: { tombstonesBefore: number; abandonedHoldsBefore: number }): void {
+export function purgeRetained(
+  sql: SqlStorage,
+  now: number,
+  cutoffs: { tombstonesBefore: number; abandonedHoldsBefore: number },
+): void {
   purgeExpiredKeys(sql, now);
   purgeTombstones(sql, cutoffs.tombstonesBefore);
   purgeAbandonedHolds(sql, cutoffs.abandonedHoldsBefore);

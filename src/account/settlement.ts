@@ -48,7 +48,11 @@ export class Settlement {
     }
     const b = result.next.balances;
     try {
-      appendEntry(this.sql, { key: ref.key, kind, amount, batchId: this.batchId, itemId: ref.itemId, note: ref.note }, b);
+      appendEntry(
+        this.sql,
+        { key: ref.key, kind, amount, batchId: this.batchId, itemId: ref.itemId, note: ref.note },
+        b,
+      );
     } catch (err) {
       if (onDuplicate === "skip" && inLedger(this.sql, ref.key)) return false;
       throw err;
@@ -80,7 +84,11 @@ export class Settlement {
   private load(): SettlementState {
     if (!this.#state) {
       const balances = readBalances(this.sql);
-      const row = first<{ reserved: number }>(this.sql, "SELECT reserved FROM batches WHERE batch_id = ?", this.batchId);
+      const row = first<{ reserved: number }>(
+        this.sql,
+        "SELECT reserved FROM batches WHERE batch_id = ?",
+        this.batchId,
+      );
       this.#state = { balances, batchReserved: row?.reserved ?? null };
     }
     return this.#state;

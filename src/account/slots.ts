@@ -37,15 +37,28 @@ export function slotCap(configured: string | undefined): number {
  * The batch's new grant, min(wanted, what the others leave free); an older claim than the
  * last one answers the grant it has. Calls `onFreed` when the batch gave slots back and some batch waits.
  */
-export function claimSlots(sql: SqlStorage, slots: SlotContext, batchId: string, version: number, wanted: number): number {
-  const row = first<{ granted: number; version: number }>(sql, "SELECT granted, version FROM slots WHERE batch_id = ?", batchId);
+export function claimSlots(
+  sql: SqlStorage,
+  slots: SlotContext,
+  batchId: string,
+  version: number,
+  wanted: number,
+): number {
+  const row = first<{ granted: number; version: number }>(
+    sql,
+    "SELECT granted, version FROM slots WHERE batch_id = ?",
+    batchId,
+  );
   if (row && row.version >= version) return row.granted;
   const others = slotsHeld(sql) - (row?.granted ?? 0);
   const granted = Math.max(0, Math.min(wanted, slots.cap - others));
   sql.exec(
     `INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, ?, ?, ?)
      ON CONFLICT (batch_id) DO UPDATE SET granted = excluded.granted, wanted = excluded.wanted, version = excluded.version`,
-    batchId, granted, wanted, version,
+    batchId,
+    granted,
+    wanted,
+    version,
   );
   if (row && granted < row.granted && waitingBatches(sql, 1).length > 0) slots.onFreed();
   return granted;
@@ -68,14 +81,19 @@ export function slotsHeld(sql: SqlStorage): number {
 
 /** Batches that want more than they hold, those that waited longest first (through the partial index). */
 export function waitingBatches(sql: SqlStorage, limit: number): string[] {
-  return all<{ batch_id: string }>(sql, "SELECT batch_id FROM slots WHERE granted < wanted ORDER BY version LIMIT ?", limit).map((r) => r.batch_id);
+  return all<{ batch_id: string }>(
+    sql,
+    "SELECT batch_id FROM slots WHERE granted < wanted ORDER BY version LIMIT ?",
+    limit,
+  ).map((r) => r.batch_id);
 }
 
 /** Slots held and wanted, for the account and each batch that holds or wants any. */
 export function slotUsage(sql: SqlStorage, cap: number): SlotUsage {
   if (!tableExists(sql, "slots")) return { cap, granted: 0, batches: [] };
   const batches = all<{ batchId: string; granted: number; wanted: number }>(
-    sql, "SELECT batch_id AS batchId, granted, wanted FROM slots WHERE granted > 0 OR wanted > 0",
+    sql,
+    "SELECT batch_id AS batchId, granted, wanted FROM slots WHERE granted > 0 OR wanted > 0",
   );
   return { cap, granted: batches.reduce((n, b) => n + b.granted, 0), batches };
 }

@@ -19,16 +19,31 @@ export interface StopAllResult {
   batchIds: string[];
 }
 
-export const NOTHING_STOPPED: StopAllResult = { stopped: 0, failed: 0, cancelledItems: 0, creditsRefunded: 0, batchIds: [] };
+export const NOTHING_STOPPED: StopAllResult = {
+  stopped: 0,
+  failed: 0,
+  cancelledItems: 0,
+  creditsRefunded: 0,
+  batchIds: [],
+};
 
 /** Cancels these batches of `accountId`; one that finished meanwhile, or was never created, is skipped. */
-export async function cancelBatches(batches: Env["BATCH"], accountId: string, batchIds: readonly string[]): Promise<StopAllResult> {
+export async function cancelBatches(
+  batches: Env["BATCH"],
+  accountId: string,
+  batchIds: readonly string[],
+): Promise<StopAllResult> {
   const outcomes = await mapBounded(batchIds, STOP_ALL_CONCURRENCY, async (batchId) => {
     try {
       const r = await batches.getByName(batchId).cancel(accountId);
       if (r.ok) return { batchId, kind: "stopped" as const, items: r.cancelledItems, credits: r.creditsRefunded };
       // Finished meanwhile, or never created (its hold was released): nothing to stop.
-      return { batchId, kind: r.code === "ALREADY_TERMINAL" || r.code === "NOT_FOUND" ? ("skipped" as const) : ("failed" as const), items: 0, credits: 0 };
+      return {
+        batchId,
+        kind: r.code === "ALREADY_TERMINAL" || r.code === "NOT_FOUND" ? ("skipped" as const) : ("failed" as const),
+        items: 0,
+        credits: 0,
+      };
     } catch (err) {
       log("warn", "stop-all: cancel failed", { batchId, error: String(err) });
       return { batchId, kind: "failed" as const, items: 0, credits: 0 };

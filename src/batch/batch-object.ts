@@ -44,11 +44,27 @@ import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
 import { all, first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
-import { acceptLive, answerLive, broadcast, closeLive, closeLiveOfKeys, type KeyEnd, LIVE_ACCOUNT_HEADER, LIVE_KEY_HEADER } from "./live";
+import {
+  acceptLive,
+  answerLive,
+  broadcast,
+  closeLive,
+  closeLiveOfKeys,
+  type KeyEnd,
+  LIVE_ACCOUNT_HEADER,
+  LIVE_KEY_HEADER,
+} from "./live";
 import { insertItems } from "./insert-items";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
-import { absentBatch, clearAbandonedHolds, isExpiring, removalDueAt, removeIfDue, type RetentionHost } from "./retention";
+import {
+  absentBatch,
+  clearAbandonedHolds,
+  isExpiring,
+  removalDueAt,
+  removeIfDue,
+  type RetentionHost,
+} from "./retention";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
 import { log } from "../lib/log";
@@ -68,7 +84,6 @@ export interface CreateBatchInput {
   /** Where to send this batch's events (checked by the route). */
   webhookUrl?: string | null;
 }
-
 
 /** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
 const SLOT_RETRY_MS = 5_000;
@@ -101,7 +116,10 @@ export class BatchObject extends DurableObject<Env> {
       }
       const hold = first<{ state: string }>(this.sql, "SELECT state FROM holds WHERE key = ?", input.holdKey);
       if (hold?.state === "abandoned") {
-        return fail("RESERVATION_EXPIRED", "The credit reservation for this batch expired before it was created; send the request again.");
+        return fail(
+          "RESERVATION_EXPIRED",
+          "The credit reservation for this batch expired before it was created; send the request again.",
+        );
       }
       const now = Date.now();
       const total = input.urls.length;
@@ -109,18 +127,35 @@ export class BatchObject extends DurableObject<Env> {
         `INSERT INTO batch (id, batch_id, account_id, status, output, selectors, max_concurrency, credits_per_item, total,
            pending, running, completed, failed, cancelled, credits_reserved, credits_used, credits_refunded, created_at, version)
          VALUES (1, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 0, 0, ?, 1)`,
-        input.batchId, input.accountId, input.output, input.selectors ? JSON.stringify(input.selectors) : null,
-        input.maxConcurrency, input.creditsPerItem, total, total, total * input.creditsPerItem, now,
+        input.batchId,
+        input.accountId,
+        input.output,
+        input.selectors ? JSON.stringify(input.selectors) : null,
+        input.maxConcurrency,
+        input.creditsPerItem,
+        total,
+        total,
+        total * input.creditsPerItem,
+        now,
       );
       insertItems(this.sql, input.urls);
       this.sql.exec(
         "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ? WHERE id = 1",
-        input.slotsGranted, input.webhookUrl ?? null,
+        input.slotsGranted,
+        input.webhookUrl ?? null,
       );
-      this.sql.exec("INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)", input.holdKey, total * input.creditsPerItem, now);
+      this.sql.exec(
+        "INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)",
+        input.holdKey,
+        total * input.creditsPerItem,
+        now,
+      );
       this.toAccount.add({ kind: "confirm", key: input.holdKey });
       const row = this.row()!;
-      this.toAccount.add({ kind: "status", version: row.version, snapshot: snapshotOf(row) }, { replacesSameKind: true });
+      this.toAccount.add(
+        { kind: "status", version: row.version, snapshot: snapshotOf(row) },
+        { replacesSameKind: true },
+      );
       this.fitSlots(this.dispatch(row, now));
       return { ok: true, batch: batchView(row), replay: false };
     });
@@ -128,7 +163,11 @@ export class BatchObject extends DurableObject<Env> {
     return result;
   }
 
-  async get(accountId: string, cursor: number, limit: number): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
+  async get(
+    accountId: string,
+    cursor: number,
+    limit: number,
+  ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
     const rows = all<ItemRow>(this.sql, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
@@ -151,34 +190,51 @@ export class BatchObject extends DurableObject<Env> {
   // ---- user actions -------------------------------------------------------------------------
 
   /** Cancels every pending item and refunds it; running items finish and are charged. */
-  async cancel(accountId: string): Promise<Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure> {
+  async cancel(
+    accountId: string,
+  ): Promise<Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure> {
     if (!this.owned(accountId)) return this.absent(accountId); // retention: expired, or never theirs
-    const result = this.ctx.storage.transactionSync((): Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure => {
-      const row = this.owned(accountId);
-      if (!row) return batchNotFound();
-      const decision = decideCancel(batchState(row));
-      if (decision.kind === "reject") return fail(decision.code, decision.message);
-      const now = Date.now();
-      // Pending items are in one of two partial indexes; each UPDATE walks one of them.
-      this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NULL", now);
-      this.sql.exec("UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NOT NULL", now);
-      const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
-      if (decision.creditsRefunded > 0) {
-        this.toAccount.add({
-          kind: "refund",
-          key: `${row.batch_id}:cancel`,
-          amount: decision.creditsRefunded,
-          note: `batch cancelled: ${decision.cancelledItems} pending items refunded`,
-        });
-      }
-      const next = this.fitSlots(this.saveCounts(row, counts, now, {
-        status: "cancelled",
-        cancelled_at: now,
-        credits_refunded: row.credits_refunded + decision.creditsRefunded,
-        queued: 0,
-      }));
-      return { ok: true, cancelledItems: decision.cancelledItems, creditsRefunded: decision.creditsRefunded, batch: batchView(next) };
-    });
+    const result = this.ctx.storage.transactionSync(
+      (): Ok<{ cancelledItems: number; creditsRefunded: number; batch: BatchView }> | Failure => {
+        const row = this.owned(accountId);
+        if (!row) return batchNotFound();
+        const decision = decideCancel(batchState(row));
+        if (decision.kind === "reject") return fail(decision.code, decision.message);
+        const now = Date.now();
+        // Pending items are in one of two partial indexes; each UPDATE walks one of them.
+        this.sql.exec(
+          "UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NULL",
+          now,
+        );
+        this.sql.exec(
+          "UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NOT NULL",
+          now,
+        );
+        const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
+        if (decision.creditsRefunded > 0) {
+          this.toAccount.add({
+            kind: "refund",
+            key: `${row.batch_id}:cancel`,
+            amount: decision.creditsRefunded,
+            note: `batch cancelled: ${decision.cancelledItems} pending items refunded`,
+          });
+        }
+        const next = this.fitSlots(
+          this.saveCounts(row, counts, now, {
+            status: "cancelled",
+            cancelled_at: now,
+            credits_refunded: row.credits_refunded + decision.creditsRefunded,
+            queued: 0,
+          }),
+        );
+        return {
+          ok: true,
+          cancelledItems: decision.cancelledItems,
+          creditsRefunded: decision.creditsRefunded,
+          batch: batchView(next),
+        };
+      },
+    );
     if (result.ok) await this.deliver();
     return result;
   }
@@ -190,23 +246,30 @@ export class BatchObject extends DurableObject<Env> {
    */
   async retry(accountId: string): Promise<Ok<{ retriedCount: number }> | Failure> {
     if (!this.owned(accountId)) return this.absent(accountId); // retention: expired, or never theirs
-    const plan = this.ctx.storage.transactionSync((): Ok<{ key: string; idxs: number[]; amount: number; batchId: string }> | Failure => {
-      const row = this.owned(accountId);
-      if (!row) return batchNotFound();
-      this.abandonStaleReservations(Date.now());
-      const inProgress = first(this.sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined;
-      const decision = decideRetry(batchState(row), inProgress);
-      if (decision.kind === "reject") return fail(decision.code, decision.message);
-      const idxs = all<{ idx: number }>(this.sql, "SELECT idx FROM items WHERE status = 'failed' ORDER BY idx").map((r) => r.idx);
-      const n = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM holds WHERE key LIKE '%:retry:%'")!.n + 1;
-      const key = holdKeys.retry(row.batch_id, n);
-      const amount = idxs.length * row.credits_per_item;
-      this.sql.exec(
-        "INSERT INTO holds (key, state, amount, item_idxs, created_at) VALUES (?, 'reserving', ?, ?, ?)",
-        key, amount, JSON.stringify(idxs), Date.now(),
-      );
-      return { ok: true, key, idxs, amount, batchId: row.batch_id };
-    });
+    const plan = this.ctx.storage.transactionSync(
+      (): Ok<{ key: string; idxs: number[]; amount: number; batchId: string }> | Failure => {
+        const row = this.owned(accountId);
+        if (!row) return batchNotFound();
+        this.abandonStaleReservations(Date.now());
+        const inProgress = first(this.sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined;
+        const decision = decideRetry(batchState(row), inProgress);
+        if (decision.kind === "reject") return fail(decision.code, decision.message);
+        const idxs = all<{ idx: number }>(this.sql, "SELECT idx FROM items WHERE status = 'failed' ORDER BY idx").map(
+          (r) => r.idx,
+        );
+        const n = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM holds WHERE key LIKE '%:retry:%'")!.n + 1;
+        const key = holdKeys.retry(row.batch_id, n);
+        const amount = idxs.length * row.credits_per_item;
+        this.sql.exec(
+          "INSERT INTO holds (key, state, amount, item_idxs, created_at) VALUES (?, 'reserving', ?, ?, ?)",
+          key,
+          amount,
+          JSON.stringify(idxs),
+          Date.now(),
+        );
+        return { ok: true, key, idxs, amount, batchId: row.batch_id };
+      },
+    );
     if (!plan.ok) return plan;
 
     const reserved = await this.accountStub(accountId)
@@ -244,7 +307,10 @@ export class BatchObject extends DurableObject<Env> {
       this.sql.exec("UPDATE holds SET state = 'applied' WHERE key = ?", plan.key);
       this.toAccount.add({ kind: "confirm", key: plan.key });
       const now = Date.now();
-      const next = this.saveCounts(row, counts, now, { credits_reserved: row.credits_reserved + plan.amount, finished_at: null });
+      const next = this.saveCounts(row, counts, now, {
+        credits_reserved: row.credits_reserved + plan.amount,
+        finished_at: null,
+      });
       this.fitSlots(this.dispatch(next, now));
       return { ok: true, retriedCount: plan.idxs.length };
     });
@@ -274,17 +340,31 @@ export class BatchObject extends DurableObject<Env> {
       const results = requests.map(({ itemId, dispatch }): StartResult => {
         const item = this.item(itemId);
         const decision = decideStart(batchState(row), itemState(item), dispatch);
-        if (decision.kind === "drop" || !item) return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
+        if (decision.kind === "drop" || !item)
+          return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
         this.sql.exec(
           `UPDATE items SET status = 'running', attempts = ?, lease_attempt = ?, lease_expires_at = ?, started_at = ?,
              dispatched_at = NULL, not_before = NULL WHERE idx = ?`,
-          decision.attempt, decision.attempt, leaseExpiresAt, now, item.idx,
+          decision.attempt,
+          decision.attempt,
+          leaseExpiresAt,
+          now,
+          item.idx,
         );
         row = this.advance(row, moveItems(countsOf(row), "pending", "running"), now, {
           started_at: row.started_at ?? now,
           queued: row.queued - (item.dispatched_at === null ? 0 : 1),
         });
-        return { action: "run", batchId: row.batch_id, itemId, attempt: decision.attempt, url: item.url, output: row.output, selectors, leaseExpiresAt };
+        return {
+          action: "run",
+          batchId: row.batch_id,
+          itemId,
+          attempt: decision.attempt,
+          url: item.url,
+          output: row.output,
+          selectors,
+          leaseExpiresAt,
+        };
       });
       return { results, row: this.commit(stored, row), leaseExpiresAt };
     });
@@ -308,7 +388,8 @@ export class BatchObject extends DurableObject<Env> {
    */
   async settleItems(reports: readonly SettleReport[]): Promise<SettleResult[]> {
     // A caller's bug, answered (not thrown) so it cannot break the object: nothing settles.
-    if (reports.length > MAX_ITEMS_PER_CALL) return reports.map(() => ({ ok: true, outcome: "ignored", reason: "TOO_MANY_ITEMS" }));
+    if (reports.length > MAX_ITEMS_PER_CALL)
+      return reports.map(() => ({ ok: true, outcome: "ignored", reason: "TOO_MANY_ITEMS" }));
     if (!this.hasBatch()) return reports.map(() => ({ ok: true, outcome: "ignored", reason: "ITEM_NOT_FOUND" }));
     const settled = this.ctx.storage.transactionSync(() => {
       const stored = this.row()!;
@@ -320,11 +401,19 @@ export class BatchObject extends DurableObject<Env> {
         const decision = decideSettle(itemState(item), report.attempt, report.outcome);
         if (decision.kind === "ignore") return { ok: true, outcome: "ignored", reason: decision.reason };
         if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
-        const payload = report.outcome === "completed"
-          ? { result: report.json, error: null, meta: report.meta ?? {} }
-          : { result: null, error: JSON.stringify(report.error), meta: report.meta ?? {} };
-        if (report.outcome === "failed" && decideRequeue(itemState(item)!, { code: report.error.code, retryable: report.retryable }, row.status)) {
-          const delay = retryDelayMs(item.attempts, report.retryAfterSeconds ?? 0, positiveInt(this.env.RETRY_BASE_DELAY_MS, 2000));
+        const payload =
+          report.outcome === "completed"
+            ? { result: report.json, error: null, meta: report.meta ?? {} }
+            : { result: null, error: JSON.stringify(report.error), meta: report.meta ?? {} };
+        if (
+          report.outcome === "failed" &&
+          decideRequeue(itemState(item)!, { code: report.error.code, retryable: report.retryable }, row.status)
+        ) {
+          const delay = retryDelayMs(
+            item.attempts,
+            report.retryAfterSeconds ?? 0,
+            positiveInt(this.env.RETRY_BASE_DELAY_MS, 2000),
+          );
           row = this.requeue(row, item, now, payload.error, delay);
           return { ok: true, outcome: "requeued" };
         }
@@ -362,7 +451,10 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   /** Where a completed item's stored result is, for its owner only. */
-  async resultLocation(accountId: string, itemId: string): Promise<Ok<{ key: string; output: OutputFormat }> | Failure> {
+  async resultLocation(
+    accountId: string,
+    itemId: string,
+  ): Promise<Ok<{ key: string; output: OutputFormat }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
     const item = this.item(itemId);
@@ -382,7 +474,8 @@ export class BatchObject extends DurableObject<Env> {
     if (hold?.state === "applied") return "applied";
     this.sql.exec(
       "INSERT INTO holds (key, state, created_at) VALUES (?, 'abandoned', ?) ON CONFLICT (key) DO UPDATE SET state = 'abandoned'",
-      key, Date.now(),
+      key,
+      Date.now(),
     );
     // retention: an object that will never hold a batch forgets this hold later (clearAbandonedHolds).
     if (!this.hasBatch()) void this.clock.set(Date.now() + ABANDONED_HOLD_MS);
@@ -458,31 +551,57 @@ export class BatchObject extends DurableObject<Env> {
     this.sql.exec(
       `UPDATE items SET status = ?, result = ?, error = ?, credits_used = ?, finished_at = ?, lease_expires_at = NULL,
          result_key = ?, status_code = ?, final_url = ?, duration_ms = ? WHERE idx = ?`,
-      outcome, payload.result, payload.error, charged, now, m.resultKey ?? null, m.statusCode ?? null, m.finalUrl ?? null,
-      m.durationMs ?? null, item.idx,
+      outcome,
+      payload.result,
+      payload.error,
+      charged,
+      now,
+      m.resultKey ?? null,
+      m.statusCode ?? null,
+      m.finalUrl ?? null,
+      m.durationMs ?? null,
+      item.idx,
     );
     const key = `${row.batch_id}:${item.id}:r${item.round}:${charge}`;
     if (charge === "consume") {
-      this.toAccount.add({ kind: "consume", key, amount: price, itemId: item.id, note: outcome === "completed" ? "item completed" : "item failed, charged" });
+      this.toAccount.add({
+        kind: "consume",
+        key,
+        amount: price,
+        itemId: item.id,
+        note: outcome === "completed" ? "item completed" : "item failed, charged",
+      });
     } else {
       this.toAccount.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
     }
-    const patch = charge === "consume" ? { credits_used: row.credits_used + price } : { credits_refunded: row.credits_refunded + price };
-    return this.advance(row, moveItems(countsOf(row), "running", outcome), now, patch, { item, outcome, error: payload.error });
+    const patch =
+      charge === "consume"
+        ? { credits_used: row.credits_used + price }
+        : { credits_refunded: row.credits_refunded + price };
+    return this.advance(row, moveItems(countsOf(row), "running", outcome), now, patch, {
+      item,
+      outcome,
+      error: payload.error,
+    });
   }
 
   /** Items whose consumer vanished go back to pending, or fail after the last attempt. */
   private expireLeases(now: number): void {
     this.ctx.storage.transactionSync(() => {
-      const expired = all<ItemRow>(this.sql, "SELECT * FROM items WHERE status = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 500", now);
+      const expired = all<ItemRow>(
+        this.sql,
+        "SELECT * FROM items WHERE status = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 500",
+        now,
+      );
       if (expired.length === 0) return;
       const stored = this.row()!;
       let row = stored;
       for (const item of expired) {
         const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
-        row = item.attempts < LIMITS.maxAttempts && row.status !== "cancelled"
-          ? this.requeue(row, item, now, error, 0)
-          : this.finishItem(row, item, "failed", "refund", { result: null, error, meta: {} }, now);
+        row =
+          item.attempts < LIMITS.maxAttempts && row.status !== "cancelled"
+            ? this.requeue(row, item, now, error, 0)
+            : this.finishItem(row, item, "failed", "refund", { result: null, error, meta: {} }, now);
       }
       this.commit(stored, row);
     });
@@ -493,7 +612,9 @@ export class BatchObject extends DurableObject<Env> {
     this.sql.exec(
       `UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL, error = ?, dispatched_at = NULL,
          not_before = ? WHERE idx = ?`,
-      error, delayMs > 0 ? now + delayMs : null, item.idx,
+      error,
+      delayMs > 0 ? now + delayMs : null,
+      item.idx,
     );
     return this.advance(row, moveItems(countsOf(row), "running", "pending"), now);
   }
@@ -516,8 +637,13 @@ export class BatchObject extends DurableObject<Env> {
     for (const item of next) {
       const token = item.dispatch_token + 1;
       this.sql.exec("UPDATE items SET dispatch_token = ?, dispatched_at = ? WHERE idx = ?", token, now, item.idx);
-      const delaySeconds = item.not_before === null ? 0 : Math.min(Math.max(0, Math.ceil((item.not_before - now) / 1000)), 43_200);
-      this.toQueue.add({ kind: "dispatch", body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token }, delaySeconds });
+      const delaySeconds =
+        item.not_before === null ? 0 : Math.min(Math.max(0, Math.ceil((item.not_before - now) / 1000)), 43_200);
+      this.toQueue.add({
+        kind: "dispatch",
+        body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token },
+        delaySeconds,
+      });
     }
     return next.length > 0 ? this.writeBatch(row, { queued: row.queued + next.length }) : row;
   }
@@ -612,7 +738,11 @@ export class BatchObject extends DurableObject<Env> {
    * Everyone who watches transitions: live WebSocket clients, and the batch's webhook
    * (its events travel through the outbox to the account; the account signs and delivers them).
    */
-  private notify(before: BatchRow, after: BatchRow, settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null }): void {
+  private notify(
+    before: BatchRow,
+    after: BatchRow,
+    settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null },
+  ): void {
     broadcast(this.ctx, () => {
       const item = settled ? this.item(settled.item.id) : undefined;
       return { type: "batch", batch: batchView(after), ...(item ? { item: itemView(item, after.batch_id) } : {}) };
@@ -624,7 +754,8 @@ export class BatchObject extends DurableObject<Env> {
       outcome: settled.outcome,
       error: settled.error === null ? null : (JSON.parse(settled.error) as ItemError),
     };
-    for (const event of eventsFor(before, after, settledItem)) this.toAccount.add({ kind: "webhook", url: after.webhook_url, event });
+    for (const event of eventsFor(before, after, settledItem))
+      this.toAccount.add({ kind: "webhook", url: after.webhook_url, event });
   }
 
   /**
@@ -634,7 +765,11 @@ export class BatchObject extends DurableObject<Env> {
    */
   private abandonStaleReservations(now: number): void {
     const timeout = positiveInt(this.env.RESERVATION_TIMEOUT_MS, 60_000);
-    const stale = all<{ key: string }>(this.sql, "SELECT key FROM holds WHERE state = 'reserving' AND created_at <= ?", now - timeout);
+    const stale = all<{ key: string }>(
+      this.sql,
+      "SELECT key FROM holds WHERE state = 'reserving' AND created_at <= ?",
+      now - timeout,
+    );
     for (const { key } of stale) {
       this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);
       this.toAccount.add({ kind: "void", key });
@@ -653,7 +788,10 @@ export class BatchObject extends DurableObject<Env> {
   private async deliver(): Promise<void> {
     const [accountDone, queueDone] = await Promise.all([this.toAccount.flush(), this.toQueue.flush()]);
     const delivered = accountDone && queueDone;
-    this.sql.exec("UPDATE batch SET outbox_failures = ? WHERE id = 1", delivered ? 0 : (this.row()?.outbox_failures ?? 0) + 1);
+    this.sql.exec(
+      "UPDATE batch SET outbox_failures = ? WHERE id = 1",
+      delivered ? 0 : (this.row()?.outbox_failures ?? 0) + 1,
+    );
     await this.armAlarm();
   }
 
@@ -665,7 +803,9 @@ export class BatchObject extends DurableObject<Env> {
   }
 
   private async sendToQueue(sends: QueueSend[]): Promise<void> {
-    await this.env.SCRAPE_QUEUE.sendBatch(sends.map((s) => ({ body: s.body, contentType: "json" as const, delaySeconds: s.delaySeconds })));
+    await this.env.SCRAPE_QUEUE.sendBatch(
+      sends.map((s) => ({ body: s.body, contentType: "json" as const, delaySeconds: s.delaySeconds })),
+    );
   }
 
   /**
@@ -679,13 +819,16 @@ export class BatchObject extends DurableObject<Env> {
     const accountAdded = this.toAccount.takeAdded();
     const delivering = row.outbox_failures === 0;
     // Only what this call changed: the armed alarm already covers the rest.
-    const next = nextAlarm({
-      ...NOTHING_DUE,
-      toQueue: delivering && queueAdded,
-      toAccount: delivering && accountAdded,
-      finished: row.finished_at !== null,
-      leaseEndsAt: leaseExpiresAt,
-    }, Date.now());
+    const next = nextAlarm(
+      {
+        ...NOTHING_DUE,
+        toQueue: delivering && queueAdded,
+        toAccount: delivering && accountAdded,
+        finished: row.finished_at !== null,
+        leaseEndsAt: leaseExpiresAt,
+      },
+      Date.now(),
+    );
     if (next) await this.clock.atLatest(next.at);
   }
 
@@ -700,21 +843,31 @@ export class BatchObject extends DurableObject<Env> {
     this.toAccount.takeAdded();
     const now = Date.now();
     // The partial index holds only running items, so this reads one row.
-    const lease = first<{ t: number | null }>(this.sql, "SELECT min(lease_expires_at) AS t FROM items INDEXED BY items_lease WHERE status = 'running'")?.t;
-    const oldest = row.queued > 0
-      ? first<{ t: number | null }>(this.sql, "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL")?.t
-      : null;
+    const lease = first<{ t: number | null }>(
+      this.sql,
+      "SELECT min(lease_expires_at) AS t FROM items INDEXED BY items_lease WHERE status = 'running'",
+    )?.t;
+    const oldest =
+      row.queued > 0
+        ? first<{ t: number | null }>(
+            this.sql,
+            "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL",
+          )?.t
+        : null;
     const wantsSlots = wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true";
-    const next = nextAlarm({
-      toQueue: this.toQueue.hasPending(),
-      toAccount: this.toAccount.hasPending(),
-      deliveryRetryAt: row.outbox_failures > 0 ? now + backoffMs(row.outbox_failures) : null,
-      finished: row.finished_at !== null,
-      leaseEndsAt: lease ?? null,
-      slotsRetryAt: wantsSlots ? (row.slots_retry_at ?? now) : null,
-      lostDispatchAt: oldest != null ? oldest + DISPATCH_TIMEOUT_MS : null,
-      removalAt: removalDueAt(row, this.env),
-    }, now);
+    const next = nextAlarm(
+      {
+        toQueue: this.toQueue.hasPending(),
+        toAccount: this.toAccount.hasPending(),
+        deliveryRetryAt: row.outbox_failures > 0 ? now + backoffMs(row.outbox_failures) : null,
+        finished: row.finished_at !== null,
+        leaseEndsAt: lease ?? null,
+        slotsRetryAt: wantsSlots ? (row.slots_retry_at ?? now) : null,
+        lostDispatchAt: oldest != null ? oldest + DISPATCH_TIMEOUT_MS : null,
+        removalAt: removalDueAt(row, this.env),
+      },
+      now,
+    );
     if (next === null) return this.clock.clear();
     await this.clock.atLatest(next.at);
   }
@@ -794,11 +947,16 @@ export class BatchObject extends DurableObject<Env> {
  * A completion with its result as stored JSON; one whose result is too large to keep is
  * settled as failed (and refunded) instead. (The executor keeps inline results far smaller.)
  */
-function keepable(report: SettleReport): (SettleReport & { outcome: "failed" }) | (SettleReport & { outcome: "completed"; json: string }) {
+function keepable(
+  report: SettleReport,
+): (SettleReport & { outcome: "failed" }) | (SettleReport & { outcome: "completed"; json: string }) {
   if (report.outcome === "failed") return report;
   const json = JSON.stringify(report.result ?? null);
   if (json.length <= LIMITS.maxInlineResultBytes) return { ...report, json };
-  const error = { code: "RESULT_TOO_LARGE", message: `The result of ${json.length} bytes is larger than the ${LIMITS.maxInlineResultBytes} bytes kept inline.` };
+  const error = {
+    code: "RESULT_TOO_LARGE",
+    message: `The result of ${json.length} bytes is larger than the ${LIMITS.maxInlineResultBytes} bytes kept inline.`,
+  };
   return { itemId: report.itemId, attempt: report.attempt, outcome: "failed", error, meta: report.meta };
 }
 
@@ -809,7 +967,13 @@ function wantedSlots(row: BatchRow): number {
 }
 
 function snapshotOf(row: BatchRow): BatchIndexSnapshot {
-  return { status: row.status, completed: row.completed, failed: row.failed, cancelled: row.cancelled, finishedAt: row.finished_at };
+  return {
+    status: row.status,
+    completed: row.completed,
+    failed: row.failed,
+    cancelled: row.cancelled,
+    finishedAt: row.finished_at,
+  };
 }
 
 /** One structured line per batch status change (ids and counts only: URLs may carry secrets). */

@@ -22,7 +22,8 @@ export function insertItems(sql: SqlStorage, urls: readonly string[]): void {
     sql.exec(
       `INSERT INTO items (idx, id, url, status)
        SELECT ? + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'pending' FROM json_each(?)`,
-      start, JSON.stringify(chunk),
+      start,
+      JSON.stringify(chunk),
     );
     start = end;
   }

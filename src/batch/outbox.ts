@@ -27,7 +27,12 @@ export class Outbox<E extends { kind: string }> {
   /** Adds an event; an unsent event of a kind listed in `replaces` is dropped for it. */
   add(event: E, options: { replacesSameKind?: boolean } = {}): void {
     if (options.replacesSameKind) this.sql.exec(`DELETE FROM ${this.table} WHERE kind = ?`, event.kind);
-    this.sql.exec(`INSERT INTO ${this.table} (kind, event, created_at) VALUES (?, ?, ?)`, event.kind, JSON.stringify(event), Date.now());
+    this.sql.exec(
+      `INSERT INTO ${this.table} (kind, event, created_at) VALUES (?, ?, ?)`,
+      event.kind,
+      JSON.stringify(event),
+      Date.now(),
+    );
     this.#added = true;
   }
 
@@ -55,7 +60,11 @@ export class Outbox<E extends { kind: string }> {
 
   async #drain(): Promise<boolean> {
     for (;;) {
-      const rows = all<{ seq: number; event: string }>(this.sql, `SELECT seq, event FROM ${this.table} ORDER BY seq LIMIT ?`, this.maxPerSend);
+      const rows = all<{ seq: number; event: string }>(
+        this.sql,
+        `SELECT seq, event FROM ${this.table} ORDER BY seq LIMIT ?`,
+        this.maxPerSend,
+      );
       if (rows.length === 0) return true;
       try {
         await this.send(rows.map((r) => JSON.parse(r.event) as E));
@@ -64,7 +73,10 @@ export class Outbox<E extends { kind: string }> {
         return false;
       }
       // Delete exactly what was sent: rows added during the await stay for the next round.
-      this.sql.exec(`DELETE FROM ${this.table} WHERE seq IN (SELECT value FROM json_each(?))`, JSON.stringify(rows.map((r) => r.seq)));
+      this.sql.exec(
+        `DELETE FROM ${this.table} WHERE seq IN (SELECT value FROM json_each(?))`,
+        JSON.stringify(rows.map((r) => r.seq)),
+      );
     }
   }
 }

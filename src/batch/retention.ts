@@ -106,7 +106,12 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
   await host.alarm.clear();
   await host.storage.deleteAll();
   host.removed();
-  log("info", "batch removed", { batchId: row.batch_id, accountId: row.account_id, items: row.total, resultsDeleted: deleted });
+  log("info", "batch removed", {
+    batchId: row.batch_id,
+    accountId: row.account_id,
+    items: row.total,
+    resultsDeleted: deleted,
+  });
   return true;
 }
 
@@ -150,7 +155,11 @@ export async function absentBatch(
  * An object that never got its batch keeps only a refused hold (resolveHold), so a late
  * create is refused. Its alarm forgets it after ABANDONED_HOLD_MS.
  */
-export async function clearAbandonedHolds(storage: DurableObjectStorage, alarm: AlarmClock, now = Date.now()): Promise<void> {
+export async function clearAbandonedHolds(
+  storage: DurableObjectStorage,
+  alarm: AlarmClock,
+  now = Date.now(),
+): Promise<void> {
   if (!tableExists(storage.sql, "holds")) return;
   const newest = first<{ t: number | null }>(storage.sql, "SELECT max(created_at) AS t FROM holds")?.t ?? null;
   if (newest !== null && newest + ABANDONED_HOLD_MS > now) {

@@ -52,7 +52,13 @@ export interface ItemRow {
 }
 
 export function countsOf(row: ItemCounts): ItemCounts {
-  return { pending: row.pending, running: row.running, completed: row.completed, failed: row.failed, cancelled: row.cancelled };
+  return {
+    pending: row.pending,
+    running: row.running,
+    completed: row.completed,
+    failed: row.failed,
+    cancelled: row.cancelled,
+  };
 }
 
 export function batchState(row: BatchRow): BatchState {
@@ -60,5 +66,12 @@ export function batchState(row: BatchRow): BatchState {
 }
 
 export function itemState(row: ItemRow | undefined): ItemState | undefined {
-  return row && { status: row.status, attempts: row.attempts, leaseAttempt: row.lease_attempt, dispatchToken: row.dispatch_token };
+  return (
+    row && {
+      status: row.status,
+      attempts: row.attempts,
+      leaseAttempt: row.lease_attempt,
+      dispatchToken: row.dispatch_token,
+    }
+  );
 }

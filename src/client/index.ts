@@ -83,7 +83,10 @@ export class BatchScrapeClient {
 
   /** A completed item's result: parsed JSON for `output: "json"`, Markdown text otherwise. */
   async getResult(batchId: string, itemId: string): Promise<unknown> {
-    const res = await this.#send("GET", `/api/batch/scrape/${encodeURIComponent(batchId)}/items/${encodeURIComponent(itemId)}/result`);
+    const res = await this.#send(
+      "GET",
+      `/api/batch/scrape/${encodeURIComponent(batchId)}/items/${encodeURIComponent(itemId)}/result`,
+    );
     return (res.headers.get("content-type") ?? "").includes("json") ? res.json() : res.text();
   }
 
@@ -102,7 +105,11 @@ export class BatchScrapeClient {
   async #send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
     const request = new Request(new URL(path, this.#options.baseUrl), {
       method,
-      headers: { "x-api-key": this.#options.apiKey, ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+      headers: {
+        "x-api-key": this.#options.apiKey,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...headers,
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const res = await (this.#options.fetch ?? fetch)(request);

@@ -35,7 +35,8 @@ export function decideStart(batch: BatchState, item: ItemState | undefined, disp
   if (!item) return { kind: "drop", reason: "ITEM_NOT_FOUND" };
   if (batch.status === "cancelled") return { kind: "drop", reason: "BATCH_CANCELLED" };
   if (item.status !== "pending") return { kind: "drop", reason: "ITEM_NOT_PENDING" };
-  if (dispatchToken !== undefined && dispatchToken !== item.dispatchToken) return { kind: "drop", reason: "STALE_DISPATCH" };
+  if (dispatchToken !== undefined && dispatchToken !== item.dispatchToken)
+    return { kind: "drop", reason: "STALE_DISPATCH" };
   return { kind: "start", attempt: item.attempts + 1 };
 }
 
@@ -65,8 +66,17 @@ export function decideSettle(item: ItemState | undefined, attempt: number, outco
  * pass next time, attempts are left, the batch is not cancelled, and it is not a charged
  * failure (src/domain/charging.ts). Otherwise the item fails for good.
  */
-export function decideRequeue(item: ItemState, failure: { code: string; retryable?: boolean }, batch: BatchStatus): boolean {
-  return failure.retryable === true && !isChargedFailure(failure.code) && item.attempts < LIMITS.maxAttempts && batch !== "cancelled";
+export function decideRequeue(
+  item: ItemState,
+  failure: { code: string; retryable?: boolean },
+  batch: BatchStatus,
+): boolean {
+  return (
+    failure.retryable === true &&
+    !isChargedFailure(failure.code) &&
+    item.attempts < LIMITS.maxAttempts &&
+    batch !== "cancelled"
+  );
 }
 
 export function moveItems(counts: ItemCounts, from: ItemStatus, to: ItemStatus, n = 1): ItemCounts {
@@ -97,7 +107,11 @@ export type CancelDecision = { kind: "cancel"; cancelledItems: number; creditsRe
 /** Cancel stops pending items only; running ones finish and are charged. */
 export function decideCancel(batch: BatchState): CancelDecision {
   if (batch.status !== "pending" && batch.status !== "running") {
-    return { kind: "reject", code: "ALREADY_TERMINAL", message: `Cannot cancel a batch that is already ${batch.status}.` };
+    return {
+      kind: "reject",
+      code: "ALREADY_TERMINAL",
+      message: `Cannot cancel a batch that is already ${batch.status}.`,
+    };
   }
   const cancelledItems = batch.counts.pending;
   return { kind: "cancel", cancelledItems, creditsRefunded: cancelledItems * batch.creditsPerItem };

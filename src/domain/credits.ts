@@ -42,7 +42,10 @@ export function applyMovement(b: Balances, kind: MovementKind, amount: number): 
       }
       return kind === "consume"
         ? { ok: true, next: { ...b, reserved: b.reserved - amount, used: b.used + amount } }
-        : { ok: true, next: { ...b, reserved: b.reserved - amount, balance: b.balance + amount, refunded: b.refunded + amount } };
+        : {
+            ok: true,
+            next: { ...b, reserved: b.reserved - amount, balance: b.balance + amount, refunded: b.refunded + amount },
+          };
   }
 }
 

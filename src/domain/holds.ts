@@ -12,8 +12,12 @@ export type AccountHoldState = "pending" | "confirmed" | "void";
 /** The batch object's hold: asking the account for credits; applied to the batch; or given up for good. */
 export type BatchHoldState = "reserving" | "applied" | "abandoned";
 
-export const ACCOUNT_HOLD = { pending: "pending", confirmed: "confirmed", void: "void" } as const satisfies { [S in AccountHoldState]: S };
-export const BATCH_HOLD = { reserving: "reserving", applied: "applied", abandoned: "abandoned" } as const satisfies { [S in BatchHoldState]: S };
+export const ACCOUNT_HOLD = { pending: "pending", confirmed: "confirmed", void: "void" } as const satisfies {
+  [S in AccountHoldState]: S;
+};
+export const BATCH_HOLD = { reserving: "reserving", applied: "applied", abandoned: "abandoned" } as const satisfies {
+  [S in BatchHoldState]: S;
+};
 
 /**
  * The same hold on both sides, once the account has heard of the batch's decision: while

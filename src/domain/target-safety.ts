@@ -26,9 +26,7 @@ import {
   type SpecialMatch,
 } from "./special-addresses";
 
-export type TargetCheck =
-  | { ok: true; url: URL }
-  | { ok: false; code: "BLOCKED_TARGET"; reason: string };
+export type TargetCheck = { ok: true; url: URL } | { ok: false; code: "BLOCKED_TARGET"; reason: string };
 
 export interface TargetPolicy {
   /** Dev/test only: lets 127.0.0.0/8, ::1 and `localhost` through. Off in production. */

@@ -23,6 +23,9 @@ export function migrate(sql: SqlStorage, migrations: readonly string[]): void {
   const current = first<{ version: number }>(sql, "SELECT version FROM _schema")?.version ?? 0;
   for (let v = current; v < migrations.length; v++) sql.exec(migrations[v]!);
   if (current < migrations.length) {
-    sql.exec("INSERT INTO _schema (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version", migrations.length);
+    sql.exec(
+      "INSERT INTO _schema (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+      migrations.length,
+    );
   }
 }

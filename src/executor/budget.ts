@@ -101,7 +101,8 @@ export class WorkBudget {
   /** One element handed over by the parser (or matched by one more selector). */
   element(): void {
     this.work += WORK.parsedElement;
-    if (++this.#elements > this.limits.maxElements) this.fail("maxElements", `the page has more than ${this.limits.maxElements} elements`);
+    if (++this.#elements > this.limits.maxElements)
+      this.fail("maxElements", `the page has more than ${this.limits.maxElements} elements`);
   }
 
   /** Text or an attribute value the parser handed over. */
@@ -129,7 +130,10 @@ export class WorkBudget {
     const total = (this.#selectorBytes.get(name) ?? 0) + bytes;
     this.#selectorBytes.set(name, total);
     if (total > this.limits.maxSelectorBytes) {
-      this.fail("maxSelectorBytes", `the results of selector ${JSON.stringify(name.slice(0, 100))} are over ${this.limits.maxSelectorBytes} bytes`);
+      this.fail(
+        "maxSelectorBytes",
+        `the results of selector ${JSON.stringify(name.slice(0, 100))} are over ${this.limits.maxSelectorBytes} bytes`,
+      );
     }
     this.output(bytes);
   }
@@ -137,7 +141,8 @@ export class WorkBudget {
   /** The finished result, measured exactly (the running count leaves out separators and escapes). */
   checkResult(content: string): void {
     // A string has at least as many UTF-8 bytes as UTF-16 units: a long one needs no scan.
-    if (content.length > this.limits.maxOutputBytes || utf8Length(content) > this.limits.maxOutputBytes) this.failOutput();
+    if (content.length > this.limits.maxOutputBytes || utf8Length(content) > this.limits.maxOutputBytes)
+      this.failOutput();
   }
 
   /** Whether this slice of work is spent: the caller should `await pause()` now. */
@@ -156,7 +161,8 @@ export class WorkBudget {
   }
 
   checkTime(): void {
-    if (this.#now() - this.#startedAt > this.limits.timeoutMs) this.fail("timeoutMs", `it took longer than ${this.limits.timeoutMs} ms`);
+    if (this.#now() - this.#startedAt > this.limits.timeoutMs)
+      this.fail("timeoutMs", `it took longer than ${this.limits.timeoutMs} ms`);
   }
 
   private failOutput(): never {

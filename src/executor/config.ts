@@ -11,7 +11,10 @@ export function fetchPolicy(env: Env): FetchPolicy {
     maxBytes: positiveInt(env.FETCH_MAX_BYTES, DEFAULT_FETCH_POLICY.maxBytes),
     allowLoopback: env.ALLOW_LOOPBACK_TARGETS === "true",
     // A header value: one printable line, or the default.
-    userAgent: env.FETCH_USER_AGENT && /^[\x20-\x7e]{1,256}$/.test(env.FETCH_USER_AGENT) ? env.FETCH_USER_AGENT : DEFAULT_FETCH_POLICY.userAgent,
+    userAgent:
+      env.FETCH_USER_AGENT && /^[\x20-\x7e]{1,256}$/.test(env.FETCH_USER_AGENT)
+        ? env.FETCH_USER_AGENT
+        : DEFAULT_FETCH_POLICY.userAgent,
   };
 }
 

@@ -5,7 +5,12 @@
  * come together). A drop answer (batch cancelled, item not pending, stale dispatch) is
  * acked with no fetch and no charge.
  */
-import { type ScrapeMessage, ScrapeMessageSchema, type SettleReport, type StartResult } from "../domain/executor-contract";
+import {
+  type ScrapeMessage,
+  ScrapeMessageSchema,
+  type SettleReport,
+  type StartResult,
+} from "../domain/executor-contract";
 import type { Env } from "../env";
 import { log } from "../lib/log";
 import { type ItemOutcome, runItem } from "./run-item";
@@ -44,41 +49,63 @@ async function consumeGroup(batchId: string, jobs: Job[], env: Env): Promise<voi
     return;
   }
   const reporter = new SettleReporter((reports) => batchObject.settleItems(reports));
-  await Promise.all(jobs.map(async ({ message, body }, i) => {
-    const lease = leases[i];
-    if (!lease || lease.action === "drop") {
-      message.ack();
-      return;
-    }
-    const outcome = await runItem(lease, env);
-    const report = settleReport(body.itemId, lease.attempt, outcome);
-    for (let attempt = 1; attempt <= SETTLE_TRIES; attempt++) {
-      try {
-        const settled = await reporter.report(report);
-        log("info", "item settled", { batchId, itemId: body.itemId, attempt: lease.attempt, outcome: settled.outcome, ok: outcome.ok });
+  await Promise.all(
+    jobs.map(async ({ message, body }, i) => {
+      const lease = leases[i];
+      if (!lease || lease.action === "drop") {
         message.ack();
         return;
-      } catch (err) {
-        log("warn", "settlement failed", { batchId, itemId: body.itemId, try: attempt, error: String(err) });
-        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
       }
-    }
-    // The item stays running under its lease; the batch object's alarm takes it back.
-    message.ack();
-  }));
+      const outcome = await runItem(lease, env);
+      const report = settleReport(body.itemId, lease.attempt, outcome);
+      for (let attempt = 1; attempt <= SETTLE_TRIES; attempt++) {
+        try {
+          const settled = await reporter.report(report);
+          log("info", "item settled", {
+            batchId,
+            itemId: body.itemId,
+            attempt: lease.attempt,
+            outcome: settled.outcome,
+            ok: outcome.ok,
+          });
+          message.ack();
+          return;
+        } catch (err) {
+          log("warn", "settlement failed", { batchId, itemId: body.itemId, try: attempt, error: String(err) });
+          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+        }
+      }
+      // The item stays running under its lease; the batch object's alarm takes it back.
+      message.ack();
+    }),
+  );
 }
 
 function settleReport(itemId: string, attempt: number, outcome: ItemOutcome): SettleReport {
   return outcome.ok
     ? { itemId, attempt, outcome: "completed", result: outcome.inline, meta: outcome.meta }
-    : { itemId, attempt, outcome: "failed", error: outcome.error, retryable: outcome.retryable, retryAfterSeconds: outcome.retryAfterSeconds, meta: outcome.meta };
+    : {
+        itemId,
+        attempt,
+        outcome: "failed",
+        error: outcome.error,
+        retryable: outcome.retryable,
+        retryAfterSeconds: outcome.retryAfterSeconds,
+        meta: outcome.meta,
+      };
 }
 
 /** Messages the consumer gave up on: kept in R2 under dead-letters/ for operators. */
 export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     const key = `dead-letters/${new Date().toISOString().slice(0, 10)}/${message.id}.json`;
-    const record = { id: message.id, queue: batch.queue, attempts: message.attempts, body: message.body, deadAt: new Date().toISOString() };
+    const record = {
+      id: message.id,
+      queue: batch.queue,
+      attempts: message.attempts,
+      body: message.body,
+      deadAt: new Date().toISOString(),
+    };
     try {
       await env.RESULTS.put(key, JSON.stringify(record), { httpMetadata: { contentType: "application/json" } });
       log("error", "message dead-lettered", { id: message.id, key });

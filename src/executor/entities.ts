@@ -14,12 +14,37 @@ const LATIN1_NAMES =
 
 const NAMED_ENTITIES = new Map<string, string>([
   ...LATIN1_NAMES.split(" ").map((name, i): [string, string] => [name, String.fromCharCode(0xa0 + i)]),
-  ["amp", "&"], ["lt", "<"], ["gt", ">"], ["quot", '"'], ["apos", "'"], ["hellip", "\u2026"],
-  ["mdash", "\u2014"], ["ndash", "\u2013"], ["lsquo", "\u2018"], ["rsquo", "\u2019"], ["ldquo", "\u201c"],
-  ["rdquo", "\u201d"], ["sbquo", "\u201a"], ["bdquo", "\u201e"], ["trade", "\u2122"], ["euro", "\u20ac"],
-  ["bull", "\u2022"], ["dagger", "\u2020"], ["prime", "\u2032"], ["minus", "\u2212"], ["larr", "\u2190"],
-  ["rarr", "\u2192"], ["ensp", "\u2002"], ["emsp", "\u2003"], ["thinsp", "\u2009"], ["zwnj", "\u200c"],
-  ["zwj", "\u200d"], ["OElig", "\u0152"], ["oelig", "\u0153"], ["Scaron", "\u0160"], ["scaron", "\u0161"],
+  ["amp", "&"],
+  ["lt", "<"],
+  ["gt", ">"],
+  ["quot", '"'],
+  ["apos", "'"],
+  ["hellip", "\u2026"],
+  ["mdash", "\u2014"],
+  ["ndash", "\u2013"],
+  ["lsquo", "\u2018"],
+  ["rsquo", "\u2019"],
+  ["ldquo", "\u201c"],
+  ["rdquo", "\u201d"],
+  ["sbquo", "\u201a"],
+  ["bdquo", "\u201e"],
+  ["trade", "\u2122"],
+  ["euro", "\u20ac"],
+  ["bull", "\u2022"],
+  ["dagger", "\u2020"],
+  ["prime", "\u2032"],
+  ["minus", "\u2212"],
+  ["larr", "\u2190"],
+  ["rarr", "\u2192"],
+  ["ensp", "\u2002"],
+  ["emsp", "\u2003"],
+  ["thinsp", "\u2009"],
+  ["zwnj", "\u200c"],
+  ["zwj", "\u200d"],
+  ["OElig", "\u0152"],
+  ["oelig", "\u0153"],
+  ["Scaron", "\u0160"],
+  ["scaron", "\u0161"],
 ]);
 
 /** Names browsers also decode without the `;` (the common part of the legacy list). */
@@ -55,4 +80,3 @@ export function decodeEntities(raw: string, inAttribute: boolean): string {
     return LEGACY_ENTITIES.has(name ?? "") && !(inAttribute && next === "=") ? value : whole;
   });
 }
-

@@ -55,7 +55,12 @@ function capText(text: string, max: number): string {
 }
 
 function metaContent(root: HtmlElement, key: "name" | "property", value: string, budget: WorkBudget): string | null {
-  const meta = findFirst(root, (el) => el.name === "meta" && el.attrs.get(key)?.trim().toLowerCase() === value, undefined, budget);
+  const meta = findFirst(
+    root,
+    (el) => el.name === "meta" && el.attrs.get(key)?.trim().toLowerCase() === value,
+    undefined,
+    budget,
+  );
   const content = collapseWhitespace(meta?.attrs.get("content") ?? "");
   return content === "" ? null : content;
 }
@@ -119,9 +124,12 @@ export async function extractJson(
 
   const titleEl = findFirst(root, (el) => el.name === "title", new Set(["svg"]), budget);
   const title = titleEl ? collapseWhitespace(rawText(titleEl, budget)) : "";
-  const lang = findFirst(root, (el) => el.name === "html", undefined, budget)?.attrs.get("lang")?.trim();
+  const lang = findFirst(root, (el) => el.name === "html", undefined, budget)
+    ?.attrs.get("lang")
+    ?.trim();
   const body = findFirst(root, (el) => el.name === "body", undefined, budget) ?? root;
-  const description = metaContent(root, "name", "description", budget) ?? metaContent(root, "property", "og:description", budget);
+  const description =
+    metaContent(root, "name", "description", budget) ?? metaContent(root, "property", "og:description", budget);
   await budget.pause();
   const links = pageLinks(root, documentBase(root, page.finalUrl, budget), budget);
   await budget.pause();

@@ -14,8 +14,26 @@
  * output as they are made, and the renderer pauses between blocks when a slice is spent.
  */
 import { WORK, WorkBudget } from "./budget";
-import { BLOCK_ELEMENTS, descendants, documentBase, findFirst, parseHtml, rawText, type HtmlElement, type HtmlNode } from "./html-tree";
-import { BR, collapseLine, type Ctx, DROPPED, escapeText, inlineAll, isDropped, longestBacktickRun } from "./markdown-inline";
+import {
+  BLOCK_ELEMENTS,
+  descendants,
+  documentBase,
+  findFirst,
+  parseHtml,
+  rawText,
+  type HtmlElement,
+  type HtmlNode,
+} from "./html-tree";
+import {
+  BR,
+  collapseLine,
+  type Ctx,
+  DROPPED,
+  escapeText,
+  inlineAll,
+  isDropped,
+  longestBacktickRun,
+} from "./markdown-inline";
 import { collapseWhitespace } from "./text";
 
 const NOT_IN_SVG: ReadonlySet<string> = new Set(["svg"]);
@@ -74,13 +92,21 @@ async function block(el: HtmlElement, ctx: Ctx, out: string[]): Promise<void> {
     return;
   }
   switch (el.name) {
-    case "p": return paragraph(el.children, ctx, out);
-    case "pre": return codeBlock(el, ctx, out);
-    case "blockquote": return quote(el, ctx, out);
-    case "hr": return emit(out, "---", ctx);
-    case "ul": case "ol": return list(el, ctx, out);
-    case "table": return table(el, ctx, out);
-    default: return blocks(el.children, ctx, out);
+    case "p":
+      return paragraph(el.children, ctx, out);
+    case "pre":
+      return codeBlock(el, ctx, out);
+    case "blockquote":
+      return quote(el, ctx, out);
+    case "hr":
+      return emit(out, "---", ctx);
+    case "ul":
+    case "ol":
+      return list(el, ctx, out);
+    case "table":
+      return table(el, ctx, out);
+    default:
+      return blocks(el.children, ctx, out);
   }
 }
 
@@ -88,7 +114,9 @@ function codeBlock(pre: HtmlElement, ctx: Ctx, out: string[]): void {
   // The parser drops a newline right after <pre>; trailing blank lines are layout.
   const code = rawText(pre, ctx.budget).replace(/\r\n?/g, "\n").replace(/^\n/, "").trimEnd();
   if (!code.trim()) return;
-  const classes = [pre, findFirst(pre, (el) => el.name === "code", undefined, ctx.budget)].map((el) => el?.attrs.get("class") ?? "").join(" ");
+  const classes = [pre, findFirst(pre, (el) => el.name === "code", undefined, ctx.budget)]
+    .map((el) => el?.attrs.get("class") ?? "")
+    .join(" ");
   const language = /(?:^|\s)(?:language|lang)-([\w+#.-]+)/.exec(classes)?.[1] ?? "";
   const fence = "`".repeat(Math.max(3, longestBacktickRun(code) + 1));
   emit(out, `${fence}${language}\n${code}\n${fence}`, ctx);
@@ -106,7 +134,13 @@ async function quote(el: HtmlElement, ctx: Ctx, out: string[]): Promise<void> {
   await blocks(el.children, deeper, parts);
   const inner = parts.join("\n\n");
   ctx.budget.step(inner.length * WORK.char);
-  if (inner) out.push(inner.split("\n").map((line) => (line ? `> ${line}` : ">")).join("\n"));
+  if (inner)
+    out.push(
+      inner
+        .split("\n")
+        .map((line) => (line ? `> ${line}` : ">"))
+        .join("\n"),
+    );
 }
 
 /** One list item: continuation lines are indented by the marker's width, so nesting renders. */
@@ -115,7 +149,10 @@ function listItem(marker: string, parts: string[], ctx: Ctx): string {
   const body = parts.map((part, i) => (i === 0 ? part : (LIST_START.test(part) ? "\n" : "\n\n") + part)).join("");
   ctx.budget.step(body.length * WORK.char);
   const indent = " ".repeat(marker.length + 1);
-  return body.split("\n").map((line, i) => (i === 0 ? `${marker} ${line}`.trimEnd() : line && indent + line)).join("\n");
+  return body
+    .split("\n")
+    .map((line, i) => (i === 0 ? `${marker} ${line}`.trimEnd() : line && indent + line))
+    .join("\n");
 }
 
 async function list(el: HtmlElement, ctx: Ctx, out: string[]): Promise<void> {
@@ -217,25 +254,42 @@ function contentRoot(root: HtmlElement, budget: WorkBudget): HtmlElement {
   const main = findFirst(root, (el) => el.name === "main" || el.attrs.get("role") === "main", DROPPED, budget);
   if (main) return main;
   const articles = outermost(root, "article", budget);
-  return (articles.length === 1 && articles[0]) || findFirst(root, (el) => el.name === "body", undefined, budget) || root;
+  return (
+    (articles.length === 1 && articles[0]) || findFirst(root, (el) => el.name === "body", undefined, budget) || root
+  );
 }
 
 /** Whether `<title>` is the h1, maybe with the site name before or after ("Headline | Site"). */
 function titleIsHeadline(title: string, h1: string): boolean {
   const [t, h] = [title.toLowerCase(), h1.toLowerCase()];
   if (t === h) return true;
-  return (t.startsWith(h) && /^\s*[|:·•–—-]/.test(t.slice(h.length))) || (t.endsWith(h) && /[|:·•–—-]\s*$/.test(t.slice(0, -h.length)));
+  return (
+    (t.startsWith(h) && /^\s*[|:·•–—-]/.test(t.slice(h.length))) ||
+    (t.endsWith(h) && /[|:·•–—-]\s*$/.test(t.slice(0, -h.length)))
+  );
 }
 
 /**
  * The main content of `html` as Markdown, `# Title` first; relative URLs resolved against
  * `baseUrl`. Throws the budget's ExtractionLimitError when the page passes a limit.
  */
-export async function toMarkdown(html: string, baseUrl: string, budget: WorkBudget = new WorkBudget()): Promise<string> {
+export async function toMarkdown(
+  html: string,
+  baseUrl: string,
+  budget: WorkBudget = new WorkBudget(),
+): Promise<string> {
   const { root } = await parseHtml(html, {}, budget);
   await budget.pause();
   const content = contentRoot(root, budget);
-  const ctx: Ctx = { base: documentBase(root, baseUrl, budget), skip: null, budget, containers: 0, emphases: 0, inLink: false, tables: new Map() };
+  const ctx: Ctx = {
+    base: documentBase(root, baseUrl, budget),
+    skip: null,
+    budget,
+    containers: 0,
+    emphases: 0,
+    inLink: false,
+    tables: new Map(),
+  };
   const titleEl = findFirst(root, (el) => el.name === "title", NOT_IN_SVG, budget);
   const title = titleEl ? collapseWhitespace(rawText(titleEl, budget)) : "";
   const h1 = findFirst(content, (el) => el.name === "h1", DROPPED, budget);

@@ -79,7 +79,10 @@ export async function fetchPage(
 ): Promise<FetchResult> {
   const startedAt = Date.now();
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new DOMException("fetch deadline passed", "TimeoutError")), policy.timeoutMs);
+  const timer = setTimeout(
+    () => deadline.abort(new DOMException("fetch deadline passed", "TimeoutError")),
+    policy.timeoutMs,
+  );
   try {
     const outcome = await followRedirects(url, policy, fetcher, deadline.signal);
     const durationMs = Date.now() - startedAt;
@@ -89,7 +92,12 @@ export async function fetchPage(
   }
 }
 
-async function followRedirects(url: string, policy: FetchPolicy, fetcher: typeof fetch, signal: AbortSignal): Promise<PageOutcome> {
+async function followRedirects(
+  url: string,
+  policy: FetchPolicy,
+  fetcher: typeof fetch,
+  signal: AbortSignal,
+): Promise<PageOutcome> {
   const targetPolicy = { allowLoopback: policy.allowLoopback };
   const first = checkTarget(url, targetPolicy);
   if (!first.ok) return failure("BLOCKED_TARGET", false, first.reason);
@@ -185,12 +193,21 @@ function requestFailure(error: unknown, signal: AbortSignal, policy: FetchPolicy
   return failure("FETCH_FAILED", true, message, at);
 }
 
-function failure(code: string, retryable: boolean, message: string, at: FailureContext = {}): Omit<FetchFailure, "durationMs"> {
+function failure(
+  code: string,
+  retryable: boolean,
+  message: string,
+  at: FailureContext = {},
+): Omit<FetchFailure, "durationMs"> {
   return { ok: false, retryable, code, message, ...at };
 }
 
 /** Reads the whole body, or answers null (and cancels the stream) once it passes `maxBytes`. */
-async function readCapped(body: ReadableStream | null, maxBytes: number, signal: AbortSignal): Promise<Uint8Array | null> {
+async function readCapped(
+  body: ReadableStream | null,
+  maxBytes: number,
+  signal: AbortSignal,
+): Promise<Uint8Array | null> {
   if (body === null) return new Uint8Array(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];

@@ -50,9 +50,35 @@ const RAW_TEXT = new Set(["script", "style", "xmp", "noembed", "noframes", "plai
 
 /** Elements whose start tag closes an open `<p>`. */
 const CLOSES_P = [
-  "address", "article", "aside", "blockquote", "details", "div", "dl", "fieldset", "figcaption", "figure",
-  "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "main", "menu", "nav", "ol", "p",
-  "pre", "section", "table", "ul",
+  "address",
+  "article",
+  "aside",
+  "blockquote",
+  "details",
+  "div",
+  "dl",
+  "fieldset",
+  "figcaption",
+  "figure",
+  "footer",
+  "form",
+  "h1",
+  "h2",
+  "h3",
+  "h4",
+  "h5",
+  "h6",
+  "header",
+  "hr",
+  "main",
+  "menu",
+  "nav",
+  "ol",
+  "p",
+  "pre",
+  "section",
+  "table",
+  "ul",
 ];
 
 interface ImpliedEnd {
@@ -97,7 +123,10 @@ class OpenElements {
   /** Where each element sits in the stack while it is open. */
   readonly #at = new Map<HtmlElement, number>();
 
-  constructor(root: HtmlElement, private readonly budget: WorkBudget) {
+  constructor(
+    root: HtmlElement,
+    private readonly budget: WorkBudget,
+  ) {
     this.stack = [root];
   }
 
@@ -191,17 +220,19 @@ export async function parseHtml(
   /** Why the parse must stop (a limit passed); once set, handlers do nothing. */
   let stop: unknown = null;
   /** Runs a handler unless the parse is stopping; turns its throw into the reason to stop. */
-  const guarded = <A extends unknown[]>(handler: (...args: A) => void) => (...args: A): Promise<void> | undefined => {
-    if (stop !== null) return undefined;
-    try {
-      handler(...args);
-    } catch (err) {
-      stop = err;
-      return undefined;
-    }
-    // A spent slice: the rewriter waits for this promise, and other work runs meanwhile.
-    return budget.due() ? budget.pause().catch((err: unknown) => void (stop = err)) : undefined;
-  };
+  const guarded =
+    <A extends unknown[]>(handler: (...args: A) => void) =>
+    (...args: A): Promise<void> | undefined => {
+      if (stop !== null) return undefined;
+      try {
+        handler(...args);
+      } catch (err) {
+        stop = err;
+        return undefined;
+      }
+      // A spent slice: the rewriter waits for this promise, and other work runs meanwhile.
+      return budget.due() ? budget.pause().catch((err: unknown) => void (stop = err)) : undefined;
+    };
 
   let rewriter = new HTMLRewriter()
     .on("*", {
@@ -266,8 +297,24 @@ export async function parseHtml(
 
 /** Elements that start a new line of text in a browser. */
 export const BLOCK_ELEMENTS: ReadonlySet<string> = new Set([
-  ...CLOSES_P, "body", "caption", "center", "dd", "dialog", "dt", "hgroup", "html", "li", "search", "summary",
-  "tbody", "td", "tfoot", "th", "thead", "tr",
+  ...CLOSES_P,
+  "body",
+  "caption",
+  "center",
+  "dd",
+  "dialog",
+  "dt",
+  "hgroup",
+  "html",
+  "li",
+  "search",
+  "summary",
+  "tbody",
+  "td",
+  "tfoot",
+  "th",
+  "thead",
+  "tr",
 ]);
 
 const NOTHING: ReadonlySet<string> = new Set();
@@ -288,13 +335,19 @@ function* nodesUnder(node: HtmlElement, prune: ReadonlySet<string>, budget?: Wor
     }
     budget?.step(WORK.node);
     yield child;
-    if (child.kind === "element" && child.children.length > 0 && !prune.has(child.name)) pending.push({ children: child.children, next: 0 });
+    if (child.kind === "element" && child.children.length > 0 && !prune.has(child.name))
+      pending.push({ children: child.children, next: 0 });
   }
 }
 
 /** Elements under `node` (not `node` itself) in document order, not entering `prune`d subtrees. */
-export function* descendants(node: HtmlElement, prune: ReadonlySet<string> = NOTHING, budget?: WorkBudget): Generator<HtmlElement> {
-  for (const child of nodesUnder(node, prune, budget)) if (child.kind === "element" && !prune.has(child.name)) yield child;
+export function* descendants(
+  node: HtmlElement,
+  prune: ReadonlySet<string> = NOTHING,
+  budget?: WorkBudget,
+): Generator<HtmlElement> {
+  for (const child of nodesUnder(node, prune, budget))
+    if (child.kind === "element" && !prune.has(child.name)) yield child;
 }
 
 export function findFirst(

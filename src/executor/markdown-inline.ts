@@ -27,9 +27,31 @@ export interface Ctx {
 
 /** Never rendered: code, embeds, form controls, head matter and page chrome. */
 export const DROPPED: ReadonlySet<string> = new Set([
-  "script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed", "canvas", "head",
-  "title", "input", "button", "select", "textarea", "option", "datalist", "output", "progress", "meter",
-  "dialog", "nav", "aside", "footer",
+  "script",
+  "style",
+  "noscript",
+  "template",
+  "svg",
+  "math",
+  "iframe",
+  "object",
+  "embed",
+  "canvas",
+  "head",
+  "title",
+  "input",
+  "button",
+  "select",
+  "textarea",
+  "option",
+  "datalist",
+  "output",
+  "progress",
+  "meter",
+  "dialog",
+  "nav",
+  "aside",
+  "footer",
 ]);
 const LINK_SCHEMES: ReadonlySet<string> = new Set(["http:", "https:", "mailto:", "tel:"]);
 /** Stands for `<br>` while inline text is built; NUL cannot survive in text (see `inline`). */
@@ -39,13 +61,15 @@ const SPACE_OR_NUL_RUN = /[\s\0]+/g;
 /** Nested emphasis past this depth adds no more markers (`***x***` is two). */
 const MAX_EMPHASES = 2;
 
-export const isDropped = (el: HtmlElement, ctx: Ctx): boolean => DROPPED.has(el.name) || el.attrs.has("hidden") || el === ctx.skip;
+export const isDropped = (el: HtmlElement, ctx: Ctx): boolean =>
+  DROPPED.has(el.name) || el.attrs.has("hidden") || el === ctx.skip;
 
 /** Backslash-escapes what would otherwise read as Markdown syntax inside a line. */
 export const escapeText = (text: string): string =>
   text.replace(/[\\`*[\]]|<(?=[A-Za-z/!?])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])/g, "\\$&");
 
-export const longestBacktickRun = (text: string): number => (text.match(/`+/g) ?? []).reduce((max, run) => Math.max(max, run.length), 0);
+export const longestBacktickRun = (text: string): number =>
+  (text.match(/`+/g) ?? []).reduce((max, run) => Math.max(max, run.length), 0);
 /** Link and image targets: spaces and parentheses would end them early. */
 const destination = (url: string): string => url.replace(/ /g, "%20").replace(/[()]/g, "\\$&");
 /** Inline Markdown on a single line: headings, link text, table cells. */
@@ -109,12 +133,23 @@ export function inline(node: HtmlNode, ctx: Ctx): string {
   }
   if (isDropped(node, ctx)) return "";
   switch (node.name) {
-    case "br": return BR;
-    case "b": case "strong": return emphasized("**", node, ctx);
-    case "i": case "em": return emphasized("*", node, ctx);
-    case "code": case "kbd": case "samp": case "tt": return codeSpan(collapseWhitespace(rawText(node, ctx.budget)));
-    case "a": return link(node, ctx);
-    case "img": return image(node, ctx);
+    case "br":
+      return BR;
+    case "b":
+    case "strong":
+      return emphasized("**", node, ctx);
+    case "i":
+    case "em":
+      return emphasized("*", node, ctx);
+    case "code":
+    case "kbd":
+    case "samp":
+    case "tt":
+      return codeSpan(collapseWhitespace(rawText(node, ctx.budget)));
+    case "a":
+      return link(node, ctx);
+    case "img":
+      return image(node, ctx);
   }
   const inner = inlineAll(node.children, ctx);
   return BLOCK_ELEMENTS.has(node.name) ? ` ${inner} ` : inner;

@@ -23,7 +23,13 @@ export const INLINE_RESULT_MAX_CHARS = 8 * 1024;
 
 export type ItemOutcome =
   | { ok: true; inline: unknown; meta: ResultMeta }
-  | { ok: false; retryable: boolean; retryAfterSeconds?: number; error: { code: string; message: string }; meta: ResultMeta };
+  | {
+      ok: false;
+      retryable: boolean;
+      retryAfterSeconds?: number;
+      error: { code: string; message: string };
+      meta: ResultMeta;
+    };
 
 export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fetch): Promise<ItemOutcome> {
   const page = await fetchPage(lease.url, fetchPolicy(env), fetcher);
@@ -46,7 +52,12 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
   try {
     const html = decodeBody(page.body, page.contentType);
     if (lease.output === "json") {
-      const doc = await extractJson(html, { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode }, lease.selectors ?? undefined, work);
+      const doc = await extractJson(
+        html,
+        { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode },
+        lease.selectors ?? undefined,
+        work,
+      );
       content = JSON.stringify(doc);
       contentType = "application/json";
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
@@ -59,7 +70,12 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
   } catch (err) {
     const limit = limitErrorOf(err, work);
     if (limit) return { ok: false, retryable: false, error: { code: EXTRACTION_LIMIT, message: limit.message }, meta };
-    return { ok: false, retryable: false, error: { code: "EXTRACTION_FAILED", message: String(err instanceof Error ? err.message : err) }, meta };
+    return {
+      ok: false,
+      retryable: false,
+      error: { code: "EXTRACTION_FAILED", message: String(err instanceof Error ? err.message : err) },
+      meta,
+    };
   }
 
   const key = resultKey(lease.batchId, lease.itemId);
@@ -69,7 +85,12 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
       customMetadata: { batchId: lease.batchId, itemId: lease.itemId, attempt: String(lease.attempt) },
     });
   } catch (err) {
-    return { ok: false, retryable: true, error: { code: "RESULT_STORE_FAILED", message: String(err instanceof Error ? err.message : err) }, meta };
+    return {
+      ok: false,
+      retryable: true,
+      error: { code: "RESULT_STORE_FAILED", message: String(err instanceof Error ? err.message : err) },
+      meta,
+    };
   }
   return { ok: true, inline, meta: { ...meta, resultKey: key } };
 }

@@ -14,7 +14,15 @@ import { SPACE_RUN } from "./text";
 
 /** Never visible: their text is left out of `text` and selector results. */
 export const INVISIBLE: ReadonlySet<string> = new Set([
-  "script", "style", "noscript", "template", "svg", "iframe", "object", "head", "title",
+  "script",
+  "style",
+  "noscript",
+  "template",
+  "svg",
+  "iframe",
+  "object",
+  "head",
+  "title",
 ]);
 
 /** Collapsed text with no space at either end; `lead`/`trail`: there was space there (for empty text: any space at all). */
@@ -28,7 +36,8 @@ const NOTHING: Piece = { text: "", lead: false, trail: false };
 const BREAK: Piece = { text: "", lead: true, trail: true };
 
 function join(a: Piece, b: Piece): Piece {
-  if (a.text === "") return { text: b.text, lead: a.lead || b.lead, trail: b.text === "" ? a.trail || b.trail : b.trail };
+  if (a.text === "")
+    return { text: b.text, lead: a.lead || b.lead, trail: b.text === "" ? a.trail || b.trail : b.trail };
   if (b.text === "") return { text: a.text, lead: a.lead, trail: a.trail || b.lead };
   return { text: a.text + (a.trail || b.lead ? " " : "") + b.text, lead: a.lead, trail: b.trail };
 }
@@ -37,7 +46,11 @@ function textPiece(raw: string): Piece {
   const collapsed = raw.replace(SPACE_RUN, " ");
   const lead = collapsed.startsWith(" ");
   const trail = collapsed.endsWith(" ");
-  return { text: collapsed.slice(lead ? 1 : 0, trail ? Math.max(1, collapsed.length - 1) : collapsed.length), lead, trail };
+  return {
+    text: collapsed.slice(lead ? 1 : 0, trail ? Math.max(1, collapsed.length - 1) : collapsed.length),
+    lead,
+    trail,
+  };
 }
 
 export class VisibleText {

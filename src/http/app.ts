@@ -72,9 +72,17 @@ export function createApp() {
   app.route("/", webhooks);
 
   documentKeyedErrors(app);
-  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyAuth", { type: "apiKey", in: "header", name: "x-api-key" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyAuth", {
+    type: "apiKey",
+    in: "header",
+    name: "x-api-key",
+  });
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });
-  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyQuery", { type: "apiKey", in: "query", name: "api_key" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyQuery", {
+    type: "apiKey",
+    in: "query",
+    name: "api_key",
+  });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {
@@ -88,9 +96,14 @@ export function createApp() {
   app.notFound((c) => {
     const allowed = allowedMethods(c.req.path);
     if (allowed.length > 0) {
-      throw new ApiError(405, "METHOD_NOT_ALLOWED", `Method ${c.req.method} is not allowed here; use ${allowed.join(", ")}.`, {
-        Allow: allowed.join(", "),
-      });
+      throw new ApiError(
+        405,
+        "METHOD_NOT_ALLOWED",
+        `Method ${c.req.method} is not allowed here; use ${allowed.join(", ")}.`,
+        {
+          Allow: allowed.join(", "),
+        },
+      );
     }
     throw new ApiError(404, "NOT_FOUND", "Route not found.");
   });
@@ -112,7 +125,10 @@ function documentKeyedErrors(app: OpenAPIHono<AppEnv>) {
     const media = unauthorized && "content" in unauthorized ? unauthorized.content?.["application/json"] : undefined;
     const schema = media && "schema" in media ? media.schema : undefined;
     if (!keyed || !schema) continue;
-    def.route = { ...def.route, responses: { ...errorResponsesWith(schema as z.ZodType, 429, 503), ...def.route.responses } };
+    def.route = {
+      ...def.route,
+      responses: { ...errorResponsesWith(schema as z.ZodType, 429, 503), ...def.route.responses },
+    };
   }
 }
 

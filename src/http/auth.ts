@@ -1,6 +1,13 @@
 /** Authentication middleware: API keys for the public API, a bearer token for admin routes. */
 import type { MiddlewareHandler } from "hono";
-import { hashesEqual, macMatches, MIN_MAC_SECRET_LENGTH, parseApiKey, sha256Hex, usableMacSecret } from "../account/keys";
+import {
+  hashesEqual,
+  macMatches,
+  MIN_MAC_SECRET_LENGTH,
+  parseApiKey,
+  sha256Hex,
+  usableMacSecret,
+} from "../account/keys";
 import { LIVE_PROTOCOL } from "../batch/live";
 import type { AppEnv, Env } from "../env";
 import { ApiError } from "./errors";
@@ -14,7 +21,11 @@ import { AuthFailures, clientAddress } from "./rate-limit";
 export function requireMacSecret(env: Env): string {
   const secret = usableMacSecret(env.API_KEY_MAC_SECRET);
   if (secret === null) {
-    throw new ApiError(503, "API_KEYS_DISABLED", `API keys are disabled: no API_KEY_MAC_SECRET of at least ${MIN_MAC_SECRET_LENGTH} characters is configured.`);
+    throw new ApiError(
+      503,
+      "API_KEYS_DISABLED",
+      `API keys are disabled: no API_KEY_MAC_SECRET of at least ${MIN_MAC_SECRET_LENGTH} characters is configured.`,
+    );
   }
   return secret;
 }
@@ -64,11 +75,13 @@ export function requireApiKey(options: { allowQueryKey?: boolean } = {}): Middle
 export function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async function requireAdmin(c, next) {
     const expected = c.env.ADMIN_TOKEN;
-    if (!expected) throw new ApiError(403, "ADMIN_DISABLED", "Admin routes are disabled: no ADMIN_TOKEN is configured.");
+    if (!expected)
+      throw new ApiError(403, "ADMIN_DISABLED", "Admin routes are disabled: no ADMIN_TOKEN is configured.");
     const match = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "");
     // Compare digests, so the comparison is constant-time whatever the lengths.
     const ok = match !== null && hashesEqual(await sha256Hex(match[1]!), await sha256Hex(expected));
-    if (!ok) throw new ApiError(401, "UNAUTHORIZED", "Missing or invalid admin token.", { "WWW-Authenticate": "Bearer" });
+    if (!ok)
+      throw new ApiError(401, "UNAUTHORIZED", "Missing or invalid admin token.", { "WWW-Authenticate": "Bearer" });
     await next();
   };
 }

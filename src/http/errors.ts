@@ -52,8 +52,7 @@ function fromHttpException(err: HTTPException): ApiError {
  */
 export function handleError(err: Error, c: Context<AppEnv>) {
   const requestId = c.get("requestId") ?? requestIdFrom(undefined);
-  const apiError =
-    err instanceof ApiError ? err : err instanceof HTTPException ? fromHttpException(err) : undefined;
+  const apiError = err instanceof ApiError ? err : err instanceof HTTPException ? fromHttpException(err) : undefined;
   if (apiError) {
     c.set("errorCode", apiError.code);
     return c.json(errorBody(apiError.code, apiError.message, requestId), apiError.status, apiError.headers);
@@ -64,7 +63,9 @@ export function handleError(err: Error, c: Context<AppEnv>) {
   if (infra.retryable === true || infra.overloaded === true) {
     c.set("errorCode", "UNAVAILABLE");
     log("warn", "object unavailable", { requestId, route: routePattern(c), error: String(err) });
-    return c.json(errorBody("UNAVAILABLE", "Temporarily unavailable; please retry.", requestId), 503, { "Retry-After": "1" });
+    return c.json(errorBody("UNAVAILABLE", "Temporarily unavailable; please retry.", requestId), 503, {
+      "Retry-After": "1",
+    });
   }
   c.set("errorCode", "INTERNAL_ERROR");
   log("error", "unhandled error", { requestId, route: routePattern(c), error: String(err?.stack ?? err) });

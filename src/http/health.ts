@@ -23,7 +23,8 @@ const CHECKS = {
   results: (env: Env) => env.RESULTS.head(`${HEALTH_OBJECT}/probe`),
   // Without it no API key can be checked or issued (src/http/auth.ts): the service is down for clients.
   apiKeys: async (env: Env) => {
-    if (usableMacSecret(env.API_KEY_MAC_SECRET) === null) throw new Error(`API_KEY_MAC_SECRET missing or shorter than ${MIN_MAC_SECRET_LENGTH} characters`);
+    if (usableMacSecret(env.API_KEY_MAC_SECRET) === null)
+      throw new Error(`API_KEY_MAC_SECRET missing or shorter than ${MIN_MAC_SECRET_LENGTH} characters`);
   },
   // A producer binding cannot be probed without sending; present and callable is what we can say.
   queue: async (env: Env) => {
@@ -37,7 +38,9 @@ export type Health = { status: "ok" | "failing"; version: string; checks: Record
 /** Runs every check at once; a failure is logged with its cause and reported by name only. */
 export async function checkHealth(env: Env, requestId?: string): Promise<Health> {
   const names = Object.keys(CHECKS) as CheckName[];
-  const results = await Promise.all(names.map((name) => withTimeout(Promise.resolve().then((): Promise<unknown> => CHECKS[name](env)))));
+  const results = await Promise.all(
+    names.map((name) => withTimeout(Promise.resolve().then((): Promise<unknown> => CHECKS[name](env)))),
+  );
   const checks = {} as Record<CheckName, "ok" | "failed">;
   names.forEach((name, i) => {
     const error = results[i];
@@ -55,7 +58,13 @@ async function withTimeout(check: Promise<unknown>): Promise<unknown> {
     timer = setTimeout(() => resolve(new Error(`no answer in ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
   });
   try {
-    return await Promise.race([check.then(() => null, (err: unknown) => err ?? new Error("failed")), timeout]);
+    return await Promise.race([
+      check.then(
+        () => null,
+        (err: unknown) => err ?? new Error("failed"),
+      ),
+      timeout,
+    ]);
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
@@ -69,7 +78,11 @@ const HealthSchema = z
     checks: z.object({ batch: Check, account: Check, registry: Check, results: Check, apiKeys: Check, queue: Check }),
   })
   .openapi("Health", {
-    example: { status: "ok", version: "0.1.0", checks: { batch: "ok", account: "ok", registry: "ok", results: "ok", apiKeys: "ok", queue: "ok" } },
+    example: {
+      status: "ok",
+      version: "0.1.0",
+      checks: { batch: "ok", account: "ok", registry: "ok", results: "ok", apiKeys: "ok", queue: "ok" },
+    },
   });
 
 const route = createRoute({
@@ -79,7 +92,10 @@ const route = createRoute({
   summary: "Health: version, and whether every binding answers",
   responses: {
     200: { description: "Every binding answers", content: { "application/json": { schema: HealthSchema } } },
-    503: { description: "Some binding did not answer (named in checks)", content: { "application/json": { schema: HealthSchema } } },
+    503: {
+      description: "Some binding did not answer (named in checks)",
+      content: { "application/json": { schema: HealthSchema } },
+    },
   },
 });
 

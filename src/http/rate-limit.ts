@@ -20,7 +20,13 @@ import { accountObject } from "./objects";
 /** The period every limiter binding counts over (wrangler.toml: simple.period). */
 export const PERIOD_SECONDS = 60;
 
-type RequestLimiter = "CREATE_LIMITER" | "CANCEL_LIMITER" | "RETRY_LIMITER" | "LIVE_LIMITER" | "READ_LIMITER" | "WEBHOOK_SECRET_LIMITER";
+type RequestLimiter =
+  | "CREATE_LIMITER"
+  | "CANCEL_LIMITER"
+  | "RETRY_LIMITER"
+  | "LIVE_LIMITER"
+  | "READ_LIMITER"
+  | "WEBHOOK_SECRET_LIMITER";
 type FailureLimiter = "FAILED_AUTH_IP_LIMITER" | "FAILED_AUTH_KEY_LIMITER";
 
 function tooMany(message: string): ApiError {
@@ -35,7 +41,9 @@ function tooMany(message: string): ApiError {
 async function isReplay(c: Context<AppEnv>): Promise<boolean> {
   const key = c.req.header("idempotency-key");
   if (!key) return false;
-  return accountObject(c.env, c.get("accountId")).holdsIdempotencyKey(key).catch(() => false);
+  return accountObject(c.env, c.get("accountId"))
+    .holdsIdempotencyKey(key)
+    .catch(() => false);
 }
 
 /**
@@ -48,7 +56,10 @@ export function rateLimit(binding: RequestLimiter): MiddlewareHandler<AppEnv> {
     // No binding (a config without limits), or already counted by another: nothing to enforce.
     if (limiter && c.get("limitedBy") === undefined) {
       c.set("limitedBy", binding);
-      if (!(await limiter.limit({ key: c.get("keyId") })).success && !(binding === "CREATE_LIMITER" && (await isReplay(c)))) {
+      if (
+        !(await limiter.limit({ key: c.get("keyId") })).success &&
+        !(binding === "CREATE_LIMITER" && (await isReplay(c)))
+      ) {
         throw tooMany("Too many requests for this API key; slow down and retry.");
       }
     }

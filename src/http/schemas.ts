@@ -12,7 +12,12 @@ export const ErrorSchema = z
     requestId: z.string().openapi({ description: "The response's x-request-id: quote it when reporting a problem." }),
   })
   .openapi("Error", {
-    example: { status: "error", message: "Cannot cancel a batch that is already completed.", code: "ALREADY_TERMINAL", requestId: "5f0c6a1e-7d1a-4a8e-9a53-2b1f6f0c9d11" },
+    example: {
+      status: "error",
+      message: "Cannot cancel a batch that is already completed.",
+      code: "ALREADY_TERMINAL",
+      requestId: "5f0c6a1e-7d1a-4a8e-9a53-2b1f6f0c9d11",
+    },
   });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
@@ -32,7 +37,10 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 /** OpenAPI error responses for `statuses`, all with one envelope schema (the primary API's by default). */
 export function errorResponsesWith<const S extends number, Schema extends z.ZodType>(schema: Schema, ...statuses: S[]) {
   return Object.fromEntries(
-    statuses.map((s) => [s, { description: ERROR_DESCRIPTIONS[s] ?? "Error", content: { "application/json": { schema } } }]),
+    statuses.map((s) => [
+      s,
+      { description: ERROR_DESCRIPTIONS[s] ?? "Error", content: { "application/json": { schema } } },
+    ]),
   ) as Record<S, { description: string; content: { "application/json": { schema: Schema } } }>;
 }
 
@@ -89,7 +97,13 @@ export const IdempotencyKeyHeader = z
   .openapi({ description: "Idempotency-Key: makes a retried request safe (kept 24 h)." });
 
 /** A batch's state (src/domain/states.ts), on both surfaces. */
-export const BatchStatusSchema = z.enum(["pending", "running", "completed", "failed", "cancelled"]) satisfies z.ZodType<BatchStatus>;
+export const BatchStatusSchema = z.enum([
+  "pending",
+  "running",
+  "completed",
+  "failed",
+  "cancelled",
+]) satisfies z.ZodType<BatchStatus>;
 
 export const OutputSchema = z.enum(OUTPUT_FORMATS as [OutputFormat, ...OutputFormat[]]);
 
@@ -103,4 +117,7 @@ export function pageQuery(max: number, fallback: number) {
     .pipe(z.number().int("must be a whole number").min(1, "must be at least 1").max(max, `must be at most ${max}`));
 }
 
-export const CursorSchema = z.string().regex(/^\d{1,15}$/, "must be a cursor returned by a previous page").optional();
+export const CursorSchema = z
+  .string()
+  .regex(/^\d{1,15}$/, "must be a cursor returned by a previous page")
+  .optional();

@@ -27,14 +27,21 @@ export function fieldName(path: PropertyKey[]): string {
 export function describeIssue(issue: Issue, where: string): string {
   const field = fieldName(issue.path);
   if (issue.code === "unrecognized_keys" && issue.keys) {
-    const names = issue.keys.slice(0, NAMED_UNKNOWN_FIELDS).map((k) => `"${field ? `${field}.` : ""}${clip(k, MAX_NAME_CHARS)}"`);
+    const names = issue.keys
+      .slice(0, NAMED_UNKNOWN_FIELDS)
+      .map((k) => `"${field ? `${field}.` : ""}${clip(k, MAX_NAME_CHARS)}"`);
     const more = issue.keys.length - names.length;
     return `Unknown field${issue.keys.length > 1 ? "s" : ""} ${names.join(", ")}${more > 0 ? ` and ${more} more` : ""} in ${where}.`;
   }
   return `${field || where}: ${issue.message}`;
 }
 
-const TARGET_NAMES: Record<string, string> = { json: "request body", query: "query string", param: "path", header: "headers" };
+const TARGET_NAMES: Record<string, string> = {
+  json: "request body",
+  query: "query string",
+  param: "path",
+  header: "headers",
+};
 
 /** Every route validates through this hook: the first problem, naming its field, as a 400. */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {

@@ -20,7 +20,11 @@ export class RegistryObject extends DurableObject<Env> {
   /** Adds the account if it is not listed yet. */
   register(accountId: string): void {
     migrate(this.sql, REGISTRY_MIGRATIONS);
-    this.sql.exec("INSERT INTO accounts (account_id, registered_at) VALUES (?, ?) ON CONFLICT (account_id) DO NOTHING", accountId, Date.now());
+    this.sql.exec(
+      "INSERT INTO accounts (account_id, registered_at) VALUES (?, ?) ON CONFLICT (account_id) DO NOTHING",
+      accountId,
+      Date.now(),
+    );
   }
 
   /** Drops an account from the list (for account closure). */
@@ -32,11 +36,18 @@ export class RegistryObject extends DurableObject<Env> {
   list(cursor: number | null, limit: number): { accountIds: string[]; nextCursor: number | null; total: number } {
     if (!tableExists(this.sql, "accounts")) return { accountIds: [], nextCursor: null, total: 0 };
     const rows = all<{ seq: number; account_id: string }>(
-      this.sql, "SELECT seq, account_id FROM accounts WHERE seq > ? ORDER BY seq LIMIT ?", cursor ?? 0, limit + 1,
+      this.sql,
+      "SELECT seq, account_id FROM accounts WHERE seq > ? ORDER BY seq LIMIT ?",
+      cursor ?? 0,
+      limit + 1,
     );
     const page = rows.slice(0, limit);
     const total = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM accounts")!.n;
-    return { accountIds: page.map((r) => r.account_id), nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null, total };
+    return {
+      accountIds: page.map((r) => r.account_id),
+      nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null,
+      total,
+    };
   }
 
   /** For /healthz: answers without touching storage. */

@@ -53,23 +53,37 @@ export function recordEvent(sql: SqlStorage, url: string, event: WebhookEvent): 
     .exec(
       `INSERT INTO webhook_deliveries (event_id, batch_id, type, url, payload, state, next_attempt_at, created_at)
        VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq`,
-      event.id, event.batchId, event.type, url, JSON.stringify(event), Date.now(), Date.now(),
+      event.id,
+      event.batchId,
+      event.type,
+      url,
+      JSON.stringify(event),
+      Date.now(),
+      Date.now(),
     )
     .toArray();
   return rows.length > 0;
 }
 
 export function nextDeliveryAt(sql: SqlStorage): number | null {
-  return first<{ t: number | null }>(sql, "SELECT min(next_attempt_at) AS t FROM webhook_deliveries WHERE state = 'pending'")?.t ?? null;
+  return (
+    first<{ t: number | null }>(sql, "SELECT min(next_attempt_at) AS t FROM webhook_deliveries WHERE state = 'pending'")
+      ?.t ?? null
+  );
 }
 
-export function listDeliveries(sql: SqlStorage, cursor: number | null, limit: number): { deliveries: DeliveryView[]; nextCursor: number | null } {
+export function listDeliveries(
+  sql: SqlStorage,
+  cursor: number | null,
+  limit: number,
+): { deliveries: DeliveryView[]; nextCursor: number | null } {
   const rows = all<DeliveryView & { seq: number }>(
     sql,
     `SELECT seq, event_id AS eventId, type, batch_id AS batchId, state, attempts, last_status AS lastStatus, last_error AS lastError,
             created_at AS createdAt, delivered_at AS deliveredAt, next_attempt_at AS nextAttemptAt
      FROM webhook_deliveries WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
-    cursor ?? Number.MAX_SAFE_INTEGER, limit + 1,
+    cursor ?? Number.MAX_SAFE_INTEGER,
+    limit + 1,
   );
   const page = rows.slice(0, limit);
   return {
@@ -90,7 +104,8 @@ export async function deliverDue(sql: SqlStorage, options: DeliveryOptions): Pro
   const due = all<{ event_id: string; url: string; payload: string; attempts: number; created_at: number }>(
     sql,
     "SELECT event_id, url, payload, attempts, created_at FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-    Date.now(), DELIVERIES_PER_ALARM,
+    Date.now(),
+    DELIVERIES_PER_ALARM,
   );
   for (const d of due) {
     const outcome = await attempt(d.url, d.event_id, d.payload, options);
@@ -99,7 +114,10 @@ export async function deliverDue(sql: SqlStorage, options: DeliveryOptions): Pro
     if (outcome.ok) {
       sql.exec(
         "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?, last_status = ?, last_error = NULL, delivered_at = ?, next_attempt_at = NULL WHERE event_id = ? AND state = 'pending'",
-        attempts, outcome.status, now, d.event_id,
+        attempts,
+        outcome.status,
+        now,
+        d.event_id,
       );
       continue;
     }
@@ -107,7 +125,12 @@ export async function deliverDue(sql: SqlStorage, options: DeliveryOptions): Pro
     const next = Math.min(options.baseDelayMs * 2 ** (attempts - 1), MAX_BACKOFF_MS) * (0.75 + Math.random() / 2);
     sql.exec(
       "UPDATE webhook_deliveries SET state = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = ? WHERE event_id = ? AND state = 'pending'",
-      giveUp ? "failed" : "pending", attempts, outcome.status ?? null, outcome.error, giveUp ? null : now + Math.round(next), d.event_id,
+      giveUp ? "failed" : "pending",
+      attempts,
+      outcome.status ?? null,
+      outcome.error,
+      giveUp ? null : now + Math.round(next),
+      d.event_id,
     );
   }
 }
@@ -133,7 +156,9 @@ async function attempt(url: string, eventId: string, body: string, options: Deli
       body,
     });
     await res.body?.cancel();
-    return res.ok ? { ok: true, status: res.status } : { ok: false, final: false, status: res.status, error: `HTTP ${res.status}` };
+    return res.ok
+      ? { ok: true, status: res.status }
+      : { ok: false, final: false, status: res.status, error: `HTTP ${res.status}` };
   } catch (err) {
     return { ok: false, final: false, error: String(err instanceof Error ? err.message : err) };
   }

@@ -45,7 +45,13 @@ export function eventsFor(before: TransitionSide, after: TransitionSide, settled
   const events: WebhookEvent[] = [];
   if (before.started_at === null && after.started_at !== null) events.push(make("batch.started"));
   if (settled) {
-    events.push(make(settled.outcome === "completed" ? "item.completed" : "item.failed", { itemId: settled.id, url: settled.url, error: settled.error }));
+    events.push(
+      make(settled.outcome === "completed" ? "item.completed" : "item.failed", {
+        itemId: settled.id,
+        url: settled.url,
+        error: settled.error,
+      }),
+    );
   }
   if (before.finished_at === null && after.finished_at !== null) {
     if (after.status === "cancelled") {
@@ -57,7 +63,9 @@ export function eventsFor(before: TransitionSide, after: TransitionSide, settled
         }),
       );
     } else if (after.status === "completed" || after.status === "failed") {
-      events.push(make(after.status === "completed" ? "batch.completed" : "batch.failed", { creditsUsed: after.credits_used }));
+      events.push(
+        make(after.status === "completed" ? "batch.completed" : "batch.failed", { creditsUsed: after.credits_used }),
+      );
     }
   }
   return events;

@@ -17,7 +17,11 @@ export const WEBHOOK_SECRET_ROTATION_MIGRATION = `
   ALTER TABLE account ADD COLUMN webhook_previous_until INTEGER;
 `;
 
-type SecretRow = { webhook_secret: string | null; webhook_previous_secret: string | null; webhook_previous_until: number | null };
+type SecretRow = {
+  webhook_secret: string | null;
+  webhook_previous_secret: string | null;
+  webhook_previous_until: number | null;
+};
 
 export interface SecretState {
   secret: string;
@@ -27,7 +31,10 @@ export interface SecretState {
 
 export function newWebhookSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return `whsec_${btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}`;
+  return `whsec_${btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "")}`;
 }
 
 function row(sql: SqlStorage): SecretRow | undefined {
@@ -38,7 +45,8 @@ function row(sql: SqlStorage): SecretRow | undefined {
 export function currentSecret(sql: SqlStorage, now: number): SecretState {
   const r = row(sql);
   if (r?.webhook_secret) {
-    const live = r.webhook_previous_secret !== null && r.webhook_previous_until !== null && r.webhook_previous_until > now;
+    const live =
+      r.webhook_previous_secret !== null && r.webhook_previous_until !== null && r.webhook_previous_until > now;
     return { secret: r.webhook_secret, previousUntil: live ? r.webhook_previous_until : null };
   }
   const secret = newWebhookSecret();
@@ -63,7 +71,9 @@ export function rotateSecret(sql: SqlStorage, now: number, overlapMs: number): S
   const previousUntil = before !== null && overlapMs > 0 ? now + overlapMs : null;
   sql.exec(
     "UPDATE account SET webhook_secret = ?, webhook_previous_secret = ?, webhook_previous_until = ?",
-    secret, previousUntil === null ? null : before, previousUntil,
+    secret,
+    previousUntil === null ? null : before,
+    previousUntil,
   );
   return { secret, previousUntil };
 }

@@ -13,10 +13,24 @@ import { accountStub, newAccount, watchSql } from "../helpers";
 
 type Stub = ReturnType<typeof accountStub>;
 type LedgerRow = {
-  seq: number; idem_key: string; kind: string; amount: number; batch_id: string | null; item_id: string | null;
-  note: string | null; balance_after: number; reserved_after: number;
+  seq: number;
+  idem_key: string;
+  kind: string;
+  amount: number;
+  batch_id: string | null;
+  item_id: string | null;
+  note: string | null;
+  balance_after: number;
+  reserved_after: number;
 };
-type IndexRow = { batch_id: string; status: string; visible: number; completed: number; reserved: number; version: number };
+type IndexRow = {
+  batch_id: string;
+  status: string;
+  visible: number;
+  completed: number;
+  reserved: number;
+  version: number;
+};
 
 /** An account with `credits`, and one batch per entry of `holds` (each holding that many credits). */
 async function accountWithBatches(credits: number, holds: number[]) {
@@ -24,7 +38,14 @@ async function accountWithBatches(credits: number, holds: number[]) {
   const account = accountStub(accountId);
   const batchIds: string[] = [];
   for (const amount of holds) {
-    const r = await account.reserveBatch({ total: amount, amount, wantedSlots: 1, maxActiveBatches: 1000, idempotencyKey: null, requestHash: null });
+    const r = await account.reserveBatch({
+      total: amount,
+      amount,
+      wantedSlots: 1,
+      maxActiveBatches: 1000,
+      idempotencyKey: null,
+      requestHash: null,
+    });
     if (!r.ok) throw new Error(r.message);
     batchIds.push(r.batchId);
   }
@@ -36,19 +57,30 @@ async function books(account: Stub, ids: string[]) {
   return runInDurableObject(account, (_o: AccountObject, state) => {
     const sql = state.storage.sql;
     // Ids (alone or inside keys) become id0, id1, ... so two accounts compare equal.
-    const name = <T>(v: T): T => (typeof v === "string" ? (ids.reduce((s, id, i) => s.replaceAll(id, `id${i}`), v) as T) : v);
+    const name = <T>(v: T): T =>
+      typeof v === "string" ? (ids.reduce((s, id, i) => s.replaceAll(id, `id${i}`), v) as T) : v;
     return {
       balances: sql.exec("SELECT granted, balance, reserved, used, refunded FROM balances").toArray(),
       ledger: sql
-        .exec<LedgerRow>("SELECT seq, idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after FROM ledger ORDER BY seq")
+        .exec<LedgerRow>(
+          "SELECT seq, idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after FROM ledger ORDER BY seq",
+        )
         .toArray()
         .map((r) => ({ ...r, idem_key: name(r.idem_key), batch_id: name(r.batch_id) })),
       batches: sql
-        .exec<IndexRow>("SELECT batch_id, status, visible, completed, reserved, version FROM batches ORDER BY created_at, rowid")
+        .exec<IndexRow>(
+          "SELECT batch_id, status, visible, completed, reserved, version FROM batches ORDER BY created_at, rowid",
+        )
         .toArray()
         .map((r) => ({ ...r, batch_id: name(r.batch_id) })),
-      holds: sql.exec("SELECT key, state, amount FROM holds ORDER BY created_at, rowid").toArray().map((r) => ({ ...r, key: name(r.key) })),
-      slots: sql.exec("SELECT batch_id, granted, wanted, version FROM slots ORDER BY rowid").toArray().map((r) => ({ ...r, batch_id: name(r.batch_id) })),
+      holds: sql
+        .exec("SELECT key, state, amount FROM holds ORDER BY created_at, rowid")
+        .toArray()
+        .map((r) => ({ ...r, key: name(r.key) })),
+      slots: sql
+        .exec("SELECT batch_id, granted, wanted, version FROM slots ORDER BY rowid")
+        .toArray()
+        .map((r) => ({ ...r, batch_id: name(r.batch_id) })),
     };
   });
 }
@@ -79,7 +111,18 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     expect(await account.applyBatchEvents(batchIds[0]!, MIXED)).toEqual({ ok: true, applied: 8 });
     const got = await books(account, ids);
     expect(got.balances).toEqual([{ granted: 100, balance: 79, reserved: 10, used: 11, refunded: 9 }]);
-    expect(got.ledger.map((r) => [r.seq, r.idem_key, r.kind, r.amount, r.batch_id, r.item_id, r.balance_after, r.reserved_after])).toEqual([
+    expect(
+      got.ledger.map((r) => [
+        r.seq,
+        r.idem_key,
+        r.kind,
+        r.amount,
+        r.batch_id,
+        r.item_id,
+        r.balance_after,
+        r.reserved_after,
+      ]),
+    ).toEqual([
       [1, expect.any(String), "grant", 100, null, null, 100, 0],
       [2, `id1:create`, "reserve", 20, "id1", null, 80, 20],
       [3, `id2:create`, "reserve", 10, "id2", null, 70, 30],
@@ -117,7 +160,12 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     // id1 now holds 0: the replayed consumes would over-release if they were not duplicates.
     // (As before: the 0-credit refund never has a ledger row and a slots event always counts,
     // so those two count as applied each time; they change nothing.)
-    expect(await account.applyBatchEvents(batchIds[0]!, MIXED.filter((e) => e.kind === "consume" || e.kind === "refund"))).toEqual({ ok: true, applied: 1 });
+    expect(
+      await account.applyBatchEvents(
+        batchIds[0]!,
+        MIXED.filter((e) => e.kind === "consume" || e.kind === "refund"),
+      ),
+    ).toEqual({ ok: true, applied: 1 });
     expect(await account.applyBatchEvents(batchIds[0]!, MIXED)).toEqual({ ok: true, applied: 2 });
     expect(await books(account, ids)).toEqual(before);
   });
@@ -145,22 +193,34 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
       { kind: "consume", key: "k3", amount: 16, itemId: "c" }, // 15 left
       { kind: "consume", key: "k4", amount: 1, itemId: "d" },
     ]);
-    expect(r).toEqual({ ok: false, code: "INTERNAL_ERROR", message: `batch ${batchIds[0]} holds 15 credits, cannot release 16` });
+    expect(r).toEqual({
+      ok: false,
+      code: "INTERNAL_ERROR",
+      message: `batch ${batchIds[0]} holds 15 credits, cannot release 16`,
+    });
     expect(await books(account, ids)).toEqual(before);
     // The same call without the bad event goes through afterwards.
-    expect(await account.applyBatchEvents(batchIds[0]!, [{ kind: "consume", key: "k1", amount: 2, itemId: "a" }])).toEqual({ ok: true, applied: 1 });
+    expect(
+      await account.applyBatchEvents(batchIds[0]!, [{ kind: "consume", key: "k1", amount: 2, itemId: "a" }]),
+    ).toEqual({ ok: true, applied: 1 });
   });
 
   it("a release larger than the account holds refuses the whole call", async () => {
     const { account, batchIds, ids } = await accountWithBatches(100, [20, 10]);
     // Books already wrong (the batch claims more than the account holds): the guard still holds.
-    await runInDurableObject(account, (_o: AccountObject, s) => s.storage.sql.exec("UPDATE batches SET reserved = 1000 WHERE batch_id = ?", batchIds[0]!));
+    await runInDurableObject(account, (_o: AccountObject, s) =>
+      s.storage.sql.exec("UPDATE batches SET reserved = 1000 WHERE batch_id = ?", batchIds[0]!),
+    );
     const before = await books(account, ids);
     const r = await account.applyBatchEvents(batchIds[0]!, [
       { kind: "consume", key: "k1", amount: 25, itemId: "a" },
       { kind: "consume", key: "k2", amount: 6, itemId: "b" }, // the account holds 5
     ]);
-    expect(r).toEqual({ ok: false, code: "INTERNAL_ERROR", message: "consume 6 for k2 refused: cannot consume 6: only 5 reserved" });
+    expect(r).toEqual({
+      ok: false,
+      code: "INTERNAL_ERROR",
+      message: "consume 6 for k2 refused: cannot consume 6: only 5 reserved",
+    });
     expect(await books(account, ids)).toEqual(before);
   });
 
@@ -171,7 +231,11 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
       { kind: "consume", key: "k1", amount: 2, itemId: "a" },
       { kind: "consume", key: "k2", amount: 0, itemId: "b" },
     ]);
-    expect(r).toMatchObject({ ok: false, code: "INTERNAL_ERROR", message: expect.stringMatching(/^consume 0 for k2 refused: amount must be a positive integer/) });
+    expect(r).toMatchObject({
+      ok: false,
+      code: "INTERNAL_ERROR",
+      message: expect.stringMatching(/^consume 0 for k2 refused: amount must be a positive integer/),
+    });
     expect(await books(account, ids)).toEqual(before);
   });
 
@@ -206,18 +270,34 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     const { account, batchIds, ids } = await accountWithBatches(100, [20]);
     const batchId = batchIds[0]!;
     // A retry hold too, so the batch's row still says 6 credits when the creation hold goes.
-    expect(await account.reserveHold({ key: holdKeys.retry(batchId, 1), batchId, amount: 6 })).toEqual({ ok: true, replay: false });
+    expect(await account.reserveHold({ key: holdKeys.retry(batchId, 1), batchId, amount: 6 })).toEqual({
+      ok: true,
+      replay: false,
+    });
     const before = await books(account, ids);
     const voidCreate: AccountEvent = { kind: "void", key: holdKeys.create(batchId) };
-    const r = await account.applyBatchEvents(batchId, [voidCreate, { kind: "consume", key: "k1", amount: 2, itemId: "a" }]);
-    expect(r).toEqual({ ok: false, code: "INTERNAL_ERROR", message: `batch ${batchId} holds 0 credits, cannot release 2` });
+    const r = await account.applyBatchEvents(batchId, [
+      voidCreate,
+      { kind: "consume", key: "k1", amount: 2, itemId: "a" },
+    ]);
+    expect(r).toEqual({
+      ok: false,
+      code: "INTERNAL_ERROR",
+      message: `batch ${batchId} holds 0 credits, cannot release 2`,
+    });
     expect(await books(account, ids)).toEqual(before);
     // Alone it goes through: the creation hold's credits come back and the batch's row is gone.
     expect(await account.applyBatchEvents(batchId, [voidCreate])).toEqual({ ok: true, applied: 1 });
     const got = await books(account, ids);
     expect(got.balances).toEqual([{ granted: 100, balance: 94, reserved: 6, used: 0, refunded: 20 }]);
     expect(got.batches).toEqual([]);
-    expect(got.ledger.at(-1)).toMatchObject({ idem_key: "id1:create:void", kind: "refund", amount: 20, balance_after: 94, reserved_after: 6 });
+    expect(got.ledger.at(-1)).toMatchObject({
+      idem_key: "id1:create:void",
+      kind: "refund",
+      amount: 20,
+      balance_after: 94,
+      reserved_after: 6,
+    });
   });
 
   it("forget after the last settlements of the same call sees the batch's credits released", async () => {
@@ -231,12 +311,16 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     // Still holding 2 at the forget: refused whole.
     const before = await books(account, ids);
     expect(await account.applyBatchEvents(batchId, [...settle.slice(0, 2), { kind: "forget" }])).toEqual({
-      ok: false, code: "INTERNAL_ERROR", message: `forget of batch ${batchId}, which still holds 2 credits`,
+      ok: false,
+      code: "INTERNAL_ERROR",
+      message: `forget of batch ${batchId}, which still holds 2 credits`,
     });
     expect(await books(account, ids)).toEqual(before);
     expect(await account.applyBatchEvents(batchId, [...settle, { kind: "forget" }])).toEqual({ ok: true, applied: 4 });
     const got = await books(account, ids);
-    expect(got.batches).toEqual([{ batch_id: "id1", status: "expired", visible: 0, completed: 0, reserved: 0, version: 0 }]);
+    expect(got.batches).toEqual([
+      { batch_id: "id1", status: "expired", visible: 0, completed: 0, reserved: 0, version: 0 },
+    ]);
     expect(got.balances).toEqual([{ granted: 100, balance: 98, reserved: 0, used: 2, refunded: 2 }]);
   });
 
@@ -244,7 +328,12 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     const N = 20;
     const { account, batchIds, ids } = await accountWithBatches(1000, [100]);
     const batchId = batchIds[0]!;
-    const events: AccountEvent[] = Array.from({ length: N }, (_, i) => ({ kind: "consume", key: `c${i}`, amount: 2, itemId: `i${i}` }));
+    const events: AccountEvent[] = Array.from({ length: N }, (_, i) => ({
+      kind: "consume",
+      key: `c${i}`,
+      amount: 2,
+      itemId: `i${i}`,
+    }));
     const statements = await runInDurableObject(account, async (o: AccountObject, s) => {
       o.applyBatchEvents(batchId, []); // the schema check, once per object lifetime
       const { value: r, runs } = await watchSql(s.storage.sql, () => o.applyBatchEvents(batchId, events));

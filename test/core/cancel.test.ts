@@ -52,35 +52,46 @@ describe("DELETE /api/batch/scrape/:batchId", () => {
 
     // Nothing starts after the cancel.
     const stub = batchStub(batchId);
-    for (const id of itemIds.slice(2)) expect(await stub.startItem(id)).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
+    for (const id of itemIds.slice(2))
+      expect(await stub.startItem(id)).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
 
-    for (const lease of running) expect(await stub.completeItem(lease.id, lease.attempt, { ok: true })).toEqual({ ok: true, outcome: "settled" });
+    for (const lease of running)
+      expect(await stub.completeItem(lease.id, lease.attempt, { ok: true })).toEqual({ ok: true, outcome: "settled" });
     const after = (await getBatch(apiKey, batchId)).body;
-    expect(after).toMatchObject({ status: "cancelled", runningCount: 0, completedCount: 2, creditsUsed: 4, creditsRefunded: 16 });
+    expect(after).toMatchObject({
+      status: "cancelled",
+      runningCount: 0,
+      completedCount: 2,
+      creditsUsed: 4,
+      creditsRefunded: 16,
+    });
     expect(after.finishedAt).not.toBeNull();
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 96, reserved: 0, used: 4, refunded: 16 });
   });
 
-  it.each(["completed", "failed", "cancelled"] as const)("answers 409 ALREADY_TERMINAL with the real state (%s)", async (state) => {
-    const { apiKey } = await newAccount(100);
-    const { batchId, itemIds } = await newBatch(apiKey, 1);
-    const stub = batchStub(batchId);
-    if (state === "cancelled") {
-      await cancel(apiKey, batchId);
-    } else {
-      const [lease] = await startAll(batchId, itemIds);
-      if (state === "completed") await stub.completeItem(lease!.id, lease!.attempt, {});
-      else await stub.failItem(lease!.id, lease!.attempt, { code: "HTTP_404", message: "not found" });
-    }
-    const res = await cancel(apiKey, batchId);
-    expect(res.status).toBe(409);
-    expect(res.body).toEqual({
-      status: "error",
-      message: `Cannot cancel a batch that is already ${state}.`,
-      code: "ALREADY_TERMINAL",
-      requestId: res.res.headers.get("x-request-id"),
-    });
-  });
+  it.each(["completed", "failed", "cancelled"] as const)(
+    "answers 409 ALREADY_TERMINAL with the real state (%s)",
+    async (state) => {
+      const { apiKey } = await newAccount(100);
+      const { batchId, itemIds } = await newBatch(apiKey, 1);
+      const stub = batchStub(batchId);
+      if (state === "cancelled") {
+        await cancel(apiKey, batchId);
+      } else {
+        const [lease] = await startAll(batchId, itemIds);
+        if (state === "completed") await stub.completeItem(lease!.id, lease!.attempt, {});
+        else await stub.failItem(lease!.id, lease!.attempt, { code: "HTTP_404", message: "not found" });
+      }
+      const res = await cancel(apiKey, batchId);
+      expect(res.status).toBe(409);
+      expect(res.body).toEqual({
+        status: "error",
+        message: `Cannot cancel a batch that is already ${state}.`,
+        code: "ALREADY_TERMINAL",
+        requestId: res.res.headers.get("x-request-id"),
+      });
+    },
+  );
 
   it("two cancels at once: exactly one 200, the other 409, refunded once", async () => {
     const { apiKey } = await newAccount(100);
@@ -131,16 +142,30 @@ describe("DELETE /api/batch/scrape/:batchId", () => {
         if (firstDrop >= 0) expect(chain.slice(firstDrop)).toEqual(Array(25 - firstDrop).fill("drop"));
       }
       expect(cancelRes.status).toBe(200);
-      expect(cancelRes.body).toEqual({ status: "cancelled", cancelledItems: dropped.length, creditsRefunded: dropped.length * 2 });
+      expect(cancelRes.body).toEqual({
+        status: "cancelled",
+        cancelledItems: dropped.length,
+        creditsRefunded: dropped.length * 2,
+      });
       seen.ranAfterCancelSent += ran.filter((x) => x.sentAfterCancel).length;
       seen.dropped += dropped.length;
 
       // Running items finish and are charged; then the books close exactly.
       for (const { r } of ran) if (r.action === "run") await stub.completeItem(r.itemId, r.attempt, { ok: true });
       const b = (await getBatch(apiKey, batchId)).body;
-      expect(b).toMatchObject({ completedCount: ran.length, cancelledCount: dropped.length, pendingCount: 0, runningCount: 0 });
+      expect(b).toMatchObject({
+        completedCount: ran.length,
+        cancelledCount: dropped.length,
+        pendingCount: 0,
+        runningCount: 0,
+      });
       const credits = await expectBalanced(apiKey, [batchId]);
-      expect(credits).toMatchObject({ used: ran.length * 2, refunded: dropped.length * 2, reserved: 0, balance: 1000 - ran.length * 2 });
+      expect(credits).toMatchObject({
+        used: ran.length * 2,
+        refunded: dropped.length * 2,
+        reserved: 0,
+        balance: 1000 - ran.length * 2,
+      });
     }
     // Both orders happened: starts sent after the cancel that still landed first, and starts the cancel beat.
     expect(seen.ranAfterCancelSent).toBeGreaterThan(0);

@@ -5,23 +5,44 @@
  * retry reserves and charges it again, so retrying a hostile page costs every round.
  */
 import { describe, expect, it } from "vitest";
-import { batchStub, callJson, drainOutbox, expectBalanced, getBatch, keyHeaders, newAccount, newBatch } from "../helpers";
+import {
+  batchStub,
+  callJson,
+  drainOutbox,
+  expectBalanced,
+  getBatch,
+  keyHeaders,
+  newAccount,
+  newBatch,
+} from "../helpers";
 
-const LIMIT = { code: "EXTRACTION_LIMIT", message: "Extraction stopped: the page has more than 100000 elements (EXTRACT_MAX_ELEMENTS = 100000)." };
+const LIMIT = {
+  code: "EXTRACTION_LIMIT",
+  message: "Extraction stopped: the page has more than 100000 elements (EXTRACT_MAX_ELEMENTS = 100000).",
+};
 
 /** Starts the item and reports it over the limit (even claiming it retryable: it must not be put back). */
 async function failAtLimit(batchId: string, itemId: string): Promise<void> {
   const stub = batchStub(batchId);
   const started = await stub.startItem(itemId);
   if (started.action !== "run") throw new Error(`not started: ${started.reason}`);
-  expect(await stub.failItem(itemId, started.attempt, LIMIT, { retryable: true })).toEqual({ ok: true, outcome: "settled" });
+  expect(await stub.failItem(itemId, started.attempt, LIMIT, { retryable: true })).toEqual({
+    ok: true,
+    outcome: "settled",
+  });
   await drainOutbox(batchId);
 }
 
 async function ledger(apiKey: string) {
   const res = await callJson("/api/credits/ledger?limit=100", { headers: keyHeaders(apiKey) });
   expect(res.status).toBe(200);
-  return res.body.entries as { kind: string; amount: number; itemId: string | null; note: string | null; idempotencyKey: string }[];
+  return res.body.entries as {
+    kind: string;
+    amount: number;
+    itemId: string | null;
+    note: string | null;
+    idempotencyKey: string;
+  }[];
 }
 
 function retry(apiKey: string, batchId: string) {
@@ -40,7 +61,14 @@ describe("a failure at an extraction limit is charged", () => {
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 6, reserved: 2, used: 2, refunded: 0 });
 
     const rows = (await ledger(apiKey)).filter((e) => e.itemId === itemIds[0]);
-    expect(rows).toEqual([expect.objectContaining({ kind: "consume", amount: 2, note: "item failed, charged", idempotencyKey: `${batchId}:${itemIds[0]}:r1:consume` })]);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        kind: "consume",
+        amount: 2,
+        note: "item failed, charged",
+        idempotencyKey: `${batchId}:${itemIds[0]}:r1:consume`,
+      }),
+    ]);
   });
 
   it("a retry reserves and charges again each round, and stops when the credits run out (no free loop)", async () => {
@@ -51,12 +79,25 @@ describe("a failure at an extraction limit is charged", () => {
     await failAtLimit(batchId, itemId);
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 4, reserved: 0, used: 2 });
 
-    for (const [round, balance] of [[2, 2], [3, 0]] as const) {
+    for (const [round, balance] of [
+      [2, 2],
+      [3, 0],
+    ] as const) {
       expect((await retry(apiKey, batchId)).status).toBe(202);
       await failAtLimit(batchId, itemId);
-      expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance, reserved: 0, used: 2 * round, refunded: 0 });
+      expect(await expectBalanced(apiKey, [batchId])).toMatchObject({
+        balance,
+        reserved: 0,
+        used: 2 * round,
+        refunded: 0,
+      });
       const { body } = await getBatch(apiKey, batchId);
-      expect(body).toMatchObject({ status: "failed", creditsReserved: 2 * round, creditsUsed: 2 * round, creditsRefunded: 0 });
+      expect(body).toMatchObject({
+        status: "failed",
+        creditsReserved: 2 * round,
+        creditsUsed: 2 * round,
+        creditsRefunded: 0,
+      });
       expect(body.items[0]).toMatchObject({ status: "failed", creditsUsed: 2, error: { code: "EXTRACTION_LIMIT" } });
     }
 

@@ -13,7 +13,15 @@ describe("startItem", () => {
     const { apiKey } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 2, { output: "markdown", selectors: { title: "h1" } });
     const r = await started(batchId, itemIds[0]!);
-    expect(r).toMatchObject({ action: "run", batchId, itemId: itemIds[0], attempt: 1, url: "https://example.com/page/0", output: "markdown", selectors: { title: "h1" } });
+    expect(r).toMatchObject({
+      action: "run",
+      batchId,
+      itemId: itemIds[0],
+      attempt: 1,
+      url: "https://example.com/page/0",
+      output: "markdown",
+      selectors: { title: "h1" },
+    });
     expect(r.leaseExpiresAt).toBeGreaterThan(Date.now());
     const { body } = await getBatch(apiKey, batchId);
     expect(body).toMatchObject({ status: "running", pendingCount: 1, runningCount: 1 });
@@ -30,8 +38,14 @@ describe("startItem", () => {
   it("drops an unknown item, and an item of a batch that does not exist", async () => {
     const { apiKey } = await newAccount(100);
     const { batchId } = await newBatch(apiKey, 1);
-    expect(await batchStub(batchId).startItem(crypto.randomUUID())).toEqual({ action: "drop", reason: "ITEM_NOT_FOUND" });
-    expect(await batchStub(crypto.randomUUID()).startItem(crypto.randomUUID())).toEqual({ action: "drop", reason: "ITEM_NOT_FOUND" });
+    expect(await batchStub(batchId).startItem(crypto.randomUUID())).toEqual({
+      action: "drop",
+      reason: "ITEM_NOT_FOUND",
+    });
+    expect(await batchStub(crypto.randomUUID()).startItem(crypto.randomUUID())).toEqual({
+      action: "drop",
+      reason: "ITEM_NOT_FOUND",
+    });
   });
 });
 
@@ -41,8 +55,14 @@ describe("completeItem / failItem", () => {
     const { batchId, itemIds } = await newBatch(apiKey, 2);
     const lease = await started(batchId, itemIds[0]!);
     const stub = batchStub(batchId);
-    expect(await stub.completeItem(itemIds[0]!, lease.attempt, { title: "A" })).toEqual({ ok: true, outcome: "settled" });
-    expect(await stub.completeItem(itemIds[0]!, lease.attempt, { title: "A" })).toEqual({ ok: true, outcome: "duplicate" });
+    expect(await stub.completeItem(itemIds[0]!, lease.attempt, { title: "A" })).toEqual({
+      ok: true,
+      outcome: "settled",
+    });
+    expect(await stub.completeItem(itemIds[0]!, lease.attempt, { title: "A" })).toEqual({
+      ok: true,
+      outcome: "duplicate",
+    });
     const { body } = await getBatch(apiKey, batchId);
     expect(body.items[0]).toMatchObject({ status: "completed", result: { title: "A" }, creditsUsed: 2, error: null });
     expect(body).toMatchObject({ completedCount: 1, creditsUsed: 2, status: "running" });
@@ -56,7 +76,11 @@ describe("completeItem / failItem", () => {
     await batchStub(batchId).failItem(itemIds[0]!, lease.attempt, { code: "HTTP_404", message: "Not Found" });
     const { body } = await getBatch(apiKey, batchId);
     expect(body).toMatchObject({ status: "failed", failedCount: 1, creditsRefunded: 2, creditsUsed: 0 });
-    expect(body.items[0]).toMatchObject({ status: "failed", creditsUsed: 0, error: { code: "HTTP_404", message: "Not Found" } });
+    expect(body.items[0]).toMatchObject({
+      status: "failed",
+      creditsUsed: 0,
+      error: { code: "HTTP_404", message: "Not Found" },
+    });
     expect(body.finishedAt).not.toBeNull();
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 100, reserved: 0, used: 0, refunded: 2 });
   });
@@ -76,11 +100,20 @@ describe("completeItem / failItem", () => {
     const { batchId, itemIds } = await newBatch(apiKey, 1);
     const stub = batchStub(batchId);
     const first = await started(batchId, itemIds[0]!);
-    expect(await stub.failItem(itemIds[0]!, first.attempt, { code: "TIMEOUT", message: "t" }, { retryable: true })).toEqual({ ok: true, outcome: "requeued" });
+    expect(
+      await stub.failItem(itemIds[0]!, first.attempt, { code: "TIMEOUT", message: "t" }, { retryable: true }),
+    ).toEqual({ ok: true, outcome: "requeued" });
     const second = await started(batchId, itemIds[0]!);
     expect(second.attempt).toBe(2);
-    expect(await stub.completeItem(itemIds[0]!, first.attempt, { stale: true })).toEqual({ ok: true, outcome: "ignored", reason: "STALE_ATTEMPT" });
-    expect(await stub.completeItem(itemIds[0]!, second.attempt, { fresh: true })).toEqual({ ok: true, outcome: "settled" });
+    expect(await stub.completeItem(itemIds[0]!, first.attempt, { stale: true })).toEqual({
+      ok: true,
+      outcome: "ignored",
+      reason: "STALE_ATTEMPT",
+    });
+    expect(await stub.completeItem(itemIds[0]!, second.attempt, { fresh: true })).toEqual({
+      ok: true,
+      outcome: "settled",
+    });
     const { body } = await getBatch(apiKey, batchId);
     expect(body.items[0]).toMatchObject({ status: "completed", result: { fresh: true }, attempts: 2 });
     await expectBalanced(apiKey, [batchId]);
@@ -93,7 +126,12 @@ describe("completeItem / failItem", () => {
     for (let attempt = 1; attempt <= LIMITS.maxAttempts; attempt++) {
       const lease = await started(batchId, itemIds[0]!);
       expect(lease.attempt).toBe(attempt);
-      const outcome = await stub.failItem(itemIds[0]!, attempt, { code: "HTTP_503", message: "busy" }, { retryable: true });
+      const outcome = await stub.failItem(
+        itemIds[0]!,
+        attempt,
+        { code: "HTTP_503", message: "busy" },
+        { retryable: true },
+      );
       expect(outcome.outcome).toBe(attempt < LIMITS.maxAttempts ? "requeued" : "settled");
     }
     expect((await getBatch(apiKey, batchId)).body).toMatchObject({ status: "failed", failedCount: 1 });
@@ -111,10 +149,17 @@ describe("completeItem / failItem", () => {
         const lease = await o.startItem(id);
         if (lease.action !== "run") throw new Error(`not started: ${lease.reason}`);
         const before = Date.now();
-        const outcome = await o.failItem(id, lease.attempt, { code: "HTTP_503", message: "busy" }, { retryable: true, retryAfterSeconds });
+        const outcome = await o.failItem(
+          id,
+          lease.attempt,
+          { code: "HTTP_503", message: "busy" },
+          { retryable: true, retryAfterSeconds },
+        );
         const after = Date.now();
         expect(outcome).toEqual({ ok: true, outcome: "requeued" });
-        const { not_before } = state.storage.sql.exec<{ not_before: number | null }>("SELECT not_before FROM items WHERE id = ?", id).one();
+        const { not_before } = state.storage.sql
+          .exec<{ not_before: number | null }>("SELECT not_before FROM items WHERE id = ?", id)
+          .one();
         expect(not_before).not.toBeNull();
         return { atLeast: not_before! - after, atMost: not_before! - before };
       });
@@ -132,7 +177,11 @@ describe("completeItem / failItem", () => {
   it("settling an item that never started is ignored", async () => {
     const { apiKey } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 1);
-    expect(await batchStub(batchId).completeItem(itemIds[0]!, 1, {})).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
+    expect(await batchStub(batchId).completeItem(itemIds[0]!, 1, {})).toEqual({
+      ok: true,
+      outcome: "ignored",
+      reason: "ITEM_NOT_RUNNING",
+    });
   });
 });
 
@@ -155,7 +204,11 @@ describe("leases", () => {
     const { body } = await getBatch(apiKey, batchId);
     expect(body.items[0]).toMatchObject({ status: "failed", error: { code: "LEASE_EXPIRED" } });
     // The consumer that lost its lease cannot settle it any more.
-    expect(await batchStub(batchId).completeItem(itemIds[0]!, last.attempt, {})).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
+    expect(await batchStub(batchId).completeItem(itemIds[0]!, last.attempt, {})).toEqual({
+      ok: true,
+      outcome: "ignored",
+      reason: "ITEM_NOT_RUNNING",
+    });
     await expectBalanced(apiKey, [batchId]);
   });
 });

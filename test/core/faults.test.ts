@@ -62,7 +62,9 @@ describe("outbox delivery faults", () => {
   it("the same events delivered twice by hand change nothing the second time", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 2);
-    const events: AccountEvent[] = [{ kind: "consume", key: `${batchId}:${itemIds[0]}:r1:consume`, amount: 2, itemId: itemIds[0]! }];
+    const events: AccountEvent[] = [
+      { kind: "consume", key: `${batchId}:${itemIds[0]}:r1:consume`, amount: 2, itemId: itemIds[0]! },
+    ];
     expect(await accountStub(accountId).applyBatchEvents(batchId, events)).toEqual({ ok: true, applied: 1 });
     expect(await accountStub(accountId).applyBatchEvents(batchId, events)).toEqual({ ok: true, applied: 0 });
     expect(await getCredits(apiKey)).toMatchObject({ used: 2, reserved: 2 });
@@ -75,7 +77,11 @@ describe("outbox delivery faults", () => {
       { kind: "consume", key: "k1", amount: 2, itemId: "a" },
       { kind: "consume", key: "k2", amount: 2, itemId: "b" },
     ];
-    expect(await accountStub(accountId).applyBatchEvents(batchId, events)).toMatchObject({ ok: false, code: "INTERNAL_ERROR", message: expect.stringMatching(/cannot release/) });
+    expect(await accountStub(accountId).applyBatchEvents(batchId, events)).toMatchObject({
+      ok: false,
+      code: "INTERNAL_ERROR",
+      message: expect.stringMatching(/cannot release/),
+    });
     expect(await getCredits(apiKey)).toMatchObject({ used: 0, reserved: 2 });
   });
 });
@@ -103,7 +109,13 @@ describe("eviction", () => {
     await evictDurableObject(fresh);
     await batchStub(batchId).completeItem(leases[2]!.itemId, leases[2]!.attempt, { n: 2 });
     const { body } = await getBatch(apiKey, batchId);
-    expect(body).toMatchObject({ completedCount: 3, cancelledCount: 3, runningCount: 0, creditsUsed: 6, creditsRefunded: 6 });
+    expect(body).toMatchObject({
+      completedCount: 3,
+      cancelledCount: 3,
+      runningCount: 0,
+      creditsUsed: 6,
+      creditsRefunded: 6,
+    });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 6, refunded: 6, reserved: 0, balance: 94 });
   });
 });
@@ -112,12 +124,21 @@ describe("a Worker that dies between the account and the batch object", () => {
   it("a reservation whose batch was never created is released by the account's alarm, and the batch can no longer be created", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const account = accountStub(accountId);
-    const reserved = await account.reserveBatch({ total: 5, amount: 10, wantedSlots: 5, maxActiveBatches: 100, idempotencyKey: "die-1", requestHash: "h" });
+    const reserved = await account.reserveBatch({
+      total: 5,
+      amount: 10,
+      wantedSlots: 5,
+      maxActiveBatches: 100,
+      idempotencyKey: "die-1",
+      requestHash: "h",
+    });
     if (!reserved.ok) throw new Error("not reserved");
     expect(await getCredits(apiKey)).toMatchObject({ balance: 90, reserved: 10 });
 
     // Time passes beyond the hold's deadline; the alarm asks the batch object, which never heard of it.
-    await runInDurableObject(account, (_o: AccountObject, s) => s.storage.sql.exec("UPDATE holds SET deadline = ?", Date.now() - 1));
+    await runInDurableObject(account, (_o: AccountObject, s) =>
+      s.storage.sql.exec("UPDATE holds SET deadline = ?", Date.now() - 1),
+    );
     expect(await runDurableObjectAlarm(account)).toBe(true);
     expect(await getCredits(apiKey)).toMatchObject({ balance: 100, reserved: 0, refunded: 10 });
     const list = await callJson("/api/batch/scrape", { headers: keyHeaders(apiKey) });
@@ -125,13 +146,22 @@ describe("a Worker that dies between the account and the batch object", () => {
 
     // The late create is refused, so the released credits can never be spent twice.
     const late = await batchStub(reserved.batchId).create({
-      batchId: reserved.batchId, accountId, holdKey: reserved.holdKey, urls: ["https://example.com/"],
-      output: "json", selectors: null, maxConcurrency: 5, creditsPerItem: 2, slotsGranted: 1,
+      batchId: reserved.batchId,
+      accountId,
+      holdKey: reserved.holdKey,
+      urls: ["https://example.com/"],
+      output: "json",
+      selectors: null,
+      maxConcurrency: 5,
+      creditsPerItem: 2,
+      slotsGranted: 1,
     });
     expect(late).toMatchObject({ ok: false, code: "RESERVATION_EXPIRED" });
     // The Idempotency-Key is free again: a retry of the request creates a fresh batch.
     const retried = await callJson("/api/batch/scrape", {
-      method: "POST", headers: keyHeaders(apiKey, { "idempotency-key": "die-1" }), body: JSON.stringify({ urls: ["https://example.com/"] }),
+      method: "POST",
+      headers: keyHeaders(apiKey, { "idempotency-key": "die-1" }),
+      body: JSON.stringify({ urls: ["https://example.com/"] }),
     });
     expect(retried.status).toBe(202);
     expect(retried.body.batchId).not.toBe(reserved.batchId);
@@ -140,15 +170,31 @@ describe("a Worker that dies between the account and the batch object", () => {
   it("a batch created but whose confirmation never arrived is confirmed by the alarm, not released", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const account = accountStub(accountId);
-    const reserved = await account.reserveBatch({ total: 1, amount: 2, wantedSlots: 1, maxActiveBatches: 100, idempotencyKey: null, requestHash: null });
+    const reserved = await account.reserveBatch({
+      total: 1,
+      amount: 2,
+      wantedSlots: 1,
+      maxActiveBatches: 100,
+      idempotencyKey: null,
+      requestHash: null,
+    });
     if (!reserved.ok) throw new Error("not reserved");
     await failDeliveries(reserved.batchId, 100);
     const created = await batchStub(reserved.batchId).create({
-      batchId: reserved.batchId, accountId, holdKey: reserved.holdKey, urls: ["https://example.com/"],
-      output: "json", selectors: null, maxConcurrency: 5, creditsPerItem: 2, slotsGranted: 1,
+      batchId: reserved.batchId,
+      accountId,
+      holdKey: reserved.holdKey,
+      urls: ["https://example.com/"],
+      output: "json",
+      selectors: null,
+      maxConcurrency: 5,
+      creditsPerItem: 2,
+      slotsGranted: 1,
     });
     expect(created.ok).toBe(true);
-    await runInDurableObject(account, (_o: AccountObject, s) => s.storage.sql.exec("UPDATE holds SET deadline = ?", Date.now() - 1));
+    await runInDurableObject(account, (_o: AccountObject, s) =>
+      s.storage.sql.exec("UPDATE holds SET deadline = ?", Date.now() - 1),
+    );
     await runDurableObjectAlarm(account);
     expect(await getCredits(apiKey)).toMatchObject({ balance: 98, reserved: 2 });
     const list = await callJson("/api/batch/scrape", { headers: keyHeaders(apiKey) });

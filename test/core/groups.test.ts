@@ -7,14 +7,50 @@ import { describe, expect, it } from "vitest";
 import type { BatchObject } from "../../src/batch/batch-object";
 import { MAX_ITEMS_PER_CALL, type SettleReport } from "../../src/domain/executor-contract";
 import { LIMITS } from "../../src/domain/limits";
-import { batchStub, drainOutbox, expectBalanced, getBatch, newAccount, newBatch, runInBatch, watchSql } from "../helpers";
+import {
+  batchStub,
+  drainOutbox,
+  expectBalanced,
+  getBatch,
+  newAccount,
+  newBatch,
+  runInBatch,
+  watchSql,
+} from "../helpers";
 
 /** The batch row and items without times (they differ between two runs). */
 async function stateOf(apiKey: string, batchId: string) {
   const { body } = await getBatch(apiKey, batchId);
-  const { pendingCount, runningCount, completedCount, failedCount, cancelledCount, creditsUsed, creditsRefunded, status } = body;
-  const items = (body.items as Record<string, unknown>[]).map(({ status, attempts, creditsUsed, result, error }) => ({ status, attempts, creditsUsed, result, error }));
-  return { batch: { pendingCount, runningCount, completedCount, failedCount, cancelledCount, creditsUsed, creditsRefunded, status }, items };
+  const {
+    pendingCount,
+    runningCount,
+    completedCount,
+    failedCount,
+    cancelledCount,
+    creditsUsed,
+    creditsRefunded,
+    status,
+  } = body;
+  const items = (body.items as Record<string, unknown>[]).map(({ status, attempts, creditsUsed, result, error }) => ({
+    status,
+    attempts,
+    creditsUsed,
+    result,
+    error,
+  }));
+  return {
+    batch: {
+      pendingCount,
+      runningCount,
+      completedCount,
+      failedCount,
+      cancelledCount,
+      creditsUsed,
+      creditsRefunded,
+      status,
+    },
+    items,
+  };
 }
 
 describe("startItems", () => {
@@ -27,7 +63,12 @@ describe("startItems", () => {
       { itemId: itemIds[2]! },
       { itemId: crypto.randomUUID() },
     ]);
-    expect(answers.map((a) => (a.action === "run" ? a.itemId : a.reason))).toEqual([itemIds[2], itemIds[0], "ITEM_NOT_PENDING", "ITEM_NOT_FOUND"]);
+    expect(answers.map((a) => (a.action === "run" ? a.itemId : a.reason))).toEqual([
+      itemIds[2],
+      itemIds[0],
+      "ITEM_NOT_PENDING",
+      "ITEM_NOT_FOUND",
+    ]);
     expect(answers[0]).toMatchObject({ action: "run", attempt: 1, url: "https://example.com/page/2" });
     const { body } = await getBatch(apiKey, batchId);
     expect(body).toMatchObject({ status: "running", runningCount: 2, pendingCount: 2 });
@@ -36,7 +77,10 @@ describe("startItems", () => {
   it("a stale dispatch token drops only its own request", async () => {
     const { apiKey } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 2);
-    const answers = await batchStub(batchId).startItems([{ itemId: itemIds[0]!, dispatch: 99 }, { itemId: itemIds[1]! }]);
+    const answers = await batchStub(batchId).startItems([
+      { itemId: itemIds[0]!, dispatch: 99 },
+      { itemId: itemIds[1]! },
+    ]);
     expect(answers.map((a) => a.action)).toEqual(["drop", "run"]);
     expect(answers[0]).toEqual({ action: "drop", reason: "STALE_DISPATCH" });
   });
@@ -50,8 +94,17 @@ describe("startItems", () => {
     expect(new Set(answers.map((a) => (a.action === "drop" ? a.reason : "run")))).toEqual(new Set(["TOO_MANY_ITEMS"]));
     expect((await getBatch(apiKey, batchId)).body).toMatchObject({ runningCount: 0, pendingCount: 2 });
     const [lease] = await stub.startItems([{ itemId: itemIds[0]! }]);
-    const reports = many.map(({ itemId }): SettleReport => ({ itemId, attempt: (lease as { attempt: number }).attempt, outcome: "completed", result: 1 }));
-    expect(new Set((await stub.settleItems(reports)).map((a) => (a.outcome === "ignored" ? a.reason : a.outcome)))).toEqual(new Set(["TOO_MANY_ITEMS"]));
+    const reports = many.map(
+      ({ itemId }): SettleReport => ({
+        itemId,
+        attempt: (lease as { attempt: number }).attempt,
+        outcome: "completed",
+        result: 1,
+      }),
+    );
+    expect(
+      new Set((await stub.settleItems(reports)).map((a) => (a.outcome === "ignored" ? a.reason : a.outcome))),
+    ).toEqual(new Set(["TOO_MANY_ITEMS"]));
     expect((await getBatch(apiKey, batchId)).body).toMatchObject({ runningCount: 1, completedCount: 0 });
   });
 
@@ -80,7 +133,9 @@ describe("startItems", () => {
     expect(cancel.cancelledItems).toBe(200 - cancelAt * 10);
     // Running items finish and are charged; the rest was refunded once.
     for (const [g, group] of groups.slice(0, cancelAt).entries()) {
-      const reports = group.map((itemId): SettleReport => ({ itemId, attempt: 1, outcome: "completed", result: { g } }));
+      const reports = group.map(
+        (itemId): SettleReport => ({ itemId, attempt: 1, outcome: "completed", result: { g } }),
+      );
       expect((await stub.settleItems(reports)).every((r) => r.outcome === "settled")).toBe(true);
     }
     const credits = await expectBalanced(apiKey, [batchId]);
@@ -98,14 +153,27 @@ describe("settleItems", () => {
       const attempt = (i: number) => (leases[i]!.action === "run" ? (leases[i] as { attempt: number }).attempt : 0);
       const reports: SettleReport[] = [
         { itemId: itemIds[0]!, attempt: attempt(0), outcome: "completed", result: { n: 0 }, meta: { statusCode: 200 } },
-        { itemId: itemIds[1]!, attempt: attempt(1), outcome: "failed", error: { code: "HTTP_404", message: "Not Found" } },
-        { itemId: itemIds[2]!, attempt: attempt(2), outcome: "failed", error: { code: "HTTP_503", message: "busy" }, retryable: true },
+        {
+          itemId: itemIds[1]!,
+          attempt: attempt(1),
+          outcome: "failed",
+          error: { code: "HTTP_404", message: "Not Found" },
+        },
+        {
+          itemId: itemIds[2]!,
+          attempt: attempt(2),
+          outcome: "failed",
+          error: { code: "HTTP_503", message: "busy" },
+          retryable: true,
+        },
         { itemId: itemIds[3]!, attempt: attempt(3) + 1, outcome: "completed", result: { n: 3 } },
         { itemId: itemIds[0]!, attempt: attempt(0), outcome: "completed", result: { n: 0 } },
         { itemId: itemIds[5]!, attempt: 1, outcome: "completed", result: { n: 5 } },
         { itemId: itemIds[4]!, attempt: attempt(4), outcome: "completed", result: { n: 4 } },
       ];
-      const answers = grouped ? await stub.settleItems(reports) : await Promise.all(reports.map((r) => stub.settleItems([r]).then((a) => a[0]!)));
+      const answers = grouped
+        ? await stub.settleItems(reports)
+        : await Promise.all(reports.map((r) => stub.settleItems([r]).then((a) => a[0]!)));
       return { answers, state: await stateOf(apiKey, batchId), credits: await expectBalanced(apiKey, [batchId]) };
     };
     const grouped = await run(true);
@@ -118,7 +186,14 @@ describe("settleItems", () => {
       { ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" },
       { ok: true, outcome: "settled" },
     ]);
-    expect(grouped.state.batch).toMatchObject({ completedCount: 2, failedCount: 1, runningCount: 1, pendingCount: 2, creditsUsed: 4, creditsRefunded: 2 });
+    expect(grouped.state.batch).toMatchObject({
+      completedCount: 2,
+      failedCount: 1,
+      runningCount: 1,
+      pendingCount: 2,
+      creditsUsed: 4,
+      creditsRefunded: 2,
+    });
     expect(grouped.credits).toMatchObject({ used: 4, reserved: 6, refunded: 2 });
     const single = await run(false);
     expect(single.answers).toEqual(grouped.answers);
@@ -132,11 +207,24 @@ describe("settleItems", () => {
     const stub = batchStub(batchId);
     const leases = await stub.startItems(itemIds.slice(0, 20).map((itemId) => ({ itemId })));
     await drainOutbox(batchId);
-    const reports = itemIds.slice(0, 20).map((itemId, i): SettleReport => ({ itemId, attempt: (leases[i] as { attempt: number }).attempt, outcome: "completed", result: i }));
-    const { value: answers, runs } = await runInBatch(batchId, (o, s) => watchSql(s.storage.sql, () => o.settleItems(reports)));
+    const reports = itemIds
+      .slice(0, 20)
+      .map(
+        (itemId, i): SettleReport => ({
+          itemId,
+          attempt: (leases[i] as { attempt: number }).attempt,
+          outcome: "completed",
+          result: i,
+        }),
+      );
+    const { value: answers, runs } = await runInBatch(batchId, (o, s) =>
+      watchSql(s.storage.sql, () => o.settleItems(reports)),
+    );
     expect(answers.every((a) => a.outcome === "settled")).toBe(true);
     expect(runs.filter((r) => /^\s*UPDATE batch\b/.test(r.query))).toHaveLength(1);
-    const kinds = await runInBatch(batchId, (_o, s) => s.storage.sql.exec<{ kind: string; n: number }>("SELECT kind, count(*) AS n FROM outbox GROUP BY kind").toArray());
+    const kinds = await runInBatch(batchId, (_o, s) =>
+      s.storage.sql.exec<{ kind: string; n: number }>("SELECT kind, count(*) AS n FROM outbox GROUP BY kind").toArray(),
+    );
     expect(Object.fromEntries(kinds.map((k) => [k.kind, k.n]))).toEqual({ consume: 20, status: 1 });
     expect((await getBatch(apiKey, batchId)).body.completedCount).toBe(20);
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 40, reserved: 20 });
@@ -152,7 +240,10 @@ describe("settleItems", () => {
       { itemId: itemIds[0]!, attempt: (a as { attempt: number }).attempt, outcome: "completed", result: "small" },
       { itemId: itemIds[1]!, attempt: (b as { attempt: number }).attempt, outcome: "completed", result: big },
     ]);
-    expect(answers).toEqual([{ ok: true, outcome: "settled" }, { ok: true, outcome: "settled" }]);
+    expect(answers).toEqual([
+      { ok: true, outcome: "settled" },
+      { ok: true, outcome: "settled" },
+    ]);
     const { body } = await getBatch(apiKey, batchId);
     expect(body).toMatchObject({ completedCount: 1, failedCount: 1, creditsUsed: 2, creditsRefunded: 2 });
     expect(body.items[1]).toMatchObject({ status: "failed", error: { code: "RESULT_TOO_LARGE" } });
@@ -193,13 +284,17 @@ describe("the alarm after hot-path calls", () => {
     expect(start.alarm).not.toBeNull();
     expect(start.alarm!).toBeLessThanOrEqual(Math.min(a.leaseExpiresAt, b.leaseExpiresAt));
 
-    const settle = await alarmLeftBy((o) => o.settleItems([{ itemId: itemIds[0]!, attempt: a.attempt, outcome: "completed", result: 1 }]));
+    const settle = await alarmLeftBy((o) =>
+      o.settleItems([{ itemId: itemIds[0]!, attempt: a.attempt, outcome: "completed", result: 1 }]),
+    );
     expect(settle.value).toEqual([{ ok: true, outcome: "settled" }]);
     expect(settle.alarm).not.toBeNull();
     expect(settle.alarm!).toBeLessThanOrEqual(settle.returnedAt + 250);
 
     await runInBatch(batchId, (o) => o.alarm());
-    const finish = await alarmLeftBy((o) => o.settleItems([{ itemId: itemIds[1]!, attempt: b.attempt, outcome: "completed", result: 2 }]));
+    const finish = await alarmLeftBy((o) =>
+      o.settleItems([{ itemId: itemIds[1]!, attempt: b.attempt, outcome: "completed", result: 2 }]),
+    );
     expect((await getBatch(apiKey, batchId)).body.status).toBe("completed");
     expect(finish.alarm).not.toBeNull();
     expect(finish.alarm!).toBeLessThanOrEqual(finish.returnedAt);

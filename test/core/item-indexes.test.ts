@@ -8,7 +8,12 @@ import { BATCH_MIGRATIONS } from "../../src/batch/schema";
 import { batchStub, newAccount, newBatch, runInBatch, watchSql } from "../helpers";
 
 const indexes = (batchId: string) =>
-  runInBatch(batchId, (_o, s) => s.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'").toArray().map((r) => r.name));
+  runInBatch(batchId, (_o, s) =>
+    s.storage.sql
+      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'")
+      .toArray()
+      .map((r) => r.name),
+  );
 
 describe("item indexes", () => {
   it("a cancel reads the pending items only, whatever the size of the batch", async () => {
@@ -20,13 +25,18 @@ describe("item indexes", () => {
       s.storage.sql.exec("UPDATE items SET dispatched_at = 1 WHERE idx < 2"); // both partial indexes hold some
       s.storage.sql.exec("UPDATE batch SET pending = 5, completed = 995, started_at = 1, status = 'running'");
     });
-    const { value: cancelled, runs } = await runInBatch(batchId, (o, s) => watchSql(s.storage.sql, () => o.cancel(accountId)));
+    const { value: cancelled, runs } = await runInBatch(batchId, (o, s) =>
+      watchSql(s.storage.sql, () => o.cancel(accountId)),
+    );
     expect(cancelled).toMatchObject({ ok: true, cancelledItems: 5 });
     const updates = runs.filter((r) => /^\s*UPDATE items/.test(r.query));
     expect(updates).toHaveLength(2); // one per partial index of pending items
     const read = updates.reduce((n, r) => n + r.cursor.rowsRead, 0);
     expect(read).toBeLessThan(50); // 5 pending items, not 1000
-    const left = await runInBatch(batchId, (_o, s) => s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM items WHERE status = 'pending'").one().n);
+    const left = await runInBatch(
+      batchId,
+      (_o, s) => s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM items WHERE status = 'pending'").one().n,
+    );
     expect(left).toBe(0);
   });
 

@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { batchStub, callJson, drainOutbox, expectBalanced, getBatch, getCredits, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
+import {
+  batchStub,
+  callJson,
+  drainOutbox,
+  expectBalanced,
+  getBatch,
+  getCredits,
+  keyHeaders,
+  newAccount,
+  newBatch,
+  runInBatch,
+} from "../helpers";
 
 function retry(apiKey: string, batchId: string) {
   return callJson(`/api/batch/scrape/${batchId}/retry`, { method: "POST", headers: keyHeaders(apiKey) });
@@ -28,7 +39,13 @@ describe("POST /api/batch/scrape/:batchId/retry", () => {
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ status: "queued", retriedCount: 2 });
     const { body } = await getBatch(apiKey, batchId);
-    expect(body).toMatchObject({ status: "running", pendingCount: 3, failedCount: 0, creditsReserved: 10, creditsRefunded: 4 });
+    expect(body).toMatchObject({
+      status: "running",
+      pendingCount: 3,
+      failedCount: 0,
+      creditsReserved: 10,
+      creditsRefunded: 4,
+    });
     expect(body.items[0]).toMatchObject({ status: "pending", attempts: 0, error: null });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 94, reserved: 6 });
 
@@ -71,7 +88,7 @@ describe("POST /api/batch/scrape/:batchId/retry", () => {
     expect(await getCredits(apiKey)).toEqual(before);
     expect((await getBatch(apiKey, batchId)).body.failedCount).toBe(1);
     // The refused attempt leaves no lock behind: paying later works.
-    await callJson(`/admin/accounts/${(await getAccountId(apiKey))}/credits`, {
+    await callJson(`/admin/accounts/${await getAccountId(apiKey)}/credits`, {
       method: "POST",
       headers: { authorization: "Bearer test-admin-token", "content-type": "application/json" },
       body: JSON.stringify({ amount: 10 }),
@@ -94,7 +111,10 @@ describe("POST /api/batch/scrape/:batchId/retry", () => {
     const { apiKey } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 3);
     await failItems(batchId, itemIds.slice(0, 2));
-    const [retried, cancelled] = await Promise.all([retry(apiKey, batchId), callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) })]);
+    const [retried, cancelled] = await Promise.all([
+      retry(apiKey, batchId),
+      callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) }),
+    ]);
     expect(cancelled.status).toBe(200);
     // Either the retry finished first (202, and cancel then refunded the re-queued items) or cancel won (409).
     expect([202, 409]).toContain(retried.status);
@@ -113,7 +133,9 @@ describe("POST /api/batch/scrape/:batchId/retry", () => {
     expect(statuses[0]).toBe(202);
     expect([400, 409]).toContain(statuses[1]);
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ reserved: 4, balance: 96 });
-    const holds = await runInBatch(batchId, (_o, s) => s.storage.sql.exec("SELECT state FROM holds WHERE key LIKE '%:retry:%'").toArray());
+    const holds = await runInBatch(batchId, (_o, s) =>
+      s.storage.sql.exec("SELECT state FROM holds WHERE key LIKE '%:retry:%'").toArray(),
+    );
     expect(holds).toEqual([{ state: "applied" }]);
   });
 });

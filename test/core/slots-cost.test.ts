@@ -14,7 +14,8 @@ describe("slot claims", () => {
           "INSERT INTO slots (batch_id, granted, wanted, version) SELECT 'done-' || value, 0, 0, 1 FROM json_each(?)",
           JSON.stringify(Array.from({ length: finished }, (_, i) => i)),
         );
-        for (const id of ["a", "b", "c"]) sql.exec("INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, 2, 2, 1)", id);
+        for (const id of ["a", "b", "c"])
+          sql.exec("INSERT INTO slots (batch_id, granted, wanted, version) VALUES (?, 2, 2, 1)", id);
         const { runs } = await watchSql(sql, () => {
           expect(o.claimSlots("new", 1, 5)).toBe(5); // cap 50 (default) minus 6 held
           expect(o.claimSlots("a", 2, 1)).toBe(1); // gives one back

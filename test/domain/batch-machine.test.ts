@@ -14,18 +14,38 @@ import {
 import type { ItemCounts } from "../../src/domain/states";
 
 const pendingItem: ItemState = { status: "pending", attempts: 0, leaseAttempt: null };
-const counts = (c: Partial<ItemCounts>): ItemCounts => ({ pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0, ...c });
-const batch = (status: BatchState["status"], c: Partial<ItemCounts>): BatchState => ({ status, counts: counts(c), creditsPerItem: 2 });
+const counts = (c: Partial<ItemCounts>): ItemCounts => ({
+  pending: 0,
+  running: 0,
+  completed: 0,
+  failed: 0,
+  cancelled: 0,
+  ...c,
+});
+const batch = (status: BatchState["status"], c: Partial<ItemCounts>): BatchState => ({
+  status,
+  counts: counts(c),
+  creditsPerItem: 2,
+});
 
 describe("decideStart", () => {
   it("starts a pending item of a live batch with the next attempt number", () => {
-    expect(decideStart(batch("running", { pending: 1 }), { ...pendingItem, attempts: 1 })).toEqual({ kind: "start", attempt: 2 });
+    expect(decideStart(batch("running", { pending: 1 }), { ...pendingItem, attempts: 1 })).toEqual({
+      kind: "start",
+      attempt: 2,
+    });
   });
   it("drops work for a cancelled batch even if the item were pending", () => {
-    expect(decideStart(batch("cancelled", { pending: 1 }), pendingItem)).toEqual({ kind: "drop", reason: "BATCH_CANCELLED" });
+    expect(decideStart(batch("cancelled", { pending: 1 }), pendingItem)).toEqual({
+      kind: "drop",
+      reason: "BATCH_CANCELLED",
+    });
   });
   it.each(["running", "completed", "failed", "cancelled"] as const)("drops an item that is %s", (status) => {
-    expect(decideStart(batch("running", {}), { status, attempts: 1, leaseAttempt: 1 })).toEqual({ kind: "drop", reason: "ITEM_NOT_PENDING" });
+    expect(decideStart(batch("running", {}), { status, attempts: 1, leaseAttempt: 1 })).toEqual({
+      kind: "drop",
+      reason: "ITEM_NOT_PENDING",
+    });
   });
 });
 
@@ -44,16 +64,28 @@ describe("decideSettle", () => {
 
 describe("decideCancel", () => {
   it("cancels pending items only, refunding them at the batch's price", () => {
-    expect(decideCancel(batch("running", { pending: 8, running: 2 }))).toEqual({ kind: "cancel", cancelledItems: 8, creditsRefunded: 16 });
+    expect(decideCancel(batch("running", { pending: 8, running: 2 }))).toEqual({
+      kind: "cancel",
+      cancelledItems: 8,
+      creditsRefunded: 16,
+    });
   });
   it.each(["completed", "failed", "cancelled"] as const)("refuses a %s batch with the seed's message", (status) => {
-    expect(decideCancel(batch(status, {}))).toEqual({ kind: "reject", code: "ALREADY_TERMINAL", message: `Cannot cancel a batch that is already ${status}.` });
+    expect(decideCancel(batch(status, {}))).toEqual({
+      kind: "reject",
+      code: "ALREADY_TERMINAL",
+      message: `Cannot cancel a batch that is already ${status}.`,
+    });
   });
 });
 
 describe("decideRetry", () => {
   it("retries every failed item at the batch's price", () => {
-    expect(decideRetry(batch("completed", { failed: 3, completed: 1 }), false)).toEqual({ kind: "retry", count: 3, credits: 6 });
+    expect(decideRetry(batch("completed", { failed: 3, completed: 1 }), false)).toEqual({
+      kind: "retry",
+      count: 3,
+      credits: 6,
+    });
   });
   it("refuses a cancelled batch, a retry in progress, and a batch with no failures", () => {
     expect(decideRetry(batch("cancelled", { failed: 1 }), false)).toMatchObject({ code: "BATCH_CANCELLED" });
@@ -128,7 +160,11 @@ describe("batch model", () => {
               items.forEach((it, k) => {
                 if (it.status === "pending") items[k] = { ...it, status: "cancelled" };
               });
-              state = { ...state, status: "cancelled", counts: moveItems(state.counts, "pending", "cancelled", d.cancelledItems) };
+              state = {
+                ...state,
+                status: "cancelled",
+                counts: moveItems(state.counts, "pending", "cancelled", d.cancelledItems),
+              };
               refunded += d.creditsRefunded;
               cancelled = true;
             }

@@ -9,7 +9,16 @@ describe("chargeFor", () => {
   it("charges a completion and a failure at an extraction limit; refunds every other failure", () => {
     expect(chargeFor("completed", null)).toBe("consume");
     expect(chargeFor("failed", "EXTRACTION_LIMIT")).toBe("consume");
-    for (const code of ["HTTP_404", "HTTP_503", "TIMEOUT", "TOO_LARGE", "EXTRACTION_FAILED", "LEASE_EXPIRED", "RESULT_TOO_LARGE", null]) {
+    for (const code of [
+      "HTTP_404",
+      "HTTP_503",
+      "TIMEOUT",
+      "TOO_LARGE",
+      "EXTRACTION_FAILED",
+      "LEASE_EXPIRED",
+      "RESULT_TOO_LARGE",
+      null,
+    ]) {
       expect({ code, charge: chargeFor("failed", code) }).toEqual({ code, charge: "refund" });
     }
     expect(isChargedFailure(undefined)).toBe(false);

@@ -50,7 +50,11 @@ describe("applyMovement", () => {
       kind: fc.constantFrom<MovementKind>("grant", "reserve", "consume", "refund"),
       // Small amounts mostly fit, large ones mostly do not; "all" and "one more" are the
       // whole figure the movement draws from (balance or reserved) and one credit past it.
-      amount: fc.oneof(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 1000 }), fc.constantFrom("all", "one more")),
+      amount: fc.oneof(
+        fc.integer({ min: 0, max: 10 }),
+        fc.integer({ min: 0, max: 1000 }),
+        fc.constantFrom("all", "one more"),
+      ),
     });
     fc.assert(
       fc.property(fc.array(movement, { minLength: 10, maxLength: 200 }), (sequence) => {

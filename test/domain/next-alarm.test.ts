@@ -17,16 +17,46 @@ describe("nextAlarm", () => {
     ["account events wait the settlement window", { toAccount: true }, NOW + SETTLEMENT_WINDOW_MS, "toAccount"],
     ["a finished batch's account events go now", { toAccount: true, finished: true }, NOW, "toAccount"],
     ["queue sends take both outboxes along at once", { toQueue: true, toAccount: true }, NOW, "toQueue"],
-    ["after failed deliveries the outboxes wait for the backoff", { toQueue: true, deliveryRetryAt: NOW + 4_000 }, NOW + 4_000, "deliveryRetry"],
-    ["the backoff holds account events too, finished or not", { toAccount: true, finished: true, deliveryRetryAt: NOW + 4_000 }, NOW + 4_000, "deliveryRetry"],
+    [
+      "after failed deliveries the outboxes wait for the backoff",
+      { toQueue: true, deliveryRetryAt: NOW + 4_000 },
+      NOW + 4_000,
+      "deliveryRetry",
+    ],
+    [
+      "the backoff holds account events too, finished or not",
+      { toAccount: true, finished: true, deliveryRetryAt: NOW + 4_000 },
+      NOW + 4_000,
+      "deliveryRetry",
+    ],
     ["a lease ending before the window wins", { toAccount: true, leaseEndsAt: NOW + 100 }, NOW + 100, "lease"],
     ["the earliest lease", { leaseEndsAt: NOW + 60_000 }, NOW + 60_000, "lease"],
-    ["a slot claim waiting to be retried", { slotsRetryAt: NOW + 5_000, leaseEndsAt: NOW + 60_000 }, NOW + 5_000, "slots"],
+    [
+      "a slot claim waiting to be retried",
+      { slotsRetryAt: NOW + 5_000, leaseEndsAt: NOW + 60_000 },
+      NOW + 5_000,
+      "slots",
+    ],
     ["a slot claim due already is asked now", { slotsRetryAt: NOW - 5_000 }, NOW, "slots"],
     ["a lost dispatch", { lostDispatchAt: NOW + 600_000, removalAt: NOW + 700_000 }, NOW + 600_000, "lostDispatch"],
-    ["retention when the outboxes are empty", { finished: true, removalAt: NOW + 86_400_000 }, NOW + 86_400_000, "removal"],
-    ["retention waits for the account events", { toAccount: true, finished: true, deliveryRetryAt: NOW + 9_000, removalAt: NOW - 1 }, NOW + 9_000, "deliveryRetry"],
-    ["retention waits for the queue sends", { toQueue: true, deliveryRetryAt: NOW + 9_000, removalAt: NOW - 1, leaseEndsAt: NOW + 10_000 }, NOW + 9_000, "deliveryRetry"],
+    [
+      "retention when the outboxes are empty",
+      { finished: true, removalAt: NOW + 86_400_000 },
+      NOW + 86_400_000,
+      "removal",
+    ],
+    [
+      "retention waits for the account events",
+      { toAccount: true, finished: true, deliveryRetryAt: NOW + 9_000, removalAt: NOW - 1 },
+      NOW + 9_000,
+      "deliveryRetry",
+    ],
+    [
+      "retention waits for the queue sends",
+      { toQueue: true, deliveryRetryAt: NOW + 9_000, removalAt: NOW - 1, leaseEndsAt: NOW + 10_000 },
+      NOW + 9_000,
+      "deliveryRetry",
+    ],
     ["a removal already due is done now", { removalAt: NOW - 1_000 }, NOW, "removal"],
     ["a tie goes to the outbox", { toQueue: true, leaseEndsAt: NOW }, NOW, "toQueue"],
   ])("%s", (_name, sources, expectedAt, source) => {
@@ -79,12 +109,17 @@ describe("nextAlarm, any sources", () => {
 
   it("one more source never makes the alarm later", () => {
     fc.assert(
-      fc.property(sources, fc.constantFrom("leaseEndsAt", "slotsRetryAt", "lostDispatchAt"), fc.integer({ min: NOW - 1_000, max: NOW + 1_000_000 }), (s, key, t) => {
-        const before = nextAlarm({ ...s, [key]: null }, NOW);
-        const after = nextAlarm({ ...s, [key]: t }, NOW)!;
-        expect(after.at).toBeLessThanOrEqual(Math.max(NOW, t));
-        if (before) expect(after.at).toBeLessThanOrEqual(before.at);
-      }),
+      fc.property(
+        sources,
+        fc.constantFrom("leaseEndsAt", "slotsRetryAt", "lostDispatchAt"),
+        fc.integer({ min: NOW - 1_000, max: NOW + 1_000_000 }),
+        (s, key, t) => {
+          const before = nextAlarm({ ...s, [key]: null }, NOW);
+          const after = nextAlarm({ ...s, [key]: t }, NOW)!;
+          expect(after.at).toBeLessThanOrEqual(Math.max(NOW, t));
+          if (before) expect(after.at).toBeLessThanOrEqual(before.at);
+        },
+      ),
     );
   });
 

@@ -19,12 +19,16 @@ describe("retryDelayMs", () => {
     expect(retryDelayMs(3, 0, 2000, LOW)).toBe(6000);
     expect(retryDelayMs(3, 0, 2000, HIGH)).toBe(10_000);
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (attempts, r) => {
-        const backoff = 2000 * 2 ** (attempts - 1);
-        const delay = retryDelayMs(attempts, 0, 2000, () => r);
-        expect(delay).toBeGreaterThanOrEqual(backoff * 0.75);
-        expect(delay).toBeLessThanOrEqual(backoff * 1.25);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (attempts, r) => {
+          const backoff = 2000 * 2 ** (attempts - 1);
+          const delay = retryDelayMs(attempts, 0, 2000, () => r);
+          expect(delay).toBeGreaterThanOrEqual(backoff * 0.75);
+          expect(delay).toBeLessThanOrEqual(backoff * 1.25);
+        },
+      ),
     );
   });
 

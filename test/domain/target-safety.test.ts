@@ -7,7 +7,11 @@ const LOOPBACK_ALLOWED = { allowLoopback: true };
 
 /** Refused: the check must say BLOCKED_TARGET and its reason must name what was wrong. */
 function expectBlocked(input: string | URL, reason: RegExp, policy?: { allowLoopback: boolean }): void {
-  expect(checkTarget(input, policy)).toEqual({ ok: false, code: "BLOCKED_TARGET", reason: expect.stringMatching(reason) });
+  expect(checkTarget(input, policy)).toEqual({
+    ok: false,
+    code: "BLOCKED_TARGET",
+    reason: expect.stringMatching(reason),
+  });
 }
 
 function expectAllowed(input: string | URL, href: string, policy?: { allowLoopback: boolean }): void {
@@ -281,7 +285,10 @@ describe("checkTarget: URL objects", () => {
   });
 
   it("judges a redirect target URL the same way as a string", () => {
-    expectBlocked(new URL("/latest/meta-data/", "http://169.254.169.254/"), /cloud metadata address 169\.254\.169\.254/);
+    expectBlocked(
+      new URL("/latest/meta-data/", "http://169.254.169.254/"),
+      /cloud metadata address 169\.254\.169\.254/,
+    );
     expectBlocked(new URL("http://0x7f000001/"), /loopback address 127\.0\.0\.1/);
   });
 });
@@ -301,8 +308,12 @@ describe("checkTarget: the special-purpose table, in every written form", () => 
       `http://${dotted}/`,
       `http://${asNumber(dotted)}/`,
       `http://0x${asNumber(dotted).toString(16)}/`,
-      `http://${octets(dotted).map((o) => `0${o.toString(8)}`).join(".")}/`,
-      `http://${octets(dotted).map((o) => `0x${o.toString(16)}`).join(".")}/`,
+      `http://${octets(dotted)
+        .map((o) => `0${o.toString(8)}`)
+        .join(".")}/`,
+      `http://${octets(dotted)
+        .map((o) => `0x${o.toString(16)}`)
+        .join(".")}/`,
       `http://[::ffff:${dotted}]/`,
       `http://[0:0:0:0:0:FFFF:${hi}:${lo}]/`,
       `http://[64:ff9b::${dotted}]/`,
@@ -313,7 +324,12 @@ describe("checkTarget: the special-purpose table, in every written form", () => 
   function ipv6Forms(text: string): string[] {
     const value = BigInt(`0x${expandIpv6(text)}`);
     const groups = Array.from({ length: 8 }, (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
-    return [`http://[${text}]/`, `http://[${groups.map((g) => g.padStart(4, "0")).join(":")}]/`, `http://[${text.toUpperCase()}]/`, `http://[${groups.join(":")}]/`];
+    return [
+      `http://[${text}]/`,
+      `http://[${groups.map((g) => g.padStart(4, "0")).join(":")}]/`,
+      `http://[${text.toUpperCase()}]/`,
+      `http://[${groups.join(":")}]/`,
+    ];
   }
 
   it.each(IPV4_EXPECTED.filter(([, range]) => range !== null))("refuses %s (%s) written any way", (address, range) => {
@@ -324,35 +340,50 @@ describe("checkTarget: the special-purpose table, in every written form", () => 
     }
   });
 
-  it.each(IPV4_EXPECTED.filter(([, range]) => range === null))("allows %s, just outside a range, written any way", (address) => {
-    for (const form of ipv4Forms(address)) expect(checkTarget(form).ok, form).toBe(true);
-  });
+  it.each(IPV4_EXPECTED.filter(([, range]) => range === null))(
+    "allows %s, just outside a range, written any way",
+    (address) => {
+      for (const form of ipv4Forms(address)) expect(checkTarget(form).ok, form).toBe(true);
+    },
+  );
 
-  it.each(IPV6_EXPECTED.filter(([, range]) => range !== null))("refuses [%s] (%s) written any way", (address, range) => {
-    for (const form of ipv6Forms(address)) {
-      const result = checkTarget(form);
-      expect(result.ok, form).toBe(false);
-      expect(!result.ok && result.reason, form).toMatch(/\)$/);
-      if (!["::ffff:0:0/96", "64:ff9b::/96", "2002::/16"].some((c) => range!.startsWith(`${c} `))) {
-        expect(!result.ok && result.reason, form).toContain(`${range!.split(" ")[0]})`);
+  it.each(IPV6_EXPECTED.filter(([, range]) => range !== null))(
+    "refuses [%s] (%s) written any way",
+    (address, range) => {
+      for (const form of ipv6Forms(address)) {
+        const result = checkTarget(form);
+        expect(result.ok, form).toBe(false);
+        expect(!result.ok && result.reason, form).toMatch(/\)$/);
+        if (!["::ffff:0:0/96", "64:ff9b::/96", "2002::/16"].some((c) => range!.startsWith(`${c} `))) {
+          expect(!result.ok && result.reason, form).toContain(`${range!.split(" ")[0]})`);
+        }
       }
-    }
-  });
+    },
+  );
 
-  it.each(IPV6_EXPECTED.filter(([, range]) => range === null))("allows [%s], just outside a range, written any way", (address) => {
-    for (const form of ipv6Forms(address)) expect(checkTarget(form).ok, form).toBe(true);
-  });
+  it.each(IPV6_EXPECTED.filter(([, range]) => range === null))(
+    "allows [%s], just outside a range, written any way",
+    (address) => {
+      for (const form of ipv6Forms(address)) expect(checkTarget(form).ok, form).toBe(true);
+    },
+  );
 });
 
 describe("checkTarget: IPv4-translated and other IPv6 that carry an IPv4 address", () => {
   it.each([
-    ["http://[::ffff:0:a9fe:a9fe]/", /IPv4-translated address ::ffff:0:a9fe:a9fe is not allowed \(IPv4-translated Address, ::ffff:0:0:0\/96\)/],
+    [
+      "http://[::ffff:0:a9fe:a9fe]/",
+      /IPv4-translated address ::ffff:0:a9fe:a9fe is not allowed \(IPv4-translated Address, ::ffff:0:0:0\/96\)/,
+    ],
     ["http://[::ffff:0:169.254.169.254]/latest/meta-data/", /IPv4-translated address ::ffff:0:a9fe:a9fe /],
     ["http://[0:0:0:0:ffff:0:7f00:1]:8080/", /IPv4-translated address ::ffff:0:7f00:1 /],
     ["http://[::ffff:0:8.8.8.8]/", /IPv4-translated address ::ffff:0:808:808 /],
     ["http://[64:ff9b:1::a9fe:a9fe]/", /local-use NAT64 address 64:ff9b:1::a9fe:a9fe /],
     ["http://[64:ff9b:1::8.8.8.8]/", /local-use NAT64 address/],
-    ["http://[64:ff9b::169.254.169.254]/", /NAT64 address 64:ff9b::a9fe:a9fe embeds cloud metadata address 169\.254\.169\.254/],
+    [
+      "http://[64:ff9b::169.254.169.254]/",
+      /NAT64 address 64:ff9b::a9fe:a9fe embeds cloud metadata address 169\.254\.169\.254/,
+    ],
     ["http://[64:ff9b::100.64.0.1]/", /NAT64 .* embeds shared \(CGNAT\) address 100\.64\.0\.1/],
     ["http://[2002:c0a8:101::1]/", /6to4 address 2002:c0a8:101::1 embeds private address 192\.168\.1\.1/],
     ["http://[2002:c000:2ff::]/", /6to4 .* embeds documentation address 192\.0\.2\.255/],
@@ -365,7 +396,10 @@ describe("checkTarget: IPv4-translated and other IPv6 that carry an IPv4 address
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 0xffff_ffff }), fc.boolean(), (n, allowLoopback) => {
         const dotted = [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join(".");
-        expect(checkTarget(`http://[::ffff:0:${dotted}]/`, { allowLoopback })).toMatchObject({ ok: false, reason: expect.stringContaining("IPv4-translated") });
+        expect(checkTarget(`http://[::ffff:0:${dotted}]/`, { allowLoopback })).toMatchObject({
+          ok: false,
+          reason: expect.stringContaining("IPv4-translated"),
+        });
       }),
     );
   });

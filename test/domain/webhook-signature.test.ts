@@ -99,7 +99,9 @@ describe("webhook signatures: round trip", () => {
     expect(await verify("whsec_other", { signature, timestamp: String(ts) }, body)).toBe(false);
     expect(await verify(secret, { signature, timestamp: String(ts + 1) }, body)).toBe(false);
     const old = ts - 3600;
-    expect(await verify(secret, { signature: await sign(secret, old, body), timestamp: String(old) }, body)).toBe(false);
+    expect(await verify(secret, { signature: await sign(secret, old, body), timestamp: String(old) }, body)).toBe(
+      false,
+    );
     expect(await verify(secret, { signature: null, timestamp: String(ts) }, body)).toBe(false);
   });
 });

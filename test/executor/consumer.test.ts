@@ -10,7 +10,15 @@ import type { SettleReport, StartRequest, StartResult } from "../../src/domain/e
 import type { Env } from "../../src/env";
 import { consumeScrapeBatch } from "../../src/executor/consumer";
 
-type FakeMessage = { id: string; body: unknown; attempts: number; acked: boolean; retried: boolean; ack(): void; retry(): void };
+type FakeMessage = {
+  id: string;
+  body: unknown;
+  attempts: number;
+  acked: boolean;
+  retried: boolean;
+  ack(): void;
+  retry(): void;
+};
 
 function message(batchId: string, itemId: string, dispatch = 1): FakeMessage {
   return {
@@ -62,14 +70,23 @@ const run = (batchId: string, itemId: string): StartResult => ({
 });
 
 async function consume(messages: FakeMessage[], env: Env) {
-  await consumeScrapeBatch({ queue: "scrape-items", messages, ackAll() {}, retryAll() {} } as unknown as MessageBatch<unknown>, env);
+  await consumeScrapeBatch(
+    { queue: "scrape-items", messages, ackAll() {}, retryAll() {} } as unknown as MessageBatch<unknown>,
+    env,
+  );
 }
 
 describe("queue consumer", () => {
   it("asks each batch object once per queue batch, for its messages in order", async () => {
     const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
     const items = Array.from({ length: 5 }, () => crypto.randomUUID());
-    const messages = [message(a, items[0]!), message(b, items[1]!), message(a, items[2]!), message(b, items[3]!), message(a, items[4]!)];
+    const messages = [
+      message(a, items[0]!),
+      message(b, items[1]!),
+      message(a, items[2]!),
+      message(b, items[3]!),
+      message(a, items[4]!),
+    ];
     const fake = fakeBatches((batchId, requests) => requests.map((r) => run(batchId, r.itemId)));
     await consume(messages, fake.env);
     expect(fake.starts).toHaveLength(2);
@@ -78,7 +95,9 @@ describe("queue consumer", () => {
     // Every item was refused by the target rules: settled as failed, not retryable, through settleItems.
     const reports = fake.settles.flatMap((s) => s.reports);
     expect(reports.map((r) => r.itemId).sort()).toEqual([...items].sort());
-    expect(reports.every((r) => r.outcome === "failed" && r.error.code === "BLOCKED_TARGET" && r.retryable === false)).toBe(true);
+    expect(
+      reports.every((r) => r.outcome === "failed" && r.error.code === "BLOCKED_TARGET" && r.retryable === false),
+    ).toBe(true);
     expect(fake.settles.length).toBeLessThan(reports.length); // grouped: they finished together
     expect(messages.every((m) => m.acked && !m.retried)).toBe(true);
   });
@@ -86,7 +105,9 @@ describe("queue consumer", () => {
   it("acks dropped messages without running them", async () => {
     const batchId = crypto.randomUUID();
     const items = [crypto.randomUUID(), crypto.randomUUID()];
-    const fake = fakeBatches((id, requests) => requests.map((r, i) => (i === 0 ? { action: "drop", reason: "BATCH_CANCELLED" } : run(id, r.itemId))));
+    const fake = fakeBatches((id, requests) =>
+      requests.map((r, i) => (i === 0 ? { action: "drop", reason: "BATCH_CANCELLED" } : run(id, r.itemId))),
+    );
     const messages = items.map((itemId) => message(batchId, itemId));
     await consume(messages, fake.env);
     expect(fake.settles.flatMap((s) => s.reports.map((r) => r.itemId))).toEqual([items[1]]);
@@ -95,10 +116,20 @@ describe("queue consumer", () => {
 
   it("a batch object that fails to answer has only its own messages retried", async () => {
     const [down, up] = [crypto.randomUUID(), crypto.randomUUID()];
-    const fake = fakeBatches((batchId, requests) => (batchId === down ? new Error("object reset") : requests.map((r) => run(batchId, r.itemId))));
-    const messages = [message(down, crypto.randomUUID()), message(up, crypto.randomUUID()), message(down, crypto.randomUUID())];
+    const fake = fakeBatches((batchId, requests) =>
+      batchId === down ? new Error("object reset") : requests.map((r) => run(batchId, r.itemId)),
+    );
+    const messages = [
+      message(down, crypto.randomUUID()),
+      message(up, crypto.randomUUID()),
+      message(down, crypto.randomUUID()),
+    ];
     await consume(messages, fake.env);
-    expect(messages.map((m) => [m.acked, m.retried])).toEqual([[false, true], [true, false], [false, true]]);
+    expect(messages.map((m) => [m.acked, m.retried])).toEqual([
+      [false, true],
+      [true, false],
+      [false, true],
+    ]);
     expect(fake.settles.flatMap((s) => s.reports)).toHaveLength(1);
   });
 
@@ -134,7 +165,8 @@ describe("queue consumer: one hostile page holds nothing else up", () => {
     const fetchSpy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input) => {
       const url = input instanceof Request ? input.url : String(input);
       if (url === normalUrl) await Promise.race([paused, hostileDone]);
-      const html = url === hostileUrl ? hostileHtml : "<html><head><title>Normal</title></head><body><p>fine</p></body></html>";
+      const html =
+        url === hostileUrl ? hostileHtml : "<html><head><title>Normal</title></head><body><p>fine</p></body></html>";
       return new Response(html, { headers: { "content-type": "text/html" } });
     });
 
@@ -142,14 +174,19 @@ describe("queue consumer: one hostile page holds nothing else up", () => {
       requests.map((r) => ({ ...run(batchId, r.itemId), url: batchId === hostileBatch ? hostileUrl : normalUrl })),
     );
     const settleItems = (batchId: string) => async (reports: SettleReport[]) => {
-      for (const r of reports) order.push(`${batchId === hostileBatch ? "hostile" : "normal"}:${r.outcome === "failed" ? r.error.code : r.outcome}`);
+      for (const r of reports)
+        order.push(
+          `${batchId === hostileBatch ? "hostile" : "normal"}:${r.outcome === "failed" ? r.error.code : r.outcome}`,
+        );
       if (batchId === hostileBatch) hostileSettled();
       return reports.map(() => ({ ok: true, outcome: "settled" }));
     };
     const testEnv = {
       ...env,
       EXTRACT_MAX_ELEMENTS: "5000",
-      BATCH: { getByName: (batchId: string) => ({ ...fake.env.BATCH.getByName(batchId), settleItems: settleItems(batchId) }) },
+      BATCH: {
+        getByName: (batchId: string) => ({ ...fake.env.BATCH.getByName(batchId), settleItems: settleItems(batchId) }),
+      },
     } as unknown as Env;
     const messages = [message(hostileBatch, crypto.randomUUID()), message(normalBatch, crypto.randomUUID())];
     try {

@@ -27,7 +27,10 @@ function markdownTargets(markdown: string): string[] {
 
 /** Blocks of consecutive lines that start with `|`: the pipe tables. */
 function tables(markdown: string): string[][] {
-  return markdown.split("\n\n").map((block) => block.split("\n")).filter((lines) => lines.every((l) => l.startsWith("|")));
+  return markdown
+    .split("\n\n")
+    .map((block) => block.split("\n"))
+    .filter((lines) => lines.every((l) => l.startsWith("|")));
 }
 
 const unescapedPipes = (line: string): number => line.replace(/\\./g, "").split("|").length - 1;
@@ -46,18 +49,29 @@ function windows1252(text: string): Uint8Array {
 
 /** Shift_JIS bytes for the few characters the tests use. */
 const SHIFT_JIS: Record<string, number[]> = {
-  日: [0x93, 0xfa], 本: [0x96, 0x7b], 語: [0x8c, 0xea], の: [0x82, 0xcc], ペ: [0x83, 0x79], ー: [0x81, 0x5b], ジ: [0x83, 0x57],
-  東: [0x93, 0x8c], 京: [0x8b, 0x9e],
+  日: [0x93, 0xfa],
+  本: [0x96, 0x7b],
+  語: [0x8c, 0xea],
+  の: [0x82, 0xcc],
+  ペ: [0x83, 0x79],
+  ー: [0x81, 0x5b],
+  ジ: [0x83, 0x57],
+  東: [0x93, 0x8c],
+  京: [0x8b, 0x9e],
 };
 function shiftJis(text: string): Uint8Array {
-  return Uint8Array.from([...text].flatMap((ch) => SHIFT_JIS[ch] ?? (ch.charCodeAt(0) < 0x80 ? [ch.charCodeAt(0)] : [])));
+  return Uint8Array.from(
+    [...text].flatMap((ch) => SHIFT_JIS[ch] ?? (ch.charCodeAt(0) < 0x80 ? [ch.charCodeAt(0)] : [])),
+  );
 }
 
 describe("toMarkdown: exact output for small pages", () => {
   it("nests ordered and unordered lists three levels deep, items without end tags included", async () => {
     const html = `<ol><li>One<ul><li>Alpha<ol start="3"><li>deep<li>deeper</ol><li>Beta</ul><li>Two</ol><ul><li>x<li>y</ul>`;
     expect(await md(html)).toBe(
-      ["1. One", "   - Alpha", "     3. deep", "     4. deeper", "   - Beta", "2. Two", "", "- x", "- y", ""].join("\n"),
+      ["1. One", "   - Alpha", "     3. deep", "     4. deeper", "   - Beta", "2. Two", "", "- x", "- y", ""].join(
+        "\n",
+      ),
     );
   });
 
@@ -69,9 +83,7 @@ describe("toMarkdown: exact output for small pages", () => {
   it("renders a table with th as a pipe table: escaped pipes, flattened cells, colspan, short rows padded", async () => {
     const html = `<table><thead><tr><th>Name<th>Value</thead>
       <tr><td>a|b<td>line<br>break</tr><tr><td colspan="2">wide</td></tr><tr><td>short</tr></table>`;
-    expect(await md(html)).toBe(
-      "| Name | Value |\n| --- | --- |\n| a\\|b | line break |\n| wide |  |\n| short |  |\n",
-    );
+    expect(await md(html)).toBe("| Name | Value |\n| --- | --- |\n| a\\|b | line break |\n| wide |  |\n| short |  |\n");
   });
 
   it("uses the first row as header when a table has no th", async () => {
@@ -149,9 +161,9 @@ const s = \`\`\`;
   });
 
   it("escapes text that would read as Markdown", async () => {
-    expect(await md("<p>2024. A year</p><p># not a heading</p><p>- not a list</p><p>a *star* [x] snake_case _u_</p>")).toBe(
-      "2024\\. A year\n\n\\# not a heading\n\n\\- not a list\n\na \\*star\\* \\[x\\] snake_case \\_u\\_\n",
-    );
+    expect(
+      await md("<p>2024. A year</p><p># not a heading</p><p>- not a list</p><p>a *star* [x] snake_case _u_</p>"),
+    ).toBe("2024\\. A year\n\n\\# not a heading\n\n\\- not a list\n\na \\*star\\* \\[x\\] snake_case \\_u\\_\n");
   });
 
   it("closes <p>, <li>, <td> and <tr> whose end tags the HTML leaves out", async () => {
@@ -175,10 +187,28 @@ describe("toMarkdown: properties of the fixtures", () => {
 
   it.each(fixtures)("%s: no script or CSS text, no chrome", async (_name, html, url) => {
     const markdown = await toMarkdown(html, url);
-    for (const leak of ["dataLayer", "gtag", "font-family", "@context", "line-height", "__DOCS__", "ecommerce", "createElement", "Advertisement"]) {
+    for (const leak of [
+      "dataLayer",
+      "gtag",
+      "font-family",
+      "@context",
+      "line-height",
+      "__DOCS__",
+      "ecommerce",
+      "createElement",
+      "Advertisement",
+    ]) {
       expect(markdown).not.toContain(leak);
     }
-    for (const chrome of ["Most read", "Privacy policy", "Related", "Topics:", "Search the site", "licensed under", "Terms"]) {
+    for (const chrome of [
+      "Most read",
+      "Privacy policy",
+      "Related",
+      "Topics:",
+      "Search the site",
+      "licensed under",
+      "Terms",
+    ]) {
       expect(markdown).not.toContain(chrome);
     }
   });
@@ -209,11 +239,19 @@ describe("toMarkdown: properties of the fixtures", () => {
 
   it("article: title from the h1, content from <main>, quotes and links intact", async () => {
     const markdown = await toMarkdown(article, ARTICLE_URL);
-    expect(markdown.startsWith("# River Thames reaches record low after driest summer\n\n[Drought](https://news.example.co.uk/climate/drought)\n")).toBe(true);
+    expect(
+      markdown.startsWith(
+        "# River Thames reaches record low after driest summer\n\n[Drought](https://news.example.co.uk/climate/drought)\n",
+      ),
+    ).toBe(true);
     expect(markdown.match(/^# /gm)).toHaveLength(1);
     expect(markdown).toContain("> “We’ve never seen anything like it.");
-    expect(markdown).toContain("[publish an FAQ](https://news.example.co.uk/water/hosepipe-ban-faq?src=article&utm_medium=web)");
-    expect(markdown).toContain("![Dry riverbed near Lechlade](https://news.example.co.uk/img/2024/08/thames-lechlade.jpg)");
+    expect(markdown).toContain(
+      "[publish an FAQ](https://news.example.co.uk/water/hosepipe-ban-faq?src=article&utm_medium=web)",
+    );
+    expect(markdown).toContain(
+      "![Dry riverbed near Lechlade](https://news.example.co.uk/img/2024/08/thames-lechlade.jpg)",
+    );
     expect(markdown).toContain("1.2 million customers");
   });
 
@@ -236,7 +274,9 @@ describe("toMarkdown: properties of the fixtures", () => {
       "| [![Stainless spade](https://shop.example.com/catalog/images/spade-123.jpg)](https://shop.example.com/catalog/garden/spade-123.html) | " +
         "[Stainless \\| steel spade](https://shop.example.com/catalog/garden/spade-123.html) | €34.99 | Yes |",
     );
-    expect(markdown).toContain("[![Dutch hoe](https://cdn.example.com/images/hoe-5.jpg)](https://shop.example.com/offers/hoe-5.html)");
+    expect(markdown).toContain(
+      "[![Dutch hoe](https://cdn.example.com/images/hoe-5.jpg)](https://shop.example.com/offers/hoe-5.html)",
+    );
     expect(markdown).toContain("[Digging fork ash handle]");
     expect(markdown).not.toContain("data:image");
   });
@@ -244,17 +284,22 @@ describe("toMarkdown: properties of the fixtures", () => {
 
 describe("extractJson", () => {
   it("returns every field of the article fixture exactly", async () => {
-    const json = await extractJson(article, { url: "http://news.example.co.uk/s/abc", finalUrl: ARTICLE_URL, statusCode: 200 }, {
-      headings: "main h2",
-      byline: "article .byline a",
-      quote: "blockquote p",
-    });
+    const json = await extractJson(
+      article,
+      { url: "http://news.example.co.uk/s/abc", finalUrl: ARTICLE_URL, statusCode: 200 },
+      {
+        headings: "main h2",
+        byline: "article .byline a",
+        quote: "blockquote p",
+      },
+    );
     expect(json).toEqual({
       url: "http://news.example.co.uk/s/abc",
       finalUrl: ARTICLE_URL,
       statusCode: 200,
       title: "River Thames reaches record low after driest summer | The Daily Example",
-      description: "Water levels on the upper Thames have fallen to their lowest since records began, the Environment Agency says.",
+      description:
+        "Water levels on the upper Thames have fallen to their lowest since records began, the Environment Agency says.",
       lang: "en-GB",
       links: [
         "https://news.example.co.uk/",
@@ -273,16 +318,22 @@ describe("extractJson", () => {
         "https://news.example.co.uk/world/2024/08/olympics-closing",
         "https://news.example.co.uk/privacy",
       ],
-      text: expect.stringMatching(/^Skip to main content UK World Climate Shop Search Drought River Thames reaches record low/),
+      text: expect.stringMatching(
+        /^Skip to main content UK World Climate Shop Search Drought River Thames reaches record low/,
+      ),
       selectors: {
         headings: ["Related", "What happens next?"],
         byline: ["Jane Rivers"],
-        quote: ["“We’ve never seen anything like it. The fish are trapped in pools that shrink every day.”", "— Tom Ferris, a farmer at Ewen"],
+        quote: [
+          "“We’ve never seen anything like it. The fish are trapped in pools that shrink every day.”",
+          "— Tom Ferris, a farmer at Ewen",
+        ],
       },
     });
     expect(json.text).toContain("shrink every day.” — Tom Ferris");
     expect(json.text).toMatch(/All rights reserved\. Privacy policy \| UK$/);
-    for (const leak of ["dataLayer", "font-family", "@context", "logo", "Advertisement", "pixel"]) expect(json.text).not.toContain(leak);
+    for (const leak of ["dataLayer", "font-family", "@context", "logo", "Advertisement", "pixel"])
+      expect(json.text).not.toContain(leak);
   });
 
   it("falls back to og:description, and to null when a field is missing", async () => {
@@ -293,7 +344,14 @@ describe("extractJson", () => {
       "en",
     ]);
     const bare = await extractJson("<p>hi</p>", page(BASE));
-    expect([bare.title, bare.description, bare.lang, bare.links, bare.text, bare.selectors]).toEqual([null, null, null, [], "hi", {}]);
+    expect([bare.title, bare.description, bare.lang, bare.links, bare.text, bare.selectors]).toEqual([
+      null,
+      null,
+      null,
+      [],
+      "hi",
+      {},
+    ]);
   });
 
   it("resolves links against <base href>, drops fragment-only, javascript: and mailto:, de-duplicates in order", async () => {
@@ -413,6 +471,10 @@ describe("parseHtml", () => {
     const { root } = await parseHtml("<ul><li>a<br>b<li>c</ul><img src=x><script>if (a<b) x()</script>");
     const shape = (node: (typeof root.children)[number]): unknown =>
       node.kind === "text" ? node.text : { [node.name]: node.children.map(shape) };
-    expect(root.children.map(shape)).toEqual([{ ul: [{ li: ["a", { br: [] }, "b"] }, { li: ["c"] }] }, { img: [] }, { script: ["if (a<b) x()"] }]);
+    expect(root.children.map(shape)).toEqual([
+      { ul: [{ li: ["a", { br: [] }, "b"] }, { li: ["c"] }] },
+      { img: [] },
+      { script: ["if (a<b) x()"] },
+    ]);
   });
 });

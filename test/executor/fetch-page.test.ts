@@ -3,7 +3,11 @@ import { DEFAULT_FETCH_POLICY, fetchPage, type FetchPolicy } from "../../src/exe
 
 // No test touches the network: every request goes to FakeWeb, which answers from scripted routes.
 
-const POLICY: FetchPolicy = { ...DEFAULT_FETCH_POLICY, timeoutMs: 2_000, userAgent: "TestBot/1.0 (+https://example.org/bot)" };
+const POLICY: FetchPolicy = {
+  ...DEFAULT_FETCH_POLICY,
+  timeoutMs: 2_000,
+  userAgent: "TestBot/1.0 (+https://example.org/bot)",
+};
 const ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
 
 interface RecordedCall {
@@ -46,13 +50,20 @@ class FakeWeb {
   };
 }
 
-const html = (text = "<p>hello</p>", headers: Record<string, string> = {}): Route => () =>
-  new Response(text, { headers: { "content-type": "text/html; charset=utf-8", ...headers } });
+const html =
+  (text = "<p>hello</p>", headers: Record<string, string> = {}): Route =>
+  () =>
+    new Response(text, { headers: { "content-type": "text/html; charset=utf-8", ...headers } });
 
-const redirectTo = (location: string, status = 302): Route => () => new Response(null, { status, headers: { location } });
+const redirectTo =
+  (location: string, status = 302): Route =>
+  () =>
+    new Response(null, { status, headers: { location } });
 
-const status = (code: number, headers: Record<string, string> = {}): Route => () =>
-  new Response(`status ${code}`, { status: code, headers: { "content-type": "text/html", ...headers } });
+const status =
+  (code: number, headers: Record<string, string> = {}): Route =>
+  () =>
+    new Response(`status ${code}`, { status: code, headers: { "content-type": "text/html", ...headers } });
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -119,7 +130,10 @@ describe("fetchPage: success", () => {
 
   it("returns bytes undecoded, whatever the charset", async () => {
     const latin1 = new Uint8Array([0x3c, 0x70, 0x3e, 0xe9, 0xff, 0x00]);
-    const web = new FakeWeb().on("https://example.com/", () => new Response(latin1, { headers: { "content-type": "text/html; charset=iso-8859-1" } }));
+    const web = new FakeWeb().on(
+      "https://example.com/",
+      () => new Response(latin1, { headers: { "content-type": "text/html; charset=iso-8859-1" } }),
+    );
     const result = await fetchPage("https://example.com/", POLICY, web.fetch);
     expect(result.ok && [...result.body]).toEqual([...latin1]);
   });
@@ -143,17 +157,17 @@ describe("fetchPage: success", () => {
     expect(result.ok && result.body.byteLength).toBe(0);
   });
 
-  it.each([
-    "text/html",
-    "TEXT/HTML; charset=Shift_JIS",
-    "application/xhtml+xml",
-    "text/plain; charset=utf-8",
-    "",
-  ])("accepts content type %j", async (contentType) => {
-    const web = new FakeWeb().on("https://example.com/", () => new Response("x", { headers: { "content-type": contentType } }));
-    const result = await fetchPage("https://example.com/", POLICY, web.fetch);
-    expect(result.ok).toBe(true);
-  });
+  it.each(["text/html", "TEXT/HTML; charset=Shift_JIS", "application/xhtml+xml", "text/plain; charset=utf-8", ""])(
+    "accepts content type %j",
+    async (contentType) => {
+      const web = new FakeWeb().on(
+        "https://example.com/",
+        () => new Response("x", { headers: { "content-type": contentType } }),
+      );
+      const result = await fetchPage("https://example.com/", POLICY, web.fetch);
+      expect(result.ok).toBe(true);
+    },
+  );
 
   it("accepts a response without Content-Type", async () => {
     const web = new FakeWeb().on("https://example.com/", () => new Response(new Uint8Array([0x78])));
@@ -168,7 +182,12 @@ describe("fetchPage: redirects", () => {
       .on("https://example.com/a/b", redirectTo("../c?x=1"))
       .on("https://example.com/c?x=1", html());
     const result = await fetchPage("https://example.com/a/b", POLICY, web.fetch);
-    expect(result).toMatchObject({ ok: true, url: "https://example.com/a/b", finalUrl: "https://example.com/c?x=1", redirects: 1 });
+    expect(result).toMatchObject({
+      ok: true,
+      url: "https://example.com/a/b",
+      finalUrl: "https://example.com/c?x=1",
+      redirects: 1,
+    });
     expect(web.urls).toEqual(["https://example.com/a/b", "https://example.com/c?x=1"]);
   });
 
@@ -183,7 +202,9 @@ describe("fetchPage: redirects", () => {
   });
 
   it.each([301, 302, 303, 307, 308])("follows %i", async (code) => {
-    const web = new FakeWeb().on("https://example.com/", redirectTo("/next", code)).on("https://example.com/next", html());
+    const web = new FakeWeb()
+      .on("https://example.com/", redirectTo("/next", code))
+      .on("https://example.com/next", html());
     const result = await fetchPage("https://example.com/", POLICY, web.fetch);
     expect(result).toMatchObject({ ok: true, finalUrl: "https://example.com/next", redirects: 1 });
   });
@@ -238,7 +259,10 @@ describe("fetchPage: redirects", () => {
   });
 
   it("a 300 with Location is an answer, not a hop", async () => {
-    const web = new FakeWeb().on("https://example.com/", () => new Response(null, { status: 300, headers: { location: "/a" } }));
+    const web = new FakeWeb().on(
+      "https://example.com/",
+      () => new Response(null, { status: 300, headers: { location: "/a" } }),
+    );
     const result = await fetchPage("https://example.com/", POLICY, web.fetch);
     expect(result).toMatchObject({ ok: false, retryable: false, code: "HTTP_300", statusCode: 300 });
     expect(web.calls).toHaveLength(1);
@@ -272,9 +296,7 @@ describe("fetchPage: target safety", () => {
     ["http://[5f00::1]/", /SRv6 SID address 5f00::1 /],
     ["file:///etc/passwd", /scheme file/],
   ])("refuses a redirect to %s without requesting it", async (target, reason) => {
-    const web = new FakeWeb()
-      .on("https://example.com/", redirectTo(target))
-      .on(target, html("must never be fetched"));
+    const web = new FakeWeb().on("https://example.com/", redirectTo(target)).on(target, html("must never be fetched"));
     const result = await fetchPage("https://example.com/", POLICY, web.fetch);
     expect(result).toEqual({
       ok: false,
@@ -317,7 +339,11 @@ describe("fetchPage: target safety", () => {
   it("refuses a redirect to an IPv4-translated address even with allowLoopback on", async () => {
     const web = new FakeWeb().on("https://example.com/", redirectTo("http://[::ffff:0:7f00:1]:8787/"));
     const result = await fetchPage("https://example.com/", { ...POLICY, allowLoopback: true }, web.fetch);
-    expect(result).toMatchObject({ ok: false, code: "BLOCKED_TARGET", message: expect.stringContaining("IPv4-translated") });
+    expect(result).toMatchObject({
+      ok: false,
+      code: "BLOCKED_TARGET",
+      message: expect.stringContaining("IPv4-translated"),
+    });
     expect(web.calls).toHaveLength(1);
   });
 
@@ -347,7 +373,9 @@ describe("fetchPage: target safety", () => {
 
 describe("fetchPage: status classification", () => {
   it.each([400, 401, 403, 404, 410, 451])("%i is permanent", async (code) => {
-    const web = new FakeWeb().on("https://example.com/old", redirectTo("/gone")).on("https://example.com/gone", status(code));
+    const web = new FakeWeb()
+      .on("https://example.com/old", redirectTo("/gone"))
+      .on("https://example.com/gone", status(code));
     const result = await fetchPage("https://example.com/old", POLICY, web.fetch);
     expect(result).toMatchObject({
       ok: false,
@@ -361,24 +389,45 @@ describe("fetchPage: status classification", () => {
   it.each([408, 429, 500, 502, 503, 504, 599])("%i is retryable", async (code) => {
     const web = new FakeWeb().on("https://example.com/", status(code));
     const result = await fetchPage("https://example.com/", POLICY, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: `HTTP_${code}`, statusCode: code, finalUrl: "https://example.com/" });
+    expect(result).toMatchObject({
+      ok: false,
+      retryable: true,
+      code: `HTTP_${code}`,
+      statusCode: code,
+      finalUrl: "https://example.com/",
+    });
     expect(result).not.toHaveProperty("retryAfterSeconds");
   });
 
   it("429 with Retry-After: 7 waits 7 seconds", async () => {
     const web = new FakeWeb().on("https://example.com/", status(429, { "retry-after": "7" }));
     const result = await fetchPage("https://example.com/", POLICY, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "HTTP_429", statusCode: 429, retryAfterSeconds: 7 });
+    expect(result).toMatchObject({
+      ok: false,
+      retryable: true,
+      code: "HTTP_429",
+      statusCode: 429,
+      retryAfterSeconds: 7,
+    });
   });
 
   it("429 with Retry-After as an HTTP date waits until then", async () => {
     // On a fake clock standing at a whole second, 120 s before the date: exactly 120, and
     // 121 with the clock 0.5 s earlier (a part second counts as a whole one).
-    for (const [now, seconds] of [[1_700_000_000_000, 120], [1_699_999_999_500, 121]] as const) {
+    for (const [now, seconds] of [
+      [1_700_000_000_000, 120],
+      [1_699_999_999_500, 121],
+    ] as const) {
       vi.useFakeTimers({ now });
       try {
-        const web = new FakeWeb().on("https://example.com/", status(429, { "retry-after": new Date(1_700_000_120_000).toUTCString() }));
-        expect(await fetchPage("https://example.com/", POLICY, web.fetch)).toMatchObject({ code: "HTTP_429", retryAfterSeconds: seconds });
+        const web = new FakeWeb().on(
+          "https://example.com/",
+          status(429, { "retry-after": new Date(1_700_000_120_000).toUTCString() }),
+        );
+        expect(await fetchPage("https://example.com/", POLICY, web.fetch)).toMatchObject({
+          code: "HTTP_429",
+          retryAfterSeconds: seconds,
+        });
       } finally {
         vi.useRealTimers();
       }
@@ -432,7 +481,13 @@ describe("fetchPage: timeouts", () => {
   it("times out waiting for headers (fetch honours the signal)", async () => {
     const web = new FakeWeb().on("https://example.com/", (call) => waitForAbort(call.signal));
     const result = await atDeadline("https://example.com/", FAST, web);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", finalUrl: "https://example.com/", durationMs: 50 });
+    expect(result).toMatchObject({
+      ok: false,
+      retryable: true,
+      code: "TIMEOUT",
+      finalUrl: "https://example.com/",
+      durationMs: 50,
+    });
   });
 
   it("times out waiting for headers even when fetch ignores the signal", async () => {
@@ -449,9 +504,19 @@ describe("fetchPage: timeouts", () => {
 
   it("times out on a body that stalls after the first chunk, and cancels it", async () => {
     const { stream, state } = scriptedBody(1, 10, true);
-    const web = new FakeWeb().on("https://example.com/", () => new Response(stream, { headers: { "content-type": "text/html" } }));
+    const web = new FakeWeb().on(
+      "https://example.com/",
+      () => new Response(stream, { headers: { "content-type": "text/html" } }),
+    );
     const result = await atDeadline("https://example.com/", FAST, web);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", statusCode: 200, finalUrl: "https://example.com/", durationMs: 50 });
+    expect(result).toMatchObject({
+      ok: false,
+      retryable: true,
+      code: "TIMEOUT",
+      statusCode: 200,
+      finalUrl: "https://example.com/",
+      durationMs: 50,
+    });
     await vi.advanceTimersByTimeAsync(0);
     expect(state.cancelled).toBe(true);
   });
@@ -465,17 +530,22 @@ describe("fetchPage: timeouts", () => {
         controller.enqueue(new Uint8Array([0x61]));
       },
     });
-    const web = new FakeWeb().on("https://example.com/", () => new Response(trickle, { headers: { "content-type": "text/html" } }));
+    const web = new FakeWeb().on(
+      "https://example.com/",
+      () => new Response(trickle, { headers: { "content-type": "text/html" } }),
+    );
     const result = await atDeadline("https://example.com/", FAST, web);
     expect(result).toMatchObject({ ok: false, retryable: true, code: "TIMEOUT", statusCode: 200, durationMs: 50 });
     expect(sent).toBeGreaterThan(1); // it kept sending: no read ever waited long
   });
 
   it("one deadline covers the whole redirect chain", async () => {
-    const slowHop = (route: Route): Route => async (call) => {
-      await sleep(30);
-      return route(call);
-    };
+    const slowHop =
+      (route: Route): Route =>
+      async (call) => {
+        await sleep(30);
+        return route(call);
+      };
     const web = new FakeWeb()
       .on("https://example.com/0", slowHop(redirectTo("/1")))
       .on("https://example.com/1", slowHop(redirectTo("/2")))
@@ -497,7 +567,13 @@ describe("fetchPage: body size and type", () => {
       () => new Response(stream, { headers: { "content-type": "text/html", "content-length": "6144" } }),
     );
     const result = await fetchPage("https://example.com/", SMALL, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: false, code: "TOO_LARGE", statusCode: 200, finalUrl: "https://example.com/" });
+    expect(result).toMatchObject({
+      ok: false,
+      retryable: false,
+      code: "TOO_LARGE",
+      statusCode: 200,
+      finalUrl: "https://example.com/",
+    });
     expect(result.ok === false && result.message).toMatch(/Content-Length 6144/);
     await sleep(0);
     expect(state.cancelled).toBe(true);
@@ -505,7 +581,10 @@ describe("fetchPage: body size and type", () => {
 
   it("stops a streamed body without Content-Length once it passes the cap", async () => {
     const { stream, state } = scriptedBody(100, 1_024);
-    const web = new FakeWeb().on("https://example.com/", () => new Response(stream, { headers: { "content-type": "text/html" } }));
+    const web = new FakeWeb().on(
+      "https://example.com/",
+      () => new Response(stream, { headers: { "content-type": "text/html" } }),
+    );
     const result = await fetchPage("https://example.com/", SMALL, web.fetch);
     expect(result).toMatchObject({ ok: false, retryable: false, code: "TOO_LARGE", statusCode: 200 });
     await sleep(0);
@@ -523,7 +602,9 @@ describe("fetchPage: body size and type", () => {
         controller.close();
       },
     });
-    const compressed = new Uint8Array(await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    const compressed = new Uint8Array(
+      await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+    );
     expect(compressed.byteLength).toBeLessThan(1024 * 1024); // under the cap: Content-Length does not stop it
     let decoded = 0;
     const counting = new TransformStream<Uint8Array, Uint8Array>({
@@ -532,10 +613,19 @@ describe("fetchPage: body size and type", () => {
         controller.enqueue(chunk);
       },
     });
-    const web = new FakeWeb().on("https://example.com/bomb", () =>
-      new Response(new Response(compressed).body!.pipeThrough(new DecompressionStream("gzip")).pipeThrough(counting), {
-        headers: { "content-type": "text/html", "content-encoding": "gzip", "content-length": String(compressed.byteLength) },
-      }),
+    const web = new FakeWeb().on(
+      "https://example.com/bomb",
+      () =>
+        new Response(
+          new Response(compressed).body!.pipeThrough(new DecompressionStream("gzip")).pipeThrough(counting),
+          {
+            headers: {
+              "content-type": "text/html",
+              "content-encoding": "gzip",
+              "content-length": String(compressed.byteLength),
+            },
+          },
+        ),
     );
     const result = await fetchPage("https://example.com/bomb", { ...POLICY, maxBytes: 1024 * 1024 }, web.fetch);
     expect(result).toMatchObject({ ok: false, retryable: false, code: "TOO_LARGE", statusCode: 200 });
@@ -546,7 +636,10 @@ describe("fetchPage: body size and type", () => {
 
   it("accepts a body of exactly maxBytes", async () => {
     const { stream } = scriptedBody(4, 1_024);
-    const web = new FakeWeb().on("https://example.com/", () => new Response(stream, { headers: { "content-type": "text/html" } }));
+    const web = new FakeWeb().on(
+      "https://example.com/",
+      () => new Response(stream, { headers: { "content-type": "text/html" } }),
+    );
     const result = await fetchPage("https://example.com/", SMALL, web.fetch);
     expect(result.ok && result.body.byteLength).toBe(4_096);
   });
@@ -555,7 +648,10 @@ describe("fetchPage: body size and type", () => {
     "refuses %s without reading the body",
     async (contentType) => {
       const { stream, state } = scriptedBody(3, 100);
-      const web = new FakeWeb().on("https://example.com/", () => new Response(stream, { headers: { "content-type": contentType } }));
+      const web = new FakeWeb().on(
+        "https://example.com/",
+        () => new Response(stream, { headers: { "content-type": contentType } }),
+      );
       const result = await fetchPage("https://example.com/", POLICY, web.fetch);
       expect(result).toMatchObject({
         ok: false,
@@ -603,15 +699,29 @@ describe("fetchPage: network errors", () => {
         controller.enqueue(new Uint8Array([0x3c]));
       },
     });
-    const web = new FakeWeb().on("https://example.com/", () => new Response(stream, { headers: { "content-type": "text/html" } }));
+    const web = new FakeWeb().on(
+      "https://example.com/",
+      () => new Response(stream, { headers: { "content-type": "text/html" } }),
+    );
     const result = await fetchPage("https://example.com/", POLICY, web.fetch);
-    expect(result).toMatchObject({ ok: false, retryable: true, code: "FETCH_FAILED", statusCode: 200, message: expect.stringMatching(/connection reset/) });
+    expect(result).toMatchObject({
+      ok: false,
+      retryable: true,
+      code: "FETCH_FAILED",
+      statusCode: 200,
+      message: expect.stringMatching(/connection reset/),
+    });
   });
 });
 
 describe("DEFAULT_FETCH_POLICY", () => {
   it("has the documented defaults", () => {
-    expect(DEFAULT_FETCH_POLICY).toMatchObject({ timeoutMs: 15_000, maxBytes: 5 * 1024 * 1024, maxRedirects: 5, allowLoopback: false });
+    expect(DEFAULT_FETCH_POLICY).toMatchObject({
+      timeoutMs: 15_000,
+      maxBytes: 5 * 1024 * 1024,
+      maxRedirects: 5,
+      allowLoopback: false,
+    });
     expect(DEFAULT_FETCH_POLICY.userAgent).toMatch(/^BatchScrapeBot\/1\.0 \(\+https:\/\//);
   });
 });

@@ -8,7 +8,13 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { resultKey } from "../../src/domain/executor-contract";
 import type { Env } from "../../src/env";
-import { DEFAULT_EXTRACTION_LIMITS, ExtractionLimitError, type ExtractionLimit, type ExtractionLimits, WorkBudget } from "../../src/executor/budget";
+import {
+  DEFAULT_EXTRACTION_LIMITS,
+  ExtractionLimitError,
+  type ExtractionLimit,
+  type ExtractionLimits,
+  WorkBudget,
+} from "../../src/executor/budget";
 import { extractJson } from "../../src/executor/extract-json";
 import { toMarkdown } from "../../src/executor/extract-markdown";
 import { runItem } from "../../src/executor/run-item";
@@ -21,21 +27,48 @@ const PAGE = { url: URL_, finalUrl: URL_, statusCode: 200 };
 
 const body = (inner: string) => `<html><head><title>t</title></head><body>${inner}</body></html>`;
 const manyElements = (n: number) => body("<i>a</i>".repeat(n));
-const nested = (depth: number, inner: string, tag = "div") => body(`<${tag}>`.repeat(depth) + inner + `</${tag}>`.repeat(depth));
+const nested = (depth: number, inner: string, tag = "div") =>
+  body(`<${tag}>`.repeat(depth) + inner + `</${tag}>`.repeat(depth));
 const longAttribute = (length: number) => body(`<a href="/${"a".repeat(length)}">x</a>`);
 const manyEntities = (n: number) => body(`<p>${"&amp;&#x41;&eacute;&nbsp;".repeat(n)}</p>`);
 /** Every UTF-16 unit that `\s` (and trim) treat as space. */
 const SPACES = Array.from({ length: 0x10000 }, (_, c) => String.fromCharCode(c)).filter((ch) => /\s/.test(ch));
 const NON_ASCII_SPACES = SPACES.filter((ch) => ch.charCodeAt(0) > 0x7f);
-const unicodeSpaces = (n: number) => body(`<p><b>x${NON_ASCII_SPACES.join("").repeat(Math.ceil(n / NON_ASCII_SPACES.length)).slice(0, n)}x</b></p>`);
+const unicodeSpaces = (n: number) =>
+  body(
+    `<p><b>x${NON_ASCII_SPACES.join("")
+      .repeat(Math.ceil(n / NON_ASCII_SPACES.length))
+      .slice(0, n)}x</b></p>`,
+  );
 /** Twenty selectors (the API's maximum), all matching most elements. */
 const TWENTY_SELECTORS = Object.fromEntries(
-  ["*", "i", "body *", "body i", ":not(b)", "i:not(b)", "*:not(p)", "html *", "html i", "i:first-of-type", "body > i", "div i", "* i", "html > body > i", "i:nth-child(n)", ":not(span)", ":not(em)", ":not(a)", "[class], i", "i, b"]
-    .map((selector, k) => [`s${k}`, selector]),
+  [
+    "*",
+    "i",
+    "body *",
+    "body i",
+    ":not(b)",
+    "i:not(b)",
+    "*:not(p)",
+    "html *",
+    "html i",
+    "i:first-of-type",
+    "body > i",
+    "div i",
+    "* i",
+    "html > body > i",
+    "i:nth-child(n)",
+    ":not(span)",
+    ":not(em)",
+    ":not(a)",
+    "[class], i",
+    "i, b",
+  ].map((selector, k) => [`s${k}`, selector]),
 );
 
 const limits = (over: Partial<ExtractionLimits> = {}): ExtractionLimits => ({ ...DEFAULT_EXTRACTION_LIMITS, ...over });
-const json = (html: string, budget: WorkBudget, selectors: Record<string, string> = {}) => extractJson(html, PAGE, selectors, budget);
+const json = (html: string, budget: WorkBudget, selectors: Record<string, string> = {}) =>
+  extractJson(html, PAGE, selectors, budget);
 const markdown = (html: string, budget: WorkBudget) => toMarkdown(html, URL_, budget);
 
 /** Runs `extract` and returns the limit error it must stop with, and the work done by then. */
@@ -50,8 +83,20 @@ async function stopped(extract: (budget: WorkBudget) => Promise<unknown>, over: 
 }
 
 /** The work units of a run that completes within the limits. */
-async function workOf(extract: (budget: WorkBudget) => Promise<unknown>, over: Partial<ExtractionLimits> = {}): Promise<number> {
-  const budget = new WorkBudget(limits({ maxElements: 10_000_000, maxTextBytes: 1e9, maxOutputBytes: 1e9, maxSelectorBytes: 1e9, timeoutMs: 1e9, ...over }));
+async function workOf(
+  extract: (budget: WorkBudget) => Promise<unknown>,
+  over: Partial<ExtractionLimits> = {},
+): Promise<number> {
+  const budget = new WorkBudget(
+    limits({
+      maxElements: 10_000_000,
+      maxTextBytes: 1e9,
+      maxOutputBytes: 1e9,
+      maxSelectorBytes: 1e9,
+      timeoutMs: 1e9,
+      ...over,
+    }),
+  );
   await extract(budget);
   return budget.work;
 }
@@ -63,7 +108,10 @@ async function expectLinear(sizes: number[], work: (n: number) => Promise<number
   for (let k = 1; k < sizes.length; k++) {
     const grew = counts[k]! / counts[k - 1]!;
     const input = sizes[k]! / sizes[k - 1]!;
-    expect({ size: sizes[k], grew: Number(grew.toFixed(2)) }).toEqual({ size: sizes[k], grew: expect.toSatisfy((g: number) => g <= input * 1.05) });
+    expect({ size: sizes[k], grew: Number(grew.toFixed(2)) }).toEqual({
+      size: sizes[k],
+      grew: expect.toSatisfy((g: number) => g <= input * 1.05),
+    });
   }
   return counts;
 }
@@ -107,7 +155,9 @@ describe("hostile pages stop at the limit they pass, at once", SLOW, () => {
 
   it("deep nesting with several `*` selectors: EXTRACT_MAX_OUTPUT_BYTES, the total over all of them", async () => {
     const page = nested(250, `<p>${"word ".repeat(800)}</p>`); // 4 kB x 250 = 1 MB a selector
-    const { error } = await stopped((b) => json(page, b, { a: "*", b: "div", c: "body *" }), { maxOutputBytes: 2 * 1024 * 1024 });
+    const { error } = await stopped((b) => json(page, b, { a: "*", b: "div", c: "body *" }), {
+      maxOutputBytes: 2 * 1024 * 1024,
+    });
     expectLimit(error, "maxOutputBytes", 2 * 1024 * 1024, "EXTRACT_MAX_OUTPUT_BYTES");
   });
 
@@ -143,7 +193,11 @@ describe("hostile pages stop at the limit they pass, at once", SLOW, () => {
 
   it("time: EXTRACT_TIMEOUT_MS, checked at each pause while the page is parsed", async () => {
     let clock = 0;
-    const budget = new WorkBudget(limits({ timeoutMs: 50 }), { now: () => (clock += 1), pause: () => Promise.resolve(), sliceUnits: 1_000 });
+    const budget = new WorkBudget(limits({ timeoutMs: 50 }), {
+      now: () => (clock += 1),
+      pause: () => Promise.resolve(),
+      sliceUnits: 1_000,
+    });
     const error = await json(manyElements(10_000), budget).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(ExtractionLimitError);
     expectLimit(error as ExtractionLimitError, "timeoutMs", 50, "EXTRACT_TIMEOUT_MS");
@@ -165,7 +219,9 @@ describe("hostile pages that stay within the limits complete", SLOW, () => {
   });
 
   it("isSpaceAt agrees with \\s on every UTF-16 unit", () => {
-    const disagree = Array.from({ length: 0x10000 }, (_, c) => c).filter((c) => isSpaceAt(String.fromCharCode(c), 0) !== /\s/.test(String.fromCharCode(c)));
+    const disagree = Array.from({ length: 0x10000 }, (_, c) => c).filter(
+      (c) => isSpaceAt(String.fromCharCode(c), 0) !== /\s/.test(String.fromCharCode(c)),
+    );
     expect(disagree).toEqual([]);
   });
 
@@ -181,7 +237,16 @@ describe("hostile pages that stay within the limits complete", SLOW, () => {
   });
 
   it("utf8Length counts bytes as UTF-8 does (pairs 4, lone surrogates 3)", () => {
-    for (const text of ["", "abc", "\u00e9", "\u2603", "\ud83d\ude00", "a\ud800b", "\udc00", `x${"\u00e9\u2603\ud83d\ude00".repeat(10)}`]) {
+    for (const text of [
+      "",
+      "abc",
+      "\u00e9",
+      "\u2603",
+      "\ud83d\ude00",
+      "a\ud800b",
+      "\udc00",
+      `x${"\u00e9\u2603\ud83d\ude00".repeat(10)}`,
+    ]) {
       const encoded = new TextEncoder().encode(text).length;
       expect({ text, bytes: utf8Length(text) }).toEqual({ text, bytes: encoded });
     }
@@ -206,7 +271,9 @@ describe("the work grows linearly with the input (counted in work units)", SLOW,
   });
 
   it("text under 250 nested elements with a `*` selector", async () => {
-    await expectLinear([1_000, 2_000, 4_000, 8_000], (n) => workOf((b) => json(nested(250, `<p>${"w ".repeat(n)}</p>`), b, { a: "*" })));
+    await expectLinear([1_000, 2_000, 4_000, 8_000], (n) =>
+      workOf((b) => json(nested(250, `<p>${"w ".repeat(n)}</p>`), b, { a: "*" })),
+    );
   });
 
   it("long attribute values", async () => {
@@ -217,56 +284,89 @@ describe("the work grows linearly with the input (counted in work units)", SLOW,
     await expectLinear([2_000, 4_000, 8_000, 16_000], (n) => workOf((b) => markdown(manyEntities(n), b)));
   });
 
-  it.each(["blockquote", "ul", "b", "a", "span", "table"])("nested <%s> with text at every level (Markdown)", async (tag) => {
-    const level = tag === "ul" ? "<li>item " : tag === "table" ? "<tr><td>cell " : tag === "a" ? '<a href="/x">link ' : `<${tag}>text `;
-    const close = tag === "ul" ? "</li></ul>" : tag === "table" ? "</td></tr></table>" : `</${tag}>`;
-    const open = tag === "ul" ? "<ul>" : tag === "table" ? "<table>" : "";
-    const page = (d: number) => body(`${open}${level}`.repeat(d) + "end" + close.repeat(d));
-    await expectLinear([32, 64, 128, 256], (d) => workOf((b) => markdown(page(d), b)));
-  });
+  it.each(["blockquote", "ul", "b", "a", "span", "table"])(
+    "nested <%s> with text at every level (Markdown)",
+    async (tag) => {
+      const level =
+        tag === "ul"
+          ? "<li>item "
+          : tag === "table"
+            ? "<tr><td>cell "
+            : tag === "a"
+              ? '<a href="/x">link '
+              : `<${tag}>text `;
+      const close = tag === "ul" ? "</li></ul>" : tag === "table" ? "</td></tr></table>" : `</${tag}>`;
+      const open = tag === "ul" ? "<ul>" : tag === "table" ? "<table>" : "";
+      const page = (d: number) => body(`${open}${level}`.repeat(d) + "end" + close.repeat(d));
+      await expectLinear([32, 64, 128, 256], (d) => workOf((b) => markdown(page(d), b)));
+    },
+  );
 });
 
-describe("runItem: a page over a limit fails EXTRACTION_LIMIT (not retryable) and stores nothing; the rest stays under the output limit", SLOW, () => {
-  const lease = (output: "json" | "markdown", selectors: Record<string, string> | null) => ({
-    action: "run" as const,
-    batchId: crypto.randomUUID(),
-    itemId: crypto.randomUUID(),
-    attempt: 1,
-    url: URL_,
-    output,
-    selectors,
-    leaseExpiresAt: Date.now() + 60_000,
-  });
-  const serve = (html: string): typeof fetch => async () => new Response(html, { headers: { "content-type": "text/html" } });
-  const deepText = nested(250, `<p>${"word ".repeat(8_000)}</p>`); // `*`: 250 x 40 kB
+describe(
+  "runItem: a page over a limit fails EXTRACTION_LIMIT (not retryable) and stores nothing; the rest stays under the output limit",
+  SLOW,
+  () => {
+    const lease = (output: "json" | "markdown", selectors: Record<string, string> | null) => ({
+      action: "run" as const,
+      batchId: crypto.randomUUID(),
+      itemId: crypto.randomUUID(),
+      attempt: 1,
+      url: URL_,
+      output,
+      selectors,
+      leaseExpiresAt: Date.now() + 60_000,
+    });
+    const serve =
+      (html: string): typeof fetch =>
+      async () =>
+        new Response(html, { headers: { "content-type": "text/html" } });
+    const deepText = nested(250, `<p>${"word ".repeat(8_000)}</p>`); // `*`: 250 x 40 kB
 
-  it("deep nesting with `*` (the 103 MB result): stopped at the selector limit, nothing stored", async () => {
-    const item = lease("json", { a: "*" });
-    const outcome = await runItem(item, env as Env, serve(deepText));
-    expect(outcome).toMatchObject({ ok: false, retryable: false, error: { code: "EXTRACTION_LIMIT" } });
-    expect(!outcome.ok && outcome.error.message).toContain(`EXTRACT_MAX_SELECTOR_BYTES = ${DEFAULT_EXTRACTION_LIMITS.maxSelectorBytes}`);
-    expect(await env.RESULTS.head(resultKey(item.batchId, item.itemId))).toBeNull();
-  });
+    it("deep nesting with `*` (the 103 MB result): stopped at the selector limit, nothing stored", async () => {
+      const item = lease("json", { a: "*" });
+      const outcome = await runItem(item, env as Env, serve(deepText));
+      expect(outcome).toMatchObject({ ok: false, retryable: false, error: { code: "EXTRACTION_LIMIT" } });
+      expect(!outcome.ok && outcome.error.message).toContain(
+        `EXTRACT_MAX_SELECTOR_BYTES = ${DEFAULT_EXTRACTION_LIMITS.maxSelectorBytes}`,
+      );
+      expect(await env.RESULTS.head(resultKey(item.batchId, item.itemId))).toBeNull();
+    });
 
-  it.each([
-    ["json, a selector that matches once", "json", { a: "p" }, {}],
-    ["markdown", "markdown", null, {}],
-    ["json `*` under a raised selector limit", "json", { a: "*" }, { EXTRACT_MAX_SELECTOR_BYTES: "20000000", EXTRACT_MAX_OUTPUT_BYTES: "12000000" }],
-  ] as const)("%s: completes, and the stored result is within EXTRACT_MAX_OUTPUT_BYTES", async (_name, output, selectors, vars) => {
-    const item = lease(output, selectors);
-    const outcome = await runItem(item, { ...env, ...vars } as Env, serve(deepText));
-    expect(outcome.ok).toBe(true);
-    const stored = await env.RESULTS.get(resultKey(item.batchId, item.itemId));
-    const cap = Number((vars as Record<string, string>).EXTRACT_MAX_OUTPUT_BYTES ?? DEFAULT_EXTRACTION_LIMITS.maxOutputBytes);
-    expect(stored).not.toBeNull();
-    expect(stored!.size).toBeGreaterThan(0);
-    expect(stored!.size).toBeLessThanOrEqual(cap);
-  });
+    it.each([
+      ["json, a selector that matches once", "json", { a: "p" }, {}],
+      ["markdown", "markdown", null, {}],
+      [
+        "json `*` under a raised selector limit",
+        "json",
+        { a: "*" },
+        { EXTRACT_MAX_SELECTOR_BYTES: "20000000", EXTRACT_MAX_OUTPUT_BYTES: "12000000" },
+      ],
+    ] as const)(
+      "%s: completes, and the stored result is within EXTRACT_MAX_OUTPUT_BYTES",
+      async (_name, output, selectors, vars) => {
+        const item = lease(output, selectors);
+        const outcome = await runItem(item, { ...env, ...vars } as Env, serve(deepText));
+        expect(outcome.ok).toBe(true);
+        const stored = await env.RESULTS.get(resultKey(item.batchId, item.itemId));
+        const cap = Number(
+          (vars as Record<string, string>).EXTRACT_MAX_OUTPUT_BYTES ?? DEFAULT_EXTRACTION_LIMITS.maxOutputBytes,
+        );
+        expect(stored).not.toBeNull();
+        expect(stored!.size).toBeGreaterThan(0);
+        expect(stored!.size).toBeLessThanOrEqual(cap);
+      },
+    );
 
-  it("the output limit from the vars: the same page over a lowered EXTRACT_MAX_OUTPUT_BYTES fails and stores nothing", async () => {
-    const item = lease("markdown", null);
-    const outcome = await runItem(item, { ...env, EXTRACT_MAX_OUTPUT_BYTES: "10000" } as Env, serve(deepText));
-    expect(outcome).toMatchObject({ ok: false, retryable: false, error: { code: "EXTRACTION_LIMIT", message: expect.stringContaining("EXTRACT_MAX_OUTPUT_BYTES = 10000") } });
-    expect(await env.RESULTS.head(resultKey(item.batchId, item.itemId))).toBeNull();
-  });
-});
+    it("the output limit from the vars: the same page over a lowered EXTRACT_MAX_OUTPUT_BYTES fails and stores nothing", async () => {
+      const item = lease("markdown", null);
+      const outcome = await runItem(item, { ...env, EXTRACT_MAX_OUTPUT_BYTES: "10000" } as Env, serve(deepText));
+      expect(outcome).toMatchObject({
+        ok: false,
+        retryable: false,
+        error: { code: "EXTRACTION_LIMIT", message: expect.stringContaining("EXTRACT_MAX_OUTPUT_BYTES = 10000") },
+      });
+      expect(await env.RESULTS.head(resultKey(item.batchId, item.itemId))).toBeNull();
+    });
+  },
+);

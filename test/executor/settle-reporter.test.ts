@@ -11,7 +11,10 @@ function fakeObject() {
   const calls: { reports: SettleReport[]; finish: (r?: SettleResult[] | Error) => void }[] = [];
   const send = (reports: SettleReport[]) =>
     new Promise<SettleResult[]>((resolve, reject) => {
-      calls.push({ reports, finish: (r) => (r instanceof Error ? reject(r) : resolve(r ?? reports.map(() => settled))) });
+      calls.push({
+        reports,
+        finish: (r) => (r instanceof Error ? reject(r) : resolve(r ?? reports.map(() => settled))),
+      });
     });
   return { calls, send };
 }
@@ -31,9 +34,22 @@ describe("SettleReporter", () => {
     object.calls[0]!.finish();
     expect(await first).toEqual(settled);
     await tick();
-    expect(object.calls.map((c) => c.reports.map((r) => r.itemId))).toEqual([["item-0"], ["item-1", "item-2", "item-3", "item-4"]]);
-    object.calls[1]!.finish([settled, { ok: true, outcome: "duplicate" }, settled, { ok: true, outcome: "ignored", reason: "STALE_ATTEMPT" }]);
-    expect(await Promise.all(rest)).toEqual([settled, { ok: true, outcome: "duplicate" }, settled, { ok: true, outcome: "ignored", reason: "STALE_ATTEMPT" }]);
+    expect(object.calls.map((c) => c.reports.map((r) => r.itemId))).toEqual([
+      ["item-0"],
+      ["item-1", "item-2", "item-3", "item-4"],
+    ]);
+    object.calls[1]!.finish([
+      settled,
+      { ok: true, outcome: "duplicate" },
+      settled,
+      { ok: true, outcome: "ignored", reason: "STALE_ATTEMPT" },
+    ]);
+    expect(await Promise.all(rest)).toEqual([
+      settled,
+      { ok: true, outcome: "duplicate" },
+      settled,
+      { ok: true, outcome: "ignored", reason: "STALE_ATTEMPT" },
+    ]);
   });
 
   it("a failed call rejects exactly the reports it carried; later reports still go", async () => {

@@ -79,7 +79,10 @@ describe("a key that cannot be valid wakes no object", () => {
   it("a made-up key (wrong MAC) is refused with 403 and no account object is asked or created", async () => {
     const { ns, asked } = watchedAccounts();
     const accountId = crypto.randomUUID();
-    const r = await send({ ACCOUNT: ns }, "/api/credits", { headers: { "x-api-key": badMacKey(accountId) }, ip: address() });
+    const r = await send({ ACCOUNT: ns }, "/api/credits", {
+      headers: { "x-api-key": badMacKey(accountId) },
+      ip: address(),
+    });
     expectError(r, 403, "INVALID_API_KEY");
     expect(asked).toEqual([]);
     const ids = (await listDurableObjectIds(env.ACCOUNT)).map((id) => id.toString());
@@ -97,7 +100,10 @@ describe("a key that cannot be valid wakes no object", () => {
   it("a key with a right MAC reaches its account object (the watch sees it), which refuses a key it never issued", async () => {
     const { ns, asked } = watchedAccounts();
     const accountId = crypto.randomUUID();
-    const r = await send({ ACCOUNT: ns }, "/api/credits", { headers: { "x-api-key": await neverIssuedKey(accountId) }, ip: address() });
+    const r = await send({ ACCOUNT: ns }, "/api/credits", {
+      headers: { "x-api-key": await neverIssuedKey(accountId) },
+      ip: address(),
+    });
     expectError(r, 403, "INVALID_API_KEY");
     expect(asked).toEqual([accountId]);
   });
@@ -107,7 +113,11 @@ describe("a key that cannot be valid wakes no object", () => {
     const key = await addKey(accountId);
     expect((await send({}, "/api/credits", { headers: { "x-api-key": key.apiKey }, ip: address() })).status).toBe(200);
     await revokeKey(accountId, key.keyId);
-    expectError(await send({}, "/api/credits", { headers: { "x-api-key": key.apiKey }, ip: address() }), 403, "INVALID_API_KEY");
+    expectError(
+      await send({}, "/api/credits", { headers: { "x-api-key": key.apiKey }, ip: address() }),
+      403,
+      "INVALID_API_KEY",
+    );
   });
 });
 
@@ -118,19 +128,37 @@ describe("without API_KEY_MAC_SECRET", () => {
   ])("(%s) no key is issued: 503 API_KEYS_DISABLED, and no account is made", async (_label, secret) => {
     const { ns, asked } = watchedAccounts();
     const e = { API_KEY_MAC_SECRET: secret, ACCOUNT: ns };
-    const created = await send(e, "/admin/accounts", { method: "POST", headers: adminHeaders, body: JSON.stringify({ credits: 5 }) });
+    const created = await send(e, "/admin/accounts", {
+      method: "POST",
+      headers: adminHeaders,
+      body: JSON.stringify({ credits: 5 }),
+    });
     expectError(created, 503, "API_KEYS_DISABLED");
     expect(created.body.message).toContain("API_KEY_MAC_SECRET");
     const { accountId } = await newAccount(5);
-    expectError(await send(e, `/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: "{}" }), 503, "API_KEYS_DISABLED");
+    expectError(
+      await send(e, `/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: "{}" }),
+      503,
+      "API_KEYS_DISABLED",
+    );
     expect(asked).toEqual([]);
   });
 
   it("no key is accepted, not even a good one: 503 (not 403: the key is not at fault)", async () => {
     const { apiKey } = await newAccount(5);
-    expectError(await send({ API_KEY_MAC_SECRET: undefined }, "/api/credits", { headers: { "x-api-key": apiKey } }), 503, "API_KEYS_DISABLED");
+    expectError(
+      await send({ API_KEY_MAC_SECRET: undefined }, "/api/credits", { headers: { "x-api-key": apiKey } }),
+      503,
+      "API_KEYS_DISABLED",
+    );
     // Keys are bound to the secret they were issued under.
-    expectError(await send({ API_KEY_MAC_SECRET: "another-secret-of-at-least-32-characters" }, "/api/credits", { headers: { "x-api-key": apiKey } }), 403, "INVALID_API_KEY");
+    expectError(
+      await send({ API_KEY_MAC_SECRET: "another-secret-of-at-least-32-characters" }, "/api/credits", {
+        headers: { "x-api-key": apiKey },
+      }),
+      403,
+      "INVALID_API_KEY",
+    );
   });
 });
 
@@ -140,7 +168,8 @@ describe("failed authentications per client address", () => {
     const key = limiter(Infinity);
     const { apiKey } = await newAccount(10);
     const e = { FAILED_AUTH_IP_LIMITER: ip.binding, FAILED_AUTH_KEY_LIMITER: key.binding };
-    for (let i = 0; i < 5; i++) expect((await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: address() })).status).toBe(200);
+    for (let i = 0; i < 5; i++)
+      expect((await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: address() })).status).toBe(200);
     expect([ip.keys, key.keys]).toEqual([[], []]);
   });
 
@@ -150,9 +179,22 @@ describe("failed authentications per client address", () => {
     const e = { FAILED_AUTH_IP_LIMITER: ip.binding, ACCOUNT: ns };
     const { apiKey } = await newAccount(10);
     const attacker = address();
-    for (let i = 0; i < 3; i++) expectError(await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: attacker }), 403, "INVALID_API_KEY");
-    expect429(await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: attacker }), "primary", /from this address/);
-    expect429(await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: attacker }), "primary", /from this address/);
+    for (let i = 0; i < 3; i++)
+      expectError(
+        await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: attacker }),
+        403,
+        "INVALID_API_KEY",
+      );
+    expect429(
+      await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: attacker }),
+      "primary",
+      /from this address/,
+    );
+    expect429(
+      await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: attacker }),
+      "primary",
+      /from this address/,
+    );
     expect(asked).toEqual([]);
     expect(ip.keys.every((k) => k === attacker)).toBe(true);
     expect((await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: address() })).status).toBe(200);
@@ -166,7 +208,15 @@ describe("failed authentications per client address", () => {
     await revokeKey(accountId, dead.keyId);
     const from = address();
     const statuses: number[] = [];
-    for (let i = 0; i < 20; i++) statuses.push((await send({ FAILED_AUTH_IP_LIMITER: ip.binding, ACCOUNT: ns }, "/api/credits", { headers: { "x-api-key": dead.apiKey }, ip: from })).status);
+    for (let i = 0; i < 20; i++)
+      statuses.push(
+        (
+          await send({ FAILED_AUTH_IP_LIMITER: ip.binding, ACCOUNT: ns }, "/api/credits", {
+            headers: { "x-api-key": dead.apiKey },
+            ip: from,
+          })
+        ).status,
+      );
     expect(statuses).toEqual([403, 403, 403, 403, ...Array(16).fill(429)]);
     // The fifth failure found the limit; after it, nothing reached an object.
     expect(asked).toHaveLength(5);
@@ -183,7 +233,11 @@ describe("failed authentications per client address", () => {
     allow = true;
     calls = 0;
     // Checked before the work (the address was refused lately), then failed: that check was its count.
-    expectError(await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: from }), 403, "INVALID_API_KEY");
+    expectError(
+      await send(e, "/api/credits", { headers: { "x-api-key": badMacKey() }, ip: from }),
+      403,
+      "INVALID_API_KEY",
+    );
     expect(calls).toBe(1);
     // No longer remembered: a good request is not counted at all.
     expect((await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: from })).status).toBe(200);
@@ -192,7 +246,9 @@ describe("failed authentications per client address", () => {
 
   it("answers in SerpWow's envelope on /live", async () => {
     const ip = limiter(0);
-    const r = await send({ FAILED_AUTH_IP_LIMITER: ip.binding }, `/live/batches?api_key=${badMacKey()}`, { ip: address() });
+    const r = await send({ FAILED_AUTH_IP_LIMITER: ip.binding }, `/live/batches?api_key=${badMacKey()}`, {
+      ip: address(),
+    });
     expect429(r, "serpwow", /from this address/);
   });
 });
@@ -206,7 +262,8 @@ describe("failed authentications per key id", () => {
     await revokeKey(accountId, dead.keyId);
     const e = { FAILED_AUTH_KEY_LIMITER: keyLimiter.binding, ACCOUNT: ns };
     const statuses: number[] = [];
-    for (let i = 0; i < 8; i++) statuses.push((await send(e, "/api/credits", { headers: { "x-api-key": dead.apiKey }, ip: address() })).status);
+    for (let i = 0; i < 8; i++)
+      statuses.push((await send(e, "/api/credits", { headers: { "x-api-key": dead.apiKey }, ip: address() })).status);
     expect(statuses).toEqual([403, 403, 403, 429, 429, 429, 429, 429]);
     expect(asked).toHaveLength(4);
     expect(new Set(keyLimiter.keys)).toEqual(new Set([dead.keyId]));
@@ -219,7 +276,12 @@ describe("failed authentications per key id", () => {
     const { accountId, keyId, apiKey } = await newAccount(10);
     const e = { FAILED_AUTH_KEY_LIMITER: keyLimiter.binding };
     const attacker = address();
-    for (let i = 0; i < 10; i++) expectError(await send(e, "/api/credits", { headers: { "x-api-key": badMacKey(accountId, keyId) }, ip: attacker }), 403, "INVALID_API_KEY");
+    for (let i = 0; i < 10; i++)
+      expectError(
+        await send(e, "/api/credits", { headers: { "x-api-key": badMacKey(accountId, keyId) }, ip: attacker }),
+        403,
+        "INVALID_API_KEY",
+      );
     expect(keyLimiter.keys).toEqual([]);
     expect((await send(e, "/api/credits", { headers: { "x-api-key": apiKey }, ip: address() })).status).toBe(200);
   });
@@ -229,7 +291,9 @@ describe("failed authentications per key id", () => {
 function recordingAll(success: boolean) {
   const names = ["CREATE_LIMITER", "CANCEL_LIMITER", "RETRY_LIMITER", "LIVE_LIMITER", "READ_LIMITER"] as const;
   const asked: [string, string][] = [];
-  const e = Object.fromEntries(names.map((n) => [n, { limit: async ({ key }: { key: string }) => (asked.push([n, key]), { success }) }]));
+  const e = Object.fromEntries(
+    names.map((n) => [n, { limit: async ({ key }: { key: string }) => (asked.push([n, key]), { success }) }]),
+  );
   return { e: e as Partial<Env>, asked };
 }
 const refusingAll = () => recordingAll(false);
@@ -239,7 +303,11 @@ describe("per-key limits on retries, live-view opens and reads", () => {
     const { apiKey, keyId } = await newAccount(10);
     const { batchId } = await newBatch(apiKey, 1);
     const { e, asked } = refusingAll();
-    expect429(await send(e, `/api/batch/scrape/${batchId}/retry`, { method: "POST", headers: keyHeaders(apiKey) }), "primary", /this API key/);
+    expect429(
+      await send(e, `/api/batch/scrape/${batchId}/retry`, { method: "POST", headers: keyHeaders(apiKey) }),
+      "primary",
+      /this API key/,
+    );
     expect(asked).toEqual([["RETRY_LIMITER", keyId]]);
   });
 
@@ -247,7 +315,9 @@ describe("per-key limits on retries, live-view opens and reads", () => {
     const { apiKey, keyId } = await newAccount(10);
     const { batchId } = await newBatch(apiKey, 1);
     const { e, asked } = refusingAll();
-    const r = await send(e, `/api/batch/scrape/${batchId}/live`, { headers: { "x-api-key": apiKey, upgrade: "websocket" } });
+    const r = await send(e, `/api/batch/scrape/${batchId}/live`, {
+      headers: { "x-api-key": apiKey, upgrade: "websocket" },
+    });
     expect429(r, "primary", /this API key/);
     expect(asked).toEqual([["LIVE_LIMITER", keyId]]);
   });
@@ -255,18 +325,32 @@ describe("per-key limits on retries, live-view opens and reads", () => {
   it("every keyed GET operation of the OpenAPI document is counted by exactly one limiter, and answers 429 in its surface's envelope", async () => {
     const { apiKey, keyId } = await newAccount(10);
     const { batchId, itemIds } = await newBatch(apiKey, 1);
-    const doc = await (await createApp().request("/openapi.json", {}, env)).json<{ paths: Record<string, Record<string, { security?: object[] }>> }>();
-    const gets = Object.entries(doc.paths).filter(([, ops]) => ops.get?.security?.some((s) => "ApiKeyAuth" in s || "ApiKeyQuery" in s));
+    const doc = await (await createApp().request("/openapi.json", {}, env)).json<{
+      paths: Record<string, Record<string, { security?: object[] }>>;
+    }>();
+    const gets = Object.entries(doc.paths).filter(([, ops]) =>
+      ops.get?.security?.some((s) => "ApiKeyAuth" in s || "ApiKeyQuery" in s),
+    );
     expect(gets.length).toBeGreaterThanOrEqual(9);
     const wrong: string[] = [];
     for (const [template] of gets) {
       const path = template.replace("{batchId}", batchId).replace("{itemId}", itemIds[0]!);
-      const expected = template.endsWith("/live") ? "LIVE_LIMITER" : /\/stop(all)?$/.test(template) ? "CANCEL_LIMITER" : "READ_LIMITER";
+      const expected = template.endsWith("/live")
+        ? "LIVE_LIMITER"
+        : /\/stop(all)?$/.test(template)
+          ? "CANCEL_LIMITER"
+          : "READ_LIMITER";
       const { e, asked } = refusingAll();
       const r = await send(e, path, { headers: { "x-api-key": apiKey, upgrade: "websocket" } });
       const surface = template.startsWith("/live/") ? "serpwow" : "primary";
-      const rightBody = surface === "serpwow" ? r.body?.request_info?.success === false : r.body?.code === "RATE_LIMITED";
-      if (r.status !== 429 || r.res.headers.get("retry-after") !== "60" || !rightBody || JSON.stringify(asked) !== JSON.stringify([[expected, keyId]])) {
+      const rightBody =
+        surface === "serpwow" ? r.body?.request_info?.success === false : r.body?.code === "RATE_LIMITED";
+      if (
+        r.status !== 429 ||
+        r.res.headers.get("retry-after") !== "60" ||
+        !rightBody ||
+        JSON.stringify(asked) !== JSON.stringify([[expected, keyId]])
+      ) {
         wrong.push(`GET ${template}: ${r.status} ${JSON.stringify(asked)} ${r.text.slice(0, 120)}`);
       }
     }
@@ -276,17 +360,22 @@ describe("per-key limits on retries, live-view opens and reads", () => {
   it.each([
     ["GET /live/batches/stopall (also matches /live/batches/:batchId)", "/live/batches/stopall", "CANCEL_LIMITER"],
     ["GET .../live without an upgrade (also matches GET /api/*)", "/api/batch/scrape/BATCH/live", "LIVE_LIMITER"],
-  ])("%s is counted once, by its own limiter, when every limiter lets it through", async (_label, rawPath, expected) => {
-    const { apiKey, keyId } = await newAccount(10);
-    const { batchId } = await newBatch(apiKey, 1);
-    const { e, asked } = recordingAll(true);
-    const r = await send(e, rawPath.replace("BATCH", batchId), { headers: { "x-api-key": apiKey } });
-    expect(r.status).not.toBe(429);
-    expect(asked).toEqual([[expected, keyId]]);
-  });
+  ])(
+    "%s is counted once, by its own limiter, when every limiter lets it through",
+    async (_label, rawPath, expected) => {
+      const { apiKey, keyId } = await newAccount(10);
+      const { batchId } = await newBatch(apiKey, 1);
+      const { e, asked } = recordingAll(true);
+      const r = await send(e, rawPath.replace("BATCH", batchId), { headers: { "x-api-key": apiKey } });
+      expect(r.status).not.toBe(429);
+      expect(asked).toEqual([[expected, keyId]]);
+    },
+  );
 
   it("the OpenAPI document lists 429 and 503 on every keyed operation, in the operation's own error envelope", async () => {
-    const doc = await (await createApp().request("/openapi.json", {}, env)).json<{ paths: Record<string, Record<string, any>> }>();
+    const doc = await (await createApp().request("/openapi.json", {}, env)).json<{
+      paths: Record<string, Record<string, any>>;
+    }>();
     const keyed = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.entries(ops)
         .filter(([, op]) => op.security?.some((s: object) => "ApiKeyAuth" in s || "ApiKeyQuery" in s))
@@ -297,11 +386,14 @@ describe("per-key limits on retries, live-view opens and reads", () => {
     for (const [name, op] of keyed) {
       const envelope = op.responses["401"].content["application/json"].schema;
       for (const status of ["429", "503"]) {
-        if (JSON.stringify(op.responses[status]?.content?.["application/json"]?.schema) !== JSON.stringify(envelope)) wrong.push(`${name} ${status}`);
+        if (JSON.stringify(op.responses[status]?.content?.["application/json"]?.schema) !== JSON.stringify(envelope))
+          wrong.push(`${name} ${status}`);
       }
     }
     expect(wrong).toEqual([]);
-    expect(doc.paths["/live/batches"]!.get.responses["429"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/SerpWowError" });
+    expect(doc.paths["/live/batches"]!.get.responses["429"].content["application/json"].schema).toEqual({
+      $ref: "#/components/schemas/SerpWowError",
+    });
   });
 
   it("HEAD counts as a read", async () => {
@@ -333,7 +425,8 @@ afterEach(() => {
 });
 
 describe("request bodies: counted before their entries are validated; error bodies stay small", () => {
-  const create = (apiKey: string, body: unknown) => send({}, "/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify(body) });
+  const create = (apiKey: string, body: unknown) =>
+    send({}, "/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify(body) });
 
   it("100k selectors: 400 with a small body, and not one selector checked", async () => {
     const { apiKey } = await newAccount(10);

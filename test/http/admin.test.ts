@@ -183,7 +183,11 @@ describe("POST /admin/accounts/:accountId/credits", () => {
     ["a missing amount", {}],
   ])("refuses %s with 400 VALIDATION_ERROR naming amount", async (_label, body) => {
     const { accountId, apiKey } = await newAccount(10);
-    const r = await callJson(`/admin/accounts/${accountId}/credits`, { method: "POST", headers: adminHeaders, body: JSON.stringify(body) });
+    const r = await callJson(`/admin/accounts/${accountId}/credits`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: JSON.stringify(body),
+    });
     expectError(r, 400, "VALIDATION_ERROR");
     expect(r.body.message).toContain("amount");
     expect(await getCredits(apiKey)).toMatchObject({ balance: 10, granted: 10 });
@@ -214,9 +218,17 @@ describe("POST /admin/accounts/:accountId/credits", () => {
 describe("POST /admin/accounts/:accountId/keys", () => {
   it("creates another key without expiry; old and new keys both work", async () => {
     const { accountId, apiKey } = await newAccount(12);
-    const r = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: "{}" });
+    const r = await callJson(`/admin/accounts/${accountId}/keys`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: "{}",
+    });
     expect(r.status).toBe(201);
-    expect(r.body).toEqual({ keyId: expect.stringMatching(/^[0-9a-f]{16}$/), apiKey: expect.stringMatching(KEY_RE), expiresAt: null });
+    expect(r.body).toEqual({
+      keyId: expect.stringMatching(/^[0-9a-f]{16}$/),
+      apiKey: expect.stringMatching(KEY_RE),
+      expiresAt: null,
+    });
     expect(r.body.apiKey).not.toBe(apiKey);
     expect((await getCredits(r.body.apiKey)).balance).toBe(12);
     expect((await getCredits(apiKey)).balance).toBe(12);
@@ -224,7 +236,10 @@ describe("POST /admin/accounts/:accountId/keys", () => {
 
   it("creates a key with no body at all", async () => {
     const { accountId } = await newAccount(1);
-    const r = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: { authorization: adminHeaders.authorization } });
+    const r = await callJson(`/admin/accounts/${accountId}/keys`, {
+      method: "POST",
+      headers: { authorization: adminHeaders.authorization },
+    });
     expect(r.status).toBe(201);
     expect(r.body.expiresAt).toBeNull();
   });
@@ -232,12 +247,21 @@ describe("POST /admin/accounts/:accountId/keys", () => {
   it("creates a key with a future expiresAt that works until then and is listed with it", async () => {
     const { accountId } = await newAccount(3);
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
-    const r = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: JSON.stringify({ expiresAt }) });
+    const r = await callJson(`/admin/accounts/${accountId}/keys`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: JSON.stringify({ expiresAt }),
+    });
     expect(r.status).toBe(201);
     expect(r.body.expiresAt).toBe(expiresAt);
     expect((await getCredits(r.body.apiKey)).balance).toBe(3);
     const keys = (await describeAccount(accountId)).body.keys;
-    expect(keys).toContainEqual({ keyId: r.body.keyId, createdAt: expect.stringMatching(ISO_RE), expiresAt, revokedAt: null });
+    expect(keys).toContainEqual({
+      keyId: r.body.keyId,
+      createdAt: expect.stringMatching(ISO_RE),
+      expiresAt,
+      revokedAt: null,
+    });
   });
 
   it("normalises an expiresAt with a time-zone offset to UTC", async () => {
@@ -266,14 +290,22 @@ describe("POST /admin/accounts/:accountId/keys", () => {
     ["an expiresAt that is a number", { expiresAt: Date.now() + 60_000 }],
   ])("refuses %s with 400 VALIDATION_ERROR and adds no key", async (_label, body) => {
     const { accountId } = await newAccount(1);
-    const r = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: JSON.stringify(body) });
+    const r = await callJson(`/admin/accounts/${accountId}/keys`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: JSON.stringify(body),
+    });
     expectError(r, 400, "VALIDATION_ERROR");
     expect(r.body.message).toContain("expiresAt");
     expect((await describeAccount(accountId)).body.keys).toHaveLength(1);
   });
 
   it("answers 404 NOT_FOUND for an account that does not exist", async () => {
-    const r = await callJson(`/admin/accounts/${crypto.randomUUID()}/keys`, { method: "POST", headers: adminHeaders, body: "{}" });
+    const r = await callJson(`/admin/accounts/${crypto.randomUUID()}/keys`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: "{}",
+    });
     expectError(r, 404, "NOT_FOUND");
   });
 });
@@ -296,7 +328,9 @@ describe("DELETE /admin/accounts/:accountId/keys/:keyId", () => {
     const { accountId, keyId } = await newAccount(1);
     const r = await callJson(`/admin/accounts/${accountId}/keys/${keyId}`, { method: "DELETE", headers: adminHeaders });
     const keys = (await describeAccount(accountId)).body.keys;
-    expect(keys).toEqual([{ keyId, createdAt: expect.stringMatching(ISO_RE), expiresAt: null, revokedAt: r.body.revokedAt }]);
+    expect(keys).toEqual([
+      { keyId, createdAt: expect.stringMatching(ISO_RE), expiresAt: null, revokedAt: r.body.revokedAt },
+    ]);
   });
 
   it("revokes a key that was added later, leaving the first key working", async () => {
@@ -310,19 +344,28 @@ describe("DELETE /admin/accounts/:accountId/keys/:keyId", () => {
   it("cannot revoke another account's key through this account", async () => {
     const a = await newAccount(1);
     const b = await newAccount(1);
-    const r = await callJson(`/admin/accounts/${a.accountId}/keys/${b.keyId}`, { method: "DELETE", headers: adminHeaders });
+    const r = await callJson(`/admin/accounts/${a.accountId}/keys/${b.keyId}`, {
+      method: "DELETE",
+      headers: adminHeaders,
+    });
     expectError(r, 404, "NOT_FOUND");
     expect((await getCredits(b.apiKey)).balance).toBe(1);
   });
 
   it("answers 404 NOT_FOUND for a key id the account does not have", async () => {
     const { accountId } = await newAccount(1);
-    const r = await callJson(`/admin/accounts/${accountId}/keys/0123456789abcdef`, { method: "DELETE", headers: adminHeaders });
+    const r = await callJson(`/admin/accounts/${accountId}/keys/0123456789abcdef`, {
+      method: "DELETE",
+      headers: adminHeaders,
+    });
     expectError(r, 404, "NOT_FOUND");
   });
 
   it("answers 404 NOT_FOUND for an account that does not exist", async () => {
-    const r = await callJson(`/admin/accounts/${crypto.randomUUID()}/keys/0123456789abcdef`, { method: "DELETE", headers: adminHeaders });
+    const r = await callJson(`/admin/accounts/${crypto.randomUUID()}/keys/0123456789abcdef`, {
+      method: "DELETE",
+      headers: adminHeaders,
+    });
     expectError(r, 404, "NOT_FOUND");
   });
 });

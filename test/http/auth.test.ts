@@ -2,7 +2,19 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/http/app";
 import { ADMIN_TOKEN, adminHeaders, callJson, getBatch, getCredits, newAccount, newBatch, urls } from "../helpers";
-import { addKey, badMacKey, expectError, expireKey, KEY_RE, listBatches, macOf, neverIssuedKey, randomHex, revokeKey, secretOf } from "./support";
+import {
+  addKey,
+  badMacKey,
+  expectError,
+  expireKey,
+  KEY_RE,
+  listBatches,
+  macOf,
+  neverIssuedKey,
+  randomHex,
+  revokeKey,
+  secretOf,
+} from "./support";
 
 /** An account with credits, one pending batch, and a key of the kind the test needs. */
 interface Fixture {
@@ -30,7 +42,11 @@ const credentials: [string, Credential][] = [
   ["a made-up key (well-formed, wrong MAC)", async () => badMacKey()],
   ["a real key id with a made-up secret and MAC", async (f) => badMacKey(f.accountId, f.keyId)],
   ["a real key with its MAC changed", async (f) => `${f.apiKey.slice(0, -1)}${f.apiKey.endsWith("0") ? "1" : "0"}`],
-  ["a real key MACed under another secret", async (f) => `${f.apiKey.slice(0, -33)}_${await macOf(f.apiKey.slice(0, -33), "another-secret-of-at-least-32-characters")}`],
+  [
+    "a real key MACed under another secret",
+    async (f) =>
+      `${f.apiKey.slice(0, -33)}_${await macOf(f.apiKey.slice(0, -33), "another-secret-of-at-least-32-characters")}`,
+  ],
   ["a key in the old format (no MAC)", async (f) => f.apiKey.slice(0, -33)],
   ["an unknown key (right MAC, never issued)", async () => neverIssuedKey()],
   ["an unknown key id on a real account", async (f) => neverIssuedKey(f.accountId, randomHex(8))],
@@ -74,7 +90,9 @@ const publicRoutes: [string, PublicRoute][] = [
   ["GET /api/credits/ledger", { method: "GET", path: () => "/api/credits/ledger" }],
 ];
 
-const matrix = publicRoutes.flatMap(([name, route]) => credentials.map(([label, credential]) => [name, label, route, credential] as const));
+const matrix = publicRoutes.flatMap(([name, route]) =>
+  credentials.map(([label, credential]) => [name, label, route, credential] as const),
+);
 
 describe("public API access matrix", () => {
   it.each(matrix)("%s with %s is refused and changes nothing", async (_name, label, route, credential) => {
@@ -116,7 +134,11 @@ describe("public API access matrix", () => {
 
   it("does not accept the key as a bearer token", async () => {
     const f = await fixture();
-    expectError(await callJson("/api/credits", { headers: { authorization: `Bearer ${f.apiKey}` } }), 401, "MISSING_API_KEY");
+    expectError(
+      await callJson("/api/credits", { headers: { authorization: `Bearer ${f.apiKey}` } }),
+      401,
+      "MISSING_API_KEY",
+    );
   });
 
   it("an account's key does not open another account's data: a key is bound to its own account", async () => {
@@ -148,9 +170,18 @@ interface AdminRoute {
 const adminRoutes: [string, AdminRoute][] = [
   ["POST /admin/accounts", { method: "POST", path: () => "/admin/accounts", body: { name: "x", credits: 5 } }],
   ["GET /admin/accounts/:accountId", { method: "GET", path: (f) => `/admin/accounts/${f.accountId}` }],
-  ["POST /admin/accounts/:accountId/credits", { method: "POST", path: (f) => `/admin/accounts/${f.accountId}/credits`, body: { amount: 1000 } }],
-  ["POST /admin/accounts/:accountId/keys", { method: "POST", path: (f) => `/admin/accounts/${f.accountId}/keys`, body: {} }],
-  ["DELETE /admin/accounts/:accountId/keys/:keyId", { method: "DELETE", path: (f) => `/admin/accounts/${f.accountId}/keys/${f.keyId}` }],
+  [
+    "POST /admin/accounts/:accountId/credits",
+    { method: "POST", path: (f) => `/admin/accounts/${f.accountId}/credits`, body: { amount: 1000 } },
+  ],
+  [
+    "POST /admin/accounts/:accountId/keys",
+    { method: "POST", path: (f) => `/admin/accounts/${f.accountId}/keys`, body: {} },
+  ],
+  [
+    "DELETE /admin/accounts/:accountId/keys/:keyId",
+    { method: "DELETE", path: (f) => `/admin/accounts/${f.accountId}/keys/${f.keyId}` },
+  ],
 ];
 
 const badAuthorizations: [string, string | undefined][] = [
@@ -163,25 +194,30 @@ const badAuthorizations: [string, string | undefined][] = [
   ["an empty bearer token", "Bearer "],
 ];
 
-const adminMatrix = adminRoutes.flatMap(([name, route]) => badAuthorizations.map(([label, auth]) => [name, label, route, auth] as const));
+const adminMatrix = adminRoutes.flatMap(([name, route]) =>
+  badAuthorizations.map(([label, auth]) => [name, label, route, auth] as const),
+);
 
 describe("admin access matrix", () => {
-  it.each(adminMatrix)("%s with %s is refused with 401 UNAUTHORIZED and changes nothing", async (_name, _label, route, auth) => {
-    const f = await fixture();
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (auth !== undefined) headers.authorization = auth;
-    const r = await callJson(route.path(f), {
-      method: route.method,
-      headers,
-      body: route.body === undefined ? undefined : JSON.stringify(route.body),
-    });
-    expectError(r, 401, "UNAUTHORIZED");
-    expect(r.body.message).not.toContain(ADMIN_TOKEN);
-    // No credits granted, no key revoked.
-    expect(await getCredits(f.apiKey)).toEqual({ balance: 96, reserved: 4, used: 0, refunded: 0, granted: 100 });
-    const account = await callJson(`/admin/accounts/${f.accountId}`, { headers: adminHeaders });
-    expect(account.body.keys).toEqual([expect.objectContaining({ keyId: f.keyId, revokedAt: null })]);
-  });
+  it.each(adminMatrix)(
+    "%s with %s is refused with 401 UNAUTHORIZED and changes nothing",
+    async (_name, _label, route, auth) => {
+      const f = await fixture();
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (auth !== undefined) headers.authorization = auth;
+      const r = await callJson(route.path(f), {
+        method: route.method,
+        headers,
+        body: route.body === undefined ? undefined : JSON.stringify(route.body),
+      });
+      expectError(r, 401, "UNAUTHORIZED");
+      expect(r.body.message).not.toContain(ADMIN_TOKEN);
+      // No credits granted, no key revoked.
+      expect(await getCredits(f.apiKey)).toEqual({ balance: 96, reserved: 4, used: 0, refunded: 0, granted: 100 });
+      const account = await callJson(`/admin/accounts/${f.accountId}`, { headers: adminHeaders });
+      expect(account.body.keys).toEqual([expect.objectContaining({ keyId: f.keyId, revokedAt: null })]);
+    },
+  );
 
   it.each(adminRoutes)("%s with the right token gets past authentication", async (_name, route) => {
     const f = await fixture();
@@ -231,7 +267,11 @@ describe("admin routes with no ADMIN_TOKEN configured", () => {
 
   it("keeps the public API working without an ADMIN_TOKEN", async () => {
     const f = await fixture();
-    const res = await createApp().request("/api/credits", { headers: { "x-api-key": f.apiKey } }, { ...env, ADMIN_TOKEN: undefined });
+    const res = await createApp().request(
+      "/api/credits",
+      { headers: { "x-api-key": f.apiKey } },
+      { ...env, ADMIN_TOKEN: undefined },
+    );
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ balance: 96, reserved: 4 });
   });

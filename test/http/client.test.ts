@@ -1,17 +1,32 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { type Batch, BatchScrapeClient, BatchScrapeError, type CancelResult, type CreateBatchInput, type Credits } from "../../src/client";
+import {
+  type Batch,
+  BatchScrapeClient,
+  BatchScrapeError,
+  type CancelResult,
+  type CreateBatchInput,
+  type Credits,
+} from "../../src/client";
 import { newAccount } from "../helpers";
 
 function client(apiKey: string) {
-  return new BatchScrapeClient({ baseUrl: "https://api.test", apiKey, fetch: (request) => exports.default.fetch(request) });
+  return new BatchScrapeClient({
+    baseUrl: "https://api.test",
+    apiKey,
+    fetch: (request) => exports.default.fetch(request),
+  });
 }
 
 describe("typed client", () => {
   it("has types derived from the routes' own schemas", () => {
     expectTypeOf<CreateBatchInput>().toHaveProperty("urls").toEqualTypeOf<string[]>();
     expectTypeOf<CreateBatchInput["output"]>().toEqualTypeOf<"json" | "markdown" | undefined>();
-    expectTypeOf<CancelResult>().toEqualTypeOf<{ status: "cancelled"; cancelledItems: number; creditsRefunded: number }>();
+    expectTypeOf<CancelResult>().toEqualTypeOf<{
+      status: "cancelled";
+      cancelledItems: number;
+      creditsRefunded: number;
+    }>();
     expectTypeOf<Batch["status"]>().toEqualTypeOf<"pending" | "running" | "completed" | "failed" | "cancelled">();
     expectTypeOf<Credits>().toHaveProperty("balance").toBeNumber();
     // @ts-expect-error: an unknown field is not part of the request type
@@ -22,9 +37,15 @@ describe("typed client", () => {
   it("creates, reads, cancels and reads credits and the ledger against the real Worker", async () => {
     const { apiKey } = await newAccount(100);
     const c = client(apiKey);
-    const created = await c.createBatch({ urls: ["https://example.com/a", "https://example.com/b"] }, { idempotencyKey: "client-1" });
+    const created = await c.createBatch(
+      { urls: ["https://example.com/a", "https://example.com/b"] },
+      { idempotencyKey: "client-1" },
+    );
     expect(created).toMatchObject({ status: "queued", total: 2 });
-    const replay = await c.createBatch({ urls: ["https://example.com/a", "https://example.com/b"] }, { idempotencyKey: "client-1" });
+    const replay = await c.createBatch(
+      { urls: ["https://example.com/a", "https://example.com/b"] },
+      { idempotencyKey: "client-1" },
+    );
     expect(replay.batchId).toBe(created.batchId);
 
     const batch = await c.getBatch(created.batchId, { limit: 1 });
@@ -32,7 +53,11 @@ describe("typed client", () => {
     expect(batch.items).toHaveLength(1);
     expect(batch.nextCursor).not.toBeNull();
 
-    expect(await c.cancelBatch(created.batchId)).toEqual({ status: "cancelled", cancelledItems: 2, creditsRefunded: 4 });
+    expect(await c.cancelBatch(created.batchId)).toEqual({
+      status: "cancelled",
+      cancelledItems: 2,
+      creditsRefunded: 4,
+    });
     expect((await c.listBatches()).jobs[0]).toMatchObject({ uuid: created.batchId, status: "cancelled" });
     expect(await c.getCredits()).toMatchObject({ balance: 100, reserved: 0, refunded: 4 });
     const ledger = await c.getLedger({ limit: 10 });

@@ -8,7 +8,11 @@ function close(accountId: string) {
 describe("DELETE /admin/accounts/:accountId", () => {
   it("revokes every key at once, cancels active batches with refunds, lets running items finish and be charged", async () => {
     const { accountId, apiKey } = await newAccount(100);
-    const second = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: "{}" });
+    const second = await callJson(`/admin/accounts/${accountId}/keys`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: "{}",
+    });
     const pending = await newBatch(apiKey, 3);
     const running = await newBatch(apiKey, 2);
     const lease = await batchStub(running.batchId).startItem(running.itemIds[0]!);
@@ -16,7 +20,13 @@ describe("DELETE /admin/accounts/:accountId", () => {
 
     const res = await close(accountId);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ accountId, keysRevoked: 2, batchesCancelled: 2, batchesFailedToCancel: 0, creditsRefunded: 8 });
+    expect(res.body).toMatchObject({
+      accountId,
+      keysRevoked: 2,
+      batchesCancelled: 2,
+      batchesFailedToCancel: 0,
+      creditsRefunded: 8,
+    });
     expect(Date.parse(res.body.closedAt)).toBeGreaterThan(Date.now() - 60_000);
 
     for (const key of [apiKey, second.body.apiKey]) {
@@ -34,10 +44,18 @@ describe("DELETE /admin/accounts/:accountId", () => {
   it("a closed account accepts no new credits or keys, and closing again changes nothing", async () => {
     const { accountId } = await newAccount(10);
     await close(accountId);
-    const grant = await callJson(`/admin/accounts/${accountId}/credits`, { method: "POST", headers: adminHeaders, body: JSON.stringify({ amount: 5 }) });
+    const grant = await callJson(`/admin/accounts/${accountId}/credits`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: JSON.stringify({ amount: 5 }),
+    });
     expect(grant.status).toBe(409);
     expect(grant.body.code).toBe("ACCOUNT_CLOSED");
-    const key = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: "{}" });
+    const key = await callJson(`/admin/accounts/${accountId}/keys`, {
+      method: "POST",
+      headers: adminHeaders,
+      body: "{}",
+    });
     expect(key.status).toBe(409);
     const again = await close(accountId);
     expect(again.status).toBe(200);

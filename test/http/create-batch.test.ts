@@ -40,9 +40,18 @@ describe("POST /api/batch/scrape: success", () => {
 
   it("accepts selectors and maxConcurrency", async () => {
     const { apiKey } = await newAccount(100);
-    const r = await createBatch(apiKey, { urls: urls(2), output: "markdown", selectors: { title: "h1", price: ".price > span" }, maxConcurrency: 7 });
+    const r = await createBatch(apiKey, {
+      urls: urls(2),
+      output: "markdown",
+      selectors: { title: "h1", price: ".price > span" },
+      maxConcurrency: 7,
+    });
     expect(r.status).toBe(202);
-    expect((await getBatch(apiKey, r.body.batchId)).body).toMatchObject({ output: "markdown", maxConcurrency: 7, totalUrls: 2 });
+    expect((await getBatch(apiKey, r.body.batchId)).body).toMatchObject({
+      output: "markdown",
+      maxConcurrency: 7,
+      totalUrls: 2,
+    });
   });
 
   it.each([1, 20])("accepts maxConcurrency %i", async (maxConcurrency) => {
@@ -81,7 +90,13 @@ describe("POST /api/batch/scrape: pricing", () => {
     const { apiKey } = await newAccount(100);
     const r = await createBatch(apiKey, output === undefined ? { urls: urls(n) } : { urls: urls(n), output });
     expect(r.status).toBe(202);
-    expect(await getCredits(apiKey)).toEqual({ balance: 100 - cost, reserved: cost, used: 0, refunded: 0, granted: 100 });
+    expect(await getCredits(apiKey)).toEqual({
+      balance: 100 - cost,
+      reserved: cost,
+      used: 0,
+      refunded: 0,
+      granted: 100,
+    });
     expect((await getBatch(apiKey, r.body.batchId)).body).toMatchObject({
       creditsPerItem: cost / n,
       creditsReserved: cost,
@@ -166,22 +181,32 @@ const invalidBodies: [string, unknown, string][] = [
   ["selectors as an array", { urls: ["https://example.com/a"], selectors: ["h1"] }, "selectors"],
   ["a selector that is not a string", { urls: ["https://example.com/a"], selectors: { title: 5 } }, "selectors"],
   ["an empty selector", { urls: ["https://example.com/a"], selectors: { title: "" } }, "selectors"],
-  ["a selector name that is not an identifier", { urls: ["https://example.com/a"], selectors: { "1 bad": "h1" } }, "selectors"],
+  [
+    "a selector name that is not an identifier",
+    { urls: ["https://example.com/a"], selectors: { "1 bad": "h1" } },
+    "selectors",
+  ],
   [
     "more than 20 selectors",
-    { urls: ["https://example.com/a"], selectors: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`s${i}`, "h1"])) },
+    {
+      urls: ["https://example.com/a"],
+      selectors: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`s${i}`, "h1"])),
+    },
     "selectors",
   ],
 ];
 
 describe("POST /api/batch/scrape: validation", () => {
-  it.each(invalidBodies)("refuses %s with 400 VALIDATION_ERROR naming the field, reserving nothing", async (_label, body, field) => {
-    const { apiKey } = await newAccount(5000);
-    const r = await createBatch(apiKey, body);
-    expectError(r, 400, "VALIDATION_ERROR");
-    expect(r.body.message).toContain(field);
-    await expectUntouched(apiKey, 5000);
-  });
+  it.each(invalidBodies)(
+    "refuses %s with 400 VALIDATION_ERROR naming the field, reserving nothing",
+    async (_label, body, field) => {
+      const { apiKey } = await newAccount(5000);
+      const r = await createBatch(apiKey, body);
+      expectError(r, 400, "VALIDATION_ERROR");
+      expect(r.body.message).toContain(field);
+      await expectUntouched(apiKey, 5000);
+    },
+  );
 
   it.each([
     ["a JSON array", [{ urls: ["https://example.com/a"] }]],
@@ -221,8 +246,16 @@ describe("POST /api/batch/scrape: Idempotency-Key", () => {
 
   it("treats the same body with keys in another order as the same request", async () => {
     const { apiKey } = await newAccount(100);
-    const first = await createBatch(apiKey, { urls: urls(2), output: "markdown", selectors: { a: "h1", b: "h2" }, maxConcurrency: 3 }, { "idempotency-key": "req-2" });
-    const second = await createBatch(apiKey, { maxConcurrency: 3, selectors: { b: "h2", a: "h1" }, output: "markdown", urls: urls(2) }, { "idempotency-key": "req-2" });
+    const first = await createBatch(
+      apiKey,
+      { urls: urls(2), output: "markdown", selectors: { a: "h1", b: "h2" }, maxConcurrency: 3 },
+      { "idempotency-key": "req-2" },
+    );
+    const second = await createBatch(
+      apiKey,
+      { maxConcurrency: 3, selectors: { b: "h2", a: "h1" }, output: "markdown", urls: urls(2) },
+      { "idempotency-key": "req-2" },
+    );
     expect(first.status).toBe(202);
     expect(second.status).toBe(202);
     expect(second.body).toEqual(first.body);
@@ -245,14 +278,20 @@ describe("POST /api/batch/scrape: Idempotency-Key", () => {
   it("answers 5 concurrent requests with the same key with one batch, reserved once", async () => {
     const { apiKey } = await newAccount(100);
     const body = { urls: urls(4) };
-    const all = await Promise.all(Array.from({ length: 5 }, () => createBatch(apiKey, body, { "idempotency-key": "req-4" })));
+    const all = await Promise.all(
+      Array.from({ length: 5 }, () => createBatch(apiKey, body, { "idempotency-key": "req-4" })),
+    );
     expect(all.map((r) => r.status)).toEqual([202, 202, 202, 202, 202]);
     const ids = new Set(all.map((r) => r.body.batchId));
     expect(ids.size).toBe(1);
     for (const r of all) expect(r.body).toEqual({ status: "queued", batchId: all[0]!.body.batchId, total: 4 });
     expect(await getCredits(apiKey)).toEqual({ balance: 92, reserved: 8, used: 0, refunded: 0, granted: 100 });
     expect((await listBatches(apiKey)).body.pagination.total).toBe(1);
-    expect((await getBatch(apiKey, all[0]!.body.batchId)).body).toMatchObject({ totalUrls: 4, pendingCount: 4, creditsReserved: 8 });
+    expect((await getBatch(apiKey, all[0]!.body.batchId)).body).toMatchObject({
+      totalUrls: 4,
+      pendingCount: 4,
+      creditsReserved: 8,
+    });
   });
 
   it("creates separate batches for different keys", async () => {
@@ -286,17 +325,23 @@ describe("POST /api/batch/scrape: Idempotency-Key", () => {
 });
 
 describe("POST /api/batch/scrape selectors", () => {
-  it.each([["a + b"], ["p:has(a)"], ["li:last-child"], ["[[["]])("refuses %s up front, naming the selector's field", async (selector) => {
-    const { apiKey } = await newAccount(100);
-    const res = await createBatch(apiKey, { urls: ["https://example.com/"], selectors: { bad: selector } });
-    expect(res.status).toBe(400);
-    expect(res.body.code).toBe("VALIDATION_ERROR");
-    expect(res.body.message).toMatch(/^selectors\.bad: unsupported CSS selector/);
-  });
+  it.each([["a + b"], ["p:has(a)"], ["li:last-child"], ["[[["]])(
+    "refuses %s up front, naming the selector's field",
+    async (selector) => {
+      const { apiKey } = await newAccount(100);
+      const res = await createBatch(apiKey, { urls: ["https://example.com/"], selectors: { bad: selector } });
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe("VALIDATION_ERROR");
+      expect(res.body.message).toMatch(/^selectors\.bad: unsupported CSS selector/);
+    },
+  );
 
   it("accepts the selectors HTMLRewriter supports", async () => {
     const { apiKey } = await newAccount(100);
-    const res = await createBatch(apiKey, { urls: ["https://example.com/"], selectors: { a: "h1", b: "div > p.lead", c: "a[href^='https']", d: "li:nth-child(2)" } });
+    const res = await createBatch(apiKey, {
+      urls: ["https://example.com/"],
+      selectors: { a: "h1", b: "div > p.lead", c: "a[href^='https']", d: "li:nth-child(2)" },
+    });
     expect(res.status).toBe(202);
   });
 });

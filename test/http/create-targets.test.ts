@@ -45,13 +45,18 @@ describe("POST /api/batch/scrape: targets that can never be fetched", () => {
     const { apiKey } = await newAccount(100);
     const r = await createBatch(apiKey, { urls: ["https://example.com/", "http://10.1.2.3/", "http://[::1]/"] });
     expectError(r, 400, "VALIDATION_ERROR");
-    expect(r.body.message).toMatch(/^urls\[1\]: http:\/\/10\.1\.2\.3\/ can never be fetched: private address 10\.1\.2\.3/);
+    expect(r.body.message).toMatch(
+      /^urls\[1\]: http:\/\/10\.1\.2\.3\/ can never be fetched: private address 10\.1\.2\.3/,
+    );
   });
 
   it("refuses a webhookUrl at an IPv4-translated address the same way, reserving nothing", async () => {
     const { apiKey } = await newAccount(100);
     const before = await snapshot(apiKey);
-    const r = await createBatch(apiKey, { urls: ["https://example.com/"], webhookUrl: "https://[::ffff:0:a9fe:a9fe]/hook" });
+    const r = await createBatch(apiKey, {
+      urls: ["https://example.com/"],
+      webhookUrl: "https://[::ffff:0:a9fe:a9fe]/hook",
+    });
     expectError(r, 400, "VALIDATION_ERROR");
     expect(r.body.message).toMatch(/^webhookUrl: IPv4-translated address ::ffff:0:a9fe:a9fe is not allowed/);
     expect(await snapshot(apiKey)).toEqual(before);
@@ -81,15 +86,22 @@ describe("POST /api/batch/scrape with ALLOW_LOOPBACK_TARGETS=true (local develop
   const devEnv = { ...env, ALLOW_LOOPBACK_TARGETS: "true" };
   const create = (apiKey: string, urls: string[]) =>
     createApp().fetch(
-      new Request("https://api.test/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify({ urls }) }),
+      new Request("https://api.test/api/batch/scrape", {
+        method: "POST",
+        headers: keyHeaders(apiKey),
+        body: JSON.stringify({ urls }),
+      }),
       devEnv,
       createExecutionContext(),
     );
 
-  it.each([["http://127.0.0.1:8787/page"], ["http://localhost:8787/"], ["http://[::1]:8787/"]])("accepts loopback target %s", async (target) => {
-    const { apiKey } = await newAccount(100);
-    expect((await create(apiKey, [target])).status).toBe(202);
-  });
+  it.each([["http://127.0.0.1:8787/page"], ["http://localhost:8787/"], ["http://[::1]:8787/"]])(
+    "accepts loopback target %s",
+    async (target) => {
+      const { apiKey } = await newAccount(100);
+      expect((await create(apiKey, [target])).status).toBe(202);
+    },
+  );
 
   it.each([
     ["http://[::ffff:127.0.0.1]/"],
@@ -100,7 +112,10 @@ describe("POST /api/batch/scrape with ALLOW_LOOPBACK_TARGETS=true (local develop
     const { apiKey } = await newAccount(100);
     const res = await create(apiKey, [target]);
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ code: "VALIDATION_ERROR", message: expect.stringMatching(/^urls\[0\]: /) });
+    expect(await res.json()).toMatchObject({
+      code: "VALIDATION_ERROR",
+      message: expect.stringMatching(/^urls\[0\]: /),
+    });
     expect(await getCredits(apiKey)).toMatchObject({ balance: 100, reserved: 0 });
   });
 });

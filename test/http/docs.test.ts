@@ -73,7 +73,11 @@ describe("GET /docs", () => {
   it("tells Scalar to read /openapi.json and to leave Scalar's own services alone", async () => {
     const { parts } = await docsPage();
     // HTMLRewriter gives the attribute as written; a browser decodes the entities.
-    const decoded = (parts.configuration ?? "null").replace(/&quot;/g, '"').replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+    const decoded = (parts.configuration ?? "null")
+      .replace(/&quot;/g, '"')
+      .replace(/&lt;/g, "<")
+      .replace(/&gt;/g, ">")
+      .replace(/&amp;/g, "&");
     expect(JSON.parse(decoded)).toMatchObject({
       url: "/openapi.json",
       withDefaultFonts: false,
@@ -95,14 +99,18 @@ describe("GET /docs", () => {
     expect(csp.get("frame-ancestors")).toEqual(["'none'"]);
     // No directive lets anything in from another host.
     for (const [name, sources] of csp) {
-      for (const source of sources) expect(`${name} ${source}`).not.toMatch(/https?:|\*|\/\/|'unsafe-eval'|'strict-dynamic'/);
+      for (const source of sources)
+        expect(`${name} ${source}`).not.toMatch(/https?:|\*|\/\/|'unsafe-eval'|'strict-dynamic'/);
     }
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
   });
 
   it("runs our settings script first, then Scalar's pinned bundle", async () => {
     const { parts } = await docsPage();
-    expect(parts.scripts.map((s) => s.src)).toEqual(["/docs/setup.js", expect.stringMatching(/^\/docs\/scalar\/\d+\.\d+\.\d+\/standalone\.js$/)]);
+    expect(parts.scripts.map((s) => s.src)).toEqual([
+      "/docs/setup.js",
+      expect.stringMatching(/^\/docs\/scalar\/\d+\.\d+\.\d+\/standalone\.js$/),
+    ]);
   });
 
   it("serves the settings script as JavaScript that turns zod's eval probe off", async () => {
@@ -140,6 +148,7 @@ describe("GET /docs", () => {
     const { parts } = await docsPage();
     const { body: doc } = await callJson("/openapi.json");
     expect(Object.keys(doc.paths["/docs"].get.responses["200"].content)).toEqual(["text/html"]);
-    for (const { src } of parts.scripts) expect(Object.keys(doc.paths[src!].get.responses["200"].content), src!).toEqual(["text/javascript"]);
+    for (const { src } of parts.scripts)
+      expect(Object.keys(doc.paths[src!].get.responses["200"].content), src!).toEqual(["text/javascript"]);
   });
 });

@@ -48,7 +48,11 @@ describe("batch ids that are unknown, malformed or another account's: 404 NOT_FO
     expect(sansRequestId(traversal.body)).toEqual(sansRequestId(unknown.body));
     expect(sansRequestId(foreign.body)).toEqual(sansRequestId(unknown.body));
     // The owner's batch is untouched (a foreign DELETE did not cancel it).
-    expect((await getBatch(owner.apiKey, batchId)).body).toMatchObject({ status: "pending", pendingCount: 2, cancelledCount: 0 });
+    expect((await getBatch(owner.apiKey, batchId)).body).toMatchObject({
+      status: "pending",
+      pendingCount: 2,
+      cancelledCount: 0,
+    });
     expect(await getCredits(owner.apiKey)).toMatchObject({ balance: 96, reserved: 4, refunded: 0 });
     expect(await getCredits(other.apiKey)).toMatchObject({ balance: 100, reserved: 0 });
   });
@@ -71,7 +75,10 @@ describe("wrong method on a known path: 405 METHOD_NOT_ALLOWED with Allow", () =
     const path = rawPath.replace("ID", batchId);
     const r = await callJson(path, { method, headers: keyHeaders(apiKey), body: method === "GET" ? undefined : "{}" });
     expectError(r, 405, "METHOD_NOT_ALLOWED");
-    const allow = (r.res.headers.get("allow") ?? "").split(/\s*,\s*/).filter(Boolean).sort();
+    const allow = (r.res.headers.get("allow") ?? "")
+      .split(/\s*,\s*/)
+      .filter(Boolean)
+      .sort();
     expect(allow).toEqual([...allowed]);
     // Nothing happened: the batch is still pending and nothing more was reserved.
     expect((await getBatch(apiKey, batchId)).body.status).toBe("pending");
@@ -91,7 +98,10 @@ describe("wrong method on a known path: 405 METHOD_NOT_ALLOWED with Allow", () =
     const path = rawPath.replace("ACCOUNT", accountId).replace("KEY", keyId);
     const r = await callJson(path, { method, headers: adminHeaders, body: method === "GET" ? undefined : "{}" });
     expectError(r, 405, "METHOD_NOT_ALLOWED");
-    const allow = (r.res.headers.get("allow") ?? "").split(/\s*,\s*/).filter(Boolean).sort();
+    const allow = (r.res.headers.get("allow") ?? "")
+      .split(/\s*,\s*/)
+      .filter(Boolean)
+      .sort();
     expect(allow).toEqual([...allowed]);
   });
 });
@@ -99,7 +109,11 @@ describe("wrong method on a known path: 405 METHOD_NOT_ALLOWED with Allow", () =
 describe("413 PAYLOAD_TOO_LARGE", () => {
   it("refuses a create body one byte over 3 MiB, reserving nothing", async () => {
     const { apiKey } = await newAccount(5000);
-    const r = await callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: jsonOfSize(MAX_BODY_BYTES + 1) });
+    const r = await callJson("/api/batch/scrape", {
+      method: "POST",
+      headers: keyHeaders(apiKey),
+      body: jsonOfSize(MAX_BODY_BYTES + 1),
+    });
     expectError(r, 413, "PAYLOAD_TOO_LARGE");
     expect(await getCredits(apiKey)).toEqual({ balance: 5000, reserved: 0, used: 0, refunded: 0, granted: 5000 });
     expect((await listBatches(apiKey)).body.pagination.total).toBe(0);
@@ -144,12 +158,19 @@ describe("415 UNSUPPORTED_MEDIA_TYPE", () => {
   it.each([
     ["text/plain", JSON.stringify({ urls: ["https://example.com/"] })],
     ["application/x-www-form-urlencoded", "urls=https%3A%2F%2Fexample.com%2F"],
-    ["multipart/form-data; boundary=x", '--x\r\nContent-Disposition: form-data; name="urls"\r\n\r\nhttps://example.com/\r\n--x--\r\n'],
+    [
+      "multipart/form-data; boundary=x",
+      '--x\r\nContent-Disposition: form-data; name="urls"\r\n\r\nhttps://example.com/\r\n--x--\r\n',
+    ],
     ["application/xml", "<urls><url>https://example.com/</url></urls>"],
     ["application/jsonp", JSON.stringify({ urls: ["https://example.com/"] })],
   ])("refuses a create body of type %s, creating nothing", async (type, body) => {
     const { apiKey } = await newAccount(100);
-    const r = await callJson("/api/batch/scrape", { method: "POST", headers: { "x-api-key": apiKey, "content-type": type }, body });
+    const r = await callJson("/api/batch/scrape", {
+      method: "POST",
+      headers: { "x-api-key": apiKey, "content-type": type },
+      body,
+    });
     expectError(r, 415, "UNSUPPORTED_MEDIA_TYPE");
     expect((await getCredits(apiKey)).reserved).toBe(0);
     expect((await listBatches(apiKey)).body.pagination.total).toBe(0);
@@ -157,7 +178,11 @@ describe("415 UNSUPPORTED_MEDIA_TYPE", () => {
 
   it("refuses a body with no content type", async () => {
     const { apiKey } = await newAccount(100);
-    const init = { method: "POST", headers: { "x-api-key": apiKey }, body: new TextEncoder().encode(JSON.stringify({ urls: ["https://example.com/"] })) };
+    const init = {
+      method: "POST",
+      headers: { "x-api-key": apiKey },
+      body: new TextEncoder().encode(JSON.stringify({ urls: ["https://example.com/"] })),
+    };
     // A byte body gets no content type of its own.
     expect(new Request("https://api.test/", init).headers.get("content-type")).toBeNull();
     expectError(await callJson("/api/batch/scrape", init), 415, "UNSUPPORTED_MEDIA_TYPE");
@@ -220,7 +245,11 @@ describe("400 INVALID_JSON", () => {
 
   it("does not echo the bad input or parser internals", async () => {
     const { apiKey } = await newAccount(100);
-    const r = await callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: '{"urls": <script>' });
+    const r = await callJson("/api/batch/scrape", {
+      method: "POST",
+      headers: keyHeaders(apiKey),
+      body: '{"urls": <script>',
+    });
     expectError(r, 400, "INVALID_JSON");
     expect(r.body.message).not.toContain("<script>");
   });
@@ -236,8 +265,16 @@ describe("the error envelope", () => {
       callJson(`/api/batch/scrape/${crypto.randomUUID()}`, { headers: keyHeaders(apiKey) }),
       callJson("/api/credits", { method: "PATCH", headers: keyHeaders(apiKey) }),
       callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: "{" }),
-      callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify({ urls: [] }) }),
-      callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify({ urls: urls(1) }) }),
+      callJson("/api/batch/scrape", {
+        method: "POST",
+        headers: keyHeaders(apiKey),
+        body: JSON.stringify({ urls: [] }),
+      }),
+      callJson("/api/batch/scrape", {
+        method: "POST",
+        headers: keyHeaders(apiKey),
+        body: JSON.stringify({ urls: urls(1) }),
+      }),
     ]);
     expect(answers.map((a) => [a.status, a.body.code])).toEqual([
       [401, "MISSING_API_KEY"],

@@ -5,8 +5,26 @@
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { accountStub, adminHeaders, batchStub, callJson, newAccount, newBatch, readAnswer, runInBatch } from "../helpers";
-import { asAnswer, browserHeaders, closeLiveAfterEach, type Live, liveRequest, openLive, watchLive, within } from "./live-support";
+import {
+  accountStub,
+  adminHeaders,
+  batchStub,
+  callJson,
+  newAccount,
+  newBatch,
+  readAnswer,
+  runInBatch,
+} from "../helpers";
+import {
+  asAnswer,
+  browserHeaders,
+  closeLiveAfterEach,
+  type Live,
+  liveRequest,
+  openLive,
+  watchLive,
+  within,
+} from "./live-support";
 import type { BatchObject } from "../../src/batch/batch-object";
 import type { Env } from "../../src/env";
 import { addKey, expectError, expireKey, revokeKey } from "./support";
@@ -73,7 +91,10 @@ describe("revoking a key while its live views open", () => {
       tally.opened += views.length;
 
       const closes = await Promise.all(views.map((v) => within(v.closed).catch(() => "still open")));
-      expect(closes.filter((c) => c === "still open"), `sockets left open, revoke after ${after} requests`).toEqual([]);
+      expect(
+        closes.filter((c) => c === "still open"),
+        `sockets left open, revoke after ${after} requests`,
+      ).toEqual([]);
       for (const c of closes) expect(c).toMatchObject({ code: 4001 });
       // None left in the object either, not even half-closed (refused sockets are disposed of).
       await expect.poll(() => socketsOfKey(batchId, key.keyId)).toBe(0);
@@ -93,9 +114,17 @@ describe("revoking a key while its live views open", () => {
 });
 
 /** The account's live-view rows of `keyId` and when its alarm fires. */
-function accountViews(accountId: string, keyId: string): Promise<{ views: { batch_id: string; close_at: number | null }[]; alarm: number | null }> {
+function accountViews(
+  accountId: string,
+  keyId: string,
+): Promise<{ views: { batch_id: string; close_at: number | null }[]; alarm: number | null }> {
   return runInDurableObject(accountStub(accountId), async (_o, state) => ({
-    views: state.storage.sql.exec<{ batch_id: string; close_at: number | null }>("SELECT batch_id, close_at FROM live_views WHERE key_id = ?", keyId).toArray(),
+    views: state.storage.sql
+      .exec<{ batch_id: string; close_at: number | null }>(
+        "SELECT batch_id, close_at FROM live_views WHERE key_id = ?",
+        keyId,
+      )
+      .toArray(),
     alarm: await state.storage.getAlarm(),
   }));
 }
@@ -135,7 +164,13 @@ function holdAdmissionUntilClose(batchId: string): Promise<void> {
 }
 
 /** A new account with a second key, a batch, and a view of it opened with that key (its first message read). */
-async function viewOfNewKey(): Promise<{ apiKey: string; accountId: string; key: { keyId: string; apiKey: string }; batchId: string; live: Live }> {
+async function viewOfNewKey(): Promise<{
+  apiKey: string;
+  accountId: string;
+  key: { keyId: string; apiKey: string };
+  batchId: string;
+  live: Live;
+}> {
   const { apiKey, accountId } = await newAccount(100);
   const key = await addKey(accountId);
   const { batchId } = await newBatch(apiKey, 1);
@@ -171,7 +206,10 @@ describe("the end of a key closes its live views, whatever the timing", () => {
     // Early (another reason woke it): nothing closes, and the alarm is set again for the expiry.
     expect(await runDurableObjectAlarm(accountStub(accountId))).toBe(true);
     expect(await socketsOfKey(batches[0]!.batchId, key.keyId)).toBe(1);
-    expect(await accountViews(accountId, key.keyId)).toEqual({ views: expect.arrayContaining([expect.objectContaining({ close_at: null })]), alarm: expiresAt });
+    expect(await accountViews(accountId, key.keyId)).toEqual({
+      views: expect.arrayContaining([expect.objectContaining({ close_at: null })]),
+      alarm: expiresAt,
+    });
 
     await expireKey(accountId, key.keyId); // back-dated: the expiry is now
     expect(await runDurableObjectAlarm(accountStub(accountId))).toBe(true);
@@ -211,7 +249,11 @@ describe("the end of a key closes its live views, whatever the timing", () => {
     // The account's calls to close live views fail (its env is memory: an eviction restores it).
     await runInDurableObject(accountStub(accountId), (o) => {
       const real = (o as unknown as { env: Env }).env;
-      const BATCH = { getByName: () => ({ closeLiveViews: () => Promise.reject(new Error("injected: the batch object did not answer")) }) };
+      const BATCH = {
+        getByName: () => ({
+          closeLiveViews: () => Promise.reject(new Error("injected: the batch object did not answer")),
+        }),
+      };
       Object.defineProperty(o, "env", { value: { ...real, BATCH }, configurable: true });
     });
     const revokedAt = Date.now();
@@ -236,7 +278,9 @@ describe("the end of a key closes its live views, whatever the timing", () => {
     const { batchId } = await newBatch(apiKey, 1);
     const live = await openLive(batchId, apiKey);
     await live.next();
-    expect((await callJson(`/admin/accounts/${accountId}`, { method: "DELETE", headers: adminHeaders })).status).toBe(200);
+    expect((await callJson(`/admin/accounts/${accountId}`, { method: "DELETE", headers: adminHeaders })).status).toBe(
+      200,
+    );
     expect(await within(live.closed)).toEqual({ code: 4001, reason: "API key revoked" });
     expect((await accountViews(accountId, keyId)).views).toEqual([]);
     expect(await accountStub(accountId).admitLiveView(keyId, batchId)).toBe(false);

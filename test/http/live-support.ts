@@ -90,5 +90,8 @@ export async function asAnswer(pending: Promise<Response>): Promise<{ status: nu
 
 /** Rejects when `p` has not settled within `ms` (a close that never comes fails the test, not the run). */
 export function within<T>(p: Promise<T>, ms = 3000): Promise<T> {
-  return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms))]);
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms)),
+  ]);
 }

@@ -19,7 +19,10 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     // The key is echoed nowhere.
     for (const [, value] of live.res.headers) expect(value).not.toContain(apiKey);
     const first = await live.next();
-    expect(first).toEqual({ type: "batch", batch: expect.objectContaining({ batchId, status: "pending", totalUrls: 3, pendingCount: 3 }) });
+    expect(first).toEqual({
+      type: "batch",
+      batch: expect.objectContaining({ batchId, status: "pending", totalUrls: 3, pendingCount: 3 }),
+    });
     expect(first.item).toBeUndefined();
   });
 
@@ -43,7 +46,12 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     const cancel = await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
     expect(cancel.body).toEqual({ status: "cancelled", cancelledItems: 3, creditsRefunded: 6 });
     const cancelled = await live.next((m) => m.batch.status === "cancelled");
-    expect(cancelled.batch).toMatchObject({ pendingCount: 0, cancelledCount: 3, completedCount: 1, creditsRefunded: 6 });
+    expect(cancelled.batch).toMatchObject({
+      pendingCount: 0,
+      cancelledCount: 3,
+      completedCount: 1,
+      creditsRefunded: 6,
+    });
   });
 
   it("sends every open socket of the batch the same transition", async () => {
@@ -82,10 +90,18 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     const { batchId } = await newBatch(apiKey, 1);
     const wrong = `${apiKey.slice(0, -4)}AAAA`;
     expectError(await asAnswer(liveRequest(batchId, browserHeaders(wrong))), 403, "INVALID_API_KEY");
-    expectError(await asAnswer(liveRequest(batchId, { upgrade: "websocket", "sec-websocket-protocol": "batch-live" })), 401, "MISSING_API_KEY");
+    expectError(
+      await asAnswer(liveRequest(batchId, { upgrade: "websocket", "sec-websocket-protocol": "batch-live" })),
+      401,
+      "MISSING_API_KEY",
+    );
     expectError(await asAnswer(liveRequest(batchId, { upgrade: "websocket" })), 401, "MISSING_API_KEY");
     // The subprotocol is read only on an upgrade.
-    expectError(await asAnswer(liveRequest(batchId, { "sec-websocket-protocol": `batch-live, ${apiKey}` })), 401, "MISSING_API_KEY");
+    expectError(
+      await asAnswer(liveRequest(batchId, { "sec-websocket-protocol": `batch-live, ${apiKey}` })),
+      401,
+      "MISSING_API_KEY",
+    );
   });
 
   it("answers 404 for another account's batch, an unknown batch and a malformed id", async () => {
@@ -101,7 +117,9 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     const owner = await newAccount(100);
     const other = await newAccount(100);
     const { batchId } = await newBatch(owner.apiKey, 1);
-    const r = await asAnswer(liveRequest(batchId, { ...browserHeaders(other.apiKey), "x-account-id": owner.accountId }));
+    const r = await asAnswer(
+      liveRequest(batchId, { ...browserHeaders(other.apiKey), "x-account-id": owner.accountId }),
+    );
     expectError(r, 404, "NOT_FOUND");
   });
 
@@ -110,7 +128,9 @@ describe("GET /api/batch/scrape/{batchId}/live", () => {
     const other = await newAccount(100);
     const { batchId } = await newBatch(owner.apiKey, 1);
     const stub = batchStub(batchId);
-    const notOwner = await stub.fetch("https://batch/live", { headers: { upgrade: "websocket", "x-account-id": other.accountId } });
+    const notOwner = await stub.fetch("https://batch/live", {
+      headers: { upgrade: "websocket", "x-account-id": other.accountId },
+    });
     expect(notOwner.status).toBe(404);
     const anonymous = await stub.fetch("https://batch/live", { headers: { upgrade: "websocket" } });
     expect(anonymous.status).toBe(404);
@@ -206,7 +226,8 @@ describe("live views and revoked keys", () => {
     const closes = mine.map((l) => l.closed);
 
     await revokeKey(accountId, keyId);
-    for (const closed of await within(Promise.all(closes))) expect(closed).toEqual({ code: 4001, reason: "API key revoked" });
+    for (const closed of await within(Promise.all(closes)))
+      expect(closed).toEqual({ code: 4001, reason: "API key revoked" });
 
     // The other key's view still receives transitions.
     expect((await batchStub(first.batchId).startItem(first.itemIds[0]!)).action).toBe("run");

@@ -57,19 +57,25 @@ describe("GET /openapi.json", () => {
     expect(doc.paths[path][method].responses).toEqual(expect.any(Object));
   });
 
-  it.each(publicOperations)("secures %s %s with the x-api-key scheme and documents 401 and 403", async (method, path) => {
-    const doc = await document();
-    const op = doc.paths[path][method];
-    expect(op.security).toEqual([{ ApiKeyAuth: [] }]);
-    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
-  });
+  it.each(publicOperations)(
+    "secures %s %s with the x-api-key scheme and documents 401 and 403",
+    async (method, path) => {
+      const doc = await document();
+      const op = doc.paths[path][method];
+      expect(op.security).toEqual([{ ApiKeyAuth: [] }]);
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
+    },
+  );
 
-  it.each(adminOperations)("secures %s %s with the admin bearer scheme and documents 401 and 403", async (method, path) => {
-    const doc = await document();
-    const op = doc.paths[path][method];
-    expect(op.security).toEqual([{ AdminToken: [] }]);
-    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
-  });
+  it.each(adminOperations)(
+    "secures %s %s with the admin bearer scheme and documents 401 and 403",
+    async (method, path) => {
+      const doc = await document();
+      const op = doc.paths[path][method];
+      expect(op.security).toEqual([{ AdminToken: [] }]);
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
+    },
+  );
 
   it("declares both security schemes", async () => {
     const doc = await document();
@@ -83,16 +89,33 @@ describe("GET /openapi.json", () => {
   it("documents the create route's 202, its body and its error statuses", async () => {
     const doc = await document();
     const op = doc.paths["/api/batch/scrape"].post;
-    expect(Object.keys(op.responses).sort()).toEqual(["202", "400", "401", "402", "403", "413", "415", "422", "429", "503"]);
+    expect(Object.keys(op.responses).sort()).toEqual([
+      "202",
+      "400",
+      "401",
+      "402",
+      "403",
+      "413",
+      "415",
+      "422",
+      "429",
+      "503",
+    ]);
     expect(op.requestBody.required).toBe(true);
     expect(op.requestBody.content["application/json"].schema).toEqual(expect.any(Object));
-    expect(op.parameters.map((p: { name: string; in: string }) => [p.in, p.name.toLowerCase()])).toContainEqual(["header", "idempotency-key"]);
+    expect(op.parameters.map((p: { name: string; in: string }) => [p.in, p.name.toLowerCase()])).toContainEqual([
+      "header",
+      "idempotency-key",
+    ]);
   });
 
   it("documents path parameters for the routes that take ids", async () => {
     const doc = await document();
     const names = (path: string, method: string) =>
-      (doc.paths[path][method].parameters ?? []).filter((p: { in: string }) => p.in === "path").map((p: { name: string }) => p.name).sort();
+      (doc.paths[path][method].parameters ?? [])
+        .filter((p: { in: string }) => p.in === "path")
+        .map((p: { name: string }) => p.name)
+        .sort();
     expect(names("/api/batch/scrape/{batchId}", "get")).toEqual(["batchId"]);
     expect(names("/api/batch/scrape/{batchId}/retry", "post")).toEqual(["batchId"]);
     expect(names("/admin/accounts/{accountId}/keys/{keyId}", "delete")).toEqual(["accountId", "keyId"]);
@@ -101,7 +124,10 @@ describe("GET /openapi.json", () => {
   it("documents the paging query parameters", async () => {
     const doc = await document();
     const query = (path: string) =>
-      doc.paths[path].get.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name).sort();
+      doc.paths[path].get.parameters
+        .filter((p: { in: string }) => p.in === "query")
+        .map((p: { name: string }) => p.name)
+        .sort();
     expect(query("/api/batch/scrape/{batchId}")).toEqual(["cursor", "limit"]);
     expect(query("/api/batch/scrape")).toEqual(["limit", "page"]);
     expect(query("/api/credits/ledger")).toEqual(["cursor", "limit"]);
@@ -117,7 +143,10 @@ describe("GET /openapi.json", () => {
 
   it("lists no path outside the API, the SerpWow surface, the admin API and the operations routes", async () => {
     const doc = await document();
-    for (const path of Object.keys(doc.paths)) expect(path).toMatch(/^\/(api|admin|live)\/|^\/live\/batches$|^\/(healthz|docs|dashboard|)$|^\/docs\/(setup\.js|scalar\/[\d.]+\/standalone\.js)$/);
+    for (const path of Object.keys(doc.paths))
+      expect(path).toMatch(
+        /^\/(api|admin|live)\/|^\/live\/batches$|^\/(healthz|docs|dashboard|)$|^\/docs\/(setup\.js|scalar\/[\d.]+\/standalone\.js)$/,
+      );
   });
 
   it("describes every route the app serves (the document comes from the same code)", async () => {

@@ -59,7 +59,19 @@ describe("GET /api/batch/scrape/:batchId", () => {
       nextCursor: null,
     });
     for (const i of r.body.items) {
-      expect(Object.keys(i)).toEqual(expect.arrayContaining(["uuid", "url", "status", "result", "error", "creditsUsed", "attempts", "startedAt", "finishedAt"]));
+      expect(Object.keys(i)).toEqual(
+        expect.arrayContaining([
+          "uuid",
+          "url",
+          "status",
+          "result",
+          "error",
+          "creditsUsed",
+          "attempts",
+          "startedAt",
+          "finishedAt",
+        ]),
+      );
     }
     expect(new Set(r.body.items.map((i: { uuid: string }) => i.uuid)).size).toBe(3);
     expect(Math.abs(Date.parse(r.body.createdAt) - Date.now())).toBeLessThan(60_000);
@@ -159,7 +171,17 @@ describe("GET /api/batch/scrape", () => {
     const r = await listBatches(apiKey);
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({
-      jobs: [{ uuid: batchId, status: "pending", totalUrls: 3, completedCount: 0, failedCount: 0, createdAt: expect.stringMatching(ISO_RE), finishedAt: null }],
+      jobs: [
+        {
+          uuid: batchId,
+          status: "pending",
+          totalUrls: 3,
+          completedCount: 0,
+          failedCount: 0,
+          createdAt: expect.stringMatching(ISO_RE),
+          finishedAt: null,
+        },
+      ],
       pagination: { page: 1, limit: expect.any(Number), total: 1, totalPages: 1 },
     });
   });
@@ -360,7 +382,10 @@ describe("GET /api/credits/ledger", () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const r: { status: number; body: any } = await ledger(apiKey, `?limit=3${cursor === null ? "" : `&cursor=${cursor}`}`);
+      const r: { status: number; body: any } = await ledger(
+        apiKey,
+        `?limit=3${cursor === null ? "" : `&cursor=${cursor}`}`,
+      );
       expect(r.status).toBe(200);
       expect(r.body.entries.length).toBeLessThanOrEqual(3);
       amounts.push(...r.body.entries.map((e: { amount: number }) => e.amount));
@@ -379,7 +404,9 @@ describe("GET /api/credits/ledger", () => {
     await grant(accountId, 5);
     await newBatch(apiKey, 2);
     const entries = (await ledger(apiKey)).body.entries;
-    expect(entries.map((e: { balanceAfter: number; reservedAfter: number }) => [e.balanceAfter, e.reservedAfter])).toEqual([
+    expect(
+      entries.map((e: { balanceAfter: number; reservedAfter: number }) => [e.balanceAfter, e.reservedAfter]),
+    ).toEqual([
       [11, 4],
       [15, 0],
       [10, 0],

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { batchStub, call, callJson, drainOutbox, expectBalanced, getBatch, keyHeaders, newAccount, newBatch } from "../helpers";
+import {
+  batchStub,
+  call,
+  callJson,
+  drainOutbox,
+  expectBalanced,
+  getBatch,
+  keyHeaders,
+  newAccount,
+  newBatch,
+} from "../helpers";
 
 /** SerpWow's own style: GET with the key in the query string, no headers at all. */
 function live(path: string, apiKey?: string) {
@@ -37,9 +47,19 @@ describe("GET /live/batches/:batchId/stop", () => {
     const { batchId } = await newBatch(apiKey, 4);
     const res = await live(`/live/batches/${batchId}/stop`, apiKey);
     expect(res.status).toBe(200);
-    expect(res.body.request_info).toEqual({ success: true, message: "Batch stopped: 4 searches cancelled, 8 credits refunded" });
+    expect(res.body.request_info).toEqual({
+      success: true,
+      message: "Batch stopped: 4 searches cancelled, 8 credits refunded",
+    });
     expect(res.body).toMatchObject({ cancelled_items: 4, credits_refunded: 8 });
-    expect(res.body.batch).toMatchObject({ id: batchId, status: "idle", state: "cancelled", searches_total_count: 4, searches_cancelled_count: 4, credits_refunded: 8 });
+    expect(res.body.batch).toMatchObject({
+      id: batchId,
+      status: "idle",
+      state: "cancelled",
+      searches_total_count: 4,
+      searches_cancelled_count: 4,
+      credits_refunded: 8,
+    });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 100, reserved: 0 });
   });
 
@@ -61,13 +81,21 @@ describe("GET /live/batches/:batchId/stop", () => {
     expect(res.status).toBe(200);
   });
 
-  it.each(["completed", "failed", "cancelled"] as const)("400 for a batch that is not queued or running (%s), saying why", async (state) => {
-    const { apiKey } = await newAccount(100);
-    const batches = await batchesInEveryState(apiKey);
-    const res = await live(`/live/batches/${batches[state].batchId}/stop`, apiKey);
-    expect(res.status).toBe(400);
-    expect(res.body).toEqual({ request_info: { success: false, message: `Batch can only be stopped when queued or running; it is idle (${state}).` } });
-  });
+  it.each(["completed", "failed", "cancelled"] as const)(
+    "400 for a batch that is not queued or running (%s), saying why",
+    async (state) => {
+      const { apiKey } = await newAccount(100);
+      const batches = await batchesInEveryState(apiKey);
+      const res = await live(`/live/batches/${batches[state].batchId}/stop`, apiKey);
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({
+        request_info: {
+          success: false,
+          message: `Batch can only be stopped when queued or running; it is idle (${state}).`,
+        },
+      });
+    },
+  );
 
   it.each([
     ["an unknown id", () => crypto.randomUUID()],
@@ -106,9 +134,20 @@ describe("GET /live/batches/stopall", () => {
     const batches = await batchesInEveryState(apiKey);
     const res = await live("/live/batches/stopall", apiKey);
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ request_info: { success: true, message: "2 Batches stopped" }, batches_stopped: 2, batches_failed_to_stop: 0 });
-    expect((await getBatch(apiKey, batches.pending.batchId)).body).toMatchObject({ status: "cancelled", cancelledCount: 3 });
-    expect((await getBatch(apiKey, batches.running.batchId)).body).toMatchObject({ status: "cancelled", cancelledCount: 2, runningCount: 1 });
+    expect(res.body).toEqual({
+      request_info: { success: true, message: "2 Batches stopped" },
+      batches_stopped: 2,
+      batches_failed_to_stop: 0,
+    });
+    expect((await getBatch(apiKey, batches.pending.batchId)).body).toMatchObject({
+      status: "cancelled",
+      cancelledCount: 3,
+    });
+    expect((await getBatch(apiKey, batches.running.batchId)).body).toMatchObject({
+      status: "cancelled",
+      cancelledCount: 2,
+      runningCount: 1,
+    });
     expect((await getBatch(apiKey, batches.completed.batchId)).body.status).toBe("completed");
     expect((await getBatch(apiKey, batches.failed.batchId)).body.status).toBe("failed");
     await expectBalanced(apiKey, batches.all);
@@ -122,7 +161,10 @@ describe("GET /live/batches/stopall", () => {
     expect(a.body.batches_stopped + b.body.batches_stopped).toBe(6);
     expect(a.body.batches_failed_to_stop + b.body.batches_failed_to_stop).toBe(0);
     const again = await live("/live/batches/stopall", apiKey);
-    expect(again.body).toMatchObject({ request_info: { success: true, message: "0 Batches stopped" }, batches_stopped: 0 });
+    expect(again.body).toMatchObject({
+      request_info: { success: true, message: "0 Batches stopped" },
+      batches_stopped: 0,
+    });
     expect(await expectBalanced(apiKey, ids)).toMatchObject({ balance: 200, reserved: 0, refunded: 24 });
   });
 
@@ -130,7 +172,13 @@ describe("GET /live/batches/stopall", () => {
     const { apiKey } = await newAccount(10_000);
     const creates = [];
     for (let i = 0; i < 200; i++) {
-      creates.push(callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify({ urls: ["https://example.com/a", "https://example.com/b"] }) }));
+      creates.push(
+        callJson("/api/batch/scrape", {
+          method: "POST",
+          headers: keyHeaders(apiKey),
+          body: JSON.stringify({ urls: ["https://example.com/a", "https://example.com/b"] }),
+        }),
+      );
     }
     const ids = (await Promise.all(creates)).map((r) => r.body.batchId as string);
     const res = await live("/live/batches/stopall", apiKey);
@@ -147,7 +195,13 @@ describe("POST /api/batch/scrape/cancel-all", () => {
     const batches = await batchesInEveryState(apiKey);
     const res = await callJson("/api/batch/scrape/cancel-all", { method: "POST", headers: keyHeaders(apiKey) });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: "cancelled", batchesCancelled: 2, batchesFailedToCancel: 0, cancelledItems: 5, creditsRefunded: 10 });
+    expect(res.body).toEqual({
+      status: "cancelled",
+      batchesCancelled: 2,
+      batchesFailedToCancel: 0,
+      cancelledItems: 5,
+      creditsRefunded: 10,
+    });
     await expectBalanced(apiKey, batches.all);
     const again = await callJson("/api/batch/scrape/cancel-all", { method: "POST", headers: keyHeaders(apiKey) });
     expect(again.body).toMatchObject({ batchesCancelled: 0, creditsRefunded: 0 });
@@ -158,7 +212,13 @@ describe("GET /live/batches/:batchId and GET /live/batches", () => {
   it("maps every state to SerpWow's words, keeping the precise one in `state`", async () => {
     const { apiKey } = await newAccount(200);
     const batches = await batchesInEveryState(apiKey);
-    const expected = { pending: "queued", running: "running", completed: "idle", failed: "idle", cancelled: "idle" } as const;
+    const expected = {
+      pending: "queued",
+      running: "running",
+      completed: "idle",
+      failed: "idle",
+      cancelled: "idle",
+    } as const;
     for (const state of Object.keys(expected) as (keyof typeof expected)[]) {
       const res = await live(`/live/batches/${batches[state].batchId}`, apiKey);
       expect(res.status).toBe(200);
@@ -176,7 +236,13 @@ describe("GET /live/batches/:batchId and GET /live/batches", () => {
     const ids = [];
     for (let i = 0; i < 12; i++) ids.push((await newBatch(apiKey, 1)).batchId);
     const first = await live("/live/batches?page=1", apiKey);
-    expect(first.body).toMatchObject({ request_info: { success: true }, total_count: 12, total_pages: 2, current_page: 1, count_this_page: 10 });
+    expect(first.body).toMatchObject({
+      request_info: { success: true },
+      total_count: 12,
+      total_pages: 2,
+      current_page: 1,
+      count_this_page: 10,
+    });
     expect(first.body.batches.map((b: { id: string }) => b.id)).toEqual(ids.slice().reverse().slice(0, 10));
     expect(first.body.batches[0]).toMatchObject({ status: "queued", state: "pending", searches_total_count: 1 });
     const second = await live("/live/batches?page=2", apiKey);
@@ -202,19 +268,33 @@ describe("the two surfaces agree", () => {
     await live(`/live/batches/${a.batchId}/stop`, apiKey);
     const viaApi = (await getBatch(apiKey, a.batchId)).body;
     const viaLive = (await live(`/live/batches/${a.batchId}`, apiKey)).body.batch;
-    expect(viaApi).toMatchObject({ status: "cancelled", cancelledCount: viaLive.searches_cancelled_count, creditsRefunded: viaLive.credits_refunded });
+    expect(viaApi).toMatchObject({
+      status: "cancelled",
+      cancelledCount: viaLive.searches_cancelled_count,
+      creditsRefunded: viaLive.credits_refunded,
+    });
 
     const b = await newBatch(apiKey, 2);
     await callJson(`/api/batch/scrape/${b.batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
     const stoppedAgain = await live(`/live/batches/${b.batchId}/stop`, apiKey);
     expect(stoppedAgain.status).toBe(400);
-    expect((await live(`/live/batches/${b.batchId}`, apiKey)).body.batch).toMatchObject({ status: "idle", state: "cancelled", searches_cancelled_count: 2 });
+    expect((await live(`/live/batches/${b.batchId}`, apiKey)).body.batch).toMatchObject({
+      status: "idle",
+      state: "cancelled",
+      searches_cancelled_count: 2,
+    });
     await expectBalanced(apiKey, [a.batchId, b.batchId]);
   });
 
   it("the OpenAPI document describes the SerpWow surface beside the primary one", async () => {
     const doc = await (await call("/openapi.json")).json<{ paths: Record<string, Record<string, unknown>> }>();
-    for (const path of ["/live/batches/{batchId}/stop", "/live/batches/stopall", "/live/batches/{batchId}", "/live/batches", "/api/batch/scrape/cancel-all"]) {
+    for (const path of [
+      "/live/batches/{batchId}/stop",
+      "/live/batches/stopall",
+      "/live/batches/{batchId}",
+      "/live/batches",
+      "/api/batch/scrape/cancel-all",
+    ]) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
   });

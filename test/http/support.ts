@@ -52,7 +52,10 @@ function hex(bytes: Uint8Array): string {
 }
 
 function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 export function randomHex(bytes: number): string {
@@ -66,7 +69,13 @@ function unsignedKey(accountId: string, keyId: string): string {
 
 /** The MAC the Worker expects (src/account/keys.ts): HMAC-SHA256 under the test secret, first 16 bytes, hex. */
 export async function macOf(signed: string, secret: string = env.API_KEY_MAC_SECRET!): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   return hex(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(signed)), 0, 16));
 }
 
@@ -74,7 +83,10 @@ export async function macOf(signed: string, secret: string = env.API_KEY_MAC_SEC
  * A key that was never issued but whose MAC is right (as if made with the server's secret):
  * it passes the Worker's check and is refused by the account object.
  */
-export async function neverIssuedKey(accountId: string = crypto.randomUUID(), keyId: string = randomHex(8)): Promise<string> {
+export async function neverIssuedKey(
+  accountId: string = crypto.randomUUID(),
+  keyId: string = randomHex(8),
+): Promise<string> {
   const signed = unsignedKey(accountId, keyId);
   const key = `${signed}_${await macOf(signed)}`;
   expect(key).toMatch(KEY_RE);
@@ -93,8 +105,15 @@ export async function sha256Hex(text: string): Promise<string> {
 }
 
 /** POST /admin/accounts/:id/keys; returns the new key. */
-export async function addKey(accountId: string, body: Record<string, unknown> = {}): Promise<{ keyId: string; apiKey: string; expiresAt: string | null }> {
-  const r = await callJson(`/admin/accounts/${accountId}/keys`, { method: "POST", headers: adminHeaders, body: JSON.stringify(body) });
+export async function addKey(
+  accountId: string,
+  body: Record<string, unknown> = {},
+): Promise<{ keyId: string; apiKey: string; expiresAt: string | null }> {
+  const r = await callJson(`/admin/accounts/${accountId}/keys`, {
+    method: "POST",
+    headers: adminHeaders,
+    body: JSON.stringify(body),
+  });
   expect(r.status).toBe(201);
   return r.body;
 }
@@ -116,10 +135,14 @@ export async function dumpAccountStorage(accountId: string): Promise<Record<stri
   return runInDurableObject(accountStub(accountId), (_obj, state) => {
     const sql = state.storage.sql;
     const tables = sql
-      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'")
+      .exec<{ name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+      )
       .toArray()
       .map((t) => t.name);
-    return Object.fromEntries(tables.map((t) => [t, sql.exec(`SELECT * FROM "${t}"`).toArray() as Record<string, unknown>[]]));
+    return Object.fromEntries(
+      tables.map((t) => [t, sql.exec(`SELECT * FROM "${t}"`).toArray() as Record<string, unknown>[]]),
+    );
   });
 }
 

@@ -21,7 +21,12 @@ function receiver(statuses: number[] = []) {
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = new Request(input, init);
     const headers = request.headers;
-    received.push({ id: headers.get("x-webhook-id"), body: await request.text(), signature: headers.get("x-webhook-signature"), timestamp: headers.get("x-webhook-timestamp") });
+    received.push({
+      id: headers.get("x-webhook-id"),
+      body: await request.text(),
+      signature: headers.get("x-webhook-signature"),
+      timestamp: headers.get("x-webhook-timestamp"),
+    });
     return new Response("ok", { status: statuses.shift() ?? 200 });
   });
   return received;
@@ -30,12 +35,20 @@ function receiver(statuses: number[] = []) {
 /** Delivers what the batch sent: its outbox to the account, then the account's due webhooks. */
 async function deliver(accountId: string, batchId: string) {
   await drainOutbox(batchId);
-  await runInDurableObject(accountStub(accountId), (_o, s) => s.storage.sql.exec("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE state = 'pending'", Date.now() - 1));
+  await runInDurableObject(accountStub(accountId), (_o, s) =>
+    s.storage.sql.exec("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE state = 'pending'", Date.now() - 1),
+  );
   await runDurableObjectAlarm(accountStub(accountId));
 }
 
 async function deliveries(apiKey: string) {
-  return (await callJson("/api/webhooks/deliveries?limit=100", { headers: keyHeaders(apiKey) })).body.deliveries as { eventId: string; type: string; state: string; attempts: number; lastStatus: number | null }[];
+  return (await callJson("/api/webhooks/deliveries?limit=100", { headers: keyHeaders(apiKey) })).body.deliveries as {
+    eventId: string;
+    type: string;
+    state: string;
+    attempts: number;
+    lastStatus: number | null;
+  }[];
 }
 
 afterEach(() => vi.restoreAllMocks());
@@ -74,7 +87,9 @@ describe("webhooks", () => {
     for (const r of received) {
       expect(r.id).toBe(JSON.parse(r.body).id);
       expect(await verify(s.secret, { signature: r.signature, timestamp: r.timestamp }, r.body)).toBe(true);
-      expect(await verify(s.secret, { signature: r.signature, timestamp: r.timestamp }, r.body.replace("cancel", "cancel "))).toBe(false);
+      expect(
+        await verify(s.secret, { signature: r.signature, timestamp: r.timestamp }, r.body.replace("cancel", "cancel ")),
+      ).toBe(false);
     }
     // Delivering again sends nothing more.
     await deliver(accountId, batchId);
@@ -105,12 +120,18 @@ describe("webhooks", () => {
     await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
     await drainOutbox(batchId);
     // As if stored before the guard knew the range.
-    await runInDurableObject(accountStub(accountId), (_o, s) => s.storage.sql.exec("UPDATE webhook_deliveries SET url = ?", "https://[::ffff:0:a9fe:a9fe]/hook"));
+    await runInDurableObject(accountStub(accountId), (_o, s) =>
+      s.storage.sql.exec("UPDATE webhook_deliveries SET url = ?", "https://[::ffff:0:a9fe:a9fe]/hook"),
+    );
     await deliver(accountId, batchId);
     expect(received).toHaveLength(0);
     expect((await deliveries(apiKey))[0]).toMatchObject({ state: "failed", attempts: 1 });
-    const errors = await runInDurableObject(accountStub(accountId), (_o, s) => s.storage.sql.exec<{ last_error: string }>("SELECT last_error FROM webhook_deliveries").toArray());
-    expect(errors.map((e) => e.last_error)).toEqual([expect.stringMatching(/^blocked target: IPv4-translated address ::ffff:0:a9fe:a9fe /)]);
+    const errors = await runInDurableObject(accountStub(accountId), (_o, s) =>
+      s.storage.sql.exec<{ last_error: string }>("SELECT last_error FROM webhook_deliveries").toArray(),
+    );
+    expect(errors.map((e) => e.last_error)).toEqual([
+      expect.stringMatching(/^blocked target: IPv4-translated address ::ffff:0:a9fe:a9fe /),
+    ]);
   });
 
   it("gives up after 24 hours of failures, and says so", async () => {
@@ -120,7 +141,9 @@ describe("webhooks", () => {
     await callJson(`/api/batch/scrape/${created.body.batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
     await deliver(accountId, created.body.batchId);
     expect((await deliveries(apiKey))[0]).toMatchObject({ state: "pending", attempts: 1, lastStatus: 500 });
-    await runInDurableObject(accountStub(accountId), (_o, s) => s.storage.sql.exec("UPDATE webhook_deliveries SET created_at = ?", Date.now() - 25 * 3600_000));
+    await runInDurableObject(accountStub(accountId), (_o, s) =>
+      s.storage.sql.exec("UPDATE webhook_deliveries SET created_at = ?", Date.now() - 25 * 3600_000),
+    );
     await deliver(accountId, created.body.batchId);
     expect((await deliveries(apiKey))[0]).toMatchObject({ state: "failed", attempts: 2 });
   });
@@ -152,11 +175,19 @@ async function currentSecret(apiKey: string): Promise<{ secret: string; previous
 
 /** POST rotate; with no body, no content-type either (the default overlap). */
 function rotate(apiKey: string, body?: unknown) {
-  if (body === undefined) return callJson("/api/webhooks/secret/rotate", { method: "POST", headers: { "x-api-key": apiKey } });
-  return callJson("/api/webhooks/secret/rotate", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify(body) });
+  if (body === undefined)
+    return callJson("/api/webhooks/secret/rotate", { method: "POST", headers: { "x-api-key": apiKey } });
+  return callJson("/api/webhooks/secret/rotate", {
+    method: "POST",
+    headers: keyHeaders(apiKey),
+    body: JSON.stringify(body),
+  });
 }
 
-async function rotated(apiKey: string, body?: unknown): Promise<{ secret: string; scheme: string; previousSecretExpiresAt: string | null }> {
+async function rotated(
+  apiKey: string,
+  body?: unknown,
+): Promise<{ secret: string; scheme: string; previousSecretExpiresAt: string | null }> {
   const r = await rotate(apiKey, body);
   expect(r.status).toBe(200);
   expect(r.res.headers.get("cache-control")).toBe("no-store");
@@ -186,7 +217,11 @@ async function signers(r: Received, secrets: string[]): Promise<number[]> {
 
 function previousSecretRow(accountId: string) {
   return runInDurableObject(accountStub(accountId), (_o, s) =>
-    s.storage.sql.exec<{ p: string | null; until: number | null }>("SELECT webhook_previous_secret AS p, webhook_previous_until AS until FROM account").one(),
+    s.storage.sql
+      .exec<{ p: string | null; until: number | null }>(
+        "SELECT webhook_previous_secret AS p, webhook_previous_until AS until FROM account",
+      )
+      .one(),
   );
 }
 
@@ -194,7 +229,11 @@ describe("webhook secret rotation", () => {
   it("GET shows the current secret on every call; POST rotate returns a new one each time, and GET follows it", async () => {
     const { apiKey } = await newAccount(10);
     const s0 = await currentSecret(apiKey);
-    expect(s0).toEqual({ secret: expect.stringMatching(/^whsec_[A-Za-z0-9_-]{43}$/), scheme: "v1", previousSecretExpiresAt: null });
+    expect(s0).toEqual({
+      secret: expect.stringMatching(/^whsec_[A-Za-z0-9_-]{43}$/),
+      scheme: "v1",
+      previousSecretExpiresAt: null,
+    });
     expect((await currentSecret(apiKey)).secret).toBe(s0.secret);
 
     const before = Date.now();
@@ -207,7 +246,11 @@ describe("webhook secret rotation", () => {
     const until = Date.parse(r1.previousSecretExpiresAt!);
     expect(until).toBeGreaterThanOrEqual(before + DAY_MS);
     expect(until).toBeLessThanOrEqual(after + DAY_MS);
-    expect(await currentSecret(apiKey)).toEqual({ secret: r1.secret, scheme: "v1", previousSecretExpiresAt: r1.previousSecretExpiresAt });
+    expect(await currentSecret(apiKey)).toEqual({
+      secret: r1.secret,
+      scheme: "v1",
+      previousSecretExpiresAt: r1.previousSecretExpiresAt,
+    });
 
     const r2 = await rotated(apiKey, { overlapSeconds: 60 });
     expect(new Set([s0.secret, r1.secret, r2.secret]).size).toBe(3);
@@ -235,7 +278,9 @@ describe("webhook secret rotation", () => {
     expect(await verify(oldSecret, received[1]!, received[1]!.body.replace("cancel", "cancel "))).toBe(false);
 
     // The overlap ends (back-dated, not waited for): the next attempt carries the new signature only.
-    await runInDurableObject(accountStub(accountId), (_o, s) => s.storage.sql.exec("UPDATE account SET webhook_previous_until = ?", Date.now() - 1));
+    await runInDurableObject(accountStub(accountId), (_o, s) =>
+      s.storage.sql.exec("UPDATE account SET webhook_previous_until = ?", Date.now() - 1),
+    );
     // Over by the clock, before any alarm has wiped it.
     expect(await currentSecret(apiKey)).toMatchObject({ secret: newSecret, previousSecretExpiresAt: null });
     await deliver(accountId, batchId);
@@ -322,7 +367,11 @@ describe("webhook secret rotation", () => {
 
   it("refuses a body that is not JSON with 415, and an unknown key with 403", async () => {
     const { apiKey } = await newAccount(10);
-    const text = await callJson("/api/webhooks/secret/rotate", { method: "POST", headers: { "x-api-key": apiKey, "content-type": "text/plain" }, body: "overlapSeconds=0" });
+    const text = await callJson("/api/webhooks/secret/rotate", {
+      method: "POST",
+      headers: { "x-api-key": apiKey, "content-type": "text/plain" },
+      body: "overlapSeconds=0",
+    });
     expectError(text, 415, "UNSUPPORTED_MEDIA_TYPE");
     expectError(await rotate(`${apiKey.slice(0, -1)}${apiKey.endsWith("A") ? "B" : "A"}`), 403, "INVALID_API_KEY");
   });
@@ -332,7 +381,11 @@ describe("webhook secret rotation", () => {
     const { secret } = await currentSecret(apiKey);
     const keys: string[] = [];
     const limiter = { limit: async ({ key }: { key: string }) => (keys.push(key), { success: false }) };
-    const res = await createApp().request("/api/webhooks/secret/rotate", { method: "POST", headers: keyHeaders(apiKey) }, { ...env, WEBHOOK_SECRET_LIMITER: limiter });
+    const res = await createApp().request(
+      "/api/webhooks/secret/rotate",
+      { method: "POST", headers: keyHeaders(apiKey) },
+      { ...env, WEBHOOK_SECRET_LIMITER: limiter },
+    );
     expect(res.status).toBe(429);
     expect(res.headers.get("retry-after")).toBe("60");
     expect(await res.json()).toMatchObject({ status: "error", code: "RATE_LIMITED" });

@@ -11,7 +11,11 @@ const ALL_OK = { batch: "ok", account: "ok", registry: "ok", results: "ok", apiK
 
 /** The app, served with some bindings replaced (exports.default always has the real ones). */
 async function healthWith(overrides: Partial<Env>) {
-  const res = await createApp().fetch(new Request("https://api.test/healthz"), { ...env, ...overrides }, createExecutionContext());
+  const res = await createApp().fetch(
+    new Request("https://api.test/healthz"),
+    { ...env, ...overrides },
+    createExecutionContext(),
+  );
   return { status: res.status, body: await res.json<Record<string, unknown>>(), res };
 }
 
@@ -44,7 +48,8 @@ describe("GET /healthz", () => {
   it("tells nothing else: no vars, no secrets", async () => {
     const text = await (await exports.default.fetch("https://api.test/healthz")).text();
     for (const secret of [env.ADMIN_TOKEN!, env.API_KEY_MAC_SECRET!]) expect(text).not.toContain(secret);
-    for (const value of [env.RETENTION_DAYS, env.MAX_BODY_BYTES, env.ACCOUNT_MAX_CONCURRENCY]) expect(text).not.toContain(`"${value}"`);
+    for (const value of [env.RETENTION_DAYS, env.MAX_BODY_BYTES, env.ACCOUNT_MAX_CONCURRENCY])
+      expect(text).not.toContain(`"${value}"`);
   });
 
   it("stores nothing: the pinged objects stay empty, R2 gets no key", async () => {
@@ -76,13 +81,19 @@ describe("GET /healthz", () => {
   it.each([
     ["missing", undefined],
     ["shorter than 32 characters", "x".repeat(31)],
-  ])("answers 503 naming apiKeys when API_KEY_MAC_SECRET is %s (no key could be checked or issued)", async (_label, secret) => {
-    logs = captureLogs();
-    const r = await healthWith({ API_KEY_MAC_SECRET: secret });
-    expect(r.status).toBe(503);
-    expect(r.body).toEqual({ status: "failing", version, checks: { ...ALL_OK, apiKeys: "failed" } });
-    expect(logs.json().find((l) => l.msg === "health check failed")).toMatchObject({ check: "apiKeys", error: expect.stringContaining("API_KEY_MAC_SECRET") });
-  });
+  ])(
+    "answers 503 naming apiKeys when API_KEY_MAC_SECRET is %s (no key could be checked or issued)",
+    async (_label, secret) => {
+      logs = captureLogs();
+      const r = await healthWith({ API_KEY_MAC_SECRET: secret });
+      expect(r.status).toBe(503);
+      expect(r.body).toEqual({ status: "failing", version, checks: { ...ALL_OK, apiKeys: "failed" } });
+      expect(logs.json().find((l) => l.msg === "health check failed")).toMatchObject({
+        check: "apiKeys",
+        error: expect.stringContaining("API_KEY_MAC_SECRET"),
+      });
+    },
+  );
 
   it("answers 503 naming the object namespaces that do not answer", async () => {
     logs = captureLogs();
@@ -93,6 +104,12 @@ describe("GET /healthz", () => {
     });
     expect(r.status).toBe(503);
     expect(r.body).toMatchObject({ checks: { ...ALL_OK, batch: "failed", account: "failed" } });
-    expect(logs.json().filter((l) => l.msg === "health check failed").map((l) => l.check).sort()).toEqual(["account", "batch"]);
+    expect(
+      logs
+        .json()
+        .filter((l) => l.msg === "health check failed")
+        .map((l) => l.check)
+        .sort(),
+    ).toEqual(["account", "batch"]);
   });
 });

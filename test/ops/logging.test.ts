@@ -1,6 +1,16 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, adminHeaders, batchStub, callJson, createBatch, drainOutbox, keyHeaders, newAccount, newBatch } from "../helpers";
+import {
+  ADMIN_TOKEN,
+  adminHeaders,
+  batchStub,
+  callJson,
+  createBatch,
+  drainOutbox,
+  keyHeaders,
+  newAccount,
+  newBatch,
+} from "../helpers";
 import { secretOf } from "../http/support";
 import { captureLogs } from "./support";
 
@@ -11,7 +21,8 @@ beforeEach(() => {
 afterEach(() => logs.restore());
 
 const requestLines = () => logs.json().filter((l) => l.msg === "request");
-const transitions = (batchId: string) => logs.json().filter((l) => l.msg === "batch transition" && l.batchId === batchId);
+const transitions = (batchId: string) =>
+  logs.json().filter((l) => l.msg === "batch transition" && l.batchId === batchId);
 
 describe("one structured log line per request", () => {
   it("has exactly: level, msg, requestId, method, route pattern, status, durationMs, accountId", async () => {
@@ -42,7 +53,12 @@ describe("one structured log line per request", () => {
     await callJson("/nowhere");
     await callJson("/admin/accounts", { method: "POST", headers: adminHeaders, body: "{}" });
     const [create, nowhere, admin] = requestLines();
-    expect(create).toMatchObject({ method: "POST", route: "/api/batch/scrape", status: 402, code: "INSUFFICIENT_CREDITS" });
+    expect(create).toMatchObject({
+      method: "POST",
+      route: "/api/batch/scrape",
+      status: 402,
+      code: "INSUFFICIENT_CREDITS",
+    });
     expect(nowhere).toMatchObject({ method: "GET", route: null, status: 404, code: "NOT_FOUND", accountId: null });
     expect(admin).toMatchObject({ method: "POST", route: "/admin/accounts", status: 201, accountId: null });
     expect(admin).not.toHaveProperty("code");
@@ -54,7 +70,9 @@ describe("one structured log line per request", () => {
     const target = "https://example.com/private?token=url-secret-991";
     const created = await createBatch(apiKey, { urls: [target] });
     const batchId: string = created.body.batchId;
-    await callJson(`/api/batch/scrape?page=1&limit=5&api_key=${apiKey}&q=query-secret-77`, { headers: keyHeaders(apiKey) });
+    await callJson(`/api/batch/scrape?page=1&limit=5&api_key=${apiKey}&q=query-secret-77`, {
+      headers: keyHeaders(apiKey),
+    });
     await callJson(`/api/credits?api_key=${apiKey}`); // a key in the query string, refused
     await callJson(`/admin/accounts/${accountId}?x=admin-query-secret`, { headers: adminHeaders });
     await callJson("/admin/accounts", { headers: { authorization: "Bearer wrong-token-value-55" } });
@@ -69,7 +87,19 @@ describe("one structured log line per request", () => {
     expect(requestLines().length).toBeGreaterThanOrEqual(7);
     expect(transitions(batchId).length).toBeGreaterThanOrEqual(2);
     const all = logs.lines.join("\n");
-    for (const secret of [apiKey, secretOf(apiKey), ADMIN_TOKEN, env.ADMIN_TOKEN!, "Bearer", "wrong-token-value-55", "query-secret-77", "admin-query-secret", "url-secret-991", "example.com/private", "api_key"]) {
+    for (const secret of [
+      apiKey,
+      secretOf(apiKey),
+      ADMIN_TOKEN,
+      env.ADMIN_TOKEN!,
+      "Bearer",
+      "wrong-token-value-55",
+      "query-secret-77",
+      "admin-query-secret",
+      "url-secret-991",
+      "example.com/private",
+      "api_key",
+    ]) {
       expect(all).not.toContain(secret);
     }
   });
@@ -112,6 +142,8 @@ describe("one structured log line per batch transition", () => {
     const { apiKey } = await newAccount(100);
     const { batchId } = await newBatch(apiKey, 3);
     await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
-    expect(transitions(batchId)).toMatchObject([{ from: "pending", to: "cancelled", counts: { cancelled: 3, pending: 0 } }]);
+    expect(transitions(batchId)).toMatchObject([
+      { from: "pending", to: "cancelled", counts: { cancelled: 3, pending: 0 } },
+    ]);
   });
 });

@@ -19,8 +19,15 @@ describe("x-request-id", () => {
     const { batchId, itemIds } = await newBatch(apiKey, 1);
     const lease = await batchStub(batchId).startItem(itemIds[0]!);
     if (lease.action !== "run") throw new Error("not started");
-    await env.RESULTS.put(`results/${batchId}/${itemIds[0]}`, "{}", { httpMetadata: { contentType: "application/json" } });
-    await batchStub(batchId).completeItem(itemIds[0]!, lease.attempt, {}, { resultKey: `results/${batchId}/${itemIds[0]}` });
+    await env.RESULTS.put(`results/${batchId}/${itemIds[0]}`, "{}", {
+      httpMetadata: { contentType: "application/json" },
+    });
+    await batchStub(batchId).completeItem(
+      itemIds[0]!,
+      lease.attempt,
+      {},
+      { resultKey: `results/${batchId}/${itemIds[0]}` },
+    );
 
     const responses = await Promise.all([
       call("/api/credits", { headers: keyHeaders(apiKey) }),
@@ -47,7 +54,15 @@ describe("x-request-id", () => {
   });
 
   it("replaces a malformed incoming id with a fresh one", async () => {
-    for (const id of ["short", "x".repeat(129), "has space in it", "semi;colon;value", "<script>alert(1)</script>", "-leading-dash-1", 'quote"inside"id']) {
+    for (const id of [
+      "short",
+      "x".repeat(129),
+      "has space in it",
+      "semi;colon;value",
+      "<script>alert(1)</script>",
+      "-leading-dash-1",
+      'quote"inside"id',
+    ]) {
       const r = await callJson("/nope", { headers: { "x-request-id": id } });
       const echoed = r.res.headers.get("x-request-id");
       expect(echoed).toMatch(UUID_RE);
@@ -64,18 +79,27 @@ describe("x-request-id", () => {
       },
     } as unknown as Env["ACCOUNT"];
     const res = await createApp().fetch(
-      new Request("https://api.test/api/credits", { headers: { ...keyHeaders(apiKey), "x-request-id": "trace-me-12345" } }),
+      new Request("https://api.test/api/credits", {
+        headers: { ...keyHeaders(apiKey), "x-request-id": "trace-me-12345" },
+      }),
       { ...env, ACCOUNT: broken },
       createExecutionContext(),
     );
     expect(res.status).toBe(500);
     const text = await res.text();
-    expect(JSON.parse(text)).toEqual({ status: "error", message: "Internal server error.", code: "INTERNAL_ERROR", requestId: "trace-me-12345" });
+    expect(JSON.parse(text)).toEqual({
+      status: "error",
+      message: "Internal server error.",
+      code: "INTERNAL_ERROR",
+      requestId: "trace-me-12345",
+    });
     expect(text).not.toContain("injected");
     const errors = logs.json().filter((l) => l.msg === "unhandled error");
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ level: "error", requestId: "trace-me-12345" });
     expect(String(errors[0]!.error)).toContain("injected: storage exploded");
-    expect(logs.json().filter((l) => l.msg === "request" && l.requestId === "trace-me-12345")).toMatchObject([{ status: 500, code: "INTERNAL_ERROR" }]);
+    expect(logs.json().filter((l) => l.msg === "request" && l.requestId === "trace-me-12345")).toMatchObject([
+      { status: 500, code: "INTERNAL_ERROR" },
+    ]);
   });
 });

@@ -38,13 +38,22 @@ async function restoreDelivery(batchId: string, accountId: string) {
 }
 
 async function ledgerOf(accountId: string) {
-  return inAccount(accountId, (s) => rows<{ idem_key: string; kind: string; amount: number }>(s, "SELECT idem_key, kind, amount FROM ledger ORDER BY seq"));
+  return inAccount(accountId, (s) =>
+    rows<{ idem_key: string; kind: string; amount: number }>(
+      s,
+      "SELECT idem_key, kind, amount FROM ledger ORDER BY seq",
+    ),
+  );
 }
 
 /** Every row the account keeps about one batch, outside the ledger. */
 async function accountRowsFor(accountId: string, batchId: string) {
   return inAccount(accountId, (s) => ({
-    index: rows<{ status: string; visible: number; reserved: number }>(s, "SELECT status, visible, reserved FROM batches WHERE batch_id = ?", batchId),
+    index: rows<{ status: string; visible: number; reserved: number }>(
+      s,
+      "SELECT status, visible, reserved FROM batches WHERE batch_id = ?",
+      batchId,
+    ),
     holds: rows(s, "SELECT key FROM holds WHERE batch_id = ?", batchId),
     slots: rows(s, "SELECT batch_id FROM slots WHERE batch_id = ?", batchId),
     idempotency: rows(s, "SELECT key FROM idempotency WHERE batch_id = ?", batchId),
@@ -55,7 +64,8 @@ describe("RETENTION_DAYS", () => {
   it("defaults to 30 days and is at least one day (longer than an Idempotency-Key lives)", () => {
     expect(retentionMs({ RETENTION_DAYS: "7" })).toBe(7 * DAY_MS);
     expect(retentionMs({ RETENTION_DAYS: "1.5" })).toBe(1.5 * DAY_MS);
-    for (const bad of [undefined, "", "0", "0.5", "-3", "abc", "Infinity"]) expect(retentionMs({ RETENTION_DAYS: bad })).toBe(30 * DAY_MS);
+    for (const bad of [undefined, "", "0", "0.5", "-3", "abc", "Infinity"])
+      expect(retentionMs({ RETENTION_DAYS: bad })).toBe(30 * DAY_MS);
     expect(retentionMs({ RETENTION_DAYS: "1" })).toBeGreaterThan(IDEMPOTENCY_TTL_MS - 1);
   });
 });
@@ -97,7 +107,11 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
     expect(await resultKeys(batchId)).toHaveLength(3);
     const ledgerBefore = await ledgerOf(accountId);
     const creditsBefore = await getCredits(apiKey);
-    expect(await accountRowsFor(accountId, batchId)).toMatchObject({ index: [{ status: "completed", visible: 1, reserved: 0 }], holds: [{}], slots: [{}] });
+    expect(await accountRowsFor(accountId, batchId)).toMatchObject({
+      index: [{ status: "completed", visible: 1, reserved: 0 }],
+      holds: [{}],
+      slots: [{}],
+    });
 
     await backdateFinish(batchId, 31);
     expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
@@ -120,9 +134,17 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
 
     // Reads say it expired, to its owner only; the listing no longer shows it.
     expectError(await getBatch(apiKey, batchId), 404, "BATCH_EXPIRED");
-    expectError(await callJson(`/api/batch/scrape/${batchId}/items/${itemIds[2]}/result`, { headers: keyHeaders(apiKey) }), 404, "BATCH_EXPIRED");
+    expectError(
+      await callJson(`/api/batch/scrape/${batchId}/items/${itemIds[2]}/result`, { headers: keyHeaders(apiKey) }),
+      404,
+      "BATCH_EXPIRED",
+    );
     expectError(await retry(apiKey, batchId), 404, "BATCH_EXPIRED");
-    expectError(await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) }), 404, "BATCH_EXPIRED");
+    expectError(
+      await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) }),
+      404,
+      "BATCH_EXPIRED",
+    );
     expectError(await getBatch(other.apiKey, batchId), 404, "NOT_FOUND");
     expectError(await getBatch(apiKey, crypto.randomUUID()), 404, "NOT_FOUND");
     const list = await callJson("/api/batch/scrape", { headers: keyHeaders(apiKey) });
@@ -137,7 +159,9 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
   it("removes cancelled and failed batches the same way", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const { batchId: cancelled } = await newBatch(apiKey, 4);
-    expect((await callJson(`/api/batch/scrape/${cancelled}`, { method: "DELETE", headers: keyHeaders(apiKey) })).status).toBe(200);
+    expect(
+      (await callJson(`/api/batch/scrape/${cancelled}`, { method: "DELETE", headers: keyHeaders(apiKey) })).status,
+    ).toBe(200);
     await drainOutbox(cancelled);
     const { batchId: failed } = await finishedBatch(apiKey, 2, 2);
     for (const id of [cancelled, failed]) {
@@ -166,7 +190,9 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
     expect(await runInBatch(batchId, (_o, s) => rows(s, "SELECT kind FROM outbox"))).toEqual([{ kind: "forget" }]);
     expect(await runInBatch(batchId, (_o, s) => s.storage.getAlarm())).not.toBeNull();
     expect(await resultKeys(batchId)).toHaveLength(2);
-    expect((await accountRowsFor(accountId, batchId)).index).toEqual([{ status: "completed", visible: 1, reserved: 0 }]);
+    expect((await accountRowsFor(accountId, batchId)).index).toEqual([
+      { status: "completed", visible: 1, reserved: 0 },
+    ]);
     // The batch is being removed: its owner is told so, and a retry cannot revive it.
     expectError(await getBatch(apiKey, batchId), 404, "BATCH_EXPIRED");
 
@@ -212,7 +238,11 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
     await backdateFinish(batchId, 31);
     // A retry in flight: its hold is 'reserving' until the account answers.
     await runInBatch(batchId, (_o, s) =>
-      s.storage.sql.exec("INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'reserving', 2, ?)", `${batchId}:retry:1`, Date.now()),
+      s.storage.sql.exec(
+        "INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'reserving', 2, ?)",
+        `${batchId}:retry:1`,
+        Date.now(),
+      ),
     );
     await runDurableObjectAlarm(batchStub(batchId));
     expect((await getBatch(apiKey, batchId)).body).toMatchObject({ status: "failed" });
@@ -250,7 +280,9 @@ describe("retention: other rows that would grow without bound", () => {
     const first = await createBatch(apiKey, { urls: urls(1) }, headers);
     expect(first.status).toBe(202);
     expect((await createBatch(apiKey, { urls: urls(1) }, headers)).body.batchId).toBe(first.body.batchId);
-    await inAccount(accountId, (s) => s.storage.sql.exec("UPDATE idempotency SET created_at = created_at - ?", IDEMPOTENCY_TTL_MS + 1000));
+    await inAccount(accountId, (s) =>
+      s.storage.sql.exec("UPDATE idempotency SET created_at = created_at - ?", IDEMPOTENCY_TTL_MS + 1000),
+    );
     expect(await runDurableObjectAlarm(accountStub(accountId))).toBe(true);
     expect(await inAccount(accountId, (s) => rows(s, "SELECT key FROM idempotency"))).toEqual([]);
     const again = await createBatch(apiKey, { urls: urls(1) }, headers);
@@ -261,7 +293,9 @@ describe("retention: other rows that would grow without bound", () => {
   it("keeps a younger Idempotency-Key record", async () => {
     const { apiKey, accountId } = await newAccount(100);
     await createBatch(apiKey, { urls: urls(1) }, { "idempotency-key": "k-young" });
-    await inAccount(accountId, (s) => s.storage.sql.exec("UPDATE idempotency SET created_at = created_at - ?", IDEMPOTENCY_TTL_MS - 60_000));
+    await inAccount(accountId, (s) =>
+      s.storage.sql.exec("UPDATE idempotency SET created_at = created_at - ?", IDEMPOTENCY_TTL_MS - 60_000),
+    );
     await runDurableObjectAlarm(accountStub(accountId));
     expect(await inAccount(accountId, (s) => rows(s, "SELECT key FROM idempotency"))).toEqual([{ key: "k-young" }]);
   });
@@ -275,8 +309,14 @@ describe("retention: other rows that would grow without bound", () => {
         throw new Error("injected");
       };
     });
-    expect((await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) })).status).toBe(200);
-    expect(await runInBatch(batchId, (_o, s) => rows<{ kind: string }>(s, "SELECT kind FROM outbox ORDER BY seq").map((r) => r.kind))).toEqual(expect.arrayContaining(["refund", "status"]));
+    expect(
+      (await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) })).status,
+    ).toBe(200);
+    expect(
+      await runInBatch(batchId, (_o, s) =>
+        rows<{ kind: string }>(s, "SELECT kind FROM outbox ORDER BY seq").map((r) => r.kind),
+      ),
+    ).toEqual(expect.arrayContaining(["refund", "status"]));
     await restoreDelivery(batchId, accountId);
     await drainOutbox(batchId);
     expect(await runInBatch(batchId, (_o, s) => rows(s, "SELECT seq FROM outbox"))).toEqual([]);
@@ -291,7 +331,9 @@ describe("retention: other rows that would grow without bound", () => {
     // Before the week is over the refusal stands.
     await runDurableObjectAlarm(batchStub(batchId));
     expect(await runInBatch(batchId, (_o, s) => rows(s, "SELECT state FROM holds"))).toEqual([{ state: "abandoned" }]);
-    await runInBatch(batchId, (_o, s) => s.storage.sql.exec("UPDATE holds SET created_at = created_at - ?", ABANDONED_HOLD_MS));
+    await runInBatch(batchId, (_o, s) =>
+      s.storage.sql.exec("UPDATE holds SET created_at = created_at - ?", ABANDONED_HOLD_MS),
+    );
     await runInBatch(batchId, (_o, s) => s.storage.setAlarm(Date.now()));
     await runDurableObjectAlarm(batchStub(batchId));
     expect(await runInBatch(batchId, (_o, s) => tablesOf(s))).toEqual([]);
@@ -304,14 +346,17 @@ describe("retention: other rows that would grow without bound", () => {
     const ghost = crypto.randomUUID();
     const now = Date.now();
     await inAccount(accountId, (s) => {
-      const insert = "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, ?, 0, 'void', ?)";
+      const insert =
+        "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, ?, 0, 'void', ?)";
       s.storage.sql.exec(insert, `${ghost}:create`, ghost, "create", now - ABANDONED_HOLD_MS - 1000);
       s.storage.sql.exec(insert, `${crypto.randomUUID()}:create`, crypto.randomUUID(), "create", now - 1000);
       s.storage.sql.exec(insert, `${batchId}:retry:9`, batchId, "tombstone", now - ABANDONED_HOLD_MS - 1000);
     });
     await inAccount(accountId, (s) => s.storage.setAlarm(Date.now()));
     await runDurableObjectAlarm(accountStub(accountId));
-    const left = await inAccount(accountId, (s) => rows<{ batch_id: string; state: string }>(s, "SELECT batch_id, state FROM holds ORDER BY created_at"));
+    const left = await inAccount(accountId, (s) =>
+      rows<{ batch_id: string; state: string }>(s, "SELECT batch_id, state FROM holds ORDER BY created_at"),
+    );
     expect(left.map((h) => h.batch_id)).not.toContain(ghost);
     expect(left).toHaveLength(3); // the batch's own hold, the young void one, the live batch's tombstone
   });
@@ -326,7 +371,13 @@ describe("retention: other rows that would grow without bound", () => {
     await inAccount(accountId, (s) => s.storage.setAlarm(Date.now()));
     await runDurableObjectAlarm(accountStub(accountId));
     expect((await accountRowsFor(accountId, batchId)).index).toHaveLength(1);
-    await inAccount(accountId, (s) => s.storage.sql.exec("UPDATE batches SET finished_at = finished_at - ? WHERE batch_id = ?", TOMBSTONE_MS + RETENTION_MS, batchId));
+    await inAccount(accountId, (s) =>
+      s.storage.sql.exec(
+        "UPDATE batches SET finished_at = finished_at - ? WHERE batch_id = ?",
+        TOMBSTONE_MS + RETENTION_MS,
+        batchId,
+      ),
+    );
     await inAccount(accountId, (s) => s.storage.setAlarm(Date.now()));
     await runDurableObjectAlarm(accountStub(accountId));
     expect((await accountRowsFor(accountId, batchId)).index).toEqual([]);
@@ -338,18 +389,32 @@ describe("retention: other rows that would grow without bound", () => {
     const { apiKey, accountId } = await newAccount(100);
     const { batchId } = await newBatch(apiKey, 2);
     const answer = await accountStub(accountId).applyBatchEvents(batchId, [{ kind: "forget" }]);
-    expect(answer).toMatchObject({ ok: false, code: "INTERNAL_ERROR", message: expect.stringMatching(/still holds 4 credits/) });
+    expect(answer).toMatchObject({
+      ok: false,
+      code: "INTERNAL_ERROR",
+      message: expect.stringMatching(/still holds 4 credits/),
+    });
     expect((await accountRowsFor(accountId, batchId)).index).toMatchObject([{ status: "pending", visible: 1 }]);
   });
 
   it("a forget applied twice changes nothing the second time", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const { batchId } = await finishedBatch(apiKey, 1);
-    expect(await accountStub(accountId).applyBatchEvents(batchId, [{ kind: "forget" }])).toEqual({ ok: true, applied: 1 });
-    expect(await accountStub(accountId).applyBatchEvents(batchId, [{ kind: "forget" }])).toEqual({ ok: true, applied: 0 });
+    expect(await accountStub(accountId).applyBatchEvents(batchId, [{ kind: "forget" }])).toEqual({
+      ok: true,
+      applied: 1,
+    });
+    expect(await accountStub(accountId).applyBatchEvents(batchId, [{ kind: "forget" }])).toEqual({
+      ok: true,
+      applied: 0,
+    });
     // A late status event does not bring the tombstone back.
     await accountStub(accountId).applyBatchEvents(batchId, [
-      { kind: "status", version: 10_000, snapshot: { status: "completed", completed: 1, failed: 0, cancelled: 0, finishedAt: Date.now() } },
+      {
+        kind: "status",
+        version: 10_000,
+        snapshot: { status: "completed", completed: 1, failed: 0, cancelled: 0, finishedAt: Date.now() },
+      },
     ]);
     expect((await accountRowsFor(accountId, batchId)).index).toEqual([{ status: "expired", visible: 0, reserved: 0 }]);
   });

@@ -4,7 +4,17 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
 import { createApp } from "../../src/http/app";
 import { REGISTRY_NAME } from "../../src/registry/registry-object";
-import { adminHeaders, batchStub, callJson, drainOutbox, getCredits, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
+import {
+  adminHeaders,
+  batchStub,
+  callJson,
+  drainOutbox,
+  getCredits,
+  keyHeaders,
+  newAccount,
+  newBatch,
+  runInBatch,
+} from "../helpers";
 import { expectError } from "../http/support";
 import { backdateFinish, captureLogs, expectIsoNow, finishedBatch } from "./support";
 
@@ -84,8 +94,14 @@ describe("GET /admin/stats", () => {
 
   it("counts an account that does not answer as unreachable, and still answers", async () => {
     logs = captureLogs();
-    const broken = { getByName: () => ({ stats: () => Promise.reject(new Error("injected: overloaded")) }) } as unknown as Env["ACCOUNT"];
-    const res = await createApp().fetch(new Request("https://api.test/admin/stats", { headers: adminHeaders }), { ...env, ACCOUNT: broken }, createExecutionContext());
+    const broken = {
+      getByName: () => ({ stats: () => Promise.reject(new Error("injected: overloaded")) }),
+    } as unknown as Env["ACCOUNT"];
+    const res = await createApp().fetch(
+      new Request("https://api.test/admin/stats", { headers: adminHeaders }),
+      { ...env, ACCOUNT: broken },
+      createExecutionContext(),
+    );
     expect(res.status).toBe(200);
     const body = await res.json<{ accounts: { counted: number; unreachable: number }; credits: { granted: number } }>();
     expect(body.accounts).toMatchObject({ counted: 0, unreachable: 2 });
@@ -94,7 +110,11 @@ describe("GET /admin/stats", () => {
 
   it("refuses without the admin token, and answers 404 for an unknown or malformed account", async () => {
     expectError(await callJson("/admin/stats"), 401, "UNAUTHORIZED");
-    expectError(await callJson("/admin/stats", { headers: { authorization: `Bearer ${a.apiKey}` } }), 401, "UNAUTHORIZED");
+    expectError(
+      await callJson("/admin/stats", { headers: { authorization: `Bearer ${a.apiKey}` } }),
+      401,
+      "UNAUTHORIZED",
+    );
     expectError(await stats(`?accountId=${crypto.randomUUID()}`), 404, "NOT_FOUND");
     expectError(await stats("?accountId=nope"), 404, "NOT_FOUND");
     expectError(await stats("?limit=1001"), 400, "VALIDATION_ERROR");

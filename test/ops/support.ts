@@ -10,13 +10,19 @@ export { DAY_MS };
 /** Tables a Durable Object holds (its own, not the runtime's). */
 export function tablesOf(state: DurableObjectState): string[] {
   return state.storage.sql
-    .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'")
+    .exec<{ name: string }>(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+    )
     .toArray()
     .map((r) => r.name)
     .sort();
 }
 
-export function rows<T = Record<string, unknown>>(state: DurableObjectState, query: string, ...binds: SqlStorageValue[]): T[] {
+export function rows<T = Record<string, unknown>>(
+  state: DurableObjectState,
+  query: string,
+  ...binds: SqlStorageValue[]
+): T[] {
   return state.storage.sql.exec(query, ...binds).toArray() as T[];
 }
 
@@ -60,8 +66,12 @@ export async function resultKeys(batchId: string): Promise<string[]> {
 /** Captures every console.log / console.error line (JSON lines parsed, others kept as text). */
 export function captureLogs() {
   const lines: string[] = [];
-  const log = vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
-  const error = vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+  const log = vi
+    .spyOn(console, "log")
+    .mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+  const error = vi
+    .spyOn(console, "error")
+    .mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
   return {
     lines,
     json(): Record<string, unknown>[] {

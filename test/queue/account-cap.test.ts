@@ -15,7 +15,13 @@ describe("account-wide concurrency cap", () => {
     const { apiKey, accountId } = await newAccount(100);
     const ids: string[] = [];
     for (let b = 0; b < 3; b++) {
-      ids.push(await newBatchIdOnly(apiKey, [0, 1, 2].map((i) => `https://site.example/b${b}/${i}`), { maxConcurrency: 2 }));
+      ids.push(
+        await newBatchIdOnly(
+          apiKey,
+          [0, 1, 2].map((i) => `https://site.example/b${b}/${i}`),
+          { maxConcurrency: 2 },
+        ),
+      );
     }
     const running = async () => {
       let n = 0;
@@ -53,6 +59,9 @@ describe("account-wide concurrency cap", () => {
     expect(site.maxInFlight()).toBeLessThanOrEqual(3);
     await expectBalanced(apiKey, ids);
     // Finished batches give every slot back.
-    await vi.waitFor(async () => expect((await accountStub(accountId).slotUsage()).granted).toBe(0), { timeout: 5000, interval: 50 });
+    await vi.waitFor(async () => expect((await accountStub(accountId).slotUsage()).granted).toBe(0), {
+      timeout: 5000,
+      interval: 50,
+    });
   }, 20_000);
 });

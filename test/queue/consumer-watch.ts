@@ -37,11 +37,18 @@ export function watchConsumer() {
         retry: (options?: QueueRetryOptions) => (outcome.set(m.id, "retry"), m.retry(options)),
       };
     });
-    const watched = { queue: batch.queue, metadata: batch.metadata, messages, ackAll: () => batch.ackAll(), retryAll: (o?: QueueRetryOptions) => batch.retryAll(o) };
+    const watched = {
+      queue: batch.queue,
+      metadata: batch.metadata,
+      messages,
+      ackAll: () => batch.ackAll(),
+      retryAll: (o?: QueueRetryOptions) => batch.retryAll(o),
+    };
     try {
       await real(watched as MessageBatch<unknown>, env);
     } finally {
-      for (const m of batch.messages) handled.push({ queue: batch.queue, body: m.body as Handled["body"], outcome: outcome.get(m.id) ?? "none" });
+      for (const m of batch.messages)
+        handled.push({ queue: batch.queue, body: m.body as Handled["body"], outcome: outcome.get(m.id) ?? "none" });
     }
   });
   const of = (batchIds: string[]) => (body: Handled["body"]) => batchIds.includes(body.batchId ?? "");

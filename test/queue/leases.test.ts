@@ -12,7 +12,10 @@ describe("a consumer that dies after startItem", () => {
     const consumer = watchConsumer();
     const { apiKey } = await newAccount(100);
     const batchId = await newBatchIdOnly(apiKey, ["https://site.example/slow"]);
-    await vi.waitFor(async () => expect((await getBatch(apiKey, batchId)).body.runningCount).toBe(1), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect((await getBatch(apiKey, batchId)).body.runningCount).toBe(1), {
+      timeout: 5000,
+      interval: 20,
+    });
 
     // Time passes: the lease runs out and the batch object's alarm takes the item back.
     await runInBatch(batchId, async (o, state) => {
@@ -32,7 +35,19 @@ describe("a consumer that dies after startItem", () => {
 
     // The first consumer wakes up (its fetch times out) and reports: ignored, nothing charged twice.
     never.open();
-    await vi.waitFor(() => expect(consumer.handled(batchId).map((h) => [h.body.dispatch, h.outcome]).sort()).toEqual([[1, "ack"], [2, "ack"]]), { timeout: 5000, interval: 20 });
+    await vi.waitFor(
+      () =>
+        expect(
+          consumer
+            .handled(batchId)
+            .map((h) => [h.body.dispatch, h.outcome])
+            .sort(),
+        ).toEqual([
+          [1, "ack"],
+          [2, "ack"],
+        ]),
+      { timeout: 5000, interval: 20 },
+    );
     expect((await getBatch(apiKey, batchId)).body.items[0]).toMatchObject({ status: "completed", attempts: 2 });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 2, reserved: 0, balance: 98 });
   }, 15_000);

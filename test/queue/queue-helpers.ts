@@ -4,8 +4,16 @@ import { callJson, keyHeaders } from "../helpers";
 
 export { expectBalanced, getBatch, newAccount, runInBatch } from "../helpers";
 
-export async function newBatchIdOnly(apiKey: string, urls: string[], extra: Record<string, unknown> = {}): Promise<string> {
-  const res = await callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify({ urls, ...extra }) });
+export async function newBatchIdOnly(
+  apiKey: string,
+  urls: string[],
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const res = await callJson("/api/batch/scrape", {
+    method: "POST",
+    headers: keyHeaders(apiKey),
+    body: JSON.stringify({ urls, ...extra }),
+  });
   expect(res.status).toBe(202);
   return res.body.batchId;
 }

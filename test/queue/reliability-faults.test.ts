@@ -56,7 +56,12 @@ describe("an R2 write that fails", () => {
     const { apiKey } = await newAccount(100);
     const batchId = await newBatchIdOnly(apiKey, ["https://site.example/r2-down"]);
     const b = await waitForStatus(apiKey, batchId, "failed");
-    expect(b.items[0]).toMatchObject({ status: "failed", attempts: 3, creditsUsed: 0, error: { code: "RESULT_STORE_FAILED" } });
+    expect(b.items[0]).toMatchObject({
+      status: "failed",
+      attempts: 3,
+      creditsUsed: 0,
+      error: { code: "RESULT_STORE_FAILED" },
+    });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 0, reserved: 0, balance: 100, refunded: 2 });
   });
 });
@@ -75,7 +80,16 @@ describe("queue messages after the item finished", () => {
       count("faults", 2);
     }
     // All four consumed (acked, not retried) before we look for a fetch or a charge they caused.
-    await vi.waitFor(() => expect(consumer.handled(batchId).slice(2).map((h) => h.outcome)).toEqual(["ack", "ack", "ack", "ack"]), { timeout: 5000, interval: 20 });
+    await vi.waitFor(
+      () =>
+        expect(
+          consumer
+            .handled(batchId)
+            .slice(2)
+            .map((h) => h.outcome),
+        ).toEqual(["ack", "ack", "ack", "ack"]),
+      { timeout: 5000, interval: 20 },
+    );
     expect(site.total()).toBe(2);
     const after = (await getBatch(apiKey, batchId)).body;
     expect(after).toMatchObject({ status: "completed", completedCount: 2, creditsUsed: 4 });

@@ -14,11 +14,17 @@ describe("request size limits", () => {
   it("a body one byte over MAX_BODY_BYTES is refused with 413 on every operation that takes a body, before anything happens", async () => {
     const { apiKey, accountId } = await newAccount(100);
     const { batchId } = await newBatch(apiKey, 1);
-    const doc = (await callJson("/openapi.json")).body as { paths: Record<string, Record<string, { requestBody?: unknown; security?: Record<string, unknown>[] }>> };
+    const doc = (await callJson("/openapi.json")).body as {
+      paths: Record<string, Record<string, { requestBody?: unknown; security?: Record<string, unknown>[] }>>;
+    };
     const withBody = Object.entries(doc.paths).flatMap(([template, methods]) =>
       Object.entries(methods)
         .filter(([, spec]) => spec.requestBody !== undefined)
-        .map(([method, spec]) => ({ method: method.toUpperCase(), template, admin: (spec.security ?? []).some((s) => "AdminToken" in s) })),
+        .map(([method, spec]) => ({
+          method: method.toUpperCase(),
+          template,
+          admin: (spec.security ?? []).some((s) => "AdminToken" in s),
+        })),
     );
     expect(withBody.length).toBeGreaterThanOrEqual(4);
     const head = '{"urls":["https://example.com/';
@@ -29,7 +35,10 @@ describe("request size limits", () => {
       const res = await call(path, { method: op.method, headers: op.admin ? adminHeaders : keyHeaders(apiKey), body });
       count("badInputs");
       const text = await res.text();
-      expect({ op: `${op.method} ${op.template}`, status: res.status }).toEqual({ op: `${op.method} ${op.template}`, status: 413 });
+      expect({ op: `${op.method} ${op.template}`, status: res.status }).toEqual({
+        op: `${op.method} ${op.template}`,
+        status: 413,
+      });
       expect(JSON.parse(text)).toMatchObject({ status: "error", code: "PAYLOAD_TOO_LARGE" });
       expectNoStack(text);
     }
@@ -45,13 +54,21 @@ describe("rate limits and idempotent replays", () => {
   it("an idempotent replay of an accepted create is not refused by the rate limit; a new create is", async () => {
     const { apiKey } = await newAccount(100);
     const body = JSON.stringify({ urls: ["https://example.com/a", "https://example.com/b"] });
-    const first = await callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey, { "idempotency-key": "replay-me" }), body });
+    const first = await callJson("/api/batch/scrape", {
+      method: "POST",
+      headers: keyHeaders(apiKey, { "idempotency-key": "replay-me" }),
+      body,
+    });
     expect(first.status).toBe(202);
     const refusing = { limit: async () => ({ success: false }) };
     const e = { ...env, CREATE_LIMITER: refusing };
     const app = createApp();
     const post = (key: string | null, b = body) =>
-      app.request("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey, key === null ? {} : { "idempotency-key": key }), body: b }, e);
+      app.request(
+        "/api/batch/scrape",
+        { method: "POST", headers: keyHeaders(apiKey, key === null ? {} : { "idempotency-key": key }), body: b },
+        e,
+      );
     const replay = await post("replay-me");
     expect(replay.status).toBe(202);
     expect(await replay.json()).toEqual(first.body);

@@ -6,7 +6,18 @@
  */
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { hashesEqual } from "../../src/account/keys";
-import { adminHeaders, batchStub, call, callJson, drainOutbox, getBatch, getCredits, keyHeaders, newAccount, newBatch } from "../helpers";
+import {
+  adminHeaders,
+  batchStub,
+  call,
+  callJson,
+  drainOutbox,
+  getBatch,
+  getCredits,
+  keyHeaders,
+  newAccount,
+  newBatch,
+} from "../helpers";
 import { addKey, badMacKey, expectNoStack, expireKey, neverIssuedKey, revokeKey } from "../http/support";
 
 interface Op {
@@ -28,13 +39,22 @@ interface Owner {
   itemId: string;
 }
 
-type Spec = { security?: Record<string, unknown>[]; requestBody?: unknown; responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> };
+type Spec = {
+  security?: Record<string, unknown>[];
+  requestBody?: unknown;
+  responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+};
 
 let ops: Op[];
 let owner: Owner;
 
 function fill(op: Op, o: Owner): string {
-  const values: Record<string, string> = { batchId: o.batchId, itemId: o.itemId, accountId: o.accountId, keyId: o.keyId };
+  const values: Record<string, string> = {
+    batchId: o.batchId,
+    itemId: o.itemId,
+    accountId: o.accountId,
+    keyId: o.keyId,
+  };
   return op.template.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? name);
 }
 
@@ -46,8 +66,19 @@ function bodyFor(op: Op): string | undefined {
 }
 
 async function ask(op: Op, headers: Record<string, string>, o: Owner = owner) {
-  const upgrade: Record<string, string> = op.upgrade ? { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" } : {};
-  const res = await call(fill(op, o), { method: op.method, headers: { "content-type": "application/json", ...upgrade, ...headers }, body: bodyFor(op) });
+  const upgrade: Record<string, string> = op.upgrade
+    ? {
+        upgrade: "websocket",
+        connection: "Upgrade",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      }
+    : {};
+  const res = await call(fill(op, o), {
+    method: op.method,
+    headers: { "content-type": "application/json", ...upgrade, ...headers },
+    body: bodyFor(op),
+  });
   // A socket that opened (it must not, in these tests) is closed at once.
   res.webSocket?.accept();
   res.webSocket?.close();
@@ -66,7 +97,12 @@ async function ask(op: Op, headers: Record<string, string>, o: Owner = owner) {
 async function ownerState() {
   await drainOutbox(owner.batchId);
   const batch = (await getBatch(owner.apiKey, owner.batchId)).body;
-  return { credits: await getCredits(owner.apiKey), status: batch.status, pending: batch.pendingCount, completed: batch.completedCount };
+  return {
+    credits: await getCredits(owner.apiKey),
+    status: batch.status,
+    pending: batch.pendingCount,
+    completed: batch.completedCount,
+  };
 }
 
 beforeAll(async () => {
@@ -75,7 +111,12 @@ beforeAll(async () => {
   const [itemId] = itemIds as [string];
   const lease = await batchStub(batchId).startItem(itemId);
   if (lease.action !== "run") throw new Error(lease.reason);
-  await batchStub(batchId).completeItem(itemId, lease.attempt, { ok: true }, { resultKey: `results/${batchId}/${itemId}` });
+  await batchStub(batchId).completeItem(
+    itemId,
+    lease.attempt,
+    { ok: true },
+    { resultKey: `results/${batchId}/${itemId}` },
+  );
   owner = { accountId: account.accountId, apiKey: account.apiKey, keyId: account.keyId, batchId, itemId };
 
   const doc = (await callJson("/openapi.json")).body as { paths: Record<string, Record<string, Spec>> };
@@ -116,7 +157,12 @@ describe("every secured operation of the OpenAPI document", () => {
       ["no key", {}, 401, "MISSING_API_KEY"],
       ["a made-up key (wrong MAC)", { "x-api-key": badMacKey(owner.accountId) }, 403, "INVALID_API_KEY"],
       ["an unknown key", { "x-api-key": await neverIssuedKey() }, 403, "INVALID_API_KEY"],
-      ["an unknown key id on the owner's account", { "x-api-key": await neverIssuedKey(owner.accountId) }, 403, "INVALID_API_KEY"],
+      [
+        "an unknown key id on the owner's account",
+        { "x-api-key": await neverIssuedKey(owner.accountId) },
+        403,
+        "INVALID_API_KEY",
+      ],
       ["a revoked key", { "x-api-key": revoked.apiKey }, 403, "INVALID_API_KEY"],
       ["an expired key", { "x-api-key": expired.apiKey }, 403, "INVALID_API_KEY"],
       ["the admin token", adminHeaders, 401, "MISSING_API_KEY"],
@@ -147,7 +193,8 @@ describe("every secured operation of the OpenAPI document", () => {
     for (const op of ops.filter((o) => o.kind === "admin")) {
       for (const [label, headers] of tokens) {
         const r = await ask(op, headers);
-        if (r.status !== 401 || r.code !== "UNAUTHORIZED") wrong.push(`${op.method} ${op.template} with ${label}: ${r.status} ${r.text.slice(0, 160)}`);
+        if (r.status !== 401 || r.code !== "UNAUTHORIZED")
+          wrong.push(`${op.method} ${op.template} with ${label}: ${r.status} ${r.text.slice(0, 160)}`);
       }
     }
     expect(wrong).toEqual([]);
@@ -163,8 +210,10 @@ describe("another account's key", () => {
     for (const op of ops.filter((o) => o.kind === "key" && /\{(batchId|itemId)\}/.test(o.template))) {
       const theirs = await ask(op, { "x-api-key": stranger.apiKey });
       const unknown = await ask(op, { "x-api-key": stranger.apiKey }, { ...owner, batchId: crypto.randomUUID() });
-      if (theirs.status !== 404 || theirs.code !== unknown.code) wrong.push(`${op.method} ${op.template}: ${theirs.status} ${theirs.text.slice(0, 160)}`);
-      if (theirs.text.includes(owner.itemId) || theirs.text.includes("example.com")) wrong.push(`${op.method} ${op.template} shows the owner's data`);
+      if (theirs.status !== 404 || theirs.code !== unknown.code)
+        wrong.push(`${op.method} ${op.template}: ${theirs.status} ${theirs.text.slice(0, 160)}`);
+      if (theirs.text.includes(owner.itemId) || theirs.text.includes("example.com"))
+        wrong.push(`${op.method} ${op.template} shows the owner's data`);
     }
     expect(wrong).toEqual([]);
     expect(await ownerState()).toEqual(before);
@@ -186,7 +235,11 @@ describe("another account's key", () => {
     const a = await newAccount(100, "a");
     const b = await newAccount(100, "b");
     const send = (apiKey: string) =>
-      callJson("/api/batch/scrape", { method: "POST", headers: keyHeaders(apiKey, { "idempotency-key": "shared-key" }), body: JSON.stringify({ urls: ["https://example.com/"] }) });
+      callJson("/api/batch/scrape", {
+        method: "POST",
+        headers: keyHeaders(apiKey, { "idempotency-key": "shared-key" }),
+        body: JSON.stringify({ urls: ["https://example.com/"] }),
+      });
     const [ra, rb] = [await send(a.apiKey), await send(b.apiKey)];
     expect([ra.status, rb.status]).toEqual([202, 202]);
     expect(ra.body.batchId).not.toBe(rb.body.batchId);
@@ -217,12 +270,16 @@ describe("constant-time comparison", () => {
       expect((await call("/api/credits", { headers: keyHeaders(owner.apiKey) })).status).toBe(200);
       const afterKey = spy.mock.calls.length;
       expect(afterKey).toBeGreaterThanOrEqual(1);
-      expect((await call("/api/credits", { headers: keyHeaders(await neverIssuedKey(owner.accountId)) })).status).toBe(403);
+      expect((await call("/api/credits", { headers: keyHeaders(await neverIssuedKey(owner.accountId)) })).status).toBe(
+        403,
+      );
       // An unknown key id is compared too (against a dummy), so timing does not reveal which ids exist.
       expect(spy.mock.calls.length).toBeGreaterThan(afterKey);
       const afterUnknown = spy.mock.calls.length;
       expect((await call(`/admin/accounts/${owner.accountId}`, { headers: adminHeaders })).status).toBe(200);
-      expect((await call(`/admin/accounts/${owner.accountId}`, { headers: { authorization: "Bearer x" } })).status).toBe(401);
+      expect(
+        (await call(`/admin/accounts/${owner.accountId}`, { headers: { authorization: "Bearer x" } })).status,
+      ).toBe(401);
       expect(spy.mock.calls.length).toBeGreaterThanOrEqual(afterUnknown + 2);
     } finally {
       spy.mockRestore();

@@ -8,7 +8,18 @@
 import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { AccountObject } from "../../src/account/account-object";
-import { accountStub, batchStub, callJson, drainOutbox, getBatch, interceptReserveHold, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
+import {
+  accountStub,
+  batchStub,
+  callJson,
+  drainOutbox,
+  getBatch,
+  interceptReserveHold,
+  keyHeaders,
+  newAccount,
+  newBatch,
+  runInBatch,
+} from "../helpers";
 import { count, reportFigures } from "./figures";
 import { breakOutbox } from "./model/faults";
 import { rounds, timeLimit } from "./runs";
@@ -31,26 +42,38 @@ async function expireLeases(batchId: string): Promise<void> {
 describe("the account object failing deliveries of refunds", () => {
   const cases = [1, 2, 3].flatMap((n) => [false, true].map((replyLost) => [n, replyLost] as const));
 
-  it.each(cases)("%i failed deliveries (reply lost: %s) of item refunds, a consume and a cancel refund: each applied exactly once", async (n, replyLost) => {
-    for (let round = 0; round < rounds(1); round++) {
-      const { apiKey, accountId } = await newAccount(100);
-      const { batchId, itemIds } = await newBatch(apiKey, 8);
-      const stub = batchStub(batchId);
-      const [a, b, c] = await startItems(batchId, itemIds.slice(0, 3));
-      await failDeliveries(batchId, n, replyLost);
-      expect(await stub.failItem(a!.itemId, a!.attempt, { code: "HTTP_404", message: "gone" })).toEqual({ ok: true, outcome: "settled" });
-      expect(await stub.completeItem(b!.itemId, b!.attempt, {})).toEqual({ ok: true, outcome: "settled" });
-      const cancel = await cancelBatch(apiKey, batchId);
-      expect(cancel.body).toEqual({ status: "cancelled", cancelledItems: 5, creditsRefunded: 10 });
-      await failDeliveries(batchId, n, replyLost);
-      await completeAll(batchId, [c!]);
+  it.each(cases)(
+    "%i failed deliveries (reply lost: %s) of item refunds, a consume and a cancel refund: each applied exactly once",
+    async (n, replyLost) => {
+      for (let round = 0; round < rounds(1); round++) {
+        const { apiKey, accountId } = await newAccount(100);
+        const { batchId, itemIds } = await newBatch(apiKey, 8);
+        const stub = batchStub(batchId);
+        const [a, b, c] = await startItems(batchId, itemIds.slice(0, 3));
+        await failDeliveries(batchId, n, replyLost);
+        expect(await stub.failItem(a!.itemId, a!.attempt, { code: "HTTP_404", message: "gone" })).toEqual({
+          ok: true,
+          outcome: "settled",
+        });
+        expect(await stub.completeItem(b!.itemId, b!.attempt, {})).toEqual({ ok: true, outcome: "settled" });
+        const cancel = await cancelBatch(apiKey, batchId);
+        expect(cancel.body).toEqual({ status: "cancelled", cancelledItems: 5, creditsRefunded: 10 });
+        await failDeliveries(batchId, n, replyLost);
+        await completeAll(batchId, [c!]);
 
-      const { credits, ledger } = await expectBooksClosed(apiKey, accountId, [batchId]);
-      expect(credits).toMatchObject({ balance: 96, reserved: 0, used: 4, refunded: 12 });
-      const refunds = ledger.filter((e) => e.kind === "refund").map((e) => [e.idempotencyKey, e.amount]);
-      expect(refunds.sort()).toEqual([[`${batchId}:${a!.itemId}:r1:refund`, 2], [`${batchId}:cancel`, 10]].sort());
-    }
-  }, timeLimit(10_000));
+        const { credits, ledger } = await expectBooksClosed(apiKey, accountId, [batchId]);
+        expect(credits).toMatchObject({ balance: 96, reserved: 0, used: 4, refunded: 12 });
+        const refunds = ledger.filter((e) => e.kind === "refund").map((e) => [e.idempotencyKey, e.amount]);
+        expect(refunds.sort()).toEqual(
+          [
+            [`${batchId}:${a!.itemId}:r1:refund`, 2],
+            [`${batchId}:cancel`, 10],
+          ].sort(),
+        );
+      }
+    },
+    timeLimit(10_000),
+  );
 
   it("deliveries down for a long time: events pile up, then arrive once, in order, when the account answers again", async () => {
     const { apiKey, accountId } = await newAccount(100);
@@ -72,33 +95,41 @@ describe("the account object failing deliveries of refunds", () => {
 });
 
 describe("objects evicted mid-run", () => {
-  it(`${rounds(2)} rounds: the batch object evicted between every step of its items' lives`, async () => {
-    for (let round = 0; round < rounds(2); round++) {
-      const { apiKey, accountId } = await newAccount(100);
-      const { batchId, itemIds } = await newBatch(apiKey, 8);
-      const evict = async () => {
-        count("faults");
-        await evictDurableObject(batchStub(batchId));
-      };
-      for (const [k, id] of itemIds.slice(0, 6).entries()) {
-        const r = await batchStub(batchId).startItem(id);
-        if (r.action !== "run") throw new Error(r.reason);
+  it(
+    `${rounds(2)} rounds: the batch object evicted between every step of its items' lives`,
+    async () => {
+      for (let round = 0; round < rounds(2); round++) {
+        const { apiKey, accountId } = await newAccount(100);
+        const { batchId, itemIds } = await newBatch(apiKey, 8);
+        const evict = async () => {
+          count("faults");
+          await evictDurableObject(batchStub(batchId));
+        };
+        for (const [k, id] of itemIds.slice(0, 6).entries()) {
+          const r = await batchStub(batchId).startItem(id);
+          if (r.action !== "run") throw new Error(r.reason);
+          await evict();
+          expect(await batchStub(batchId).startItem(id)).toEqual({ action: "drop", reason: "ITEM_NOT_PENDING" });
+          if (k % 3 === 2) await failDeliveries(batchId, 1, k % 2 === 0);
+          const settled =
+            k % 2 === 0
+              ? await batchStub(batchId).completeItem(id, r.attempt, {})
+              : await batchStub(batchId).failItem(id, r.attempt, { code: "HTTP_404", message: "gone" });
+          expect(settled).toEqual({ ok: true, outcome: "settled" });
+          await evict();
+        }
+        expect((await cancelBatch(apiKey, batchId)).body).toEqual({
+          status: "cancelled",
+          cancelledItems: 2,
+          creditsRefunded: 4,
+        });
         await evict();
-        expect(await batchStub(batchId).startItem(id)).toEqual({ action: "drop", reason: "ITEM_NOT_PENDING" });
-        if (k % 3 === 2) await failDeliveries(batchId, 1, k % 2 === 0);
-        const settled =
-          k % 2 === 0
-            ? await batchStub(batchId).completeItem(id, r.attempt, {})
-            : await batchStub(batchId).failItem(id, r.attempt, { code: "HTTP_404", message: "gone" });
-        expect(settled).toEqual({ ok: true, outcome: "settled" });
-        await evict();
+        const { credits } = await expectBooksClosed(apiKey, accountId, [batchId]);
+        expect(credits).toMatchObject({ balance: 94, reserved: 0, used: 6, refunded: 10 });
       }
-      expect((await cancelBatch(apiKey, batchId)).body).toEqual({ status: "cancelled", cancelledItems: 2, creditsRefunded: 4 });
-      await evict();
-      const { credits } = await expectBooksClosed(apiKey, accountId, [batchId]);
-      expect(credits).toMatchObject({ balance: 94, reserved: 0, used: 6, refunded: 10 });
-    }
-  }, timeLimit(10_000));
+    },
+    timeLimit(10_000),
+  );
 
   it("the account object evicted while batches deliver to it: nothing applied twice or lost", async () => {
     const { apiKey, accountId } = await newAccount(100);
@@ -111,7 +142,11 @@ describe("objects evicted mid-run", () => {
       await Promise.allSettled([...settles, evicted]);
       await cancelBatch(apiKey, batchId);
     }
-    const { credits } = await expectBooksClosed(apiKey, accountId, batches.map((b) => b.batchId));
+    const { credits } = await expectBooksClosed(
+      apiKey,
+      accountId,
+      batches.map((b) => b.batchId),
+    );
     expect(credits).toMatchObject({ balance: 92, reserved: 0, used: 8, refunded: 8 });
   });
 });
@@ -129,12 +164,20 @@ describe("a consumer dying after startItem", () => {
       if (r.action === "run") attempts.push(r.attempt);
       await expireLeases(batchId);
     }
-    expect((await getBatch(apiKey, batchId)).body.items[0]).toMatchObject({ status: "failed", attempts: 3, error: { code: "LEASE_EXPIRED" } });
+    expect((await getBatch(apiKey, batchId)).body.items[0]).toMatchObject({
+      status: "failed",
+      attempts: 3,
+      error: { code: "LEASE_EXPIRED" },
+    });
     expect(await stub.startItem(id)).toEqual({ action: "drop", reason: "ITEM_NOT_PENDING" });
     // The dead consumers wake up and report, in any order.
     expect(await stub.completeItem(id, 1, {})).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
     expect(await stub.completeItem(id, 3, {})).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
-    expect(await stub.failItem(id, 2, { code: "TIMEOUT", message: "late" }, { retryable: true })).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
+    expect(await stub.failItem(id, 2, { code: "TIMEOUT", message: "late" }, { retryable: true })).toEqual({
+      ok: true,
+      outcome: "ignored",
+      reason: "ITEM_NOT_RUNNING",
+    });
     const { credits, ledger } = await expectBooksClosed(apiKey, accountId, [batchId]);
     expect(credits).toMatchObject({ balance: 100, reserved: 0, used: 0, refunded: 2 });
     expect(ledger.filter((e) => e.kind === "refund")).toHaveLength(1);
@@ -148,8 +191,15 @@ describe("a consumer dying after startItem", () => {
     const first = await stub.startItem(id);
     await expireLeases(batchId);
     const second = await stub.startItem(id);
-    expect([first, second]).toMatchObject([{ action: "run", attempt: 1 }, { action: "run", attempt: 2 }]);
-    expect(await stub.completeItem(id, 1, { from: "dead consumer" })).toEqual({ ok: true, outcome: "ignored", reason: "STALE_ATTEMPT" });
+    expect([first, second]).toMatchObject([
+      { action: "run", attempt: 1 },
+      { action: "run", attempt: 2 },
+    ]);
+    expect(await stub.completeItem(id, 1, { from: "dead consumer" })).toEqual({
+      ok: true,
+      outcome: "ignored",
+      reason: "STALE_ATTEMPT",
+    });
     expect(await stub.completeItem(id, 2, {})).toEqual({ ok: true, outcome: "settled" });
     expect(await stub.completeItem(id, 1, {})).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
     const { credits } = await expectBooksClosed(apiKey, accountId, [batchId]);
@@ -172,19 +222,35 @@ describe("queue messages delivered twice or out of order", () => {
     // The completion delivered twice, then a failure report for the same attempt arriving late.
     expect(await stub.completeItem(x, 1, {})).toEqual({ ok: true, outcome: "settled" });
     expect(await stub.completeItem(x, 1, {})).toEqual({ ok: true, outcome: "duplicate" });
-    expect(await stub.failItem(x, 1, { code: "HTTP_500", message: "late" }, { retryable: true })).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
+    expect(await stub.failItem(x, 1, { code: "HTTP_500", message: "late" }, { retryable: true })).toEqual({
+      ok: true,
+      outcome: "ignored",
+      reason: "ITEM_NOT_RUNNING",
+    });
 
     // A message from an older dispatch arrives after a newer one was sent: stale, dropped.
-    await runInBatch(batchId, (_o, state) => state.storage.sql.exec("UPDATE items SET dispatch_token = 2 WHERE id = ?", y));
+    await runInBatch(batchId, (_o, state) =>
+      state.storage.sql.exec("UPDATE items SET dispatch_token = 2 WHERE id = ?", y),
+    );
     expect(await stub.startItem(y, 1)).toEqual({ action: "drop", reason: "STALE_DISPATCH" });
     expect(await stub.startItem(y, 2)).toMatchObject({ action: "run", attempt: 1 });
     expect(await stub.startItem(y, 2)).toEqual({ action: "drop", reason: "ITEM_NOT_PENDING" });
     // A retryable failure requeues; its repeat is ignored; the next attempt fails for good; refunded once.
-    expect(await stub.failItem(y, 1, { code: "HTTP_503", message: "busy" }, { retryable: true })).toEqual({ ok: true, outcome: "requeued" });
-    expect(await stub.failItem(y, 1, { code: "HTTP_503", message: "busy" }, { retryable: true })).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
+    expect(await stub.failItem(y, 1, { code: "HTTP_503", message: "busy" }, { retryable: true })).toEqual({
+      ok: true,
+      outcome: "requeued",
+    });
+    expect(await stub.failItem(y, 1, { code: "HTTP_503", message: "busy" }, { retryable: true })).toEqual({
+      ok: true,
+      outcome: "ignored",
+      reason: "ITEM_NOT_RUNNING",
+    });
     expect(await stub.startItem(y, 2)).toMatchObject({ action: "run", attempt: 2 });
     expect(await stub.failItem(y, 2, { code: "HTTP_404", message: "gone" })).toEqual({ ok: true, outcome: "settled" });
-    expect(await stub.failItem(y, 2, { code: "HTTP_404", message: "gone" })).toEqual({ ok: true, outcome: "duplicate" });
+    expect(await stub.failItem(y, 2, { code: "HTTP_404", message: "gone" })).toEqual({
+      ok: true,
+      outcome: "duplicate",
+    });
 
     // A settlement that arrives before its start (no lease yet) changes nothing.
     expect(await stub.completeItem(z, 1, {})).toEqual({ ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" });
@@ -218,13 +284,19 @@ describe("a webhook target that is down", () => {
       const created = await callJson("/api/batch/scrape", {
         method: "POST",
         headers: keyHeaders(apiKey),
-        body: JSON.stringify({ urls: ["https://example.com/1", "https://example.com/2", "https://example.com/3"], webhookUrl: hook }),
+        body: JSON.stringify({
+          urls: ["https://example.com/1", "https://example.com/2", "https://example.com/3"],
+          webhookUrl: hook,
+        }),
       });
       expect(created.status).toBe(202);
       const batchId: string = created.body.batchId;
       const found = await batchStub(batchId).get(accountId, -1, 10);
       if (!found.ok) throw new Error(found.message);
-      const [x, y] = await startItems(batchId, found.items.slice(0, 2).map((i) => i.uuid));
+      const [x, y] = await startItems(
+        batchId,
+        found.items.slice(0, 2).map((i) => i.uuid),
+      );
       // The batch's deliveries to the account fail too, once with the reply lost: events arrive twice.
       await breakOutbox(batchId, 2, true);
       await batchStub(batchId).completeItem(x!.itemId, x!.attempt, {});
@@ -235,14 +307,22 @@ describe("a webhook target that is down", () => {
       // The account's alarm delivers what is due; time passes between attempts.
       const deliverDue = () =>
         runInDurableObject(accountStub(accountId), async (o: AccountObject, state) => {
-          state.storage.sql.exec("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE state = 'pending'", Date.now() - 1);
+          state.storage.sql.exec(
+            "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE state = 'pending'",
+            Date.now() - 1,
+          );
           await o.alarm();
         });
       for (let k = 0; k < 12 && received.size < 4; k++) await deliverDue();
       count("faults", 5);
       const listed = await callJson("/api/webhooks/deliveries", { headers: keyHeaders(apiKey) });
       const deliveries: { eventId: string; type: string; state: string }[] = listed.body.deliveries;
-      expect(deliveries.map((d) => d.type).sort()).toEqual(["batch.cancelled", "batch.started", "item.completed", "item.failed"]);
+      expect(deliveries.map((d) => d.type).sort()).toEqual([
+        "batch.cancelled",
+        "batch.started",
+        "item.completed",
+        "item.failed",
+      ]);
       expect(deliveries.every((d) => d.state === "delivered")).toBe(true);
       expect([...received.keys()].sort()).toEqual(deliveries.map((d) => d.eventId).sort());
       expect([...received.values()]).toEqual([1, 1, 1, 1]);
@@ -268,7 +348,9 @@ describe("a batch object reset while a retry waits for the account", () => {
     const { apiKey, accountId } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 2);
     const [lease] = await startItems(batchId, itemIds.slice(0, 1));
-    expect(await batchStub(batchId).failItem(lease!.itemId, lease!.attempt, { code: "HTTP_404", message: "gone" })).toEqual({ ok: true, outcome: "settled" });
+    expect(
+      await batchStub(batchId).failItem(lease!.itemId, lease!.attempt, { code: "HTTP_404", message: "gone" }),
+    ).toEqual({ ok: true, outcome: "settled" });
     let release!: () => void;
     const stalled = new Promise<void>((resolve) => (release = resolve));
     await interceptReserveHold(batchId, (reserveHold) => async (input) => {
@@ -289,7 +371,10 @@ describe("a batch object reset while a retry waits for the account", () => {
     });
     await runDurableObjectAlarm(accountStub(accountId));
     const again = await retryBatch(apiKey, batchId);
-    expect({ status: again.status, body: again.body }).toMatchObject({ status: 202, body: { status: "queued", retriedCount: 1 } });
+    expect({ status: again.status, body: again.body }).toMatchObject({
+      status: 202,
+      body: { status: "queued", retriedCount: 1 },
+    });
     const { credits } = await expectBooksClosed(apiKey, accountId, [batchId]);
     expect(credits).toMatchObject({ balance: 96, reserved: 4, used: 0 });
   });

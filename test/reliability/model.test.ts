@@ -14,12 +14,16 @@ import { RUNS } from "./runs";
 reportFigures("model");
 
 describe("model-based: the real objects against the reference model", () => {
-  it(`${RUNS} random command sequences keep every item, refund and credit exact`, async () => {
-    await fc.assert(
-      fc.asyncProperty(sequences(30), (cmds) => Harness.play(cmds)),
-      { numRuns: RUNS, endOnFailure: false },
-    );
-  }, 30_000 + RUNS * 8_000);
+  it(
+    `${RUNS} random command sequences keep every item, refund and credit exact`,
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(sequences(30), (cmds) => Harness.play(cmds)),
+        { numRuns: RUNS, endOnFailure: false },
+      );
+    },
+    30_000 + RUNS * 8_000,
+  );
 });
 
 /**

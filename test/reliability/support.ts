@@ -31,12 +31,17 @@ export async function startItems(batchId: string, itemIds: string[]): Promise<Le
 
 export async function completeAll(batchId: string, leases: Lease[]): Promise<void> {
   const stub = batchStub(batchId);
-  for (const l of leases) expect(await stub.completeItem(l.itemId, l.attempt, { ok: true })).toEqual({ ok: true, outcome: "settled" });
+  for (const l of leases)
+    expect(await stub.completeItem(l.itemId, l.attempt, { ok: true })).toEqual({ ok: true, outcome: "settled" });
 }
 
 export async function failAll(batchId: string, leases: Lease[]): Promise<void> {
   const stub = batchStub(batchId);
-  for (const l of leases) expect(await stub.failItem(l.itemId, l.attempt, { code: "HTTP_404", message: "gone" })).toEqual({ ok: true, outcome: "settled" });
+  for (const l of leases)
+    expect(await stub.failItem(l.itemId, l.attempt, { code: "HTTP_404", message: "gone" })).toEqual({
+      ok: true,
+      outcome: "settled",
+    });
 }
 
 /**
@@ -69,10 +74,19 @@ export async function expectBooksClosed(apiKey: string, accountId: string, batch
       reserved -= e.amount;
       balance += e.amount;
     }
-    expect({ key: e.idempotencyKey, balance: e.balanceAfter, reserved: e.reservedAfter }).toEqual({ key: e.idempotencyKey, balance, reserved });
+    expect({ key: e.idempotencyKey, balance: e.balanceAfter, reserved: e.reservedAfter }).toEqual({
+      key: e.idempotencyKey,
+      balance,
+      reserved,
+    });
     expect(Math.min(balance, reserved)).toBeGreaterThanOrEqual(0);
   }
-  expect({ granted, balance, reserved, used }).toEqual({ granted: credits.granted, balance: credits.balance, reserved: credits.reserved, used: credits.used });
+  expect({ granted, balance, reserved, used }).toEqual({
+    granted: credits.granted,
+    balance: credits.balance,
+    reserved: credits.reserved,
+    used: credits.used,
+  });
   expect((await accountStub(accountId).getCredits()).granted).toBe(credits.granted);
   return { credits, ledger };
 }

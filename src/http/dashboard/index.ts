@@ -23,7 +23,12 @@ const root = createRoute({
   path: "/",
   tags: ["Dashboard"],
   summary: "Redirects to the dashboard",
-  responses: { 302: { description: "To /dashboard", headers: z.object({ Location: z.string().openapi({ example: "/dashboard" }) }) } },
+  responses: {
+    302: {
+      description: "To /dashboard",
+      headers: z.object({ Location: z.string().openapi({ example: "/dashboard" }) }),
+    },
+  },
 });
 
 /** 16 random bytes, base64: the nonce that lets only our inline script and style run. */

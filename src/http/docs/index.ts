@@ -51,7 +51,9 @@ const script = createRoute({
   path: DOCS_SCRIPT_PATH,
   tags: ["Operations"],
   summary: "The API reference's script (Scalar, pinned version)",
-  responses: { 200: { description: "Scalar's browser bundle; immutable", content: { "text/javascript": { schema: z.string() } } } },
+  responses: {
+    200: { description: "Scalar's browser bundle; immutable", content: { "text/javascript": { schema: z.string() } } },
+  },
 });
 
 const setup = createRoute({

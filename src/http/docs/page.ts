@@ -17,7 +17,8 @@ const CONFIGURATION = {
   mcp: { disabled: true },
 };
 
-const escapeAttribute = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const escapeAttribute = (s: string) =>
+  s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** The page; `scripts` run in order (same-origin paths). */
 export function docsHtml(scripts: string[]): string {

@@ -33,14 +33,22 @@ const StatsSchema = z
       total: count.openapi({ description: "Accounts in the registry" }),
       unreachable: count.openapi({ description: "Accounts that did not answer (left out of the sums)" }),
       closed: count.openapi({ description: "Counted accounts that are closed (their books are in the sums)" }),
-      partial: z.boolean().openapi({ description: "Some account could not ask all its active batches (over 100, or one did not answer)" }),
+      partial: z
+        .boolean()
+        .openapi({
+          description: "Some account could not ask all its active batches (over 100, or one did not answer)",
+        }),
       nextCursor: z.string().nullable().openapi({ description: "Pass as ?cursor= for the next page of accounts" }),
     }),
-    batches: z.object(Object.fromEntries(BATCH_STATES.map((s) => [s, count])) as Record<(typeof BATCH_STATES)[number], typeof count>),
+    batches: z.object(
+      Object.fromEntries(BATCH_STATES.map((s) => [s, count])) as Record<(typeof BATCH_STATES)[number], typeof count>,
+    ),
     items: z.object({
       pending: count.openapi({ description: "Not started yet (queued ones included)" }),
       running: count.openapi({ description: "Leased by an executor now: in flight" }),
-      queued: count.openapi({ description: "Sent to the queue, not started yet: the backlog as the batch objects see it" }),
+      queued: count.openapi({
+        description: "Sent to the queue, not started yet: the backlog as the batch objects see it",
+      }),
     }),
     credits: BalancesSchema,
     deadLetters: z.object({ count, more: z.boolean().openapi({ description: "More than were counted" }) }),
@@ -79,14 +87,22 @@ export const adminStats = newRouter().openapi(route, async (c) => {
     ({ accountIds, total, nextCursor } = page);
   }
 
-  const answers = await mapBounded(accountIds, STATS_CONCURRENCY, async (id): Promise<AccountStats | null | "unreachable"> => {
-    try {
-      return await accountObject(c.env, id).stats();
-    } catch (err) {
-      log("warn", "stats: account did not answer", { requestId: c.get("requestId"), accountId: id, error: String(err) });
-      return "unreachable";
-    }
-  });
+  const answers = await mapBounded(
+    accountIds,
+    STATS_CONCURRENCY,
+    async (id): Promise<AccountStats | null | "unreachable"> => {
+      try {
+        return await accountObject(c.env, id).stats();
+      } catch (err) {
+        log("warn", "stats: account did not answer", {
+          requestId: c.get("requestId"),
+          accountId: id,
+          error: String(err),
+        });
+        return "unreachable";
+      }
+    },
+  );
   if (rawId !== undefined && answers[0] === null) throw new ApiError(404, "NOT_FOUND", "No account with this id.");
 
   const batches = Object.fromEntries(BATCH_STATES.map((s) => [s, 0])) as Record<(typeof BATCH_STATES)[number], number>;

@@ -11,7 +11,9 @@ import { iso } from "../../batch/views";
 
 const MAX_GRANT = 1_000_000_000;
 
-const AccountIdParams = z.object({ accountId: z.string().openapi({ param: { name: "accountId", in: "path" }, format: "uuid" }) });
+const AccountIdParams = z.object({
+  accountId: z.string().openapi({ param: { name: "accountId", in: "path" }, format: "uuid" }),
+});
 const KeyParams = AccountIdParams.extend({ keyId: z.string().openapi({ param: { name: "keyId", in: "path" } }) });
 
 const createAccount = createRoute({
@@ -40,7 +42,12 @@ const createAccount = createRoute({
       description: "Account created",
       content: {
         "application/json": {
-          schema: z.object({ accountId: z.string().uuid(), keyId: z.string(), apiKey: z.string(), credits: BalancesSchema }),
+          schema: z.object({
+            accountId: z.string().uuid(),
+            keyId: z.string(),
+            apiKey: z.string(),
+            credits: BalancesSchema,
+          }),
         },
       },
     },
@@ -65,7 +72,14 @@ const getAccount = createRoute({
             name: z.string().nullable(),
             createdAt: z.string(),
             credits: BalancesSchema,
-            keys: z.array(z.object({ keyId: z.string(), createdAt: z.string(), expiresAt: z.string().nullable(), revokedAt: z.string().nullable() })),
+            keys: z.array(
+              z.object({
+                keyId: z.string(),
+                createdAt: z.string(),
+                expiresAt: z.string().nullable(),
+                revokedAt: z.string().nullable(),
+              }),
+            ),
           }),
         },
       },
@@ -84,12 +98,19 @@ const grantCredits = createRoute({
     params: AccountIdParams,
     headers: z.object({ "idempotency-key": IdempotencyKeyHeader }),
     body: {
-      content: { "application/json": { schema: z.object({ amount: z.number().int("must be a whole number").min(1).max(MAX_GRANT) }).strict() } },
+      content: {
+        "application/json": {
+          schema: z.object({ amount: z.number().int("must be a whole number").min(1).max(MAX_GRANT) }).strict(),
+        },
+      },
       required: true,
     },
   },
   responses: {
-    200: { description: "Credits granted", content: { "application/json": { schema: z.object({ accountId: z.string(), credits: BalancesSchema }) } } },
+    200: {
+      description: "Credits granted",
+      content: { "application/json": { schema: z.object({ accountId: z.string(), credits: BalancesSchema }) } },
+    },
     ...errorResponses(400, 401, 403, 404, 413, 415, 422),
   },
 });
@@ -103,14 +124,22 @@ const createKey = createRoute({
   request: {
     params: AccountIdParams,
     body: {
-      content: { "application/json": { schema: z.object({ expiresAt: z.string().datetime({ offset: true }).optional() }).strict() } },
+      content: {
+        "application/json": {
+          schema: z.object({ expiresAt: z.string().datetime({ offset: true }).optional() }).strict(),
+        },
+      },
       required: false,
     },
   },
   responses: {
     201: {
       description: "Key created",
-      content: { "application/json": { schema: z.object({ keyId: z.string(), apiKey: z.string(), expiresAt: z.string().nullable() }) } },
+      content: {
+        "application/json": {
+          schema: z.object({ keyId: z.string(), apiKey: z.string(), expiresAt: z.string().nullable() }),
+        },
+      },
     },
     ...errorResponses(400, 401, 403, 404, 413, 415, 503),
   },
@@ -124,7 +153,10 @@ const revokeKey = createRoute({
   security: [{ AdminToken: [] }],
   request: { params: KeyParams },
   responses: {
-    200: { description: "Key revoked", content: { "application/json": { schema: z.object({ keyId: z.string(), revokedAt: z.string() }) } } },
+    200: {
+      description: "Key revoked",
+      content: { "application/json": { schema: z.object({ keyId: z.string(), revokedAt: z.string() }) } },
+    },
     ...errorResponses(401, 403, 404),
   },
 });
@@ -171,7 +203,15 @@ const deadLetters = createRoute({
       content: {
         "application/json": {
           schema: z.object({
-            deadLetters: z.array(z.object({ id: z.string(), queue: z.string(), attempts: z.number(), body: z.unknown(), deadAt: z.string() })),
+            deadLetters: z.array(
+              z.object({
+                id: z.string(),
+                queue: z.string(),
+                attempts: z.number(),
+                body: z.unknown(),
+                deadAt: z.string(),
+              }),
+            ),
             cursor: z.string().nullable(),
           }),
         },
@@ -189,7 +229,13 @@ export const admin = newRouter()
     // Listed first (idempotent), so no account ever misses from /admin/stats; a listed id that fails to open counts as nothing.
     await registryObject(c.env).register(accountId);
     const opened = unwrap(
-      await accountObject(c.env, accountId).open({ accountId, name: body.name ?? null, credits: body.credits ?? 0, keyId: key.keyId, keyHash: key.keyHash }),
+      await accountObject(c.env, accountId).open({
+        accountId,
+        name: body.name ?? null,
+        credits: body.credits ?? 0,
+        keyId: key.keyId,
+        keyHash: key.keyHash,
+      }),
     );
     const b = opened.balances;
     return c.json({ accountId, keyId: key.keyId, apiKey: key.apiKey, credits: b }, 201);
@@ -203,7 +249,12 @@ export const admin = newRouter()
         name: a.name,
         createdAt: iso(a.createdAt)!,
         credits: a.balances,
-        keys: a.keys.map((k) => ({ keyId: k.keyId, createdAt: iso(k.createdAt)!, expiresAt: iso(k.expiresAt), revokedAt: iso(k.revokedAt) })),
+        keys: a.keys.map((k) => ({
+          keyId: k.keyId,
+          createdAt: iso(k.createdAt)!,
+          expiresAt: iso(k.expiresAt),
+          revokedAt: iso(k.revokedAt),
+        })),
       },
       200,
     );
@@ -223,7 +274,9 @@ export const admin = newRouter()
       throw new ApiError(400, "VALIDATION_ERROR", "expiresAt: must be in the future");
     }
     const key = await generateApiKey(accountId, requireMacSecret(c.env));
-    unwrap(await accountObject(c.env, accountId).addKey({ keyId: key.keyId, keyHash: key.keyHash, expiresAt: expiresMs }));
+    unwrap(
+      await accountObject(c.env, accountId).addKey({ keyId: key.keyId, keyHash: key.keyHash, expiresAt: expiresMs }),
+    );
     return c.json({ keyId: key.keyId, apiKey: key.apiKey, expiresAt: iso(expiresMs) }, 201);
   })
   .openapi(closeAccount, async (c) => {
@@ -242,11 +295,26 @@ export const admin = newRouter()
     );
   })
   .openapi(deadLetters, async (c) => {
-    const listed = await c.env.RESULTS.list({ prefix: "dead-letters/", limit: 100, cursor: c.req.valid("query").cursor });
+    const listed = await c.env.RESULTS.list({
+      prefix: "dead-letters/",
+      limit: 100,
+      cursor: c.req.valid("query").cursor,
+    });
     const records = await Promise.all(
-      listed.objects.map(async (o) => (await c.env.RESULTS.get(o.key))?.json<{ id: string; queue: string; attempts: number; body: unknown; deadAt: string }>()),
+      listed.objects.map(async (o) =>
+        (await c.env.RESULTS.get(o.key))?.json<{
+          id: string;
+          queue: string;
+          attempts: number;
+          body: unknown;
+          deadAt: string;
+        }>(),
+      ),
     );
-    return c.json({ deadLetters: records.filter((r) => r !== undefined), cursor: listed.truncated ? listed.cursor : null }, 200);
+    return c.json(
+      { deadLetters: records.filter((r) => r !== undefined), cursor: listed.truncated ? listed.cursor : null },
+      200,
+    );
   })
   .openapi(revokeKey, async (c) => {
     const { accountId: rawId, keyId } = c.req.valid("param");

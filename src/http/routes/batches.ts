@@ -38,9 +38,15 @@ const CssSelectorSchema = z
 const CreateBatchBody = z
   .object({
     urls: z.array(TargetUrlSchema).min(1, "must contain at least one URL"),
-    output: OutputSchema.optional().openapi({ description: `Defaults to "${DEFAULT_OUTPUT}". json: 2 credits per URL, markdown: 1.` }),
+    output: OutputSchema.optional().openapi({
+      description: `Defaults to "${DEFAULT_OUTPUT}". json: 2 credits per URL, markdown: 1.`,
+    }),
     // The count is checked before any entry: 100k selectors must not cost 100k selector checks.
-    selectors: boundedRecord(z.string().regex(SELECTOR_NAME, "names must be identifiers"), CssSelectorSchema, LIMITS.maxSelectors)
+    selectors: boundedRecord(
+      z.string().regex(SELECTOR_NAME, "names must be identifiers"),
+      CssSelectorSchema,
+      LIMITS.maxSelectors,
+    )
       .optional()
       .openapi({ example: { title: "h1" } }),
     maxConcurrency: z.number().int("must be a whole number").min(1).max(LIMITS.maxConcurrency).optional(),
@@ -48,7 +54,10 @@ const CreateBatchBody = z
       .string()
       .max(LIMITS.maxUrlLength)
       .optional()
-      .openapi({ description: "https URL that receives this batch's signed events (batch.started, item.completed, item.failed, batch.completed, batch.failed, batch.cancelled)" }),
+      .openapi({
+        description:
+          "https URL that receives this batch's signed events (batch.started, item.completed, item.failed, batch.completed, batch.failed, batch.cancelled)",
+      }),
   })
   .strict()
   .openapi("CreateBatch", { example: { urls: ["https://example.com/a", "https://example.com/b"], output: "json" } });
@@ -62,9 +71,13 @@ const ItemSchema = z
     error: z
       .object({ code: z.string(), message: z.string() })
       .nullable()
-      .openapi({ description: "Why the item failed; EXTRACTION_LIMIT: the page passed an extraction limit (the message names it and its value)" }),
+      .openapi({
+        description:
+          "Why the item failed; EXTRACTION_LIMIT: the page passed an extraction limit (the message names it and its value)",
+      }),
     creditsUsed: z.number().int().openapi({
-      description: "Credits charged in the item's current round: its price when it completed or failed with EXTRACTION_LIMIT (the work was done), else 0",
+      description:
+        "Credits charged in the item's current round: its price when it completed or failed with EXTRACTION_LIMIT (the work was done), else 0",
     }),
     attempts: z.number().int(),
     startedAt: z.string().nullable(),
@@ -85,7 +98,10 @@ const BatchSchema = z
     failedCount: z.number().int(),
     cancelledCount: z.number().int(),
     creditsPerItem: z.number().int(),
-    creditsReserved: z.number().int().openapi({ description: "All credits ever reserved for the batch (= used + refunded + still held)" }),
+    creditsReserved: z
+      .number()
+      .int()
+      .openapi({ description: "All credits ever reserved for the batch (= used + refunded + still held)" }),
     creditsUsed: z.number().int(),
     creditsRefunded: z.number().int(),
     createdAt: z.string(),
@@ -97,7 +113,9 @@ const BatchSchema = z
   })
   .openapi("Batch");
 
-const BatchIdParams = z.object({ batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }) });
+const BatchIdParams = z.object({
+  batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }),
+});
 
 /**
  * Refuses more URLs than MAX_URLS_PER_BATCH before zod looks at them, so validation work
@@ -169,7 +187,12 @@ const list = createRoute({
                 finishedAt: z.string().nullable(),
               }),
             ),
-            pagination: z.object({ page: z.number().int(), limit: z.number().int(), total: z.number().int(), totalPages: z.number().int() }),
+            pagination: z.object({
+              page: z.number().int(),
+              limit: z.number().int(),
+              total: z.number().int(),
+              totalPages: z.number().int(),
+            }),
           }),
         },
       },
@@ -209,7 +232,11 @@ const cancel = createRoute({
       content: {
         "application/json": {
           schema: z
-            .object({ status: z.literal("cancelled"), cancelledItems: z.number().int(), creditsRefunded: z.number().int() })
+            .object({
+              status: z.literal("cancelled"),
+              cancelledItems: z.number().int(),
+              creditsRefunded: z.number().int(),
+            })
             .openapi({ example: { status: "cancelled", cancelledItems: 8, creditsRefunded: 16 } }),
         },
       },
@@ -230,7 +257,9 @@ const retry = createRoute({
   responses: {
     202: {
       description: "Failed items queued again",
-      content: { "application/json": { schema: z.object({ status: z.literal("queued"), retriedCount: z.number().int() }) } },
+      content: {
+        "application/json": { schema: z.object({ status: z.literal("queued"), retriedCount: z.number().int() }) },
+      },
     },
     ...errorResponses(400, 401, 402, 403, 404, 409, 503),
   },
@@ -243,11 +272,18 @@ const result = createRoute({
   summary: "The stored result of a completed item",
   description: "JSON for `output: json`, Markdown for `output: markdown`. 404 until the item has completed.",
   security: [{ ApiKeyAuth: [] }],
-  request: { params: BatchIdParams.extend({ itemId: z.string().openapi({ param: { name: "itemId", in: "path" }, format: "uuid" }) }) },
+  request: {
+    params: BatchIdParams.extend({
+      itemId: z.string().openapi({ param: { name: "itemId", in: "path" }, format: "uuid" }),
+    }),
+  },
   responses: {
     200: {
       description: "The result",
-      content: { "application/json": { schema: z.record(z.string(), z.unknown()) }, "text/markdown": { schema: z.string() } },
+      content: {
+        "application/json": { schema: z.record(z.string(), z.unknown()) },
+        "text/markdown": { schema: z.string() },
+      },
     },
     ...errorResponses(401, 403, 404),
   },
@@ -291,7 +327,8 @@ export type CreateBatchInput = z.input<typeof CreateBatchBody>;
 function checkTargetUrls(urls: readonly string[], allowLoopback: boolean): void {
   urls.forEach((url, index) => {
     const target = checkTarget(url, { allowLoopback });
-    if (!target.ok) throw new ApiError(400, "VALIDATION_ERROR", `urls[${index}]: ${url} can never be fetched: ${target.reason}`);
+    if (!target.ok)
+      throw new ApiError(400, "VALIDATION_ERROR", `urls[${index}]: ${url} can never be fetched: ${target.reason}`);
   });
 }
 
@@ -299,7 +336,8 @@ function checkTargetUrls(urls: readonly string[], allowLoopback: boolean): void 
 function checkWebhookUrl(url: string, allowLoopback: boolean): string {
   const target = checkTarget(url, { allowLoopback });
   if (!target.ok) throw new ApiError(400, "VALIDATION_ERROR", `webhookUrl: ${target.reason}`);
-  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(target.url.hostname) || target.url.hostname.startsWith("127.");
+  const loopback =
+    ["127.0.0.1", "localhost", "[::1]"].includes(target.url.hostname) || target.url.hostname.startsWith("127.");
   if (target.url.protocol !== "https:" && !(allowLoopback && loopback)) {
     throw new ApiError(400, "VALIDATION_ERROR", "webhookUrl: must use https");
   }
@@ -348,7 +386,9 @@ export const batches = newRouter()
       }),
     );
     const location = `/api/batch/scrape/${created.batch.batchId}`;
-    return c.json({ status: "queued" as const, batchId: created.batch.batchId, total: created.batch.totalUrls }, 202, { Location: location });
+    return c.json({ status: "queued" as const, batchId: created.batch.batchId, total: created.batch.totalUrls }, 202, {
+      Location: location,
+    });
   })
   .openapi(cancelAll, async (c) => {
     const r = await accountObject(c.env, c.get("accountId")).stopAll();
@@ -385,13 +425,18 @@ export const batches = newRouter()
   .openapi(get, async (c) => {
     const batchId = requireUuid(c.req.valid("param").batchId, "batch");
     const { cursor, limit } = c.req.valid("query");
-    const found = unwrap(await batchObject(c.env, batchId).get(c.get("accountId"), cursor === undefined ? -1 : Number(cursor), limit));
+    const found = unwrap(
+      await batchObject(c.env, batchId).get(c.get("accountId"), cursor === undefined ? -1 : Number(cursor), limit),
+    );
     return c.json({ ...found.batch, items: found.items, nextCursor: found.nextCursor }, 200);
   })
   .openapi(cancel, async (c) => {
     const batchId = requireUuid(c.req.valid("param").batchId, "batch");
     const done = unwrap(await batchObject(c.env, batchId).cancel(c.get("accountId")));
-    return c.json({ status: "cancelled" as const, cancelledItems: done.cancelledItems, creditsRefunded: done.creditsRefunded }, 200);
+    return c.json(
+      { status: "cancelled" as const, cancelledItems: done.cancelledItems, creditsRefunded: done.creditsRefunded },
+      200,
+    );
   })
   .openapi(result, async (c) => {
     const { batchId: rawBatchId, itemId: rawItemId } = c.req.valid("param");
@@ -400,7 +445,10 @@ export const batches = newRouter()
     const found = unwrap(await batchObject(c.env, batchId).resultLocation(c.get("accountId"), itemId));
     const object = await c.env.RESULTS.get(found.key);
     if (!object) throw new ApiError(404, "NOT_FOUND", "No stored result for this item (yet).");
-    const headers = new Headers({ "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", etag: object.httpEtag });
+    const headers = new Headers({
+      "content-type": object.httpMetadata?.contentType ?? "application/octet-stream",
+      etag: object.httpEtag,
+    });
     return new Response(object.body, { status: 200, headers }) as never;
   })
   .openapi(retry, async (c) => {

@@ -10,7 +10,10 @@ export const BalancesSchema = z
     balance: z.number().int().openapi({ description: "Credits available to spend" }),
     reserved: z.number().int().openapi({ description: "Credits held for items not finished yet" }),
     used: z.number().int().openapi({ description: "Credits consumed by completed items" }),
-    refunded: z.number().int().openapi({ description: "Credits returned from reservations (cancelled or failed items)" }),
+    refunded: z
+      .number()
+      .int()
+      .openapi({ description: "Credits returned from reservations (cancelled or failed items)" }),
     granted: z.number().int().openapi({ description: "All credits ever granted: granted = balance + reserved + used" }),
   })
   .openapi("Credits");
@@ -48,11 +51,17 @@ const getLedger = createRoute({
   tags: ["Credits"],
   summary: "Your credit ledger, newest first",
   security: [{ ApiKeyAuth: [] }],
-  request: { query: z.object({ cursor: CursorSchema, limit: pageQuery(LIMITS.ledgerPageMax, LIMITS.ledgerPageDefault) }) },
+  request: {
+    query: z.object({ cursor: CursorSchema, limit: pageQuery(LIMITS.ledgerPageMax, LIMITS.ledgerPageDefault) }),
+  },
   responses: {
     200: {
       description: "A page of ledger entries",
-      content: { "application/json": { schema: z.object({ entries: z.array(LedgerEntrySchema), nextCursor: z.string().nullable() }) } },
+      content: {
+        "application/json": {
+          schema: z.object({ entries: z.array(LedgerEntrySchema), nextCursor: z.string().nullable() }),
+        },
+      },
     },
     ...errorResponses(400, 401, 403),
   },
@@ -64,11 +73,17 @@ export const creditRoutes = { getCredits, getLedger };
 export const credits = newRouter()
   .openapi(getCredits, async (c) => {
     const b = await accountObject(c.env, c.get("accountId")).getCredits();
-    return c.json({ balance: b.balance, reserved: b.reserved, used: b.used, refunded: b.refunded, granted: b.granted }, 200);
+    return c.json(
+      { balance: b.balance, reserved: b.reserved, used: b.used, refunded: b.refunded, granted: b.granted },
+      200,
+    );
   })
   .openapi(getLedger, async (c) => {
     const { cursor, limit } = c.req.valid("query");
-    const page = await accountObject(c.env, c.get("accountId")).listLedger(cursor === undefined ? null : Number(cursor), limit);
+    const page = await accountObject(c.env, c.get("accountId")).listLedger(
+      cursor === undefined ? null : Number(cursor),
+      limit,
+    );
     return c.json(
       {
         entries: page.entries.map((e) => ({ ...e, createdAt: new Date(e.createdAt).toISOString() })),

@@ -19,7 +19,7 @@ const route = createRoute({
   tags: ["Batches"],
   summary: "Live updates of a batch (WebSocket)",
   description:
-    "Upgrade to a WebSocket that receives `{ type: \"batch\", batch, item? }` after every transition of the batch " +
+    'Upgrade to a WebSocket that receives `{ type: "batch", batch, item? }` after every transition of the batch ' +
     "(the first message is the batch as it is now). Authenticate with `x-api-key`, or, from a browser, with the " +
     'subprotocols `["batch-live", "<api key>"]`; the server selects `batch-live`. Send `ping` to get `pong`. ' +
     "The server closes the socket with code 4001 when the key is revoked or expires.",
@@ -48,7 +48,9 @@ const route = createRoute({
 export const live = newRouter().openapi(route, async (c) => {
   const batchId = requireUuid(c.req.valid("param").batchId, "batch");
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-    throw new ApiError(426, "UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades.", { Upgrade: "websocket" });
+    throw new ApiError(426, "UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades.", {
+      Upgrade: "websocket",
+    });
   }
   const accountId = c.get("accountId");
   const stub = batchObject(c.env, batchId);
@@ -58,10 +60,20 @@ export const live = newRouter().openapi(route, async (c) => {
   // the view in one step, so a revocation in between still closes it (docs/live-views.md).
   const keyId = c.get("keyId");
   // A fresh request: no client header (a forged x-account-id, the key) reaches the object.
-  const res = await stub.fetch(new Request(c.req.url, { headers: { upgrade: "websocket", [LIVE_ACCOUNT_HEADER]: accountId, [LIVE_KEY_HEADER]: keyId } }));
+  const res = await stub.fetch(
+    new Request(c.req.url, {
+      headers: { upgrade: "websocket", [LIVE_ACCOUNT_HEADER]: accountId, [LIVE_KEY_HEADER]: keyId },
+    }),
+  );
   if (res.status !== 101) {
-    const body = await res.json<{ code?: string; message?: string }>().catch(() => ({}) as { code?: string; message?: string });
-    throw new ApiError(res.status as ContentfulStatusCode, body.code ?? "UNAVAILABLE", body.message ?? "Could not open the live view.");
+    const body = await res
+      .json<{ code?: string; message?: string }>()
+      .catch(() => ({}) as { code?: string; message?: string });
+    throw new ApiError(
+      res.status as ContentfulStatusCode,
+      body.code ?? "UNAVAILABLE",
+      body.message ?? "Could not open the live view.",
+    );
   }
   return res as never;
 });

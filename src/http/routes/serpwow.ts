@@ -52,12 +52,15 @@ function errors<const S extends number>(...statuses: S[]) {
   return errorResponsesWith(ErrorEnvelope, ...statuses);
 }
 
-
 /** Either scheme works here: `?api_key=` (SerpWow's way) or the x-api-key header. */
 const security: Record<string, string[]>[] = [{ ApiKeyQuery: [] }, { ApiKeyAuth: [] }];
 
-const ApiKeyQuery = z.object({ api_key: z.string().optional().openapi({ description: "Your API key (the x-api-key header also works)" }) });
-const BatchParams = z.object({ batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }) });
+const ApiKeyQuery = z.object({
+  api_key: z.string().optional().openapi({ description: "Your API key (the x-api-key header also works)" }),
+});
+const BatchParams = z.object({
+  batchId: z.string().openapi({ param: { name: "batchId", in: "path" }, format: "uuid" }),
+});
 
 /** The batch as SerpWow shows it: its name is its id (batches here are not named). */
 function serpBatch(b: BatchView) {
@@ -91,7 +94,12 @@ const stop = createRoute({
       description: "Stopped",
       content: {
         "application/json": {
-          schema: z.object({ request_info: RequestInfo, batch: SerpBatch, cancelled_items: z.number().int(), credits_refunded: z.number().int() }),
+          schema: z.object({
+            request_info: RequestInfo,
+            batch: SerpBatch,
+            cancelled_items: z.number().int(),
+            credits_refunded: z.number().int(),
+          }),
         },
       },
     },
@@ -111,7 +119,11 @@ const stopAll = createRoute({
       description: "Stopped",
       content: {
         "application/json": {
-          schema: z.object({ request_info: RequestInfo, batches_stopped: z.number().int(), batches_failed_to_stop: z.number().int() }),
+          schema: z.object({
+            request_info: RequestInfo,
+            batches_stopped: z.number().int(),
+            batches_failed_to_stop: z.number().int(),
+          }),
         },
       },
     },
@@ -127,7 +139,10 @@ const getOne = createRoute({
   security,
   request: { params: BatchParams, query: ApiKeyQuery },
   responses: {
-    200: { description: "The batch", content: { "application/json": { schema: z.object({ request_info: RequestInfo, batch: SerpBatch }) } } },
+    200: {
+      description: "The batch",
+      content: { "application/json": { schema: z.object({ request_info: RequestInfo, batch: SerpBatch }) } },
+    },
     ...errors(401, 403, 404, 429),
   },
 });
@@ -177,66 +192,73 @@ serpwow.use("/live/batches", rateLimit("READ_LIMITER"));
 serpwow.use("/live/batches/:batchId", rateLimit("READ_LIMITER"));
 // stopall before :batchId, so the static path wins.
 serpwow.openapi(stopAll, async (c) => {
-    const r = await accountObject(c.env, c.get("accountId")).stopAll();
-    return c.json(
-      {
-        request_info: { success: true, message: `${r.stopped} Batches stopped` },
-        batches_stopped: r.stopped,
-        batches_failed_to_stop: r.failed,
-      },
-      200,
-    );
-  });
+  const r = await accountObject(c.env, c.get("accountId")).stopAll();
+  return c.json(
+    {
+      request_info: { success: true, message: `${r.stopped} Batches stopped` },
+      batches_stopped: r.stopped,
+      batches_failed_to_stop: r.failed,
+    },
+    200,
+  );
+});
 serpwow.openapi(stop, async (c) => {
-    const batchId = requireUuid(c.req.valid("param").batchId, "batch");
-    const result = await batchObject(c.env, batchId).cancel(c.get("accountId"));
-    if (!result.ok && result.code === "ALREADY_TERMINAL") {
-      const batch = await loadBatch(c.env, c.get("accountId"), batchId);
-      throw new ApiError(400, "NOT_ACTIVE", `Batch can only be stopped when queued or running; it is idle (${batch.status}).`);
-    }
-    const done = unwrap(result);
-    return c.json(
-      {
-        request_info: { success: true, message: `Batch stopped: ${done.cancelledItems} searches cancelled, ${done.creditsRefunded} credits refunded` },
-        batch: serpBatch(done.batch),
-        cancelled_items: done.cancelledItems,
-        credits_refunded: done.creditsRefunded,
-      },
-      200,
+  const batchId = requireUuid(c.req.valid("param").batchId, "batch");
+  const result = await batchObject(c.env, batchId).cancel(c.get("accountId"));
+  if (!result.ok && result.code === "ALREADY_TERMINAL") {
+    const batch = await loadBatch(c.env, c.get("accountId"), batchId);
+    throw new ApiError(
+      400,
+      "NOT_ACTIVE",
+      `Batch can only be stopped when queued or running; it is idle (${batch.status}).`,
     );
-  });
+  }
+  const done = unwrap(result);
+  return c.json(
+    {
+      request_info: {
+        success: true,
+        message: `Batch stopped: ${done.cancelledItems} searches cancelled, ${done.creditsRefunded} credits refunded`,
+      },
+      batch: serpBatch(done.batch),
+      cancelled_items: done.cancelledItems,
+      credits_refunded: done.creditsRefunded,
+    },
+    200,
+  );
+});
 serpwow.openapi(getOne, async (c) => {
-    const batch = await loadBatch(c.env, c.get("accountId"), c.req.valid("param").batchId);
-    return c.json({ request_info: { success: true }, batch: serpBatch(batch) }, 200);
-  });
+  const batch = await loadBatch(c.env, c.get("accountId"), c.req.valid("param").batchId);
+  return c.json({ request_info: { success: true }, batch: serpBatch(batch) }, 200);
+});
 serpwow.openapi(list, async (c) => {
-    const { page } = c.req.valid("query");
-    const { jobs, total } = await accountObject(c.env, c.get("accountId")).listBatches(page, PAGE_SIZE);
-    const batches = jobs.map((j) => ({
-      id: j.batchId,
-      name: j.batchId,
-      status: SERPWOW_STATUS[j.status],
-      state: j.status,
-      created_at: new Date(j.createdAt).toISOString(),
-      last_run: null,
-      finished_at: j.finishedAt === null ? null : new Date(j.finishedAt).toISOString(),
-      searches_total_count: j.total,
-      searches_completed_count: j.completed,
-      searches_failed_count: j.failed,
-      searches_cancelled_count: j.cancelled,
-    }));
-    return c.json(
-      {
-        request_info: { success: true },
-        total_count: total,
-        total_pages: Math.ceil(total / PAGE_SIZE),
-        current_page: page,
-        count_this_page: batches.length,
-        batches,
-      },
-      200,
-    );
-  });
+  const { page } = c.req.valid("query");
+  const { jobs, total } = await accountObject(c.env, c.get("accountId")).listBatches(page, PAGE_SIZE);
+  const batches = jobs.map((j) => ({
+    id: j.batchId,
+    name: j.batchId,
+    status: SERPWOW_STATUS[j.status],
+    state: j.status,
+    created_at: new Date(j.createdAt).toISOString(),
+    last_run: null,
+    finished_at: j.finishedAt === null ? null : new Date(j.finishedAt).toISOString(),
+    searches_total_count: j.total,
+    searches_completed_count: j.completed,
+    searches_failed_count: j.failed,
+    searches_cancelled_count: j.cancelled,
+  }));
+  return c.json(
+    {
+      request_info: { success: true },
+      total_count: total,
+      total_pages: Math.ceil(total / PAGE_SIZE),
+      current_page: page,
+      count_this_page: batches.length,
+      batches,
+    },
+    200,
+  );
+});
 
 // Anything else under /live/ is not found, in this surface's envelope.
 serpwow.all("/live/*", () => {
@@ -247,6 +269,8 @@ serpwow.all("/live/*", () => {
 serpwow.onError(async (err, c) => {
   const res = await handleError(err, c);
   const body = (await res.json()) as { message?: string };
-  const headers = Object.fromEntries([...res.headers].filter(([name]) => name !== "content-length" && name !== "content-type"));
+  const headers = Object.fromEntries(
+    [...res.headers].filter(([name]) => name !== "content-length" && name !== "content-type"),
+  );
   return c.json({ request_info: { success: false, message: body.message ?? "Error" } }, res.status as 400, headers);
 });

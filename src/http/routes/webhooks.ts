@@ -28,11 +28,17 @@ const deliveries = createRoute({
   tags: ["Webhooks"],
   summary: "Webhook deliveries and their outcomes, newest first",
   security: [{ ApiKeyAuth: [] }],
-  request: { query: z.object({ cursor: CursorSchema, limit: pageQuery(LIMITS.ledgerPageMax, LIMITS.ledgerPageDefault) }) },
+  request: {
+    query: z.object({ cursor: CursorSchema, limit: pageQuery(LIMITS.ledgerPageMax, LIMITS.ledgerPageDefault) }),
+  },
   responses: {
     200: {
       description: "A page of deliveries",
-      content: { "application/json": { schema: z.object({ deliveries: z.array(DeliverySchema), nextCursor: z.string().nullable() }) } },
+      content: {
+        "application/json": {
+          schema: z.object({ deliveries: z.array(DeliverySchema), nextCursor: z.string().nullable() }),
+        },
+      },
     },
     ...errorResponses(400, 401, 403),
   },
@@ -45,7 +51,10 @@ const SecretSchema = z
     previousSecretExpiresAt: z
       .string()
       .nullable()
-      .openapi({ description: "Until then the secret before the last rotation also signs every delivery; null when only `secret` signs." }),
+      .openapi({
+        description:
+          "Until then the secret before the last rotation also signs every delivery; null when only `secret` signs.",
+      }),
   })
   .openapi("WebhookSecret");
 
@@ -99,7 +108,10 @@ const rotate = createRoute({
 export const webhooks = newRouter()
   .openapi(deliveries, async (c) => {
     const { cursor, limit } = c.req.valid("query");
-    const page = await accountObject(c.env, c.get("accountId")).listWebhookDeliveries(cursor === undefined ? null : Number(cursor), limit);
+    const page = await accountObject(c.env, c.get("accountId")).listWebhookDeliveries(
+      cursor === undefined ? null : Number(cursor),
+      limit,
+    );
     return c.json(
       {
         deliveries: page.deliveries.map((d) => ({
@@ -116,11 +128,17 @@ export const webhooks = newRouter()
   .openapi(secret, async (c) => {
     const current = await accountObject(c.env, c.get("accountId")).webhookSecret();
     c.header("cache-control", "no-store"); // a secret: no cache keeps a copy
-    return c.json({ secret: current.secret, scheme: "v1" as const, previousSecretExpiresAt: iso(current.previousUntil) }, 200);
+    return c.json(
+      { secret: current.secret, scheme: "v1" as const, previousSecretExpiresAt: iso(current.previousUntil) },
+      200,
+    );
   })
   .openapi(rotate, async (c) => {
     const overlapSeconds = c.req.valid("json")?.overlapSeconds ?? DEFAULT_OVERLAP_SECONDS;
     const rotated = unwrap(await accountObject(c.env, c.get("accountId")).rotateWebhookSecret(overlapSeconds * 1000));
     c.header("cache-control", "no-store");
-    return c.json({ secret: rotated.secret, scheme: "v1" as const, previousSecretExpiresAt: iso(rotated.previousUntil) }, 200);
+    return c.json(
+      { secret: rotated.secret, scheme: "v1" as const, previousSecretExpiresAt: iso(rotated.previousUntil) },
+      200,
+    );
   });

@@ -42,7 +42,12 @@ export type Cmd =
   | { kind: "evict"; b: number; account: boolean };
 
 /** `charged`: a failed report at an extraction limit. */
-export type GroupReport = { i: number; outcome: "completed" | "failed" | "charged"; retryable: boolean; older: boolean };
+export type GroupReport = {
+  i: number;
+  outcome: "completed" | "failed" | "charged";
+  retryable: boolean;
+  older: boolean;
+};
 
 const b = fc.nat({ max: 7 });
 const i = fc.nat({ max: 7 });
@@ -59,32 +64,82 @@ export const createCmd: fc.Arbitrary<Cmd> = fc.record({
 export const anyCmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 2, arbitrary: createCmd },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("replayCreate" as const), b }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("grant" as const), amount: fc.integer({ min: 1, max: 20 }), replay: fc.boolean() }) },
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant("start" as const), b, i, token: fc.constantFrom("none" as const, "latest" as const, "stale" as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("grant" as const),
+      amount: fc.integer({ min: 1, max: 20 }),
+      replay: fc.boolean(),
+    }),
+  },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      kind: fc.constant("start" as const),
+      b,
+      i,
+      token: fc.constantFrom("none" as const, "latest" as const, "stale" as const),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("redispatch" as const), b, i }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("complete" as const), b, i, older }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("fail" as const), b, i, retryable: fc.boolean(), older }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("failCharged" as const), b, i, retryable: fc.boolean(), older }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant("failCharged" as const), b, i, retryable: fc.boolean(), older }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("repeatSettle" as const), b, i }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant("startGroup" as const), b, is: fc.array(i, { minLength: 1, maxLength: 5 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("startGroup" as const),
+      b,
+      is: fc.array(i, { minLength: 1, maxLength: 5 }),
+    }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
       kind: fc.constant("settleGroup" as const),
       b,
-      reports: fc.array(fc.record({ i, outcome: fc.constantFrom("completed" as const, "failed" as const, "charged" as const), retryable: fc.boolean(), older }), { minLength: 1, maxLength: 5 }),
+      reports: fc.array(
+        fc.record({
+          i,
+          outcome: fc.constantFrom("completed" as const, "failed" as const, "charged" as const),
+          retryable: fc.boolean(),
+          older,
+        }),
+        { minLength: 1, maxLength: 5 },
+      ),
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("cancel" as const), b }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("raceCancel" as const), b }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant("retry" as const), b, fault: fc.constantFrom("none" as const, "none" as const, "lost" as const, "replyLost" as const) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("retry" as const),
+      b,
+      fault: fc.constantFrom("none" as const, "none" as const, "lost" as const, "replyLost" as const),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("expireLeases" as const), b }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("outboxFault" as const), b, failures: fc.integer({ min: 0, max: 3 }), replyLost: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("outboxFault" as const),
+      b,
+      failures: fc.integer({ min: 0, max: 3 }),
+      replyLost: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("outboxHeal" as const), b }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("evict" as const), b, account: fc.boolean() }) },
 );
 
 /** A sequence always opens with a batch, so the rest has something to act on. */
 export function sequences(maxLength: number): fc.Arbitrary<Cmd[]> {
-  return fc.tuple(createCmd, fc.array(anyCmd, { minLength: 1, maxLength, size: "max" })).map(([first, rest]) => [first, ...rest]);
+  return fc
+    .tuple(createCmd, fc.array(anyCmd, { minLength: 1, maxLength, size: "max" }))
+    .map(([first, rest]) => [first, ...rest]);
 }

@@ -6,7 +6,16 @@
  */
 import { evictDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
-import { accountStub, adminHeaders, batchStub, callJson, drainOutbox, keyHeaders, newAccount, runInBatch } from "../../helpers";
+import {
+  accountStub,
+  adminHeaders,
+  batchStub,
+  callJson,
+  drainOutbox,
+  keyHeaders,
+  newAccount,
+  runInBatch,
+} from "../../helpers";
 import { count } from "../figures";
 import { readLedger } from "../ledger";
 import { sleep } from "../support";
@@ -20,7 +29,11 @@ const MAX_BATCHES = 4;
 
 /** The error an executor reports: transient, permanent, or (charged) an extraction limit. */
 function failure(retryable: boolean, charged: boolean): { code: string; message: string } {
-  if (charged) return { code: "EXTRACTION_LIMIT", message: "Extraction stopped: the page has more than 100000 elements (EXTRACT_MAX_ELEMENTS = 100000)." };
+  if (charged)
+    return {
+      code: "EXTRACTION_LIMIT",
+      message: "Extraction stopped: the page has more than 100000 elements (EXTRACT_MAX_ELEMENTS = 100000).",
+    };
   return retryable ? { code: "HTTP_503", message: "unavailable" } : { code: "HTTP_404", message: "gone" };
 }
 
@@ -125,7 +138,10 @@ export class Harness {
     if (this.model.batches.length >= MAX_BATCHES) return;
     const seq = ++this.creates;
     const price = markdown ? 1 : 2;
-    const body = JSON.stringify({ urls: Array.from({ length: n }, (_, j) => `https://example.com/m${seq}/${j}`), output: markdown ? "markdown" : "json" });
+    const body = JSON.stringify({
+      urls: Array.from({ length: n }, (_, j) => `https://example.com/m${seq}/${j}`),
+      output: markdown ? "markdown" : "json",
+    });
     const idempotencyKey = idem ? `model-${crypto.randomUUID()}` : null;
     const res = await this.post("/api/batch/scrape", body, idempotencyKey);
     if (!this.model.canReserve(n * price)) {
@@ -136,7 +152,12 @@ export class Harness {
     const batchId: string = res.body.batchId;
     const found = await batchStub(batchId).get(this.accountId, -1, 100);
     if (!found.ok) throw new Error(`created batch ${batchId} not found: ${found.message}`);
-    this.model.addBatch(batchId, found.items.map((i) => i.uuid), price, idempotencyKey === null ? null : { idempotencyKey, body });
+    this.model.addBatch(
+      batchId,
+      found.items.map((i) => i.uuid),
+      price,
+      idempotencyKey === null ? null : { idempotencyKey, body },
+    );
   }
 
   private async replayCreate(index: number): Promise<void> {
@@ -144,7 +165,10 @@ export class Harness {
     const b = keyed[index % Math.max(1, keyed.length)];
     if (!b?.create) return;
     const res = await this.post("/api/batch/scrape", b.create.body, b.create.idempotencyKey);
-    expect({ status: res.status, body: res.body }).toEqual({ status: 202, body: { status: "queued", batchId: b.id, total: b.items.length } });
+    expect({ status: res.status, body: res.body }).toEqual({
+      status: 202,
+      body: { status: "queued", batchId: b.id, total: b.items.length },
+    });
   }
 
   private async grant(amount: number, replay: boolean): Promise<void> {
@@ -164,7 +188,8 @@ export class Harness {
     const token = tokenKind === "none" ? undefined : tokenKind === "latest" ? item.token : item.token - 1;
     const got = await batchStub(b.id).startItem(item.id, token);
     const want = this.model.start(b, item, token);
-    if (want.action === "run") expect(got).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
+    if (want.action === "run")
+      expect(got).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
     else expect(got).toEqual(want);
   }
 
@@ -174,7 +199,8 @@ export class Harness {
     const got = await batchStub(b.id).startItems(items.map((item) => ({ itemId: item.id })));
     for (const [k, item] of items.entries()) {
       const want = this.model.start(b, item, undefined);
-      if (want.action === "run") expect(got[k]).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
+      if (want.action === "run")
+        expect(got[k]).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
       else expect(got[k]).toEqual(want);
     }
   }
@@ -185,25 +211,47 @@ export class Harness {
       const item = b.items[r.i % b.items.length]!;
       return { ...r, item, attempt: r.older ? item.attempts - 1 : item.attempts };
     });
-    const got = await batchStub(b.id).settleItems(planned.map((p): SettleReport =>
-      p.outcome === "completed"
-        ? { itemId: p.item.id, attempt: p.attempt, outcome: "completed", result: { title: "ok" } }
-        : { itemId: p.item.id, attempt: p.attempt, outcome: "failed", error: failure(p.retryable, p.outcome === "charged"), retryable: p.retryable }));
+    const got = await batchStub(b.id).settleItems(
+      planned.map(
+        (p): SettleReport =>
+          p.outcome === "completed"
+            ? { itemId: p.item.id, attempt: p.attempt, outcome: "completed", result: { title: "ok" } }
+            : {
+                itemId: p.item.id,
+                attempt: p.attempt,
+                outcome: "failed",
+                error: failure(p.retryable, p.outcome === "charged"),
+                retryable: p.retryable,
+              },
+      ),
+    );
     for (const [k, p] of planned.entries()) {
       const outcome = p.outcome === "completed" ? "completed" : "failed";
-      expect(got[k]).toEqual(this.model.settle(b, p.item, p.attempt, outcome, outcome === "failed" && p.retryable, p.outcome === "charged"));
+      expect(got[k]).toEqual(
+        this.model.settle(b, p.item, p.attempt, outcome, outcome === "failed" && p.retryable, p.outcome === "charged"),
+      );
     }
   }
 
   /** What the dispatcher does (dispatch is paused in this project): a new token for a pending item. */
   private async redispatch(b: MBatch, item: MItem): Promise<void> {
     await runInBatch(b.id, (_o, state) => {
-      state.storage.sql.exec("UPDATE items SET dispatch_token = dispatch_token + 1 WHERE id = ? AND status = 'pending'", item.id);
+      state.storage.sql.exec(
+        "UPDATE items SET dispatch_token = dispatch_token + 1 WHERE id = ? AND status = 'pending'",
+        item.id,
+      );
     });
     this.model.redispatch(b, item);
   }
 
-  private async settle(b: MBatch, item: MItem, older: boolean, outcome: "completed" | "failed", retryable: boolean, charged = false): Promise<void> {
+  private async settle(
+    b: MBatch,
+    item: MItem,
+    older: boolean,
+    outcome: "completed" | "failed",
+    retryable: boolean,
+    charged = false,
+  ): Promise<void> {
     await this.sendSettle(b, item, older ? item.attempts - 1 : item.attempts, outcome, retryable, charged);
   }
 
@@ -212,7 +260,14 @@ export class Harness {
     if (last) await this.sendSettle(b, item, last.attempt, last.outcome, last.retryable, last.charged);
   }
 
-  private async sendSettle(b: MBatch, item: MItem, attempt: number, outcome: "completed" | "failed", retryable: boolean, charged: boolean): Promise<void> {
+  private async sendSettle(
+    b: MBatch,
+    item: MItem,
+    attempt: number,
+    outcome: "completed" | "failed",
+    retryable: boolean,
+    charged: boolean,
+  ): Promise<void> {
     const stub = batchStub(b.id);
     const got =
       outcome === "completed"
@@ -319,7 +374,13 @@ export class Harness {
       const counts = countsOf(b);
       expect({
         status: v.status,
-        counts: { pending: v.pendingCount, running: v.runningCount, completed: v.completedCount, failed: v.failedCount, cancelled: v.cancelledCount },
+        counts: {
+          pending: v.pendingCount,
+          running: v.runningCount,
+          completed: v.completedCount,
+          failed: v.failedCount,
+          cancelled: v.cancelledCount,
+        },
         credits: { reserved: v.creditsReserved, used: v.creditsUsed, refunded: v.creditsRefunded },
         items: found.items.map((i) => [i.uuid, i.status, i.attempts, i.creditsUsed]),
       }).toEqual({
@@ -353,6 +414,10 @@ export class Harness {
   }
 
   private post(path: string, body: string, idempotencyKey: string | null) {
-    return callJson(path, { method: "POST", headers: keyHeaders(this.apiKey, idempotencyKey ? { "idempotency-key": idempotencyKey } : {}), body });
+    return callJson(path, {
+      method: "POST",
+      headers: keyHeaders(this.apiKey, idempotencyKey ? { "idempotency-key": idempotencyKey } : {}),
+      body,
+    });
   }
 }

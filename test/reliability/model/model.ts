@@ -102,7 +102,16 @@ export class Model {
       price,
       status: "pending",
       everStarted: false,
-      items: itemIds.map((itemId) => ({ id: itemId, status: "pending", attempts: 0, leaseAttempt: null, round: 1, token: 0, creditsUsed: 0, lastSettle: null })),
+      items: itemIds.map((itemId) => ({
+        id: itemId,
+        status: "pending",
+        attempts: 0,
+        leaseAttempt: null,
+        round: 1,
+        token: 0,
+        creditsUsed: 0,
+        lastSettle: null,
+      })),
       reserved: price * itemIds.length,
       used: 0,
       refunded: 0,
@@ -122,7 +131,11 @@ export class Model {
     else b.status = n("completed") === 0 && n("failed") > 0 ? "failed" : "completed";
   }
 
-  start(b: MBatch, item: MItem, token: number | undefined):
+  start(
+    b: MBatch,
+    item: MItem,
+    token: number | undefined,
+  ):
     | { action: "run"; attempt: number }
     | { action: "drop"; reason: "BATCH_CANCELLED" | "ITEM_NOT_PENDING" | "STALE_DISPATCH" } {
     if (b.status === "cancelled") return { action: "drop", reason: "BATCH_CANCELLED" };
@@ -145,7 +158,14 @@ export class Model {
    * `charged`: a failure at an extraction limit. The work was done, so it is paid for like
    * a completion (consumed, not refunded), and it is final: it would fail the same way again.
    */
-  settle(b: MBatch, item: MItem, attempt: number, outcome: Outcome, retryable: boolean, charged = false):
+  settle(
+    b: MBatch,
+    item: MItem,
+    attempt: number,
+    outcome: Outcome,
+    retryable: boolean,
+    charged = false,
+  ):
     | { ok: true; outcome: "settled" | "duplicate" | "requeued" }
     | { ok: true; outcome: "ignored"; reason: "STALE_ATTEMPT" | "ITEM_NOT_RUNNING" } {
     item.lastSettle = { attempt, outcome, retryable, charged };
@@ -153,7 +173,9 @@ export class Model {
       return { ok: true, outcome: "ignored", reason: item.status === "running" ? "STALE_ATTEMPT" : "ITEM_NOT_RUNNING" };
     }
     if (item.status !== "running") {
-      return item.status === outcome ? { ok: true, outcome: "duplicate" } : { ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" };
+      return item.status === outcome
+        ? { ok: true, outcome: "duplicate" }
+        : { ok: true, outcome: "ignored", reason: "ITEM_NOT_RUNNING" };
     }
     if (outcome === "failed" && retryable && !charged && item.attempts < MAX_ATTEMPTS && b.status !== "cancelled") {
       this.requeue(b, item);
@@ -193,7 +215,11 @@ export class Model {
     }
   }
 
-  cancel(b: MBatch): { status: 200; body: { status: "cancelled"; cancelledItems: number; creditsRefunded: number } } | { status: 409; code: "ALREADY_TERMINAL" } {
+  cancel(
+    b: MBatch,
+  ):
+    | { status: 200; body: { status: "cancelled"; cancelledItems: number; creditsRefunded: number } }
+    | { status: 409; code: "ALREADY_TERMINAL" } {
     if (b.status !== "pending" && b.status !== "running") return { status: 409, code: "ALREADY_TERMINAL" };
     const pending = b.items.filter((i) => i.status === "pending");
     for (const item of pending) item.status = "cancelled";
@@ -211,7 +237,10 @@ export class Model {
    * ("lost") or after the account applied it ("replyLost"); either way the batch gives
    * the hold up, and a hold the account took is released (refunded) through the outbox.
    */
-  retry(b: MBatch, fault: "none" | "lost" | "replyLost"):
+  retry(
+    b: MBatch,
+    fault: "none" | "lost" | "replyLost",
+  ):
     | { status: 202; body: { status: "queued"; retriedCount: number } }
     | { status: 400 | 402 | 409 | 503; code: string } {
     if (b.status === "cancelled") return { status: 409, code: "BATCH_CANCELLED" };
@@ -245,7 +274,8 @@ export class Model {
   /** Credits still held for items that have not finished: what the account's `reserved` must be. */
   heldByItems(): number {
     let held = 0;
-    for (const b of this.batches) for (const i of b.items) if (i.status === "pending" || i.status === "running") held += b.price;
+    for (const b of this.batches)
+      for (const i of b.items) if (i.status === "pending" || i.status === "running") held += b.price;
     return held;
   }
 }
