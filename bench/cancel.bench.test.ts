@@ -28,7 +28,7 @@ import {
 
 const SIZES = [1_000, 10_000, 100_000] as const;
 /** Paired repetitions per size; a 100k round costs ~3 s (two creates, a bare insert), so it gets fewer. */
-const REPS: Record<(typeof SIZES)[number], number> = { 1_000: 7, 10_000: 5, 100_000: 3 };
+const REPS: Record<(typeof SIZES)[number], number> = { 1000: 7, 10000: 5, 100000: 3 };
 
 interface SizeDetails {
   items: number;

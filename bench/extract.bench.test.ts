@@ -81,7 +81,7 @@ const HOSTILE: Hostile[] = [
   {
     name: "nested quotes with text",
     format: "markdown",
-    page: (n) => body(fill("<blockquote>quoted text ", n / 2) + "</blockquote>"),
+    page: (n) => body(`${fill("<blockquote>quoted text ", n / 2)}</blockquote>`),
   },
   {
     name: "wide table padding every row",

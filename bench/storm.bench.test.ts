@@ -13,7 +13,7 @@ import { row } from "./result";
 import { batchStub, createBatchRpc, itemIdsOf, newAccount, stats, timed, urls } from "./support";
 
 const STORMS = [20, 200, 2_000] as const;
-const TRIALS: Record<(typeof STORMS)[number], number> = { 20: 25, 200: 15, 2_000: 6 };
+const TRIALS: Record<(typeof STORMS)[number], number> = { 20: 25, 200: 15, 2000: 6 };
 /** Pending items beyond the storm, so every cancel has something to refund. */
 const EXTRA = 100;
 

@@ -29,5 +29,5 @@ for (const [path, entry] of Object.entries(lock.packages)) {
     added++;
   }
 }
-writeFileSync("package-lock.json", JSON.stringify(lock, null, 2) + "\n");
+writeFileSync("package-lock.json", `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`fix-lock: added ${added} optional workerd platform entries`);

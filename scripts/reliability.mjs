@@ -54,7 +54,7 @@ function run(label, script, scriptArgs, env, show) {
 }
 
 // eslint-disable-next-line no-control-regex
-const plain = (line) => line.replace(/\u001b\[[0-9;?]*[ -\/]*[@-~]/g, "");
+const plain = (line) => line.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, "");
 
 async function tests() {
   const json = join(OUT, "reliability-vitest.json");

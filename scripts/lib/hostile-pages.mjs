@@ -88,7 +88,7 @@ export function hostilePages({ trickleEveryMs = 200, trickleForMs = 60_000, bomb
     ],
     [
       "/hostile/trickle",
-      (req, res) => {
+      (_req, res) => {
         res.writeHead(200, { "Content-Type": HTML });
         res.write("<html><body><p>");
         const until = Date.now() + trickleForMs;

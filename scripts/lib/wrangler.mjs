@@ -17,7 +17,7 @@ const NODE_FOR_WRANGLER = existsSync(LOCAL_NODE) ? LOCAL_NODE : process.execPath
 
 const LOG_LINES = 2000;
 // eslint-disable-next-line no-control-regex
-const ANSI = /\u001b\[[0-9;?]*[ -\/]*[@-~]/g;
+const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]/g;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

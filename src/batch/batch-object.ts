@@ -17,7 +17,6 @@ import {
   decideRetry,
   decideSettle,
   decideStart,
-  type DropReason,
   isFinished,
   moveItems,
   type SettleOutcome,
@@ -458,7 +457,7 @@ export class BatchObject extends DurableObject<Env> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
     const item = this.item(itemId);
-    if (!item || item.status !== "completed" || item.result_key === null) {
+    if (item?.status !== "completed" || item.result_key === null) {
       return fail("NOT_FOUND", "No stored result for this item (yet).");
     }
     return { ok: true, key: item.result_key, output: row.output };

@@ -231,7 +231,11 @@ export async function parseHtml(
         return undefined;
       }
       // A spent slice: the rewriter waits for this promise, and other work runs meanwhile.
-      return budget.due() ? budget.pause().catch((err: unknown) => void (stop = err)) : undefined;
+      return budget.due()
+        ? budget.pause().catch((err: unknown) => {
+            stop = err;
+          })
+        : undefined;
     };
 
   let rewriter = new HTMLRewriter()

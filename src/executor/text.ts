@@ -17,7 +17,7 @@ export function collapseWhitespace(text: string): string {
 /** Whether the UTF-16 unit at `i` is a space (or past either end of `text`: false). */
 export function isSpaceAt(text: string, i: number): boolean {
   const code = text.charCodeAt(i);
-  if (code !== code) return false; // NaN: out of range
+  if (Number.isNaN(code)) return false; // out of range
   if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
   if (code < 0xa0) return false;
   return (

@@ -205,7 +205,7 @@ describe("a Worker that dies between the account and the batch object", () => {
     ["before the account applies it", false],
     ["after the account applied it (reply lost)", true],
   ])("a retry whose reservation call fails %s leaves no credits held", async (_name, applyFirst) => {
-    const { apiKey, accountId } = await newAccount(100);
+    const { apiKey } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 2);
     const stub = batchStub(batchId);
     const r = await stub.startItem(itemIds[0]!);

@@ -207,16 +207,14 @@ describe("settleItems", () => {
     const stub = batchStub(batchId);
     const leases = await stub.startItems(itemIds.slice(0, 20).map((itemId) => ({ itemId })));
     await drainOutbox(batchId);
-    const reports = itemIds
-      .slice(0, 20)
-      .map(
-        (itemId, i): SettleReport => ({
-          itemId,
-          attempt: (leases[i] as { attempt: number }).attempt,
-          outcome: "completed",
-          result: i,
-        }),
-      );
+    const reports = itemIds.slice(0, 20).map(
+      (itemId, i): SettleReport => ({
+        itemId,
+        attempt: (leases[i] as { attempt: number }).attempt,
+        outcome: "completed",
+        result: i,
+      }),
+    );
     const { value: answers, runs } = await runInBatch(batchId, (o, s) =>
       watchSql(s.storage.sql, () => o.settleItems(reports)),
     );
@@ -255,7 +253,7 @@ describe("the alarm after hot-path calls", () => {
   it("a start sets it no later than the lease's end; settlements wait at most the settlement window; a finished batch's go at once", async () => {
     const { apiKey } = await newAccount(100);
     const { batchId, itemIds } = await newBatch(apiKey, 2);
-    const stub = batchStub(batchId);
+    const _stub = batchStub(batchId);
     await drainOutbox(batchId);
     await runInBatch(batchId, (_o, s) => s.storage.deleteAlarm());
     // A fresh instance reads the alarm from storage once; these run in the same instance.

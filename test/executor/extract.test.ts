@@ -172,7 +172,7 @@ const s = \`\`\`;
   });
 
   it("survives very deep nesting and empty input", async () => {
-    const deep = "<div>".repeat(3000) + "<p>bottom</p>" + "</div>".repeat(3000);
+    const deep = `${"<div>".repeat(3000)}<p>bottom</p>${"</div>".repeat(3000)}`;
     expect(await md(deep)).toBe("bottom\n");
     expect(await toMarkdown("", BASE)).toBe("");
   });

@@ -297,7 +297,7 @@ describe("the work grows linearly with the input (counted in work units)", SLOW,
               : `<${tag}>text `;
       const close = tag === "ul" ? "</li></ul>" : tag === "table" ? "</td></tr></table>" : `</${tag}>`;
       const open = tag === "ul" ? "<ul>" : tag === "table" ? "<table>" : "";
-      const page = (d: number) => body(`${open}${level}`.repeat(d) + "end" + close.repeat(d));
+      const page = (d: number) => body(`${`${open}${level}`.repeat(d)}end${close.repeat(d)}`);
       await expectLinear([32, 64, 128, 256], (d) => workOf((b) => markdown(page(d), b)));
     },
   );

@@ -4,7 +4,7 @@
  * returns is written with textContent, never as HTML.
  */
 
-const STYLE = String.raw`
+const STYLE = `
 :root { --pending: #9ca3af; --running: #2563eb; --completed: #16a34a; --failed: #dc2626; --cancelled: #d97706;
   --ink: #111827; --muted: #6b7280; --line: #e5e7eb; --bg: #f9fafb; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 * { box-sizing: border-box; }
@@ -492,7 +492,7 @@ const SCRIPT = String.raw`
 })();
 `;
 
-const BODY = String.raw`
+const BODY = `
 <header>
   <h1>Batch scrape dashboard</h1>
   <a href="/docs" class="docs-link">API reference</a>

@@ -33,11 +33,9 @@ const StatsSchema = z
       total: count.openapi({ description: "Accounts in the registry" }),
       unreachable: count.openapi({ description: "Accounts that did not answer (left out of the sums)" }),
       closed: count.openapi({ description: "Counted accounts that are closed (their books are in the sums)" }),
-      partial: z
-        .boolean()
-        .openapi({
-          description: "Some account could not ask all its active batches (over 100, or one did not answer)",
-        }),
+      partial: z.boolean().openapi({
+        description: "Some account could not ask all its active batches (over 100, or one did not answer)",
+      }),
       nextCursor: z.string().nullable().openapi({ description: "Pass as ?cursor= for the next page of accounts" }),
     }),
     batches: z.object(

@@ -50,14 +50,10 @@ const CreateBatchBody = z
       .optional()
       .openapi({ example: { title: "h1" } }),
     maxConcurrency: z.number().int("must be a whole number").min(1).max(LIMITS.maxConcurrency).optional(),
-    webhookUrl: z
-      .string()
-      .max(LIMITS.maxUrlLength)
-      .optional()
-      .openapi({
-        description:
-          "https URL that receives this batch's signed events (batch.started, item.completed, item.failed, batch.completed, batch.failed, batch.cancelled)",
-      }),
+    webhookUrl: z.string().max(LIMITS.maxUrlLength).optional().openapi({
+      description:
+        "https URL that receives this batch's signed events (batch.started, item.completed, item.failed, batch.completed, batch.failed, batch.cancelled)",
+    }),
   })
   .strict()
   .openapi("CreateBatch", { example: { urls: ["https://example.com/a", "https://example.com/b"], output: "json" } });
@@ -68,13 +64,10 @@ const ItemSchema = z
     url: z.string(),
     status: z.enum(["pending", "running", "completed", "failed", "cancelled"]),
     result: z.unknown(),
-    error: z
-      .object({ code: z.string(), message: z.string() })
-      .nullable()
-      .openapi({
-        description:
-          "Why the item failed; EXTRACTION_LIMIT: the page passed an extraction limit (the message names it and its value)",
-      }),
+    error: z.object({ code: z.string(), message: z.string() }).nullable().openapi({
+      description:
+        "Why the item failed; EXTRACTION_LIMIT: the page passed an extraction limit (the message names it and its value)",
+    }),
     creditsUsed: z.number().int().openapi({
       description:
         "Credits charged in the item's current round: its price when it completed or failed with EXTRACTION_LIMIT (the work was done), else 0",

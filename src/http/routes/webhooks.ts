@@ -48,13 +48,10 @@ const SecretSchema = z
   .object({
     secret: z.string().openapi({ example: "whsec_3q2-7wQ0b1nJ8kR0c5m3vX9yZ1aB4dE6fG8hJ0kL2mN" }),
     scheme: z.literal("v1"),
-    previousSecretExpiresAt: z
-      .string()
-      .nullable()
-      .openapi({
-        description:
-          "Until then the secret before the last rotation also signs every delivery; null when only `secret` signs.",
-      }),
+    previousSecretExpiresAt: z.string().nullable().openapi({
+      description:
+        "Until then the secret before the last rotation also signs every delivery; null when only `secret` signs.",
+    }),
   })
   .openapi("WebhookSecret");
 

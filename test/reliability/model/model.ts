@@ -150,7 +150,7 @@ export class Model {
   }
 
   /** A dispatcher's new queue message for a pending item (the old message becomes stale). */
-  redispatch(b: MBatch, item: MItem): void {
+  redispatch(_b: MBatch, item: MItem): void {
     if (item.status === "pending") item.token += 1;
   }
 
