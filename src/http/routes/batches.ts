@@ -1,14 +1,12 @@
 /** The primary API: create, list, read, cancel and retry batches. */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { sha256Hex } from "../../account/keys";
 import { validateSelector } from "../../executor/extract-json";
 import { LIMITS } from "../../domain/limits";
-import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
+import { DEFAULT_OUTPUT } from "../../domain/pricing";
 import type { AppEnv } from "../../env";
-import { checkTarget } from "../../domain/target-safety";
 import { ApiError } from "../errors";
-import { canonicalJson } from "../canonical-json";
+import { createBatch, maxUrls } from "../create-batch";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
 import {
   BatchStatusSchema,
@@ -21,7 +19,6 @@ import {
   TargetUrlSchema,
 } from "../schemas";
 import { newRouter } from "../validation";
-import { positiveInt } from "../../lib/positive-int";
 
 const SELECTOR_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
@@ -312,71 +309,15 @@ const cancelAll = createRoute({
 export const batchRoutes = { create, list, get, cancel, cancelAll, retry, result };
 export type CreateBatchInput = z.input<typeof CreateBatchBody>;
 
-/**
- * Refuses, before anything is reserved, a target the executor would refuse before fetching it:
- * the same `checkTarget`. A name that resolves to a private address passes here and is stopped
- * at fetch time (docs/target-safety.md).
- */
-function checkTargetUrls(urls: readonly string[], allowLoopback: boolean): void {
-  urls.forEach((url, index) => {
-    const target = checkTarget(url, { allowLoopback });
-    if (!target.ok)
-      throw new ApiError(400, "VALIDATION_ERROR", `urls[${index}]: ${url} can never be fetched: ${target.reason}`);
-  });
-}
-
-/** https only, and the same target-safety rules as the executor (loopback http only in local development). */
-function checkWebhookUrl(url: string, allowLoopback: boolean): string {
-  const target = checkTarget(url, { allowLoopback });
-  if (!target.ok) throw new ApiError(400, "VALIDATION_ERROR", `webhookUrl: ${target.reason}`);
-  const loopback =
-    ["127.0.0.1", "localhost", "[::1]"].includes(target.url.hostname) || target.url.hostname.startsWith("127.");
-  if (target.url.protocol !== "https:" && !(allowLoopback && loopback)) {
-    throw new ApiError(400, "VALIDATION_ERROR", "webhookUrl: must use https");
-  }
-  return target.url.href;
-}
-
-function maxUrls(env: { MAX_URLS_PER_BATCH?: string }): number {
-  return positiveInt(env.MAX_URLS_PER_BATCH, LIMITS.maxUrlsPerBatch);
-}
-
 export const batches = newRouter()
   .openapi(create, async (c) => {
     const body = c.req.valid("json");
-    const allowLoopback = c.env.ALLOW_LOOPBACK_TARGETS === "true";
-    checkTargetUrls(body.urls, allowLoopback);
-    const webhookUrl = body.webhookUrl === undefined ? null : checkWebhookUrl(body.webhookUrl, allowLoopback);
-    const output = (body.output ?? DEFAULT_OUTPUT) as OutputFormat;
-    const price = creditsPerItem(output);
-    const total = body.urls.length;
-    const idempotencyKey = c.req.valid("header")["idempotency-key"] ?? null;
-    const accountId = c.get("accountId");
-    const maxConcurrency = body.maxConcurrency ?? LIMITS.defaultMaxConcurrency;
-
-    const reservation = unwrap(
-      await accountObject(c.env, accountId).reserveBatch({
-        total,
-        amount: total * price,
-        wantedSlots: Math.min(total, maxConcurrency),
-        maxActiveBatches: positiveInt(c.env.MAX_ACTIVE_BATCHES, LIMITS.maxActiveBatches),
-        idempotencyKey,
-        requestHash: idempotencyKey === null ? null : await sha256Hex(canonicalJson(body)),
-      }),
-    );
-    const created = unwrap(
-      await batchObject(c.env, reservation.batchId).create({
-        batchId: reservation.batchId,
-        accountId,
-        holdKey: reservation.holdKey,
-        urls: body.urls,
-        output,
-        selectors: body.selectors ?? null,
-        maxConcurrency,
-        creditsPerItem: price,
-        slotsGranted: reservation.slotsGranted,
-        webhookUrl,
-      }),
+    const key = c.req.valid("header")["idempotency-key"];
+    const created = await createBatch(
+      c.env,
+      c.get("accountId"),
+      body,
+      key === undefined ? null : { key, request: body },
     );
     const location = `/api/batch/scrape/${created.batch.batchId}`;
     return c.json({ status: "queued" as const, batchId: created.batch.batchId, total: created.batch.totalUrls }, 202, {
