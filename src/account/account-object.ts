@@ -2,13 +2,13 @@
  * One object per account, and its RPC surface. Each method checks, then reads, decides and
  * writes in one synchronous transaction (no await inside), so two requests can never both
  * spend the same credits, then arms the alarm. Calls out to batch objects (closing live
- * views, stop-all, stats, waking waiting batches, asking about stale holds) come after the
+ * views, cancel-all, stats, waking waiting batches, asking about stale holds) come after the
  * step, and what they change is re-read in a step of its own.
  *
  * The tables, their SQL and the steps live beside it, one concern a file: account-row.ts,
  * api-keys.ts (keys.ts: the key format), ledger.ts and settlement.ts (the books), holds.ts,
  * reservations.ts, batch-events.ts (a batch's outbox), batch-index.ts, slots.ts,
- * idempotency.ts, live-views.ts, retention.ts, stats.ts, stop-all.ts, alarm.ts (why it
+ * idempotency.ts, live-views.ts, retention.ts, stats.ts, cancel-all.ts, alarm.ts (why it
  * wakes); the webhook tables in src/webhooks/. Migrations: schema.ts.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -48,7 +48,7 @@ import {
 } from "./reservations";
 import { purgeRetained } from "./retention";
 import { type AccountStats, gatherStats } from "./stats";
-import { cancelBatches, NOTHING_STOPPED, type StopAllResult } from "./stop-all";
+import { type CancelAllResult, cancelBatches, NOTHING_CANCELLED } from "./cancel-all";
 import { claimSlots, type SlotContext, slotCap, type SlotUsage, slotUsage, wakeWaitingBatches } from "./slots";
 import { log } from "../lib/log";
 
@@ -393,13 +393,13 @@ export class AccountObject extends DurableObject<Env> {
     return listDeliveries(this.sql, cursor, limit);
   }
 
-  // ---- stop all and closing (lead) ----------------------------------------------------
+  // ---- cancel all and closing (lead) ----------------------------------------------------
 
   /**
    * Closes the account: every key revoked at once and nothing new accepted, then every
    * active batch cancelled with its refunds. Idempotent: closing again cancels what is left.
    */
-  async close(): Promise<Ok<{ closedAt: number; keysRevoked: number; stopped: StopAllResult }> | Failure> {
+  async close(): Promise<Ok<{ closedAt: number; keysRevoked: number; cancelled: CancelAllResult }> | Failure> {
     if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
     this.ensureSchema();
     const { closedAt, keysRevoked, views } = this.ctx.storage.transactionSync(() => {
@@ -409,7 +409,7 @@ export class AccountObject extends DurableObject<Env> {
       return { closedAt, keysRevoked, views: endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS) };
     });
     await this.closeEndedViews(views);
-    return { ok: true, closedAt, keysRevoked, stopped: await this.stopAll() };
+    return { ok: true, closedAt, keysRevoked, cancelled: await this.cancelAll() };
   }
 
   /**
@@ -417,8 +417,8 @@ export class AccountObject extends DurableObject<Env> {
    * cancel (so the per-item rule and refunds are the same as one cancel), a few at a time.
    * Safe to call twice, even at once: each batch object lets exactly one cancel win.
    */
-  async stopAll(): Promise<StopAllResult> {
-    if (!this.exists()) return { ...NOTHING_STOPPED };
+  async cancelAll(): Promise<CancelAllResult> {
+    if (!this.exists()) return { ...NOTHING_CANCELLED };
     // Not-yet-visible batches too: a batch whose confirmation is still in flight is active.
     return cancelBatches(this.env.BATCH, accountRow(this.sql).id, activeBatchIds(this.sql));
   }

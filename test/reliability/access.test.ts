@@ -219,7 +219,7 @@ describe("another account's key", () => {
     expect(await ownerState()).toEqual(before);
   });
 
-  it("on every other key operation (lists, credits, ledger, stop-all, create): only the stranger's own data, the owner's untouched", async () => {
+  it("on every other key operation (lists, credits, ledger, cancel-all, create): only the stranger's own data, the owner's untouched", async () => {
     const stranger = await newAccount(100, "stranger");
     const before = await ownerState();
     for (const op of ops.filter((o) => o.kind === "key" && !/\{(batchId|itemId)\}/.test(o.template))) {

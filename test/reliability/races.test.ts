@@ -326,13 +326,13 @@ describe("creates racing for the last place under the cap on active batches", ()
   );
 });
 
-describe("stop-all racing", () => {
-  function stopAll(apiKey: string) {
+describe("cancel-all racing", () => {
+  function cancelAll(apiKey: string) {
     return callJson("/api/batch/scrape/cancel-all", { method: "POST", headers: keyHeaders(apiKey) });
   }
 
   it(
-    "two stop-alls at once, against item starts on 3 batches: each batch cancelled once, nothing starts after",
+    "two cancel-alls at once, against item starts on 3 batches: each batch cancelled once, nothing starts after",
     async () => {
       for (let round = 0; round < rounds(2); round++) {
         const { apiKey, accountId } = await newAccount(1000);
@@ -345,8 +345,8 @@ describe("stop-all racing", () => {
           }),
         );
         const [a, b, ...results] = await Promise.all([
-          stopAll(apiKey),
-          sleep(1).then(() => stopAll(apiKey)),
+          cancelAll(apiKey),
+          sleep(1).then(() => cancelAll(apiKey)),
           ...starts,
         ]);
         count("races", 2 + starts.length);

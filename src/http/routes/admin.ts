@@ -287,9 +287,9 @@ export const admin = newRouter()
         accountId,
         closedAt: iso(closed.closedAt)!,
         keysRevoked: closed.keysRevoked,
-        batchesCancelled: closed.stopped.stopped,
-        batchesFailedToCancel: closed.stopped.failed,
-        creditsRefunded: closed.stopped.creditsRefunded,
+        batchesCancelled: closed.cancelled.batchesCancelled,
+        batchesFailedToCancel: closed.cancelled.batchesFailedToCancel,
+        creditsRefunded: closed.cancelled.creditsRefunded,
       },
       200,
     );

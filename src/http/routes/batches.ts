@@ -325,12 +325,12 @@ export const batches = newRouter()
     });
   })
   .openapi(cancelAll, async (c) => {
-    const r = await accountObject(c.env, c.get("accountId")).stopAll();
+    const r = await accountObject(c.env, c.get("accountId")).cancelAll();
     return c.json(
       {
         status: "cancelled" as const,
-        batchesCancelled: r.stopped,
-        batchesFailedToCancel: r.failed,
+        batchesCancelled: r.batchesCancelled,
+        batchesFailedToCancel: r.batchesFailedToCancel,
         cancelledItems: r.cancelledItems,
         creditsRefunded: r.creditsRefunded,
       },

@@ -107,6 +107,7 @@ const stop = createRoute({
   },
 });
 
+// SerpWow's name for it; ours (the account's fan-out) is cancelAll.
 const stopAll = createRoute({
   method: "get",
   path: "/live/batches/stopall",
@@ -192,12 +193,12 @@ serpwow.use("/live/batches", rateLimit("READ_LIMITER"));
 serpwow.use("/live/batches/:batchId", rateLimit("READ_LIMITER"));
 // stopall before :batchId, so the static path wins.
 serpwow.openapi(stopAll, async (c) => {
-  const r = await accountObject(c.env, c.get("accountId")).stopAll();
+  const r = await accountObject(c.env, c.get("accountId")).cancelAll();
   return c.json(
     {
-      request_info: { success: true, message: `${r.stopped} Batches stopped` },
-      batches_stopped: r.stopped,
-      batches_failed_to_stop: r.failed,
+      request_info: { success: true, message: `${r.batchesCancelled} Batches stopped` },
+      batches_stopped: r.batchesCancelled,
+      batches_failed_to_stop: r.batchesFailedToCancel,
     },
     200,
   );
