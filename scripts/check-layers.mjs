@@ -1,6 +1,6 @@
 // The walls between the parts of src/, checked on every `npm run lint`:
-//   src/http/ calls src/batch/ and src/account/; the executor calls the batch object only;
-//   everything builds on src/domain/ (pure rules: no I/O, nothing above it).
+//   src/http/ calls src/batch/ and src/account/, never the executor; the executor calls the
+//   batch object only; everything builds on src/domain/ (pure rules: no I/O, nothing above it).
 // An import (type-only ones too) that runs one of the forbidden ways below fails the run.
 // src/env.ts is exempt: it names the object classes for the bindings' types, as
 // `wrangler types` would.
@@ -23,6 +23,11 @@ export const RULES = [
     why: "the domain is pure and imports nothing above it",
   },
   { from: "src/domain/", denyPackages: ["cloudflare:", "node:"], why: "the domain is pure: no platform I/O" },
+  {
+    from: "src/http/",
+    deny: ["src/executor/"],
+    why: "the routes reach the executor only through the batch object",
+  },
   {
     from: "src/account/",
     deny: ["src/batch/", "src/executor/", "src/http/"],

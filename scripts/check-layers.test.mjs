@@ -33,6 +33,13 @@ describe("check-layers", () => {
     assert.equal(check("src/domain/x.ts", 'type M = import("../executor/message").ScrapeMessage;\n').length, 1);
   });
 
+  it("reports the routes reaching into the executor", () => {
+    assert.deepEqual(check("src/http/routes/x.ts", 'import { extractJson } from "../../executor/extract-json";\n'), [
+      "src/http/routes/x.ts imports src/executor/extract-json: the routes reach the executor only through the batch object",
+    ]);
+    assert.equal(check("src/http/x.ts", 'import type { ScrapeMessage } from "../executor/message";\n').length, 1);
+  });
+
   it("reports a platform module in the domain", () => {
     assert.equal(check("src/domain/x.ts", 'import { DurableObject } from "cloudflare:workers";\n').length, 1);
     assert.equal(check("src/domain/x.ts", 'import { readFileSync } from "node:fs";\n').length, 1);

@@ -2,6 +2,7 @@
  * The JSON view of a scraped page: metadata, outgoing links, visible text, and the text
  * of elements matched by caller-supplied CSS selectors.
  */
+import { validateSelector } from "../lib/css-selector";
 import { WORK, WorkBudget } from "./budget";
 import { descendants, documentBase, findFirst, parseHtml, rawText, resolveUrl, type HtmlElement } from "./html-tree";
 import { collapseWhitespace, utf8Length } from "./text";
@@ -32,20 +33,6 @@ export interface PageInfo {
 }
 
 export const MAX_TEXT_CHARS = 100_000;
-
-/**
- * Why HTMLRewriter would refuse `selector`, or null if it accepts it. It throws when a
- * handler is registered, so this registers one on a throwaway rewriter. Unsupported
- * there: `+`, `~`, `:last-child`, `:has()` and pseudo-elements, among others.
- */
-export function validateSelector(selector: string): string | null {
-  try {
-    new HTMLRewriter().on(selector, {});
-    return null;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
 
 /** Cuts `text` to `max` UTF-16 units without splitting a surrogate pair. */
 function capText(text: string, max: number): string {

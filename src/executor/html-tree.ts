@@ -205,7 +205,7 @@ function slices(html: string, stopped: () => boolean): ReadableStream<Uint8Array
 
 /**
  * Parses `html`. `watch` maps names to CSS selectors whose matches are collected;
- * a selector HTMLRewriter does not support throws here (check with `validateSelector`).
+ * a selector HTMLRewriter does not support throws here (check with `validateSelector`, src/lib/css-selector.ts).
  * Throws the budget's ExtractionLimitError when the page passes a limit.
  */
 export async function parseHtml(

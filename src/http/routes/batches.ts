@@ -1,8 +1,8 @@
 /** The primary API: create, list, read, cancel and retry batches. */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { validateSelector } from "../../executor/extract-json";
 import { LIMITS } from "../../domain/limits";
+import { validateSelector } from "../../lib/css-selector";
 import { DEFAULT_OUTPUT } from "../../domain/pricing";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../errors";
