@@ -1,6 +1,8 @@
 // The walls between the parts of src/, checked on every `npm run lint`:
 //   src/http/ calls src/batch/ and src/account/, never the executor; the executor calls the
-//   batch object only; everything builds on src/domain/ (pure rules: no I/O, nothing above it).
+//   batch object only; the registry calls no other part; the client imports the routes' types
+//   and nothing at runtime; everything builds on src/domain/ (pure rules: no I/O, nothing
+//   above it).
 // An import (type-only ones too) that runs one of the forbidden ways below fails the run.
 // src/env.ts is exempt: it names the object classes for the bindings' types, as
 // `wrangler types` would.
@@ -13,7 +15,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /**
  * Each rule: files under `from` may not import anything under one of `deny` (project paths,
- * unless under one of `except`), nor a package whose name starts with one of `denyPackages`.
+ * unless under one of `except`), nor a package whose name starts with one of `denyPackages`;
+ * with `typesOnly`, nothing at all at runtime: every import must be `import type` or
+ * `export type` (an inline `import { type X }` may stay behind as an import, and import()
+ * counts as one that runs).
  */
 export const RULES = [
   {
@@ -48,6 +53,18 @@ export const RULES = [
     deny: ["src/account/", "src/batch/", "src/executor/", "src/http/"],
     why: "webhooks are a service below the objects",
   },
+  {
+    from: "src/registry/",
+    deny: ["src/account/", "src/batch/", "src/executor/", "src/http/", "src/webhooks/"],
+    why: "the registry lists account ids; it calls no other part",
+  },
+  {
+    from: "src/client/",
+    deny: ["src/"],
+    except: ["src/client/", "src/http/routes/"],
+    why: "the client knows the server by its routes' schemas only",
+  },
+  { from: "src/client/", typesOnly: true, why: "the client runs outside the Worker: types only" },
   { from: "src/lib/", deny: ["src/"], except: ["src/lib/"], why: "small helpers depend on nothing of the project" },
   {
     from: "src/durable/",
@@ -60,7 +77,7 @@ export const RULES = [
 // import/export ... from "x" (names over several lines, comments among them), bare import "x",
 // and import("x") (type positions too).
 const IMPORT =
-  /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:(?:[\w*{}\s,$]|\/\/[^\n]*|\/\*[\s\S]*?\*\/)+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+  /(?:^|[;\s])(?:import|export)\s+(type\s+)?(?:(?:[\w*{}\s,$]|\/\/[^\n]*|\/\*[\s\S]*?\*\/)+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 function* sourceFiles(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -75,9 +92,14 @@ function projectPath(path) {
   return relative(ROOT, resolve(ROOT, path)).split("\\").join("/");
 }
 
+/** Every import in a file's text: its specifier as written, and whether it is erased (`import type`). */
+function importStatements(text) {
+  return [...text.matchAll(IMPORT)].map((match) => ({ spec: match[2] ?? match[3], typeOnly: match[1] !== undefined }));
+}
+
 /** Every import specifier in a file's text, as written. */
 export function specifiersOf(text) {
-  return [...text.matchAll(IMPORT)].map((match) => match[1] ?? match[2]);
+  return importStatements(text).map((i) => i.spec);
 }
 
 /** The project-relative targets of a file's relative imports (packages: specifiersOf). */
@@ -102,8 +124,9 @@ export function violations(files) {
         const excepted = (rule.except ?? []).some((e) => target.startsWith(e));
         if (denied && !excepted) out.push(`${from} imports ${target}: ${rule.why}`);
       }
-      for (const spec of specifiersOf(text)) {
+      for (const { spec, typeOnly } of importStatements(text)) {
         if ((rule.denyPackages ?? []).some((p) => spec.startsWith(p))) out.push(`${from} imports ${spec}: ${rule.why}`);
+        if (rule.typesOnly && !typeOnly) out.push(`${from} imports ${spec} at runtime: ${rule.why}`);
       }
     }
   }

@@ -40,6 +40,45 @@ describe("check-layers", () => {
     assert.equal(check("src/http/x.ts", 'import type { ScrapeMessage } from "../executor/message";\n').length, 1);
   });
 
+  it("reports the registry reaching into another object, the executor or the routes", () => {
+    assert.deepEqual(check("src/registry/x.ts", 'import { cancelBatches } from "../account/cancel-all";\n'), [
+      "src/registry/x.ts imports src/account/cancel-all: the registry lists account ids; it calls no other part",
+    ]);
+    for (const part of ["batch/batch-object", "executor/consumer", "http/objects", "webhooks/deliveries"]) {
+      assert.equal(check("src/registry/x.ts", `import type { X } from "../${part}";\n`).length, 1, part);
+    }
+    assert.deepEqual(
+      check("src/registry/x.ts", 'import { migrate } from "../durable/sql";\nimport type { Env } from "../env";\n'),
+      [],
+    );
+  });
+
+  it("lets the client import only types, and only those of the routes", () => {
+    // Types of the routes: erased, nothing of the server runs in the client.
+    const types = [
+      'import type { z } from "@hono/zod-openapi";',
+      'import type { batchRoutes } from "../http/routes/batches";',
+      'export type { CreateBatchInput } from "../http/routes/batches";',
+    ].join("\n");
+    assert.deepEqual(check("src/client/index.ts", types), []);
+    // A value import of the routes would bring the server (Hono, the objects' stubs) into it.
+    assert.deepEqual(check("src/client/index.ts", 'import { batchRoutes } from "../http/routes/batches";\n'), [
+      "src/client/index.ts imports ../http/routes/batches at runtime: the client runs outside the Worker: types only",
+    ]);
+    // An inline `type` may leave the import behind (verbatimModuleSyntax keeps it): `import type` is sure.
+    assert.equal(
+      check("src/client/index.ts", 'import { type batchRoutes } from "../http/routes/batches";\n').length,
+      1,
+    );
+    assert.equal(check("src/client/index.ts", 'import { z } from "@hono/zod-openapi";\n').length, 1);
+    assert.equal(check("src/client/index.ts", 'import "../http/app";\n').length, 2);
+    // Types from anywhere else of the server: the client knows it by its routes only.
+    assert.deepEqual(check("src/client/index.ts", 'import type { Env } from "../env";\n'), [
+      "src/client/index.ts imports src/env: the client knows the server by its routes' schemas only",
+    ]);
+    assert.equal(check("src/client/index.ts", 'import type { BatchRow } from "../batch/rows";\n').length, 1);
+  });
+
   it("reports a platform module in the domain", () => {
     assert.equal(check("src/domain/x.ts", 'import { DurableObject } from "cloudflare:workers";\n').length, 1);
     assert.equal(check("src/domain/x.ts", 'import { readFileSync } from "node:fs";\n').length, 1);
