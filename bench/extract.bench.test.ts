@@ -13,12 +13,11 @@ import { describe, expect, it } from "vitest";
 import { ExtractionLimitError, WorkBudget } from "../src/executor/budget";
 import { extractJson } from "../src/executor/extract-json";
 import { toMarkdown } from "../src/executor/extract-markdown";
+import { body, longAttribute, nested, PAGE, TWENTY_SELECTORS, URL_ } from "../test/fixtures/hostile-pages";
 import type { BenchRow } from "./result";
 import { row } from "./result";
 import { sandwich, timed } from "./support";
 
-const URL_ = "https://example.com/page";
-const PAGE = { url: URL_, finalUrl: URL_, statusCode: 200 };
 const SIZES = [50_000, 100_000, 200_000];
 const REPS = 2;
 
@@ -30,32 +29,7 @@ interface Hostile {
   page: (bytes: number) => string;
 }
 
-const body = (inner: string) => `<html><head><title>t</title></head><body>${inner}</body></html>`;
 const fill = (unit: string, bytes: number) => unit.repeat(Math.max(1, Math.floor(bytes / unit.length)));
-const TWENTY = Object.fromEntries(
-  [
-    "*",
-    "i",
-    "body *",
-    "body i",
-    ":not(b)",
-    "i:not(b)",
-    "*:not(p)",
-    "html *",
-    "html i",
-    "i:first-of-type",
-    "body > i",
-    "div i",
-    "* i",
-    "html > body > i",
-    "i:nth-child(n)",
-    ":not(span)",
-    ":not(em)",
-    ":not(a)",
-    "[class], i",
-    "i, b",
-  ].map((s, k) => [`s${k}`, s]),
-);
 
 /** An ordinary article: paragraphs of words with a link and some emphasis. */
 const plainPage = (bytes: number) =>
@@ -68,15 +42,20 @@ const plainPage = (bytes: number) =>
 
 const HOSTILE: Hostile[] = [
   { name: "many elements", format: "json", page: (n) => body(fill("<i>a</i>", n)) },
-  { name: "many elements, 20 selectors", format: "json", selectors: TWENTY, page: (n) => body(fill("<i>a</i>", n)) },
+  {
+    name: "many elements, 20 selectors",
+    format: "json",
+    selectors: TWENTY_SELECTORS,
+    page: (n) => body(fill("<i>a</i>", n)),
+  },
   { name: "em spaces inside bold", format: "markdown", page: (n) => body(`<p><b>x${fill("\u2003", n / 3)}x</b></p>`) },
   {
     name: "250 nested divs, `*` selector",
     format: "json",
     selectors: { a: "*" },
-    page: (n) => body(`${"<div>".repeat(250)}<p>${fill("word ", n)}</p>${"</div>".repeat(250)}`),
+    page: (n) => nested(250, `<p>${fill("word ", n)}</p>`),
   },
-  { name: "one long attribute", format: "json", page: (n) => body(`<a href="/${fill("a", n)}">x</a>`) },
+  { name: "one long attribute", format: "json", page: longAttribute },
   { name: "many entities", format: "markdown", page: (n) => body(`<p>${fill("&amp;&eacute;", n)}</p>`) },
   {
     name: "nested quotes with text",

@@ -1,6 +1,6 @@
 /**
  * Hostile pages against the extraction budget (src/executor/budget.ts). Every fixture is
- * made here, at the size the test needs. Each page either stops with the limit it passes
+ * made at the size the test needs (test/fixtures/hostile-pages.ts, shared with the bench). Each page either stops with the limit it passes
  * (named, with its value) or completes within the limits; linearity is shown by counting
  * the budget's work units while the input doubles, never by timing.
  */
@@ -19,52 +19,19 @@ import { extractJson } from "../../src/executor/extract-json";
 import { toMarkdown } from "../../src/executor/extract-markdown";
 import { runItem } from "../../src/executor/run-item";
 import { isSpaceAt, utf8Length } from "../../src/executor/text";
-
-const URL_ = "https://example.com/page";
-const PAGE = { url: URL_, finalUrl: URL_, statusCode: 200 };
-
-// ---- fixtures ----------------------------------------------------------------------------------
-
-const body = (inner: string) => `<html><head><title>t</title></head><body>${inner}</body></html>`;
-const manyElements = (n: number) => body("<i>a</i>".repeat(n));
-const nested = (depth: number, inner: string, tag = "div") =>
-  body(`<${tag}>`.repeat(depth) + inner + `</${tag}>`.repeat(depth));
-const longAttribute = (length: number) => body(`<a href="/${"a".repeat(length)}">x</a>`);
-const manyEntities = (n: number) => body(`<p>${"&amp;&#x41;&eacute;&nbsp;".repeat(n)}</p>`);
-/** Every UTF-16 unit that `\s` (and trim) treat as space. */
-const SPACES = Array.from({ length: 0x10000 }, (_, c) => String.fromCharCode(c)).filter((ch) => /\s/.test(ch));
-const NON_ASCII_SPACES = SPACES.filter((ch) => ch.charCodeAt(0) > 0x7f);
-const unicodeSpaces = (n: number) =>
-  body(
-    `<p><b>x${NON_ASCII_SPACES.join("")
-      .repeat(Math.ceil(n / NON_ASCII_SPACES.length))
-      .slice(0, n)}x</b></p>`,
-  );
-/** Twenty selectors (the API's maximum), all matching most elements. */
-const TWENTY_SELECTORS = Object.fromEntries(
-  [
-    "*",
-    "i",
-    "body *",
-    "body i",
-    ":not(b)",
-    "i:not(b)",
-    "*:not(p)",
-    "html *",
-    "html i",
-    "i:first-of-type",
-    "body > i",
-    "div i",
-    "* i",
-    "html > body > i",
-    "i:nth-child(n)",
-    ":not(span)",
-    ":not(em)",
-    ":not(a)",
-    "[class], i",
-    "i, b",
-  ].map((selector, k) => [`s${k}`, selector]),
-);
+import {
+  body,
+  longAttribute,
+  manyElements,
+  manyEntities,
+  NON_ASCII_SPACES,
+  nested,
+  PAGE,
+  SPACES,
+  TWENTY_SELECTORS,
+  URL_,
+  unicodeSpaces,
+} from "../fixtures/hostile-pages";
 
 const limits = (over: Partial<ExtractionLimits> = {}): ExtractionLimits => ({ ...DEFAULT_EXTRACTION_LIMITS, ...over });
 const json = (html: string, budget: WorkBudget, selectors: Record<string, string> = {}) =>
