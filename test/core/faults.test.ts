@@ -34,6 +34,28 @@ async function failDeliveries(batchId: string, n: number, applyFirst = false) {
   });
 }
 
+/** The batch object's half of a create (one URL, json) for a reservation the test made by hand. */
+function createReserved(accountId: string, reserved: { batchId: string; holdKey: string }) {
+  return batchStub(reserved.batchId).create({
+    batchId: reserved.batchId,
+    accountId,
+    holdKey: reserved.holdKey,
+    urls: ["https://example.com/"],
+    output: "json",
+    selectors: null,
+    maxConcurrency: 5,
+    creditsPerItem: 2,
+    slotsGranted: 1,
+  });
+}
+
+/** Time passes beyond every hold's deadline (the account's alarm then asks about them). */
+async function expireHolds(account: DurableObjectStub<AccountObject>) {
+  await runInDurableObject(account, (_o: AccountObject, s) =>
+    s.storage.sql.exec("UPDATE holds SET deadline = ?", Date.now() - 1),
+  );
+}
+
 async function ledgerRefunds(apiKey: string) {
   const { body } = await callJson("/api/credits/ledger?limit=100", { headers: keyHeaders(apiKey) });
   return body.entries.filter((e: { kind: string }) => e.kind === "refund");
@@ -136,26 +158,14 @@ describe("a Worker that dies between the account and the batch object", () => {
     expect(await getCredits(apiKey)).toMatchObject({ balance: 90, reserved: 10 });
 
     // Time passes beyond the hold's deadline; the alarm asks the batch object, which never heard of it.
-    await runInDurableObject(account, (_o: AccountObject, s) =>
-      s.storage.sql.exec("UPDATE holds SET deadline = ?", Date.now() - 1),
-    );
+    await expireHolds(account);
     expect(await runDurableObjectAlarm(account)).toBe(true);
     expect(await getCredits(apiKey)).toMatchObject({ balance: 100, reserved: 0, refunded: 10 });
     const list = await callJson("/api/batch/scrape", { headers: keyHeaders(apiKey) });
     expect(list.body.pagination.total).toBe(0);
 
     // The late create is refused, so the released credits can never be spent twice.
-    const late = await batchStub(reserved.batchId).create({
-      batchId: reserved.batchId,
-      accountId,
-      holdKey: reserved.holdKey,
-      urls: ["https://example.com/"],
-      output: "json",
-      selectors: null,
-      maxConcurrency: 5,
-      creditsPerItem: 2,
-      slotsGranted: 1,
-    });
+    const late = await createReserved(accountId, reserved);
     expect(late).toMatchObject({ ok: false, code: "RESERVATION_EXPIRED" });
     // The Idempotency-Key is free again: a retry of the request creates a fresh batch.
     const retried = await callJson("/api/batch/scrape", {
@@ -180,21 +190,9 @@ describe("a Worker that dies between the account and the batch object", () => {
     });
     if (!reserved.ok) throw new Error("not reserved");
     await failDeliveries(reserved.batchId, 100);
-    const created = await batchStub(reserved.batchId).create({
-      batchId: reserved.batchId,
-      accountId,
-      holdKey: reserved.holdKey,
-      urls: ["https://example.com/"],
-      output: "json",
-      selectors: null,
-      maxConcurrency: 5,
-      creditsPerItem: 2,
-      slotsGranted: 1,
-    });
+    const created = await createReserved(accountId, reserved);
     expect(created.ok).toBe(true);
-    await runInDurableObject(account, (_o: AccountObject, s) =>
-      s.storage.sql.exec("UPDATE holds SET deadline = ?", Date.now() - 1),
-    );
+    await expireHolds(account);
     await runDurableObjectAlarm(account);
     expect(await getCredits(apiKey)).toMatchObject({ balance: 98, reserved: 2 });
     const list = await callJson("/api/batch/scrape", { headers: keyHeaders(apiKey) });

@@ -18,19 +18,17 @@ import {
   watchSql,
 } from "../helpers";
 
+/** The batch's status, its count of items in each state and its credits. */
+const BATCH_FIELDS = [
+  "status",
+  ...["pending", "running", "completed", "failed", "cancelled"].map((state) => `${state}Count`),
+  "creditsUsed",
+  "creditsRefunded",
+];
+
 /** The batch row and items without times (they differ between two runs). */
 async function stateOf(apiKey: string, batchId: string) {
   const { body } = await getBatch(apiKey, batchId);
-  const {
-    pendingCount,
-    runningCount,
-    completedCount,
-    failedCount,
-    cancelledCount,
-    creditsUsed,
-    creditsRefunded,
-    status,
-  } = body;
   const items = (body.items as Record<string, unknown>[]).map(({ status, attempts, creditsUsed, result, error }) => ({
     status,
     attempts,
@@ -38,19 +36,7 @@ async function stateOf(apiKey: string, batchId: string) {
     result,
     error,
   }));
-  return {
-    batch: {
-      pendingCount,
-      runningCount,
-      completedCount,
-      failedCount,
-      cancelledCount,
-      creditsUsed,
-      creditsRefunded,
-      status,
-    },
-    items,
-  };
+  return { batch: Object.fromEntries(BATCH_FIELDS.map((field) => [field, body[field]])), items };
 }
 
 describe("startItems", () => {
