@@ -84,14 +84,17 @@ export function voidHold(
 ): { amount: number; purpose: HoldPurpose } | null {
   const hold = findHold(sql, key);
   if (!hold) {
+    // A tombstone holds nothing: bound as a typed value, like the state.
+    const purpose: HoldPurpose = "tombstone";
     sql.exec(
-      "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, 'tombstone', 0, ?, ?)",
+      "INSERT INTO holds (key, batch_id, purpose, amount, state, created_at) VALUES (?, ?, ?, 0, ?, ?)",
       key,
       batchId,
+      purpose,
       ACCOUNT_HOLD.void,
       now,
     );
-    return { amount: 0, purpose: "tombstone" };
+    return { amount: 0, purpose };
   }
   if (hold.state === ACCOUNT_HOLD.void) return null;
   if (hold.state === ACCOUNT_HOLD.confirmed) throw new Error(`void of confirmed hold ${key}`);

@@ -266,6 +266,25 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     ]);
   });
 
+  it("a void that comes before its reserve leaves a tombstone: nothing moves, the batch stays, the late reserve is refused", async () => {
+    const { account, batchIds, ids } = await accountWithBatches(100, [20]);
+    const batchId = batchIds[0]!;
+    const retryKey = holdKeys.retry(batchId, 1);
+    const before = await books(account, ids);
+    expect(await account.applyBatchEvents(batchId, [{ kind: "void", key: retryKey }])).toEqual({
+      ok: true,
+      applied: 1,
+    });
+    const got = await books(account, ids);
+    expect(got.holds).toEqual([...before.holds, { key: "id1:retry:1", state: "void", amount: 0 }]);
+    expect({ ...got, holds: before.holds }).toEqual(before);
+    expect(await account.reserveHold({ key: retryKey, batchId, amount: 6 })).toMatchObject({
+      ok: false,
+      code: "RESERVATION_EXPIRED",
+    });
+    expect(await books(account, ids)).toEqual(got);
+  });
+
   it("a void of the creation hold removes the batch: a later settlement in the same call refuses the call", async () => {
     const { account, batchIds, ids } = await accountWithBatches(100, [20]);
     const batchId = batchIds[0]!;
