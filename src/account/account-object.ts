@@ -14,7 +14,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AccountEvent } from "../domain/account-events";
 import { type Balances, ZERO_BALANCES } from "../domain/credits";
-import { fail, type Failure, type Ok } from "../domain/errors";
+import { accountNotFound, fail, type Failure, type Ok } from "../domain/errors";
 import { holdEventFor } from "../domain/holds";
 import { migrate } from "../durable/sql";
 import type { Env } from "../env";
@@ -86,7 +86,7 @@ export class AccountObject extends DurableObject<Env> {
   }
 
   addKey(input: { keyId: string; keyHash: string; expiresAt: number | null }): Ok<{ createdAt: number }> | Failure {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.exists()) return accountNotFound();
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     const createdAt = Date.now();
     insertKey(this.sql, input, createdAt);
@@ -99,7 +99,7 @@ export class AccountObject extends DurableObject<Env> {
    * noted before (and is closed here) or is refused by `admitLiveView`.
    */
   async revokeKey(keyId: string): Promise<Ok<{ revokedAt: number; liveViewsClosed: number }> | Failure> {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.exists()) return accountNotFound();
     this.ensureSchema();
     const revoked = this.ctx.storage.transactionSync(() => {
       const now = Date.now();
@@ -151,7 +151,7 @@ export class AccountObject extends DurableObject<Env> {
   describe():
     | Ok<{ accountId: string; name: string | null; createdAt: number; balances: Balances; keys: KeySummary[] }>
     | Failure {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.exists()) return accountNotFound();
     const account = accountRow(this.sql);
     const keys = listKeys(this.sql);
     return {
@@ -168,7 +168,7 @@ export class AccountObject extends DurableObject<Env> {
 
   /** Adds credits. The same Idempotency-Key with the same amount replays; another amount is refused. */
   grant(input: { amount: number; idempotencyKey: string }): Ok<{ balances: Balances; replay: boolean }> | Failure {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.exists()) return accountNotFound();
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     const key = `grant:${input.idempotencyKey}`;
     return this.ctx.storage.transactionSync(() => {
@@ -213,7 +213,7 @@ export class AccountObject extends DurableObject<Env> {
 
   /** Holds more credits for a batch (a retry). Idempotent by key; refused once the key is void. */
   reserveHold(input: { key: string; batchId: string; amount: number }): Ok<{ replay: boolean }> | Failure {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.exists()) return accountNotFound();
     const result = this.ctx.storage.transactionSync(() => reserveRetry(this.sql, input, this.holdTimes()));
     if (result.ok && !result.replay) this.armAlarm();
     return result;
@@ -224,7 +224,7 @@ export class AccountObject extends DurableObject<Env> {
    * that would break the books (a release of credits the batch does not hold) refuses the
    * whole call: the batch keeps the events and retries, and the error is logged.
    */
-  applyBatchEvents(batchId: string, events: AccountEvent[]): { ok: true; applied: number } | Failure {
+  applyBatchEvents(batchId: string, events: AccountEvent[]): Ok<{ applied: number }> | Failure {
     this.ensureSchema();
     let applied = 0;
     try {
@@ -380,7 +380,7 @@ export class AccountObject extends DurableObject<Env> {
    * and one that was still in an earlier overlap stops now. The alarm wipes the old one after.
    */
   rotateWebhookSecret(overlapMs: number): Ok<SecretState> | Failure {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.exists()) return accountNotFound();
     if (!this.isOpen()) return fail("ACCOUNT_CLOSED", "This account is closed.");
     const rotated = this.ctx.storage.transactionSync(() => rotateSecret(this.sql, Date.now(), overlapMs));
     this.armAlarm();
@@ -400,7 +400,7 @@ export class AccountObject extends DurableObject<Env> {
    * active batch cancelled with its refunds. Idempotent: closing again cancels what is left.
    */
   async close(): Promise<Ok<{ closedAt: number; keysRevoked: number; cancelled: CancelAllResult }> | Failure> {
-    if (!this.exists()) return fail("NOT_FOUND", "No account with this id.");
+    if (!this.exists()) return accountNotFound();
     this.ensureSchema();
     const { closedAt, keysRevoked, views } = this.ctx.storage.transactionSync(() => {
       const now = Date.now();

@@ -7,7 +7,7 @@
  * States and their counterpart in the batch object: src/domain/holds.ts. Call the writes
  * inside the account object's transaction.
  */
-import type { Failure } from "../domain/errors";
+import type { Failure, Ok } from "../domain/errors";
 import { ACCOUNT_HOLD, type AccountHoldState, type HoldResolution } from "../domain/holds";
 import { all, first } from "../durable/sql";
 import type { Env } from "../env";
@@ -41,7 +41,7 @@ export function takeHold(
   hold: { key: string; batchId: string; purpose: "create" | "retry"; amount: number },
   deadline: number,
   now: number,
-): { ok: true } | Failure {
+): Ok<object> | Failure {
   const moved = move(sql, "reserve", hold.amount, {
     key: hold.key,
     batchId: hold.batchId,

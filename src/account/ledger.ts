@@ -6,7 +6,7 @@
  * same two tables once per step. Call the writes inside the account object's transaction.
  */
 import { applyMovement, type Balances, type MovementKind } from "../domain/credits";
-import { fail, type Failure } from "../domain/errors";
+import { fail, type Failure, type Ok } from "../domain/errors";
 import { all, first } from "../durable/sql";
 
 export interface LedgerEntry {
@@ -60,7 +60,7 @@ export function move(
   kind: MovementKind,
   amount: number,
   ref: { key: string; batchId?: string | null; itemId?: string | null; note: string },
-): { ok: true; balances: Balances } | Failure {
+): Ok<{ balances: Balances }> | Failure {
   const result = applyMovement(readBalances(sql), kind, amount);
   if (!result.ok) {
     return fail(result.code === "INSUFFICIENT_CREDITS" ? "INSUFFICIENT_CREDITS" : "VALIDATION_ERROR", result.message);

@@ -7,7 +7,7 @@
  * object chose. Both answer a repeat as a replay. Run each in the account object's transaction.
  */
 import { holdKeys } from "../domain/account-events";
-import { fail, type Failure } from "../domain/errors";
+import { fail, type Failure, type Ok } from "../domain/errors";
 import { ACCOUNT_HOLD } from "../domain/holds";
 import { addReserved, countActive, indexBatch } from "./batch-index";
 import { findHold, takeHold } from "./holds";
@@ -25,7 +25,7 @@ export interface BatchReservationInput {
 }
 
 export type BatchReservation =
-  | { ok: true; batchId: string; holdKey: string; replay: boolean; slotsGranted: number }
+  | Ok<{ batchId: string; holdKey: string; replay: boolean; slotsGranted: number }>
   | Failure;
 
 /** The hold's times: `now`, and when the alarm asks the batch object should it not have answered. */
@@ -78,7 +78,7 @@ export function reserveRetry(
   sql: SqlStorage,
   input: { key: string; batchId: string; amount: number },
   times: HoldTimes,
-): { ok: true; replay: boolean } | Failure {
+): Ok<{ replay: boolean }> | Failure {
   const existing = findHold(sql, input.key);
   if (existing) {
     return existing.state === ACCOUNT_HOLD.void

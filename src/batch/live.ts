@@ -8,6 +8,7 @@
  * Sockets survive the object's hibernation, and so do their tags: a close after a wake
  * finds them. "ping" is answered "pong" by the runtime without waking the object.
  */
+import { batchNotFound, ERROR_STATUS, type Failure, fail } from "../domain/errors";
 import type { BatchView, ItemView } from "./views";
 
 export type LiveMessage = { type: "batch"; batch: BatchView; item?: ItemView };
@@ -37,8 +38,9 @@ export function broadcast(ctx: DurableObjectState, message: () => LiveMessage): 
   }
 }
 
-function liveError(status: number, code: string, message: string): Response {
-  return Response.json({ code, message }, { status });
+/** A refused upgrade: the failure's code and message, with its HTTP status. */
+function liveError({ code, message }: Failure): Response {
+  return Response.json({ code, message }, { status: ERROR_STATUS[code] });
 }
 
 /** Who opens the view: the account the Worker authenticated, and the key it used. */
@@ -63,11 +65,11 @@ export async function acceptLive(
   admit: (batchId: string) => Promise<boolean>,
 ): Promise<Response> {
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-    return liveError(426, "UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades.");
+    return liveError(fail("UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades."));
   }
-  if (!owner.accountId || !owner.keyId || !batch) return liveError(404, "NOT_FOUND", "No batch found with this ID.");
+  if (!owner.accountId || !owner.keyId || !batch) return liveError(batchNotFound());
   if (ctx.getWebSockets().length >= MAX_LIVE_SOCKETS) {
-    return liveError(429, "TOO_MANY_CONNECTIONS", `At most ${MAX_LIVE_SOCKETS} live connections per batch.`);
+    return liveError(fail("TOO_MANY_CONNECTIONS", `At most ${MAX_LIVE_SOCKETS} live connections per batch.`));
   }
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
@@ -82,7 +84,7 @@ export async function acceptLive(
   }
   if (!admitted) {
     discard(server, client, KEY_REVOKED_CLOSE_CODE, "API key revoked or expired");
-    return liveError(403, "INVALID_API_KEY", "This API key was revoked or expired while the live view opened.");
+    return liveError(fail("INVALID_API_KEY", "This API key was revoked or expired while the live view opened."));
   }
   return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": LIVE_PROTOCOL } });
 }

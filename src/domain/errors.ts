@@ -52,3 +52,8 @@ export function fail(code: ErrorCode, message: string): Failure {
 export function batchNotFound(): Failure {
   return fail("NOT_FOUND", "No batch found with this ID.");
 }
+
+/** The account object's answer before the account was opened (or for an id never used). */
+export function accountNotFound(): Failure {
+  return fail("NOT_FOUND", "No account with this id.");
+}

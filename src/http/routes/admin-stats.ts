@@ -10,10 +10,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AccountStats } from "../../account/account-object";
 import { ZERO_BALANCES } from "../../domain/credits";
+import { accountNotFound } from "../../domain/errors";
 import { log } from "../../lib/log";
 import { mapBounded } from "../../lib/map-bounded";
-import { ApiError } from "../errors";
-import { accountObject, registryObject, requireUuid } from "../objects";
+import { accountObject, registryObject, requireUuid, unwrap } from "../objects";
 import { CursorSchema, errorResponses, pageQuery } from "../schemas";
 import { newRouter } from "../validation";
 import { BalancesSchema } from "./credits";
@@ -101,7 +101,8 @@ export const adminStats = newRouter().openapi(route, async (c) => {
       }
     },
   );
-  if (rawId !== undefined && answers[0] === null) throw new ApiError(404, "NOT_FOUND", "No account with this id.");
+  // The account object answers null for an account never opened.
+  if (rawId !== undefined && answers[0] === null) unwrap(accountNotFound());
 
   const batches = Object.fromEntries(BATCH_STATES.map((s) => [s, 0])) as Record<(typeof BATCH_STATES)[number], number>;
   const items = { pending: 0, running: 0, queued: 0 };
