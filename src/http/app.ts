@@ -77,7 +77,16 @@ export function createApp() {
     in: "header",
     name: "x-api-key",
   });
-  app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyBearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "The API key as `Authorization: Bearer <key>` (never the admin token).",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "ADMIN_TOKEN, on /admin/* only (never an API key).",
+  });
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyQuery", {
     type: "apiKey",
     in: "query",
@@ -112,8 +121,9 @@ export function createApp() {
 }
 
 /**
- * Every keyed operation can answer 429 (failed authentications, per-key limits) and 503 (no
- * API_KEY_MAC_SECRET): the middleware adds them to all, so they are documented here, once,
+ * Every keyed operation takes the key as a Bearer token too, and can answer 429 (failed
+ * authentications, per-key limits) and 503 (no API_KEY_MAC_SECRET): the middleware adds
+ * them to all, so they are documented here, once,
  * in each operation's own error envelope (that of its 401). Replaces the app's copies of the
  * route definitions; the routers' own stay as they are.
  */
@@ -127,6 +137,8 @@ function documentKeyedErrors(app: OpenAPIHono<AppEnv>) {
     if (!keyed || !schema) continue;
     def.route = {
       ...def.route,
+      // Wherever x-api-key works, so does Authorization: Bearer <key> (src/http/auth.ts).
+      security: [...(def.route.security ?? []), { ApiKeyBearer: [] }],
       responses: { ...errorResponsesWith(schema as z.ZodType, 429, 503), ...def.route.responses },
     };
   }
