@@ -20,3 +20,17 @@ export interface KeyCopy {
   /** Epoch ms; null: never expires. */
   expiresAt: number | null;
 }
+
+/** The account's answer to a batch object asking about a key it holds no copy of; `copy` null: keep none. */
+export type LendAnswer = { valid: false } | { valid: true; copy: KeyCopy | null };
+
+/**
+ * A batch object's answer to a read with a key claim for a batch it cannot vouch for (not
+ * the claimed account's, removed, never created): the Worker checks the key with the
+ * account, then reads as before, so a bad key is still 403 and a foreign batch still 404.
+ */
+export interface KeyUnchecked {
+  ok: false;
+  code: "KEY_UNCHECKED";
+}
+export const KEY_UNCHECKED: KeyUnchecked = { ok: false, code: "KEY_UNCHECKED" };

@@ -4,6 +4,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../env";
 import { requireAdmin, requireApiKey } from "./auth";
+import { isPrimaryBatchRead } from "./batch-reads";
 import { rateLimit } from "./rate-limit";
 import { ApiError, handleError } from "./errors";
 import { dashboard } from "./dashboard";
@@ -48,7 +49,8 @@ export function createApp() {
   // First: every response, errors included, gets its request id and its log line.
   app.use("*", observe());
   app.use("*", limitBody, requireJsonBody);
-  app.use("/api/*", requireApiKey());
+  // Reads of one batch leave the key to the batch object (src/http/batch-reads.ts).
+  app.use("/api/*", requireApiKey({ batchRead: isPrimaryBatchRead }));
   // Rate limits run after auth (they count per key) and before any object is touched. One
   // limiter counts a request: the first registered that matches, so GET /api/* comes last.
   app.on("POST", "/api/batch/scrape", rateLimit("CREATE_LIMITER"));

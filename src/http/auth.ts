@@ -137,11 +137,27 @@ export async function confirmWithAccount(c: Context<AppEnv>, claim: KeyClaim, fa
 /**
  * Checks the API key and sets `accountId` for the route. Failures are counted per address
  * and per key id (src/http/rate-limit.ts).
+ *
+ * `batchRead(c)` true: a read of one batch, whose batch object checks the key itself
+ * (src/http/batch-reads.ts), so no account object is asked here: the route gets the key's
+ * claim (`keyClaim`), and `accountId` once the batch object has accepted the key. Only
+ * routes that read through src/http/batch-reads.ts may be named.
  */
-export function requireApiKey(options: KeyOptions = {}): MiddlewareHandler<AppEnv> {
+export function requireApiKey(
+  options: KeyOptions & { batchRead?: (c: Context<AppEnv>) => boolean } = {},
+): MiddlewareHandler<AppEnv> {
   return async function requireApiKey(c, next) {
     const { claim, failures } = await claimApiKey(c, options);
-    await confirmWithAccount(c, claim, failures);
+    if (options.batchRead?.(c)) {
+      c.set("keyClaim", claim);
+      c.set("keyId", claim.keyId); // per-key request limits count by it; the MAC proved it ours
+      c.set("keyCheck", {
+        refuse: () => failures.refuse(invalidKey(), claim.keyId),
+        withAccount: () => confirmWithAccount(c, claim, failures),
+      });
+    } else {
+      await confirmWithAccount(c, claim, failures);
+    }
     await next();
   };
 }
