@@ -105,7 +105,7 @@ export const BATCH_MIGRATIONS = [
   `
   -- v8: copies of API keys' validity lent by the account, so reads check keys here
   -- (src/batch/key-copies.ts). An ended key keeps its row as a marker: no hash, ended set.
-  CREATE TABLE key_copies (
+  CREATE TABLE IF NOT EXISTS key_copies (
     key_id TEXT PRIMARY KEY,
     key_hash TEXT,
     expires_at INTEGER,

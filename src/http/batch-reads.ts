@@ -17,9 +17,7 @@ import type { Failure } from "../domain/errors";
 import type { KeyClaim, KeyUnchecked } from "../domain/key-claim";
 import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
-import { unwrap } from "./objects";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { isUuid, unwrap } from "./objects";
 
 /**
  * `read` through the batch object with the key's claim (`viaBatch`) when the middleware left
@@ -35,7 +33,7 @@ export async function readBatch<A extends { ok: true } | Failure>(
   const claim = c.get("keyClaim");
   const check = c.get("keyCheck");
   const parsed = ids.map((id) => id.raw.toLowerCase());
-  const bad = ids.find((_, i) => !UUID.test(parsed[i]!));
+  const bad = ids.find((id) => !isUuid(id.raw));
   if (claim === undefined) {
     if (bad) throw notFound(bad.what);
     return unwrap(await viaAccount(c.get("accountId"), parsed));
@@ -57,10 +55,6 @@ export async function readBatch<A extends { ok: true } | Failure>(
 /** For a route that must check the key before any other refusal (426 on the live route). */
 export async function ensureKeyChecked(c: Context<AppEnv>): Promise<void> {
   if (c.get("keyClaim") !== undefined && c.get("accountId") === undefined) await c.get("keyCheck").withAccount();
-}
-
-export function isUuid(id: string): boolean {
-  return UUID.test(id.toLowerCase());
 }
 
 function notFound(what: string): ApiError {

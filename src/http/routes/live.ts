@@ -8,9 +8,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { LIVE_ACCOUNT_HEADER, LIVE_KEY_HASH_HEADER, LIVE_KEY_HEADER, LIVE_PROTOCOL } from "../../batch/live";
-import { ensureKeyChecked, isUuid } from "../batch-reads";
+import { ensureKeyChecked } from "../batch-reads";
 import { ApiError } from "../errors";
-import { batchObject, requireUuid, unwrap } from "../objects";
+import { batchObject, isUuid, requireUuid, unwrap } from "../objects";
 import { ErrorSchema, errorResponses } from "../schemas";
 import { newRouter } from "../validation";
 
@@ -59,15 +59,20 @@ async function refusal(res: Response): Promise<{ status: number; code: string; m
 }
 
 export const live = newRouter().openapi(route, async (c) => {
+  const rawId = c.req.valid("param").batchId;
+  if (!isUuid(rawId)) {
+    // As on every route: the key first, then not found.
+    await ensureKeyChecked(c);
+    requireUuid(rawId, "batch");
+  }
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     await ensureKeyChecked(c);
     throw new ApiError(426, "UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades.", {
       Upgrade: "websocket",
     });
   }
-  const rawId = c.req.valid("param").batchId;
   const claim = c.get("keyClaim");
-  if (claim !== undefined && isUuid(rawId)) {
+  if (claim !== undefined) {
     // One object call: the batch object checks the key from its copy, accepts the socket,
     // and closes it should the key end (src/batch/key-copies.ts).
     const res = await batchObject(c.env, rawId.toLowerCase()).fetch(
