@@ -254,16 +254,35 @@ async function main() {
     headers: key,
   });
 
+  // Calls into the bench account's object since the last ask (bench/counting-account.ts).
+  const accountCalls = async () => {
+    const r = await api("GET", `/__bench/account-calls/${acct.body.accountId}`);
+    must(r.status === 200, "read the account-call counter", r);
+    return r.body.calls;
+  };
+
   const runs = {};
   runs.hello1 = await hello(1);
   runs.healthz = await cannon("GET /healthz", { method: "GET", path: "/healthz" });
   runs.hello2 = await hello(2);
+  await accountCalls();
   runs.status = await cannon("GET /api/batch/scrape/:id", {
     method: "GET",
     path: `/api/batch/scrape/${statusBatch}`,
     headers: key,
   });
+  runs.status.accountCalls = await accountCalls();
   runs.hello3 = await hello(3);
+  // The first read of a batch with a key: the batch object asks the account once (a lend).
+  // Twenty batches read once each, one at a time, counting the account's calls.
+  const coldBatches = [];
+  for (let i = 0; i < 20; i++) coldBatches.push(await createBatch(key, 1));
+  await accountCalls();
+  for (const id of coldBatches) {
+    const r = await api("GET", `/api/batch/scrape/${id}`, { headers: key });
+    must(r.status === 200, "a first read of a batch", r);
+  }
+  runs.cold = { requests: coldBatches.length, accountCalls: await accountCalls() };
 
   // Cancels are one-shot: make the batches first. Half on the bench account, where most
   // batches wait for slots (ACCOUNT_MAX_CONCURRENCY 50, 5 wanted each), so each cancel's
@@ -392,6 +411,17 @@ async function main() {
   });
   add("GET /healthz", runs.healthz, around(runs.hello1, runs.hello2));
   add("GET batch status", runs.status, around(runs.hello2, runs.hello3));
+  const perRead = (run) => run.accountCalls / Math.max(1, run.requests);
+  rows.push({
+    section: "http",
+    what: "account-object calls per status read (polling)",
+    value: perRead(runs.status),
+    unit: "calls",
+    baseline: "first read of a batch with a key",
+    baselineValue: perRead(runs.cold),
+    ratio: perRead(runs.status) / perRead(runs.cold),
+    note: `${runs.status.accountCalls} calls in ${runs.status.requests} reads; before issue 15 every read made 1 (authenticate)`,
+  });
   add("DELETE (10 items), batches waiting for slots", runs.cancel, around(runs.hello4, runs.hello5));
   add(`DELETE (10 items), none waiting, ${ACCOUNTS} accounts`, runs.cancelSpread, around(runs.hello5, runs.hello6));
   const h3 = around(runs.hello3, runs.hello4);

@@ -57,6 +57,13 @@ export interface Variables {
   accountId: string;
   /** The API key's id (never the key): what rate limits count by. */
   keyId: string;
+  /**
+   * On a batch read (src/http/batch-reads.ts): the key, MAC-checked but not yet known valid,
+   * for the batch object to check; `accountId` is set only once it has.
+   */
+  keyClaim: import("./domain/key-claim").KeyClaim;
+  /** On a batch read: refuse the claimed key (counted as a failed authentication), or have the account check it. */
+  keyCheck: { refuse(): Promise<never>; withAccount(): Promise<void> };
   /** The request limiter that counted this request (each request is counted by one). */
   limitedBy: string;
   /** Set first on every request (src/http/observability.ts); echoed in x-request-id and error bodies. */

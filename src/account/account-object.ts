@@ -30,6 +30,16 @@ import { applyOutbox } from "./batch-events";
 import { activeBatchIds, type BatchIndexRow, isTombstone, listVisible } from "./batch-index";
 import { askBatchAbout, staleHolds } from "./holds";
 import { isKeyLive } from "./idempotency";
+import {
+  COPY_DROP_RETRY_MS,
+  type CopyToDrop,
+  copiesPending,
+  dropCopies,
+  endCopiesOfKeys,
+  type LendAnswer,
+  lendCopy,
+  takeCopiesToDrop,
+} from "./key-copies";
 import { ledgerAmount, type LedgerEntry, ledgerPage, move, openBooks, readBalances } from "./ledger";
 import {
   closeViews,
@@ -96,7 +106,11 @@ export class AccountObject extends DurableObject<Env> {
   /**
    * Revokes the key at once: it authenticates nothing more, and its open live views are
    * closed. Revoking and marking its views are one step, so a view being opened either was
-   * noted before (and is closed here) or is refused by `admitLiveView`.
+   * noted before (and is closed here) or is refused by `admitLiveView`. The same step marks
+   * the batch objects holding a copy of the key (src/account/key-copies.ts), and the answer
+   * waits until each has dropped it: success means no batch object serves the key any
+   * more. Should one not confirm, the answer is REVOCATION_PENDING (the alarm keeps
+   * pushing; revoking again pushes now and succeeds once all are dropped).
    */
   async revokeKey(keyId: string): Promise<Ok<{ revokedAt: number; liveViewsClosed: number }> | Failure> {
     if (!this.exists()) return accountNotFound();
@@ -105,10 +119,43 @@ export class AccountObject extends DurableObject<Env> {
       const now = Date.now();
       const revokedAt = revokeKey(this.sql, keyId, now);
       if (revokedAt === null) return null;
-      return { revokedAt, views: endViewsOfKeys(this.sql, keyId, now + LIVE_CLOSE_RETRY_MS) };
+      return {
+        revokedAt,
+        views: endViewsOfKeys(this.sql, keyId, now + LIVE_CLOSE_RETRY_MS),
+        copies: endCopiesOfKeys(this.sql, keyId, now + COPY_DROP_RETRY_MS),
+      };
     });
     if (!revoked) return fail("NOT_FOUND", "No key with this id on this account.");
-    return { ok: true, revokedAt: revoked.revokedAt, liveViewsClosed: await this.closeEndedViews(revoked.views) };
+    const liveViewsClosed = await this.closeEndedViews(revoked.views);
+    const held = await this.dropEndedCopies(revoked.copies, keyId);
+    if (held > 0) return revocationPending(held);
+    return { ok: true, revokedAt: revoked.revokedAt, liveViewsClosed };
+  }
+
+  /**
+   * A batch object holding no copy of this key asks (once per key and batch): is the key
+   * valid? If so the batch is noted as holding a copy, in the same step, so ending the key
+   * reaches it; `copy` is null when the account lends no more copies (the batch keeps none).
+   */
+  lendKeyCopy(keyId: string, keyHash: string, batchId: string): LendAnswer {
+    if (!this.isOpen()) return { valid: false };
+    return this.ctx.storage.transactionSync((): LendAnswer => {
+      const now = Date.now();
+      if (!keyMatches(this.sql, keyId, keyHash, now)) return { valid: false };
+      const expiresAt = validKeyExpiry(this.sql, keyId, now)!.expiresAt;
+      const lent = lendCopy(this.sql, keyId, batchId, now);
+      // The alarm pushes the expiry to the copies' holders (live views admitted through them close then).
+      if (lent && expiresAt !== null) this.armAlarm();
+      return { valid: true, copy: lent ? { keyId, keyHash, expiresAt } : null };
+    });
+  }
+
+  /** Pushes ended keys to the batch objects holding copies; the copies still held (0 when all confirmed). */
+  private async dropEndedCopies(copies: CopyToDrop[], keyId: string | null): Promise<number> {
+    if (copies.length === 0) return copiesPending(this.sql, keyId);
+    this.armAlarm();
+    await dropCopies(this.sql, this.env.BATCH, copies);
+    return copiesPending(this.sql, keyId);
   }
 
   /** Whether a create with this Idempotency-Key was accepted within the last 24 h (a retry would replay it). */
@@ -288,6 +335,7 @@ export class AccountObject extends DurableObject<Env> {
     this.ensureSchema();
     const now = Date.now();
     const views = this.ctx.storage.transactionSync(() => takeViewsToClose(this.sql, now, now + LIVE_CLOSE_RETRY_MS));
+    const copies = this.ctx.storage.transactionSync(() => takeCopiesToDrop(this.sql, now, now + COPY_DROP_RETRY_MS));
     purgeRetained(this.sql, now, {
       tombstonesBefore: now - retentionMs(this.env) - TOMBSTONE_MS,
       abandonedHoldsBefore: now - ABANDONED_HOLD_MS,
@@ -295,6 +343,7 @@ export class AccountObject extends DurableObject<Env> {
     wipeExpiredSecret(this.sql, now);
     const stale = staleHolds(this.sql, now, STALE_HOLDS_PER_ALARM);
     await closeViews(this.sql, this.env.BATCH, views);
+    await dropCopies(this.sql, this.env.BATCH, copies);
     await this.nudgeWaitingBatches();
     await deliverDue(this.sql, {
       // Read at each attempt, so a delivery is signed with the secrets valid when it is sent.
@@ -396,20 +445,30 @@ export class AccountObject extends DurableObject<Env> {
   // ---- cancel all and closing (lead) ----------------------------------------------------
 
   /**
-   * Closes the account: every key revoked at once and nothing new accepted, then every
-   * active batch cancelled with its refunds. Idempotent: closing again cancels what is left.
+   * Closes the account: every key revoked at once and nothing new accepted, the batch
+   * objects holding key copies told (as a revoke does), then every active batch cancelled
+   * with its refunds. Idempotent: closing again pushes and cancels what is left.
    */
   async close(): Promise<Ok<{ closedAt: number; keysRevoked: number; cancelled: CancelAllResult }> | Failure> {
     if (!this.exists()) return accountNotFound();
     this.ensureSchema();
-    const { closedAt, keysRevoked, views } = this.ctx.storage.transactionSync(() => {
+    const { closedAt, keysRevoked, views, copies } = this.ctx.storage.transactionSync(() => {
       const now = Date.now();
       const closedAt = markClosed(this.sql, now);
       const keysRevoked = revokeAllKeys(this.sql, now);
-      return { closedAt, keysRevoked, views: endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS) };
+      return {
+        closedAt,
+        keysRevoked,
+        views: endViewsOfKeys(this.sql, null, now + LIVE_CLOSE_RETRY_MS),
+        copies: endCopiesOfKeys(this.sql, null, now + COPY_DROP_RETRY_MS),
+      };
     });
     await this.closeEndedViews(views);
-    return { ok: true, closedAt, keysRevoked, cancelled: await this.cancelAll() };
+    const held = await this.dropEndedCopies(copies, null);
+    const cancelled = await this.cancelAll();
+    // Closed, and every batch cancelled; but a batch object still serving a key copy means not done yet.
+    if (held > 0) return revocationPending(held);
+    return { ok: true, closedAt, keysRevoked, cancelled };
   }
 
   /**
@@ -422,4 +481,12 @@ export class AccountObject extends DurableObject<Env> {
     // Not-yet-visible batches too: a batch whose confirmation is still in flight is active.
     return cancelBatches(this.env.BATCH, accountRow(this.sql).id, activeBatchIds(this.sql));
   }
+}
+
+/** A key ended, but `held` copies of it were not confirmed dropped: the caller is told, and may repeat to wait. */
+function revocationPending(held: number): Failure {
+  return fail(
+    "REVOCATION_PENDING",
+    `The key is revoked and the account refuses it, but ${held} batch object(s) have not confirmed dropping their copy of it yet; they are retried automatically. Repeat this request to push again: it succeeds once every copy is gone.`,
+  );
 }

@@ -3,7 +3,7 @@
  * src/batch/retention.ts). Two steps, over the tables their modules own:
  * - `forgetBatch`, when a batch object is about to delete itself: its index row stays as a
  *   tombstone (status 'expired', hidden from listings, so reads answer BATCH_EXPIRED); its
- *   holds, slots, Idempotency-Keys and live views go. The ledger keeps every row, always.
+ *   holds, slots, Idempotency-Keys, live views and key copies go. The ledger keeps every row, always.
  * - `purgeRetained`, from the alarm (which runs after every batch creation, so it keeps pace
  *   with growth): Idempotency-Keys older than 24 h, tombstones and void holds of batches
  *   never created once they are old enough (the cut-offs come from the retention policy).
@@ -12,6 +12,7 @@
 import { indexRow, purgeTombstones, tombstoneBatch } from "./batch-index";
 import { deleteHoldsOf, hasPendingHold, purgeAbandonedHolds } from "./holds";
 import { forgetKeysOf, purgeExpiredKeys } from "./idempotency";
+import { forgetCopiesOf } from "./key-copies";
 import { forgetViewsOf } from "./live-views";
 import { dropSlots, slotsGrantedTo, waitingBatches } from "./slots";
 
@@ -31,6 +32,7 @@ export function forgetBatch(sql: SqlStorage, batchId: string): { forgotten: bool
   dropSlots(sql, batchId);
   forgetKeysOf(sql, batchId);
   forgetViewsOf(sql, batchId);
+  forgetCopiesOf(sql, batchId);
   return { forgotten: true, slotsFreed: slots > 0 && waitingBatches(sql, 1).length > 0 };
 }
 

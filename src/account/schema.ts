@@ -109,4 +109,18 @@ export const ACCOUNT_MIGRATIONS = [
   ALTER TABLE live_views ADD COLUMN close_at INTEGER;
   CREATE INDEX live_views_closing ON live_views (close_at) WHERE close_at IS NOT NULL;
   `,
+  `
+  -- v9: which batch objects hold a copy of which API key's validity (src/account/key-copies.ts),
+  -- so that ending the key reaches them. drop_at: null while the key is valid, else when the
+  -- next push of its end is due. Gone with the batch, or once its holder confirmed the drop.
+  CREATE TABLE IF NOT EXISTS key_copies (
+    key_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    lent_at INTEGER NOT NULL,
+    drop_at INTEGER,
+    PRIMARY KEY (key_id, batch_id)
+  );
+  CREATE INDEX IF NOT EXISTS key_copies_batch ON key_copies (batch_id);
+  CREATE INDEX IF NOT EXISTS key_copies_dropping ON key_copies (drop_at) WHERE drop_at IS NOT NULL;
+  `,
 ] as const;

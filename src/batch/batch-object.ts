@@ -51,9 +51,12 @@ import {
   closeLiveOfKeys,
   type KeyEnd,
   LIVE_ACCOUNT_HEADER,
+  LIVE_KEY_HASH_HEADER,
   LIVE_KEY_HEADER,
 } from "./live";
 import { insertItems } from "./insert-items";
+import { admitClaim, checkCopy, endCopies } from "./key-copies";
+import { KEY_UNCHECKED, type KeyClaim, type KeyUnchecked } from "../domain/key-claim";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import {
@@ -173,6 +176,48 @@ export class BatchObject extends DurableObject<Env> {
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
     return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
+  }
+
+  // ---- reads with a key claim (src/batch/key-copies.ts): one object call, the key checked here ----
+
+  /** `get`, the key checked from this object's copy (the account asked only the first time it sees the key). */
+  async getAs(
+    claim: KeyClaim,
+    cursor: number,
+    limit: number,
+  ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure | KeyUnchecked> {
+    const access = await this.admit(claim);
+    return access === true ? this.get(claim.accountId, cursor, limit) : access;
+  }
+
+  /** `resultLocation`, the key checked from this object's copy. */
+  async resultLocationAs(
+    claim: KeyClaim,
+    itemId: string,
+  ): Promise<Ok<{ key: string; output: OutputFormat }> | Failure | KeyUnchecked> {
+    const access = await this.admit(claim);
+    return access === true ? this.resultLocation(claim.accountId, itemId) : access;
+  }
+
+  /**
+   * The account ended these keys (revoked, expired, account closed): their copies become
+   * markers, and live views they opened close. Idempotent; an object with no batch has none.
+   */
+  dropKeyCopies(keyIds: string[], why: KeyEnd): number {
+    if (!this.hasBatch()) return 0;
+    endCopies(this.sql, keyIds, why, Date.now());
+    return closeLiveOfKeys(this.ctx, keyIds, why);
+  }
+
+  /** True when `claim` may read this batch; KEY_UNCHECKED when the batch is not its account's (or not here). */
+  private async admit(claim: KeyClaim): Promise<true | Failure | KeyUnchecked> {
+    const row = this.owned(claim.accountId);
+    if (!row) return KEY_UNCHECKED;
+    const batchId = row.batch_id;
+    const ok = await admitClaim(this.sql, claim, (c) =>
+      this.accountStub(c.accountId).lendKeyCopy(c.keyId, c.keyHash, batchId),
+    );
+    return ok ? true : fail("INVALID_API_KEY", "Invalid or expired API key.");
   }
 
   /** For /admin/stats: items not finished, and how many of them wait in the queue (null: no batch). */
@@ -922,9 +967,33 @@ export class BatchObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const accountId = request.headers.get(LIVE_ACCOUNT_HEADER) ?? "";
     const keyId = request.headers.get(LIVE_KEY_HEADER) ?? "";
+    const keyHash = request.headers.get(LIVE_KEY_HASH_HEADER);
+    if (keyHash !== null && accountId && keyId) return this.openLiveAs({ accountId, keyId, keyHash }, request);
     const row = accountId ? this.owned(accountId) : undefined;
     const admit = (batchId: string) => this.accountStub(accountId).admitLiveView(keyId, batchId);
     return acceptLive(this.ctx, request, { accountId, keyId }, row ? batchView(row) : null, admit);
+  }
+
+  /**
+   * A live view opened with a key claim: the key checked from this object's copy. The socket
+   * is accepted, then the copy read again with no await between: a key's end that arrives
+   * later finds the socket (dropKeyCopies closes it), one that came earlier left its marker.
+   * Without a copy (the account lends no more), the account admits the view, as before.
+   */
+  private async openLiveAs(claim: KeyClaim, request: Request): Promise<Response> {
+    const access = await this.admit(claim);
+    if (access !== true) {
+      const status = access.code === "KEY_UNCHECKED" ? 404 : 403;
+      return Response.json({ code: access.code, message: "message" in access ? access.message : "" }, { status });
+    }
+    const row = this.owned(claim.accountId);
+    const admit = async (batchId: string) => {
+      const copy = checkCopy(this.sql, claim, Date.now());
+      if (copy !== "unknown") return copy === "valid";
+      return this.accountStub(claim.accountId).admitLiveView(claim.keyId, batchId);
+    };
+    const owner = { accountId: claim.accountId, keyId: claim.keyId };
+    return acceptLive(this.ctx, request, owner, row ? batchView(row) : null, admit);
   }
 
   /** The account ended these keys (revoked, expired, account closed): their live views close now (no storage involved). */

@@ -19,6 +19,8 @@ export const LIVE_PROTOCOL = "batch-live";
 export const LIVE_ACCOUNT_HEADER = "x-account-id";
 /** Internal header: the key that authenticated it; sockets are tagged with it, for revocation. */
 export const LIVE_KEY_HEADER = "x-key-id";
+/** Internal header: the SHA-256 of the key, when the batch object checks the key itself (src/batch/key-copies.ts). */
+export const LIVE_KEY_HASH_HEADER = "x-key-hash";
 /** Close code sent to the sockets of a revoked or expired key (4000-4999: for applications). */
 export const KEY_REVOKED_CLOSE_CODE = 4001;
 /** Sockets one batch object holds at most (each is a little memory and one send per transition). */

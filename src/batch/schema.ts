@@ -102,4 +102,15 @@ export const BATCH_MIGRATIONS = [
   DROP INDEX IF EXISTS items_status;
   CREATE INDEX items_failed ON items (idx) WHERE status = 'failed';
   `,
+  `
+  -- v8: copies of API keys' validity lent by the account, so reads check keys here
+  -- (src/batch/key-copies.ts). An ended key keeps its row as a marker: no hash, ended set.
+  CREATE TABLE IF NOT EXISTS key_copies (
+    key_id TEXT PRIMARY KEY,
+    key_hash TEXT,
+    expires_at INTEGER,
+    ended TEXT,
+    stored_at INTEGER NOT NULL
+  );
+  `,
 ] as const;

@@ -30,6 +30,8 @@ export const ERROR_STATUS = {
   TOO_MANY_ACTIVE_BATCHES: 429,
   INTERNAL_ERROR: 500,
   RESERVATION_EXPIRED: 503,
+  /** A key was revoked (or an account closed), but some batch object has not confirmed dropping its copy yet. */
+  REVOCATION_PENDING: 503,
   UNAVAILABLE: 503,
 } as const;
 

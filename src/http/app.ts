@@ -4,6 +4,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../env";
 import { requireAdmin, requireApiKey } from "./auth";
+import { isPrimaryBatchRead } from "./batch-reads";
 import { rateLimit } from "./rate-limit";
 import { ApiError, handleError } from "./errors";
 import { dashboard } from "./dashboard";
@@ -48,7 +49,8 @@ export function createApp() {
   // First: every response, errors included, gets its request id and its log line.
   app.use("*", observe());
   app.use("*", limitBody, requireJsonBody);
-  app.use("/api/*", requireApiKey());
+  // Reads of one batch leave the key to the batch object (src/http/batch-reads.ts).
+  app.use("/api/*", requireApiKey({ batchRead: isPrimaryBatchRead }));
   // Rate limits run after auth (they count per key) and before any object is touched. One
   // limiter counts a request: the first registered that matches, so GET /api/* comes last.
   app.on("POST", "/api/batch/scrape", rateLimit("CREATE_LIMITER"));
@@ -77,7 +79,16 @@ export function createApp() {
     in: "header",
     name: "x-api-key",
   });
-  app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyBearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "The API key as `Authorization: Bearer <key>` (never the admin token).",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "ADMIN_TOKEN, on /admin/* only (never an API key).",
+  });
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyQuery", {
     type: "apiKey",
     in: "query",
@@ -112,8 +123,9 @@ export function createApp() {
 }
 
 /**
- * Every keyed operation can answer 429 (failed authentications, per-key limits) and 503 (no
- * API_KEY_MAC_SECRET): the middleware adds them to all, so they are documented here, once,
+ * Every keyed operation takes the key as a Bearer token too, and can answer 429 (failed
+ * authentications, per-key limits) and 503 (no API_KEY_MAC_SECRET): the middleware adds
+ * them to all, so they are documented here, once,
  * in each operation's own error envelope (that of its 401). Replaces the app's copies of the
  * route definitions; the routers' own stay as they are.
  */
@@ -127,6 +139,8 @@ function documentKeyedErrors(app: OpenAPIHono<AppEnv>) {
     if (!keyed || !schema) continue;
     def.route = {
       ...def.route,
+      // Wherever x-api-key works, so does Authorization: Bearer <key> (src/http/auth.ts).
+      security: [...(def.route.security ?? []), { ApiKeyBearer: [] }],
       responses: { ...errorResponsesWith(schema as z.ZodType, 429, 503), ...def.route.responses },
     };
   }

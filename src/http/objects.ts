@@ -21,11 +21,14 @@ export function unwrap<R extends { ok: true } | Failure>(result: R): Extract<R, 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+export function isUuid(id: string): boolean {
+  return UUID.test(id.toLowerCase());
+}
+
 /** Ids are UUIDs; anything else is simply not found (and never reaches an object). */
 export function requireUuid(id: string, what: string): string {
-  const lower = id.toLowerCase();
-  if (!UUID.test(lower)) throw new ApiError(404, "NOT_FOUND", `No ${what} found with this ID.`);
-  return lower;
+  if (!isUuid(id)) throw new ApiError(404, "NOT_FOUND", `No ${what} found with this ID.`);
+  return id.toLowerCase();
 }
 
 /** The one registry of account ids (for operator-wide stats). */

@@ -208,7 +208,7 @@ describe("the OpenAPI document", () => {
     const { body: doc } = await callJson("/openapi.json");
     const live = doc.paths["/api/batch/scrape/{batchId}/live"].get;
     expect(Object.keys(live.responses)).toEqual(expect.arrayContaining(["101", "401", "403", "404", "426"]));
-    expect(live.security).toEqual([{ ApiKeyAuth: [] }]);
+    expect(live.security).toEqual([{ ApiKeyAuth: [] }, { ApiKeyBearer: [] }]);
     expect(Object.keys(doc.paths["/dashboard"].get.responses["200"].content)).toEqual(["text/html"]);
     expect(Object.keys(doc.paths["/"].get.responses)).toEqual(["302"]);
   });

@@ -58,11 +58,11 @@ describe("GET /openapi.json", () => {
   });
 
   it.each(publicOperations)(
-    "secures %s %s with the x-api-key scheme and documents 401 and 403",
+    "secures %s %s with the x-api-key or Bearer schemes and documents 401 and 403",
     async (method, path) => {
       const doc = await document();
       const op = doc.paths[path][method];
-      expect(op.security).toEqual([{ ApiKeyAuth: [] }]);
+      expect(op.security).toEqual([{ ApiKeyAuth: [] }, { ApiKeyBearer: [] }]);
       expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
     },
   );
@@ -77,11 +77,12 @@ describe("GET /openapi.json", () => {
     },
   );
 
-  it("declares both security schemes", async () => {
+  it("declares the security schemes", async () => {
     const doc = await document();
     expect(doc.components.securitySchemes).toEqual({
       ApiKeyAuth: { type: "apiKey", in: "header", name: "x-api-key" },
-      AdminToken: { type: "http", scheme: "bearer" },
+      ApiKeyBearer: { type: "http", scheme: "bearer", description: expect.stringMatching(/never the admin token/) },
+      AdminToken: { type: "http", scheme: "bearer", description: expect.stringMatching(/never an API key/) },
       ApiKeyQuery: { type: "apiKey", in: "query", name: "api_key" },
     });
   });

@@ -121,7 +121,12 @@ describe("GET /live/batches/:batchId/stop", () => {
   it("401 without a key and 403 with a bad one, in the envelope", async () => {
     const missing = await live(`/live/batches/${crypto.randomUUID()}/stop`);
     expect(missing.status).toBe(401);
-    expect(missing.body).toEqual({ request_info: { success: false, message: "Missing x-api-key header." } });
+    expect(missing.body).toEqual({
+      request_info: {
+        success: false,
+        message: "Missing API key: send it in the x-api-key header or as Authorization: Bearer <key>.",
+      },
+    });
     const bad = await live(`/live/batches/${crypto.randomUUID()}/stop`, "demo");
     expect(bad.status).toBe(403);
     expect(bad.body).toEqual({ request_info: { success: false, message: "Invalid or expired API key." } });

@@ -150,6 +150,8 @@ const revokeKey = createRoute({
   path: "/admin/accounts/{accountId}/keys/{keyId}",
   tags: ["Admin"],
   summary: "Revoke an API key, at once",
+  description:
+    "Answers 200 once no object accepts the key: the account refuses it, and every batch object holding a copy of it (for reads with one object call) has dropped it. 503 REVOCATION_PENDING: revoked, but some batch object has not confirmed yet (retried automatically); repeat to wait.",
   security: [{ AdminToken: [] }],
   request: { params: KeyParams },
   responses: {
@@ -157,7 +159,7 @@ const revokeKey = createRoute({
       description: "Key revoked",
       content: { "application/json": { schema: z.object({ keyId: z.string(), revokedAt: z.string() }) } },
     },
-    ...errorResponses(401, 403, 404),
+    ...errorResponses(401, 403, 404, 503),
   },
 });
 
@@ -167,7 +169,7 @@ const closeAccount = createRoute({
   tags: ["Admin"],
   summary: "Close an account",
   description:
-    "Revokes every key at once, cancels every active batch with refunds (running items finish and are charged), and refuses anything new. The ledger is kept.",
+    "Revokes every key at once, cancels every active batch with refunds (running items finish and are charged), and refuses anything new. The ledger is kept. 503 REVOCATION_PENDING: closed, but some batch object has not confirmed dropping its key copies yet; repeat to wait.",
   security: [{ AdminToken: [] }],
   request: { params: AccountIdParams },
   responses: {
@@ -186,7 +188,7 @@ const closeAccount = createRoute({
         },
       },
     },
-    ...errorResponses(401, 403, 404),
+    ...errorResponses(401, 403, 404, 503),
   },
 });
 

@@ -7,6 +7,7 @@ import { DEFAULT_OUTPUT } from "../../domain/pricing";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../errors";
 import { createBatch, maxUrls } from "../create-batch";
+import { readBatch } from "../batch-reads";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
 import {
   BatchStatusSchema,
@@ -357,10 +358,13 @@ export const batches = newRouter()
     );
   })
   .openapi(get, async (c) => {
-    const batchId = requireUuid(c.req.valid("param").batchId, "batch");
-    const { cursor, limit } = c.req.valid("query");
-    const found = unwrap(
-      await batchObject(c.env, batchId).get(c.get("accountId"), cursor === undefined ? -1 : Number(cursor), limit),
+    const { cursor: rawCursor, limit } = c.req.valid("query");
+    const cursor = rawCursor === undefined ? -1 : Number(rawCursor);
+    const found = await readBatch(
+      c,
+      [{ raw: c.req.valid("param").batchId, what: "batch" }],
+      async (claim, [batchId]) => await batchObject(c.env, batchId!).getAs(claim, cursor, limit),
+      async (accountId, [batchId]) => await batchObject(c.env, batchId!).get(accountId, cursor, limit),
     );
     return c.json({ ...found.batch, items: found.items, nextCursor: found.nextCursor }, 200);
   })
@@ -373,10 +377,16 @@ export const batches = newRouter()
     );
   })
   .openapi(result, async (c) => {
-    const { batchId: rawBatchId, itemId: rawItemId } = c.req.valid("param");
-    const batchId = requireUuid(rawBatchId, "batch");
-    const itemId = requireUuid(rawItemId, "item");
-    const found = unwrap(await batchObject(c.env, batchId).resultLocation(c.get("accountId"), itemId));
+    const { batchId, itemId } = c.req.valid("param");
+    const found = await readBatch(
+      c,
+      [
+        { raw: batchId, what: "batch" },
+        { raw: itemId, what: "item" },
+      ],
+      async (claim, [b, i]) => await batchObject(c.env, b!).resultLocationAs(claim, i!),
+      async (accountId, [b, i]) => await batchObject(c.env, b!).resultLocation(accountId, i!),
+    );
     const object = await c.env.RESULTS.get(found.key);
     if (!object) throw new ApiError(404, "NOT_FOUND", "No stored result for this item (yet).");
     const headers = new Headers({

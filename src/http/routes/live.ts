@@ -7,9 +7,10 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { LIVE_ACCOUNT_HEADER, LIVE_KEY_HEADER, LIVE_PROTOCOL } from "../../batch/live";
+import { LIVE_ACCOUNT_HEADER, LIVE_KEY_HASH_HEADER, LIVE_KEY_HEADER, LIVE_PROTOCOL } from "../../batch/live";
+import { ensureKeyChecked } from "../batch-reads";
 import { ApiError } from "../errors";
-import { batchObject, requireUuid, unwrap } from "../objects";
+import { batchObject, isUuid, requireUuid, unwrap } from "../objects";
 import { ErrorSchema, errorResponses } from "../schemas";
 import { newRouter } from "../validation";
 
@@ -45,13 +46,59 @@ const route = createRoute({
   },
 });
 
+/** The object's refusal as an API error (its body is `{ code, message }`). */
+async function refusal(res: Response): Promise<{ status: number; code: string; message: string }> {
+  const body = await res
+    .json<{ code?: string; message?: string }>()
+    .catch(() => ({}) as { code?: string; message?: string });
+  return {
+    status: res.status,
+    code: body.code ?? "UNAVAILABLE",
+    message: body.message || "Could not open the live view.",
+  };
+}
+
 export const live = newRouter().openapi(route, async (c) => {
-  const batchId = requireUuid(c.req.valid("param").batchId, "batch");
+  const rawId = c.req.valid("param").batchId;
+  if (!isUuid(rawId)) {
+    // As on every route: the key first, then not found.
+    await ensureKeyChecked(c);
+    requireUuid(rawId, "batch");
+  }
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    await ensureKeyChecked(c);
     throw new ApiError(426, "UPGRADE_REQUIRED", "This endpoint only accepts WebSocket upgrades.", {
       Upgrade: "websocket",
     });
   }
+  const claim = c.get("keyClaim");
+  if (claim !== undefined) {
+    // One object call: the batch object checks the key from its copy, accepts the socket,
+    // and closes it should the key end (src/batch/key-copies.ts).
+    const res = await batchObject(c.env, rawId.toLowerCase()).fetch(
+      new Request(c.req.url, {
+        headers: {
+          upgrade: "websocket",
+          [LIVE_ACCOUNT_HEADER]: claim.accountId,
+          [LIVE_KEY_HEADER]: claim.keyId,
+          [LIVE_KEY_HASH_HEADER]: claim.keyHash,
+        },
+      }),
+    );
+    if (res.status === 101) {
+      c.set("accountId", claim.accountId);
+      return res as never;
+    }
+    const refused = await refusal(res);
+    if (refused.code === "INVALID_API_KEY") return c.get("keyCheck").refuse();
+    if (refused.code !== "KEY_UNCHECKED") {
+      c.set("accountId", claim.accountId);
+      throw new ApiError(refused.status as ContentfulStatusCode, refused.code, refused.message);
+    }
+  }
+  // Not the key's account's batch (or no such batch), or the key already checked by the account.
+  await ensureKeyChecked(c);
+  const batchId = requireUuid(rawId, "batch");
   const accountId = c.get("accountId");
   const stub = batchObject(c.env, batchId);
   // Not yours, unknown or expired: the same answers as GET /api/batch/scrape/{batchId}.
@@ -66,14 +113,8 @@ export const live = newRouter().openapi(route, async (c) => {
     }),
   );
   if (res.status !== 101) {
-    const body = await res
-      .json<{ code?: string; message?: string }>()
-      .catch(() => ({}) as { code?: string; message?: string });
-    throw new ApiError(
-      res.status as ContentfulStatusCode,
-      body.code ?? "UNAVAILABLE",
-      body.message ?? "Could not open the live view.",
-    );
+    const refused = await refusal(res);
+    throw new ApiError(refused.status as ContentfulStatusCode, refused.code, refused.message);
   }
   return res as never;
 });

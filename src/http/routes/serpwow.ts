@@ -9,6 +9,7 @@ import type { BatchView } from "../../batch/views";
 import type { BatchStatus } from "../../domain/states";
 import type { Env } from "../../env";
 import { requireApiKey } from "../auth";
+import { isSerpWowBatchRead, readBatch } from "../batch-reads";
 import { rateLimit } from "../rate-limit";
 import { ApiError, handleError } from "../errors";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
@@ -185,7 +186,7 @@ async function loadBatch(env: Env, accountId: string, rawId: string): Promise<Ba
 }
 
 export const serpwow = newRouter();
-serpwow.use("/live/*", requireApiKey({ allowQueryKey: true }));
+serpwow.use("/live/*", requireApiKey({ allowQueryKey: true, batchRead: isSerpWowBatchRead }));
 serpwow.use("/live/batches/stopall", rateLimit("CANCEL_LIMITER"));
 serpwow.use("/live/batches/:batchId/stop", rateLimit("CANCEL_LIMITER"));
 // Reads last: stopall also matches /live/batches/:batchId, and one limiter counts a request.
@@ -229,7 +230,12 @@ serpwow.openapi(stop, async (c) => {
   );
 });
 serpwow.openapi(getOne, async (c) => {
-  const batch = await loadBatch(c.env, c.get("accountId"), c.req.valid("param").batchId);
+  const { batch } = await readBatch(
+    c,
+    [{ raw: c.req.valid("param").batchId, what: "batch" }],
+    async (claim, [batchId]) => await batchObject(c.env, batchId!).getAs(claim, -1, 1),
+    async (accountId, [batchId]) => await batchObject(c.env, batchId!).get(accountId, -1, 1),
+  );
   return c.json({ request_info: { success: true }, batch: serpBatch(batch) }, 200);
 });
 serpwow.openapi(list, async (c) => {
