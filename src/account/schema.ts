@@ -109,4 +109,8 @@ export const ACCOUNT_MIGRATIONS = [
   ALTER TABLE live_views ADD COLUMN close_at INTEGER;
   CREATE INDEX live_views_closing ON live_views (close_at) WHERE close_at IS NOT NULL;
   `,
+  `
+  -- v9: a batch's receipt reads its ledger rows (src/account/batch-receipt.ts): by batch, in order.
+  CREATE INDEX ledger_batch ON ledger (batch_id, seq) WHERE batch_id IS NOT NULL;
+  `,
 ] as const;
