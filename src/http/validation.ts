@@ -28,7 +28,9 @@ export function fieldName(path: PropertyKey[]): string {
 /** One issue as a sentence; a body's 150k unknown fields give five names and a count, not 150k names. */
 export function describeIssue(issue: Issue, where: string): string {
   // A union (a URL, or an object with one): the branch of the value's own type says what is wrong in it.
-  const branch = issue.errors?.find((b) => b.length > 0 && !b.some((i) => i.path.length === 0 && i.code === "invalid_type"));
+  const branch = issue.errors?.find(
+    (b) => b.length > 0 && !b.some((i) => i.path.length === 0 && i.code === "invalid_type"),
+  );
   if (issue.code === "invalid_union" && branch) {
     return describeIssue({ ...branch[0]!, path: [...issue.path, ...branch[0]!.path] }, where);
   }
