@@ -92,7 +92,7 @@ describe("GET /api/batch/scrape/:batchId/results", () => {
     ]);
     const read = await readAll(account.apiKey, batchId);
     expect(lines).toHaveLength(read.length);
-    lines.forEach((line, k) => sameAsRead(line, read[k]!));
+    for (const [k, line] of lines.entries()) sameAsRead(line, read[k]!);
     expect(lines.map((l) => l.metadata)).toEqual(entries.map((e) => e.metadata));
   });
 
@@ -148,7 +148,7 @@ describe("GET /api/batch/scrape/:batchId/results", () => {
     const cancelled = await ndjson(await resultsOf(account.apiKey, batchId, "?status=cancelled"));
     expect(cancelled.map((l) => l.customId)).toEqual(["c0", "c2", "c3"]);
     const read = await readAll(account.apiKey, batchId);
-    lines.forEach((line, k) => sameAsRead(line, read[k]!));
+    for (const [k, line] of lines.entries()) sameAsRead(line, read[k]!);
   });
 
   it("CSV: RFC 4180 quoting of commas, quotes, newlines and Unicode; formula cells guarded", async () => {

@@ -57,7 +57,7 @@ async function receiptPages(apiKey: string, batchId: string) {
 }
 
 /** Every batch's receipt equals what the model booked for it. */
-export async function checkReceipts(h: Harness): Promise<void> {
+async function checkReceipts(h: Harness): Promise<void> {
   for (const b of h.model.batches) {
     const { receipt, entries } = await receiptPages(h.apiKey, b.id);
     const booked = [...h.model.ledger].filter(([key]) => key.startsWith(`${b.id}:`));
