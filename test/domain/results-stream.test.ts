@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ItemView } from "../../src/batch/views";
 import { csvRow, textCell } from "../../src/http/results/csv";
-import { type ItemPage, resultsStream } from "../../src/http/results/stream";
+import { type ItemPage, RESULT_READS_AHEAD, resultsStream } from "../../src/http/results/stream";
 
 function item(index: number): ItemView {
   return {
@@ -80,7 +80,7 @@ describe("resultsStream", () => {
     expect(asked.pages).toBeLessThanOrEqual(1);
   });
 
-  it("a pull in flight when the reader cancels stops at the next item (no more results or pages read)", async () => {
+  it("a pull in flight when the reader cancels stops at the next item (no more results or pages read than were under way)", async () => {
     const { src, asked } = source(100_000, 500);
     const slow = {
       ...src,
@@ -95,7 +95,7 @@ describe("resultsStream", () => {
     await reader.cancel();
     const atCancel = asked.results;
     await new Promise((r) => setTimeout(r, 200));
-    expect(asked.results).toBeLessThanOrEqual(atCancel + 1);
+    expect(asked.results).toBeLessThanOrEqual(atCancel + RESULT_READS_AHEAD);
   });
 
   it("sends the head (the CSV header) first, and only once", async () => {
@@ -103,6 +103,27 @@ describe("resultsStream", () => {
     const text = await new Response(resultsStream({ ...src, head: "H\n" })).text();
     expect(text.split("\n")[0]).toBe("H");
     expect(text.match(/^H$/gm)).toHaveLength(1);
+  });
+
+  it("reads at most RESULT_READS_AHEAD results at once, and keeps the lines in order", async () => {
+    const { src } = source(600, 250);
+    let inFlight = 0;
+    let most = 0;
+    const slow = {
+      ...src,
+      keep: (it: ItemView) => it.index % 3 !== 0,
+      resultOf: async (it: ItemView) => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, (it.index * 7) % 3)); // finishing out of order
+        inFlight--;
+        return it.index;
+      },
+      line: (it: ItemView, result: unknown) => `${it.index}:${result}\n`,
+    };
+    const text = await new Response(resultsStream(slow)).text();
+    const kept = Array.from({ length: 600 }, (_, k) => k).filter((k) => k % 3 !== 0);
+    expect(text).toBe(kept.map((k) => `${k}:${k}\n`).join(""));
+    expect(most).toBe(RESULT_READS_AHEAD);
   });
 });
 
