@@ -4,7 +4,7 @@
  * in-workerd rows (from vitest's JSON report) with bench/http.mjs's rows into one table.
  */
 export interface BenchRow {
-  /** Which hot path: "cancel", "throughput", "storm", "create", "account", "extract", "http". */
+  /** Which hot path: "cancel", "throughput", "storm", "create", "account", "extract", "http", "results". */
   section: string;
   what: string;
   value: number;

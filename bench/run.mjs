@@ -3,13 +3,15 @@
 // 1. The in-workerd benches (bench/*.bench.test.ts, through bench/vitest.bench.config.ts);
 //    their rows come back in the test meta of vitest's JSON report.
 // 2. The HTTP bench (bench/http.mjs) against `wrangler dev` on 127.0.0.1.
+// 3. The results download of a large batch (bench/results-stream.mjs): time per 10k lines
+//    and the workerd process's memory while it streams, against `wrangler dev`.
 // Then one table is printed and written to bench/results/<time>.json, latest.json and
 // latest.md, so later runs can be compared. Never part of `npm test` or CI.
 //
 // Both parts run one after the other (they measure throughput; they must not share the
 // cores), each in its own process group, stopped on timeout, error or Ctrl-C.
 //
-// Usage: node bench/run.mjs [--only objects|http] [--quick]   (--quick: shorter HTTP runs)
+// Usage: node bench/run.mjs [--only objects|http|results] [--quick]   (--quick: shorter HTTP runs)
 import { spawn, execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -21,7 +23,7 @@ const RESULTS = join(ROOT, "bench", "results");
 const args = process.argv.slice(2);
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
 const quick = args.includes("--quick");
-const LIMITS = { objects: 7 * 60_000, http: 5 * 60_000 };
+const LIMITS = { objects: 7 * 60_000, http: 5 * 60_000, results: 8 * 60_000 };
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
@@ -192,11 +194,27 @@ try {
       failures.push(`no http result: ${err.message}`);
     }
   }
+  if (only === null || only === "results") {
+    const out = join(work, "results.json");
+    const code = await run(
+      "results (wrangler dev)",
+      [join(ROOT, "bench", "results-stream.mjs"), "--json", out],
+      LIMITS.results,
+    );
+    if (code !== 0) failures.push(`results bench exited with ${code}`);
+    try {
+      const json = JSON.parse(await readFile(out, "utf8"));
+      rows.push(...json.rows);
+      details.results = json.details;
+    } catch (err) {
+      failures.push(`no results-stream result: ${err.message}`);
+    }
+  }
 } finally {
   await rm(work, { recursive: true, force: true }).catch(() => {});
 }
 
-const order = ["cancel", "storm", "throughput", "create", "account", "extract", "http"];
+const order = ["cancel", "storm", "throughput", "create", "account", "extract", "http", "results"];
 rows.sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section));
 const result = {
   date: new Date().toISOString(),

@@ -6,7 +6,8 @@
 // then does everything else through the page: paste the key, create a 10-URL batch with
 // maxConcurrency 2, watch the bar move without reloading, cut the connection (the relay
 // drops every socket) and see the page reconnect, press Cancel and accept the confirmation,
-// see the refund and the final counts and credits. Saves test-output/dashboard.png.
+// see the refund and the final counts and credits, download the results (JSONL and CSV)
+// and check them against the API. Saves test-output/dashboard.png.
 //
 // Prints `browser: N checks passed, M failed` and exits non-zero unless every check passed.
 // Bounded: the whole run stops after BOUNDS.total. Network: 127.0.0.1 only. Every process
@@ -49,6 +50,61 @@ const run = createStoryRun({
   stopping: "Chromium, wrangler, the relay and the target server",
 });
 const { api, check, housekeeping, must, step } = run;
+
+// ---------------------------------------------------------------- downloads
+
+/** Presses "Download results" (JSONL, then CSV) and checks each file against the API's batch read. */
+async function downloadResults(page, apiKey, batchId, api) {
+  step('press "Download results": JSONL, then CSV');
+  const truth = await api("GET", `/api/batch/scrape/${batchId}?limit=100`, { headers: { "x-api-key": apiKey } });
+  const items = truth.body?.items ?? [];
+  for (const [button, ext] of [
+    ["#download-jsonl", "jsonl"],
+    ["#download-csv", "csv"],
+  ]) {
+    const [file] = await Promise.all([page.waitForEvent("download", { timeout: BOUNDS.ui }), page.click(button)]);
+    const path = await file.path();
+    const text = path ? await readFile(path, "utf8") : "";
+    check(
+      `the ${ext.toUpperCase()} file is named batch-<id>.${ext}`,
+      file.suggestedFilename() === `batch-${batchId}.${ext}`,
+      file.suggestedFilename(),
+    );
+    if (ext === "jsonl") {
+      const lines = text
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      const same = (l, i) =>
+        l.index === i &&
+        l.itemId === items[i]?.uuid &&
+        l.url === items[i]?.url &&
+        l.status === items[i]?.status &&
+        l.creditsUsed === items[i]?.creditsUsed;
+      check(
+        `JSONL: ${URL_COUNT} lines, in order, each matching the API's item`,
+        lines.length === URL_COUNT && lines.length === items.length && lines.every(same),
+        lines.map((l) => [l.index, l.status]),
+      );
+      check(
+        "JSONL: completed lines carry their result",
+        lines.filter((l) => l.status === "completed").every((l) => l.result && typeof l.result === "object"),
+        lines.filter((l) => l.status === "completed").map((l) => show(l.result).slice(0, 80)),
+      );
+    } else {
+      const rows = text.split("\r\n").filter(Boolean);
+      check(
+        `CSV: a header and ${URL_COUNT} rows, statuses as the API's`,
+        rows[0]?.startsWith("index,itemId,customId,url,status,") &&
+          rows.length === URL_COUNT + 1 &&
+          items.every((it, i) => rows[i + 1]?.startsWith(`${i},${it.uuid},,${it.url},${it.status},`)),
+        rows.slice(0, 3),
+      );
+    }
+  }
+  const status = await page.textContent("#download-status");
+  check("the page says what it downloaded", /^Downloaded batch-.*\.csv$/.test(status ?? ""), status);
+}
 
 // ---------------------------------------------------------------- the relay
 
@@ -124,7 +180,7 @@ function readPage(page) {
       createStatus: text("create-status"),
       items: [...document.querySelectorAll("#items tr")].map((tr) => ({
         url: tr.children[0]?.textContent,
-        status: tr.children[1]?.textContent,
+        status: tr.querySelector("span.status")?.textContent,
       })),
       batchError: text("batch-error"),
       marker: window.__noReloadMarker ?? null,
@@ -450,6 +506,8 @@ async function story() {
     /"title": "Page \d+"/.test(resultText),
     resultText.slice(0, 200),
   );
+
+  await downloadResults(page, apiKey, batchId, api);
 
   const finalView = await readPage(page);
   check("the page was never reloaded", navigations === 1 && finalView.marker === "set-once", {

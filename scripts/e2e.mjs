@@ -2,7 +2,9 @@
 //
 // Starts a slow local target server and `wrangler dev` (own state dir, random admin token),
 // then plays the seed's story through HTTP only: a 10-URL batch with maxConcurrency 2, a
-// cancel while 2 items run, the running ones finishing and charged, the other 8 refunded.
+// cancel while 2 items run, the running ones finishing and charged, the other 8 refunded;
+// then the batch's results downloaded (NDJSON and CSV), every line checked against the batch
+// read, and its receipt.
 // Every process it starts is stopped at the end, also on failure, timeout or Ctrl-C; it
 // exits non-zero unless every check passed. Network: 127.0.0.1 only. Node built-ins only.
 import { isDeepStrictEqual } from "node:util";
@@ -71,8 +73,12 @@ async function story() {
   const key = { "x-api-key": acct.body.apiKey };
   console.log(`  account ${acct.body.accountId}, key ${acct.body.keyId}`);
 
-  step(`POST /api/batch/scrape: ${URL_COUNT} URLs, maxConcurrency 2, output json`);
-  const urls = Array.from({ length: URL_COUNT }, (_, i) => `${target.url}/page/${i}`);
+  step(`POST /api/batch/scrape: ${URL_COUNT} URLs with your ids and metadata, maxConcurrency 2, output json`);
+  const urls = Array.from({ length: URL_COUNT }, (_, i) => ({
+    url: `${target.url}/page/${i}`,
+    customId: `row-${i}`,
+    metadata: { row: i },
+  }));
   const created = await api("POST", "/api/batch/scrape", {
     headers: key,
     body: { urls, maxConcurrency: 2, output: "json" },
@@ -215,6 +221,120 @@ async function story() {
     brief,
   );
   check("ledger: consume entries sum to 4", ofKind("consume").reduce((n, e) => n + e.amount, 0) === 4, brief);
+
+  await downloadResults(key, batchPath, after, completed);
+}
+
+/** The results of the cancelled batch, every line against the batch read; the CSV form; the receipt. */
+async function downloadResults(key, batchPath, after, completed) {
+  step(`GET ${batchPath}/results (NDJSON)`);
+  const res = await api("GET", `${batchPath}/results`, { headers: key });
+  must(
+    "results: 200 application/x-ndjson, x-batch-complete: true",
+    res.status === 200 &&
+      (res.headers.get("content-type") ?? "").startsWith("application/x-ndjson") &&
+      res.headers.get("x-batch-complete") === "true",
+    { status: res.status, type: res.headers.get("content-type"), complete: res.headers.get("x-batch-complete") },
+  );
+  const lines = res.text.endsWith("\n")
+    ? res.text
+        .slice(0, -1)
+        .split("\n")
+        .map((l) => JSON.parse(l))
+    : [];
+  const items = Array.isArray(after.items) ? after.items : [];
+  check(
+    `results: ${URL_COUNT} lines, index 0..${URL_COUNT - 1} in order`,
+    lines.length === URL_COUNT && lines.every((l, i) => l.index === i),
+    lines.map((l) => l.index),
+  );
+  const mismatches = [];
+  for (const [i, line] of lines.entries()) {
+    const item = items[i];
+    const want = item && {
+      index: item.index,
+      itemId: item.uuid,
+      customId: item.customId,
+      url: item.url,
+      status: item.status,
+      error: item.error,
+      creditsUsed: item.creditsUsed,
+      metadata: item.metadata,
+    };
+    const got = pick(line, ["index", "itemId", "customId", "url", "status", "error", "creditsUsed", "metadata"]);
+    if (!isDeepStrictEqual(got, want)) mismatches.push({ got, want });
+    if (line.customId !== `row-${i}` || line.metadata?.row !== i)
+      mismatches.push({ line: i, ids: pick(line, ["customId", "metadata"]) });
+  }
+  check(
+    "results: every line equals its item in the batch read (ids, url, status, error, credits, metadata)",
+    mismatches.length === 0,
+    mismatches,
+  );
+  const statuses = lines.map((l) => l.status);
+  check(
+    "results: 2 completed, 8 cancelled",
+    statuses.filter((s) => s === "completed").length === 2 && statuses.filter((s) => s === "cancelled").length === 8,
+    statuses,
+  );
+  const resultMismatches = [];
+  for (const item of completed) {
+    const stored = await api("GET", `${batchPath}/items/${item.uuid}/result`, { headers: key });
+    const line = lines.find((l) => l.itemId === item.uuid);
+    if (!line || line.result === null || !isDeepStrictEqual(line.result, stored.body))
+      resultMismatches.push({
+        itemId: item.uuid,
+        line: show(line?.result).slice(0, 120),
+        stored: show(stored.body).slice(0, 120),
+      });
+  }
+  check(
+    "results: each completed line carries the item's stored result",
+    completed.length === 2 && resultMismatches.length === 0,
+    resultMismatches,
+  );
+  check(
+    "results: cancelled lines have no result",
+    lines.filter((l) => l.status === "cancelled").every((l) => l.result === null),
+    statuses,
+  );
+
+  step(`GET ${batchPath}/results?format=csv&status=cancelled`);
+  const csv = await api("GET", `${batchPath}/results?format=csv&status=cancelled`, { headers: key });
+  const rows = csv.text.split("\r\n").filter(Boolean);
+  check(
+    "csv: 200 text/csv, a header and 8 cancelled rows",
+    csv.status === 200 &&
+      (csv.headers.get("content-type") ?? "").startsWith("text/csv") &&
+      rows.length === 9 &&
+      rows[0].startsWith("index,itemId,customId,url,status"),
+    { status: csv.status, rows: rows.slice(0, 3) },
+  );
+
+  step(`GET ${batchPath}/receipt`);
+  const receipt = await api("GET", `${batchPath}/receipt`, { headers: key });
+  const r = receipt.body ?? {};
+  console.log(`  ${show(pick(r, ["reserved", "charged", "refunded", "held", "balanced", "settled"]))}`);
+  check(
+    "receipt: reserved 20 = charged 4 + refunded 16 + held 0, settled",
+    receipt.status === 200 &&
+      r.reserved === 20 &&
+      r.charged === 4 &&
+      r.refunded === 16 &&
+      r.held === 0 &&
+      r.balanced === true &&
+      r.settled === true,
+    pick(r, ["reserved", "charged", "refunded", "held", "balanced", "settled"]),
+  );
+  const kinds = Array.isArray(r.entries) ? r.entries.map((e) => e.kind) : [];
+  check(
+    "receipt: its ledger rows (1 reserve, 2 consume, 1 refund), each with an idempotency key",
+    kinds.filter((k) => k === "reserve").length === 1 &&
+      kinds.filter((k) => k === "consume").length === 2 &&
+      kinds.filter((k) => k === "refund").length === 1 &&
+      r.entries.every((e) => typeof e.idempotencyKey === "string"),
+    r.entries,
+  );
 }
 
 await run.run(story);

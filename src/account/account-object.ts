@@ -27,6 +27,7 @@ import { accountExists, accountRow, closedAt, insertAccount, markClosed } from "
 import { insertKey, keyMatches, type KeySummary, listKeys, revokeAllKeys, revokeKey, validKeyExpiry } from "./api-keys";
 import { nextAlarmAt } from "./alarm";
 import { applyOutbox } from "./batch-events";
+import { type BatchReceiptPage, batchReceipt } from "./batch-receipt";
 import { activeBatchIds, type BatchIndexRow, isTombstone, listVisible } from "./batch-index";
 import { askBatchAbout, staleHolds } from "./holds";
 import { isKeyLive } from "./idempotency";
@@ -239,6 +240,14 @@ export class AccountObject extends DurableObject<Env> {
   listLedger(cursor: number | null, limit: number): { entries: LedgerEntry[]; nextCursor: number | null } {
     if (!this.exists()) return { entries: [], nextCursor: null };
     return ledgerPage(this.sql, cursor, limit);
+  }
+
+  /** One batch's credit movements: totals and a page of its ledger rows, oldest first (src/account/batch-receipt.ts). */
+  batchReceipt(batchId: string, cursor: number | null, limit: number): BatchReceiptPage {
+    if (!this.exists())
+      return { totals: { reserved: 0, charged: 0, refunded: 0, held: null }, entries: [], nextCursor: null };
+    this.ensureSchema(); // the ledger_batch index (v9)
+    return batchReceipt(this.sql, batchId, cursor, limit);
   }
 
   // ---- batches ---------------------------------------------------------------------------

@@ -123,4 +123,8 @@ export const ACCOUNT_MIGRATIONS = [
   CREATE INDEX IF NOT EXISTS key_copies_batch ON key_copies (batch_id);
   CREATE INDEX IF NOT EXISTS key_copies_dropping ON key_copies (drop_at) WHERE drop_at IS NOT NULL;
   `,
+  `
+  -- v10: a batch's receipt reads its ledger rows (src/account/batch-receipt.ts): by batch, in order.
+  CREATE INDEX ledger_batch ON ledger (batch_id, seq) WHERE batch_id IS NOT NULL;
+  `,
 ] as const;

@@ -33,6 +33,7 @@ import {
   type StartRequest,
   type StartResult,
 } from "../domain/executor-contract";
+import type { ItemLabel } from "../domain/item-inputs";
 import { LIMITS } from "../domain/limits";
 import { ABANDONED_HOLD_MS } from "../domain/retention-policy";
 import { retryDelayMs } from "../domain/retry-delay";
@@ -77,6 +78,8 @@ export interface CreateBatchInput {
   accountId: string;
   holdKey: string;
   urls: string[];
+  /** Each item's customId and metadata, in the order of `urls` (absent or null: none has any). */
+  labels?: ItemLabel[] | null;
   output: OutputFormat;
   selectors: Record<string, string> | null;
   maxConcurrency: number;
@@ -140,7 +143,7 @@ export class BatchObject extends DurableObject<Env> {
         total * input.creditsPerItem,
         now,
       );
-      insertItems(this.sql, input.urls);
+      insertItems(this.sql, input.urls, input.labels ?? null);
       this.sql.exec(
         "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ? WHERE id = 1",
         input.slotsGranted,
@@ -795,6 +798,8 @@ export class BatchObject extends DurableObject<Env> {
     const settledItem = settled && {
       id: settled.item.id,
       url: settled.item.url,
+      customId: settled.item.custom_id ?? null,
+      metadata: settled.item.metadata == null ? null : (JSON.parse(settled.item.metadata) as Record<string, unknown>),
       outcome: settled.outcome,
       error: settled.error === null ? null : (JSON.parse(settled.error) as ItemError),
     };

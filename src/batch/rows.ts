@@ -49,6 +49,9 @@ export interface ItemRow {
   status_code: number | null;
   final_url: string | null;
   duration_ms: number | null;
+  /** v8; undefined on a row read before the migration ran. */
+  custom_id?: string | null;
+  metadata?: string | null;
 }
 
 export function countsOf(row: ItemCounts): ItemCounts {

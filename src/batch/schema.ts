@@ -113,4 +113,10 @@ export const BATCH_MIGRATIONS = [
     stored_at INTEGER NOT NULL
   );
   `,
+  `
+  -- v9: the caller's own id and metadata for each item (src/domain/item-inputs.ts), echoed on
+  -- every read. Uniqueness of custom_id is checked before the insert, so no index.
+  ALTER TABLE items ADD COLUMN custom_id TEXT;
+  ALTER TABLE items ADD COLUMN metadata TEXT;
+  `,
 ] as const;

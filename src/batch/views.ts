@@ -7,6 +7,11 @@ export type Json = string | number | boolean | null | object;
 
 export interface ItemView {
   uuid: string;
+  /** The item's position in the batch's `urls`, from 0. */
+  index: number;
+  /** The caller's own id and metadata for the item, as sent (null when none). */
+  customId: string | null;
+  metadata: { [key: string]: Json } | null;
   url: string;
   status: ItemStatus;
   result: Json;
@@ -77,6 +82,9 @@ export function resultPath(batchId: string, itemId: string): string {
 export function itemView(row: ItemRow, batchId: string): ItemView {
   return {
     uuid: row.id,
+    index: row.idx,
+    customId: row.custom_id ?? null,
+    metadata: row.metadata == null ? null : (JSON.parse(row.metadata) as { [key: string]: Json }),
     url: row.url,
     status: row.status,
     result: row.result === null ? null : (JSON.parse(row.result) as Json),

@@ -6,12 +6,14 @@
  * const client = new BatchScrapeClient({ baseUrl: "https://api.example.com", apiKey: process.env.KEY! });
  * const { batchId } = await client.createBatch({ urls: ["https://example.com/"], output: "markdown" });
  * const { cancelledItems, creditsRefunded } = await client.cancelBatch(batchId);
+ * for await (const line of client.results(batchId)) console.log(line.index, line.customId, line.status);
  */
 import type { z } from "@hono/zod-openapi";
+import type { resultRoutes } from "../http/routes/batch-results";
 import type { batchRoutes, CreateBatchInput } from "../http/routes/batches";
 import type { creditRoutes } from "../http/routes/credits";
 
-type Routes = typeof batchRoutes & typeof creditRoutes;
+type Routes = typeof batchRoutes & typeof creditRoutes & typeof resultRoutes;
 /** The JSON body a route answers with on status S. */
 type Json<R extends keyof Routes, S extends keyof Routes[R]["responses"]> = Routes[R]["responses"][S] extends {
   content: { "application/json": { schema: infer Schema extends z.ZodType } };
@@ -29,6 +31,12 @@ export type CancelAllResult = Json<"cancelAll", 200>;
 export type RetryResult = Json<"retry", 202>;
 export type Credits = Json<"getCredits", 200>;
 export type LedgerPage = Json<"getLedger", 200>;
+export type Receipt = Json<"receipt", 200>;
+/** One line of the results stream (GET /api/batch/scrape/{batchId}/results). */
+export type ResultLine =
+  Routes["results"]["responses"][200]["content"]["application/x-ndjson"]["schema"] extends infer S extends z.ZodType
+    ? z.infer<S>
+    : never;
 
 export interface ClientOptions {
   baseUrl: string;
@@ -88,6 +96,52 @@ export class BatchScrapeClient {
       `/api/batch/scrape/${encodeURIComponent(batchId)}/items/${encodeURIComponent(itemId)}/result`,
     );
     return (res.headers.get("content-type") ?? "").includes("json") ? res.json() : res.text();
+  }
+
+  /**
+   * Every item of the batch and its result, one line at a time in input order, read from the
+   * stream as it arrives (constant memory on both sides). Stopping early (break, return, an
+   * exception in the loop) cancels the download. `status` keeps only items in that state.
+   */
+  async *results(
+    batchId: string,
+    options: { status?: "completed" | "failed" | "cancelled" } = {},
+  ): AsyncGenerator<ResultLine> {
+    const res = await this.#send("GET", `/api/batch/scrape/${encodeURIComponent(batchId)}/results${query(options)}`);
+    if (!res.body) return;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffered += value;
+        let end = buffered.indexOf("\n");
+        while (end >= 0) {
+          const text = buffered.slice(0, end);
+          buffered = buffered.slice(end + 1);
+          if (text.trim() !== "") yield JSON.parse(text) as ResultLine;
+          end = buffered.indexOf("\n");
+        }
+      }
+      if (buffered.trim() !== "") yield JSON.parse(buffered) as ResultLine;
+    } finally {
+      // A loop left early: stop the download (the server stops reading the batch).
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  /** The raw download (NDJSON or CSV) as a Response, to save or pipe elsewhere. */
+  download(
+    batchId: string,
+    options: { format?: "ndjson" | "csv"; status?: "completed" | "failed" | "cancelled" } = {},
+  ): Promise<Response> {
+    return this.#send("GET", `/api/batch/scrape/${encodeURIComponent(batchId)}/results${query(options)}`);
+  }
+
+  /** How the batch's credits moved: totals and a page of its ledger rows (follow `nextCursor` for more). */
+  receipt(batchId: string, page: { cursor?: string; limit?: number } = {}): Promise<Receipt> {
+    return this.#json("GET", `/api/batch/scrape/${encodeURIComponent(batchId)}/receipt${query(page)}`);
   }
 
   getCredits(): Promise<Credits> {

@@ -14,7 +14,7 @@ export const ERROR_STATUS = {
   ADMIN_DISABLED: 403,
   NOT_FOUND: 404,
   /** The batch was finished longer ago than RETENTION_DAYS and has been removed. */
-  BATCH_EXPIRED: 404,
+  BATCH_EXPIRED: 410,
   METHOD_NOT_ALLOWED: 405,
   ALREADY_TERMINAL: 409,
   BATCH_CANCELLED: 409,

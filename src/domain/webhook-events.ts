@@ -27,6 +27,9 @@ export interface WebhookEvent {
     status: BatchStatus;
     counts: BatchCounts;
     itemId?: string;
+    /** item.completed / item.failed: the caller's own id and metadata for the item (null when none). */
+    customId?: string | null;
+    metadata?: Record<string, unknown> | null;
     url?: string;
     error?: { code: string; message: string } | null;
     cancelledItems?: number;

@@ -13,6 +13,7 @@ import { health } from "./health";
 import { observe } from "./observability";
 import { admin } from "./routes/admin";
 import { adminStats } from "./routes/admin-stats";
+import { batchResults } from "./routes/batch-results";
 import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { live } from "./routes/live";
@@ -66,6 +67,7 @@ export function createApp() {
   app.route("/", dashboard);
   app.route("/", docs);
   app.route("/", batches);
+  app.route("/", batchResults);
   app.route("/", live);
   app.route("/", credits);
   app.route("/", admin);

@@ -6,6 +6,7 @@
  */
 import { sha256Hex } from "../account/keys";
 import type { BatchView } from "../batch/views";
+import { type ItemInput, labelItems } from "../domain/item-inputs";
 import { LIMITS } from "../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../domain/pricing";
 import { checkTarget } from "../domain/target-safety";
@@ -17,7 +18,8 @@ import { accountObject, batchObject, unwrap } from "./objects";
 
 /** A batch as every surface asks for it, after the surface's own validation. */
 export interface BatchRequest {
-  urls: string[];
+  /** A URL, or a URL with the caller's own id and metadata (src/domain/item-inputs.ts). */
+  urls: readonly (string | ItemInput)[];
   output?: OutputFormat;
   selectors?: Record<string, string> | null;
   maxConcurrency?: number;
@@ -43,11 +45,15 @@ export async function createBatch(
   idempotency: Idempotency | null,
 ): Promise<{ batch: BatchView; replay: boolean }> {
   const allowLoopback = env.ALLOW_LOOPBACK_TARGETS === "true";
+  const inputs = request.urls.map((entry) => (typeof entry === "string" ? { url: entry } : entry));
+  const urls = inputs.map((input) => input.url);
+  const labelled = labelItems(inputs);
+  if (!labelled.ok) throw new ApiError(400, "VALIDATION_ERROR", labelled.message);
   checkTargetUrls(request.urls, allowLoopback);
   const webhookUrl = request.webhookUrl == null ? null : checkWebhookUrl(request.webhookUrl, allowLoopback);
   const output = request.output ?? DEFAULT_OUTPUT;
   const price = creditsPerItem(output);
-  const total = request.urls.length;
+  const total = urls.length;
   const maxConcurrency = request.maxConcurrency ?? LIMITS.defaultMaxConcurrency;
 
   const reservation = unwrap(
@@ -65,7 +71,8 @@ export async function createBatch(
       batchId: reservation.batchId,
       accountId,
       holdKey: reservation.holdKey,
-      urls: request.urls,
+      urls,
+      labels: labelled.labels,
       output,
       selectors: request.selectors ?? null,
       maxConcurrency,
@@ -81,11 +88,13 @@ export async function createBatch(
  * the same `checkTarget`. A name that resolves to a private address passes here and is stopped
  * at fetch time (docs/target-safety.md).
  */
-function checkTargetUrls(urls: readonly string[], allowLoopback: boolean): void {
-  urls.forEach((url, index) => {
+function checkTargetUrls(entries: BatchRequest["urls"], allowLoopback: boolean): void {
+  entries.forEach((entry, index) => {
+    const url = typeof entry === "string" ? entry : entry.url;
+    const field = typeof entry === "string" ? `urls[${index}]` : `urls[${index}].url`;
     const target = checkTarget(url, { allowLoopback });
     if (!target.ok)
-      throw new ApiError(400, "VALIDATION_ERROR", `urls[${index}]: ${url} can never be fetched: ${target.reason}`);
+      throw new ApiError(400, "VALIDATION_ERROR", `${field}: ${url} can never be fetched: ${target.reason}`);
   });
 }
 

@@ -27,6 +27,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: "Invalid, revoked or expired credentials",
   404: "Not found (or not yours)",
   409: "Conflicts with the current state",
+  410: "The batch expired (removed after RETENTION_DAYS); answered to its owner only",
   413: "Request body too large",
   415: "Body is not JSON",
   422: "Idempotency-Key reused with a different request",

@@ -8,6 +8,8 @@ interface Issue {
   path: PropertyKey[];
   message: string;
   keys?: string[];
+  /** invalid_union: each branch's issues. */
+  errors?: Issue[][];
 }
 
 /** Unknown fields a message names (the rest are counted), and the longest name it quotes whole. */
@@ -25,6 +27,13 @@ export function fieldName(path: PropertyKey[]): string {
 
 /** One issue as a sentence; a body's 150k unknown fields give five names and a count, not 150k names. */
 export function describeIssue(issue: Issue, where: string): string {
+  // A union (a URL, or an object with one): the branch of the value's own type says what is wrong in it.
+  const branch = issue.errors?.find(
+    (b) => b.length > 0 && !b.some((i) => i.path.length === 0 && i.code === "invalid_type"),
+  );
+  if (issue.code === "invalid_union" && branch) {
+    return describeIssue({ ...branch[0]!, path: [...issue.path, ...branch[0]!.path] }, where);
+  }
   const field = fieldName(issue.path);
   if (issue.code === "unrecognized_keys" && issue.keys) {
     const names = issue.keys

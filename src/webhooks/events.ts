@@ -17,6 +17,9 @@ export interface TransitionSide extends ItemCounts {
 export interface SettledItem {
   id: string;
   url: string;
+  /** The caller's own id and metadata for the item (null when none). */
+  customId?: string | null;
+  metadata?: Record<string, unknown> | null;
   outcome: "completed" | "failed";
   error: { code: string; message: string } | null;
 }
@@ -48,6 +51,8 @@ export function eventsFor(before: TransitionSide, after: TransitionSide, settled
     events.push(
       make(settled.outcome === "completed" ? "item.completed" : "item.failed", {
         itemId: settled.id,
+        customId: settled.customId ?? null,
+        metadata: settled.metadata ?? null,
         url: settled.url,
         error: settled.error,
       }),

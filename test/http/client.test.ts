@@ -20,7 +20,11 @@ function client(apiKey: string) {
 
 describe("typed client", () => {
   it("has types derived from the routes' own schemas", () => {
-    expectTypeOf<CreateBatchInput>().toHaveProperty("urls").toEqualTypeOf<string[]>();
+    expectTypeOf<CreateBatchInput>()
+      .toHaveProperty("urls")
+      .toEqualTypeOf<
+        (string | { url: string; customId?: string | undefined; metadata?: Record<string, unknown> | undefined })[]
+      >();
     expectTypeOf<CreateBatchInput["output"]>().toEqualTypeOf<"json" | "markdown" | undefined>();
     expectTypeOf<CancelResult>().toEqualTypeOf<{
       status: "cancelled";

@@ -21,6 +21,8 @@ const publicOperations = [
   ["post", "/api/batch/scrape/cancel-all"],
   ["get", "/api/batch/scrape/{batchId}/items/{itemId}/result"],
   ["get", "/api/batch/scrape/{batchId}/live"],
+  ["get", "/api/batch/scrape/{batchId}/results"],
+  ["get", "/api/batch/scrape/{batchId}/receipt"],
 ] as const;
 
 const serpwowOperations = [
@@ -162,6 +164,30 @@ describe("GET /openapi.json", () => {
     );
     expect(served.length).toBeGreaterThan(15);
     expect(new Set(documented)).toEqual(new Set(served));
+  });
+});
+
+describe("the results and receipt routes in the document", () => {
+  it("describes the stream's two content types, its headers, its query and 410 for an expired batch", async () => {
+    const doc = await document();
+    const op = doc.paths["/api/batch/scrape/{batchId}/results"].get;
+    expect(Object.keys(op.responses[200].content).sort()).toEqual(["application/x-ndjson", "text/csv"]);
+    expect(op.responses[200].content["application/x-ndjson"].schema).toEqual({
+      $ref: "#/components/schemas/ResultLine",
+    });
+    expect(Object.keys(op.responses[200].headers).sort()).toEqual(["x-batch-complete", "x-batch-status"]);
+    expect(op.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name)).toEqual([
+      "format",
+      "status",
+    ]);
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["404", "410"]));
+    const line = doc.components.schemas.ResultLine;
+    expect(Object.keys(line.properties).sort()).toEqual(
+      ["creditsUsed", "customId", "error", "index", "itemId", "metadata", "result", "status", "url"].sort(),
+    );
+    const receipt = doc.paths["/api/batch/scrape/{batchId}/receipt"].get;
+    expect(receipt.responses[200].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Receipt" });
+    expect(doc.components.schemas.LabelledUrl.properties).toHaveProperty("customId");
   });
 });
 

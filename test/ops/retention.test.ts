@@ -133,16 +133,16 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
     expect(credits.granted).toBe(credits.balance + credits.reserved + credits.used);
 
     // Reads say it expired, to its owner only; the listing no longer shows it.
-    expectError(await getBatch(apiKey, batchId), 404, "BATCH_EXPIRED");
+    expectError(await getBatch(apiKey, batchId), 410, "BATCH_EXPIRED");
     expectError(
       await callJson(`/api/batch/scrape/${batchId}/items/${itemIds[2]}/result`, { headers: keyHeaders(apiKey) }),
-      404,
+      410,
       "BATCH_EXPIRED",
     );
-    expectError(await retry(apiKey, batchId), 404, "BATCH_EXPIRED");
+    expectError(await retry(apiKey, batchId), 410, "BATCH_EXPIRED");
     expectError(
       await callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) }),
-      404,
+      410,
       "BATCH_EXPIRED",
     );
     expectError(await getBatch(other.apiKey, batchId), 404, "NOT_FOUND");
@@ -169,7 +169,7 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
       await runDurableObjectAlarm(batchStub(id));
       expect(await runInBatch(id, (_o, s) => tablesOf(s))).toEqual([]);
       expect((await accountRowsFor(accountId, id)).index).toEqual([{ status: "expired", visible: 0, reserved: 0 }]);
-      expectError(await getBatch(apiKey, id), 404, "BATCH_EXPIRED");
+      expectError(await getBatch(apiKey, id), 410, "BATCH_EXPIRED");
     }
     expect(await getCredits(apiKey)).toMatchObject({ granted: 100, balance: 100, reserved: 0, used: 0 });
   });
@@ -194,7 +194,7 @@ describe("retention: a finished batch is removed by its own alarm after RETENTIO
       { status: "completed", visible: 1, reserved: 0 },
     ]);
     // The batch is being removed: its owner is told so, and a retry cannot revive it.
-    expectError(await getBatch(apiKey, batchId), 404, "BATCH_EXPIRED");
+    expectError(await getBatch(apiKey, batchId), 410, "BATCH_EXPIRED");
 
     // The account answers again: the next alarm finishes the job.
     await restoreDelivery(batchId, accountId);
@@ -366,7 +366,7 @@ describe("retention: other rows that would grow without bound", () => {
     const { batchId } = await finishedBatch(apiKey, 1);
     await backdateFinish(batchId, 31);
     await runDurableObjectAlarm(batchStub(batchId));
-    expectError(await getBatch(apiKey, batchId), 404, "BATCH_EXPIRED");
+    expectError(await getBatch(apiKey, batchId), 410, "BATCH_EXPIRED");
     // Not yet: a young tombstone survives the account's alarm.
     await inAccount(accountId, (s) => s.storage.setAlarm(Date.now()));
     await runDurableObjectAlarm(accountStub(accountId));

@@ -318,6 +318,7 @@ const SCRIPT = String.raw`
       var tr = el("tr");
       tr.dataset.itemId = item.uuid;
       tr.appendChild(el("td", "url", item.url));
+      tr.appendChild(el("td", "custom-id", item.customId == null ? "" : item.customId));
       var st = el("td"); st.appendChild(el("span", "status " + item.status, item.status)); tr.appendChild(st);
       tr.appendChild(el("td", null, item.attempts));
       var res = el("td");
@@ -346,6 +347,40 @@ const SCRIPT = String.raw`
     }, function (err) { $("result-view").textContent = "Could not load the result: " + describe(err); });
   }
   $("close-result").addEventListener("click", function () { $("result-box").classList.add("hidden"); });
+
+  // ------------------------------------------------------------------ download results (the key goes as a header, so fetch, then save)
+
+  function download(format) {
+    if (!current) return;
+    var id = current.batchId;
+    var ext = format === "csv" ? "csv" : "jsonl";
+    var status = $("download-status");
+    status.className = "muted";
+    status.textContent = "Preparing " + ext.toUpperCase() + "…";
+    var headers = new Headers();
+    headers.set("x-api-key", apiKey || "");
+    fetch("/api/batch/scrape/" + encodeURIComponent(id) + "/results?format=" + format, { headers: headers, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" })
+      .then(function (res) {
+        if (!res.ok) return res.json().catch(function () { return null; }).then(function (body) {
+          var err = new Error((body && body.message) || ("HTTP " + res.status)); err.code = body && body.code; throw err;
+        });
+        var complete = res.headers.get("x-batch-complete") === "true";
+        return res.blob().then(function (blob) { return { blob: blob, complete: complete }; });
+      })
+      .then(function (got) {
+        var a = document.createElement("a");
+        a.href = URL.createObjectURL(got.blob);
+        a.download = "batch-" + id + "." + ext;
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+        status.textContent = "Downloaded " + a.download + (got.complete ? "" : " (the batch is still running: results so far)");
+      }, function (err) { status.className = "error"; status.textContent = "Download failed: " + describe(err); });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("button.download"), function (btn) {
+    btn.addEventListener("click", function () { download(btn.dataset.format); });
+  });
 
   $("cancel-batch").addEventListener("click", function () {
     if (!current || !current.batch) return;
@@ -567,12 +602,16 @@ const BODY = `
       </ul>
       <p id="batch-credits" class="muted"></p>
       <div class="row"><button type="button" class="danger" id="cancel-batch">Cancel batch</button><span id="cancel-result"></span></div>
+      <div class="row">Download results:
+        <button type="button" id="download-jsonl" class="download" data-format="ndjson">JSONL</button>
+        <button type="button" id="download-csv" class="download" data-format="csv">CSV</button>
+        <span id="download-status" class="muted"></span></div>
       <div id="result-box" class="hidden">
         <div class="row"><strong id="result-title" class="id grow"></strong><button type="button" id="close-result">Close</button></div>
         <pre id="result-view"></pre>
       </div>
       <table>
-        <thead><tr><th>URL</th><th>Status</th><th>Attempts</th><th>Result</th></tr></thead>
+        <thead><tr><th>URL</th><th>Your id</th><th>Status</th><th>Attempts</th><th>Result</th></tr></thead>
         <tbody id="items"></tbody>
       </table>
       <p id="items-note" class="muted"></p>

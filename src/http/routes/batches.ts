@@ -1,6 +1,13 @@
 /** The primary API: create, list, read, cancel and retry batches. */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
+import {
+  CUSTOM_ID_MAX_CHARS,
+  customIdProblem,
+  METADATA_MAX_BYTES,
+  METADATA_MAX_DEPTH,
+  metadataProblem,
+} from "../../domain/item-inputs";
 import { LIMITS } from "../../domain/limits";
 import { validateSelector } from "../../lib/css-selector";
 import { DEFAULT_OUTPUT } from "../../domain/pricing";
@@ -33,9 +40,49 @@ const CssSelectorSchema = z
     if (problem) ctx.addIssue({ code: "custom", message: `unsupported CSS selector (${problem})` });
   });
 
+/** A URL with the caller's own id and metadata (rules: src/domain/item-inputs.ts; uniqueness: create-batch.ts). */
+const LabelledUrlSchema = z
+  .object({
+    url: TargetUrlSchema,
+    customId: z
+      .string()
+      .superRefine((id, ctx) => {
+        const problem = customIdProblem(id);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional()
+      .openapi({
+        description: `Your id for this item: 1 to ${CUSTOM_ID_MAX_CHARS} characters of printable text (no control characters), unique within the batch. Echoed on the item everywhere.`,
+        example: "row-42",
+      }),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .superRefine((value, ctx) => {
+        const problem = metadataProblem(value);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional()
+      .openapi({
+        description: `A JSON object of yours, at most ${METADATA_MAX_BYTES} bytes as JSON and ${METADATA_MAX_DEPTH} levels deep. Echoed on the item everywhere.`,
+        example: { sku: "A-1" },
+      }),
+  })
+  .strict()
+  .openapi("LabelledUrl");
+
 const CreateBatchBody = z
   .object({
-    urls: z.array(TargetUrlSchema).min(1, "must contain at least one URL"),
+    urls: z
+      .array(
+        z.union([TargetUrlSchema, LabelledUrlSchema], {
+          error: "must be a URL, or an object { url, customId?, metadata? }",
+        }),
+      )
+      .min(1, "must contain at least one URL")
+      .openapi({
+        description:
+          "The URLs to scrape, in order. An entry is a URL, or `{ url, customId?, metadata? }` to have your own id and metadata echoed on its item.",
+      }),
     output: OutputSchema.optional().openapi({
       description: `Defaults to "${DEFAULT_OUTPUT}". json: 2 credits per URL, markdown: 1.`,
     }),
@@ -59,6 +106,12 @@ const CreateBatchBody = z
 const ItemSchema = z
   .object({
     uuid: z.string().uuid(),
+    index: z.number().int().openapi({ description: "The item's position in the batch's `urls`, from 0" }),
+    customId: z.string().nullable().openapi({ description: "Your id for the item, as sent (null when none)" }),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .openapi({ description: "Your metadata for the item, as sent (null when none)" }),
     url: z.string(),
     status: z.enum(["pending", "running", "completed", "failed", "cancelled"]),
     result: z.unknown(),
@@ -204,7 +257,7 @@ const get = createRoute({
   },
   responses: {
     200: { description: "The batch", content: { "application/json": { schema: BatchSchema } } },
-    ...errorResponses(400, 401, 403, 404),
+    ...errorResponses(400, 401, 403, 404, 410),
   },
 });
 
@@ -232,7 +285,7 @@ const cancel = createRoute({
         },
       },
     },
-    ...errorResponses(401, 403, 404, 409),
+    ...errorResponses(401, 403, 404, 409, 410),
   },
 });
 
@@ -252,7 +305,7 @@ const retry = createRoute({
         "application/json": { schema: z.object({ status: z.literal("queued"), retriedCount: z.number().int() }) },
       },
     },
-    ...errorResponses(400, 401, 402, 403, 404, 409, 503),
+    ...errorResponses(400, 401, 402, 403, 404, 409, 410, 503),
   },
 });
 
@@ -276,7 +329,7 @@ const result = createRoute({
         "text/markdown": { schema: z.string() },
       },
     },
-    ...errorResponses(401, 403, 404),
+    ...errorResponses(401, 403, 404, 410),
   },
 });
 

@@ -53,14 +53,18 @@ export class Harness {
     return new Harness(new Model(accountId, credits), accountId, apiKey);
   }
 
-  /** Runs a whole sequence, checking after every step; a failure names the step. */
-  static async play(cmds: Cmd[], credits = 30): Promise<void> {
+  /**
+   * Runs a whole sequence, checking after every step; a failure names the step. `alsoCheck`
+   * runs after the invariants (every outbox not faulted has drained by then).
+   */
+  static async play(cmds: Cmd[], credits = 30, alsoCheck?: (h: Harness) => Promise<void>): Promise<void> {
     const h = await Harness.open(credits);
     count("sequences");
     for (const [n, cmd] of cmds.entries()) {
       try {
         await h.run(cmd);
         await h.check();
+        await alsoCheck?.(h);
       } catch (err) {
         if (err instanceof Error) err.message = `step ${n} ${JSON.stringify(cmd)}: ${err.message}`;
         throw err;
