@@ -59,7 +59,7 @@ function isBoilerplate(el: Element, insideContent: boolean): boolean {
   const id = el.getAttribute("id");
   if (id && namesBoilerplate(id)) return true;
   const classes = el.getAttribute("class");
-  return classes !== null && classes.split(/\s+/).some((token) => token !== "" && namesBoilerplate(token));
+  return classes?.split(/\s+/).some((token) => token !== "" && namesBoilerplate(token)) ?? false;
 }
 
 /**
