@@ -34,6 +34,8 @@ const PAGES = [
       "Accept all cookies",
       "SITE-NAV-OPINION",
       "ADVERTISEMENT-TOP",
+      // Not boilerplate by its markup, but outside <main>: not the main content.
+      "PROMO-STRIP-OUTSIDE-MAIN",
       "RELATED-LINKS-ASIDE",
       "SHARE-ON-X",
       "ARTICLE-FOOTER-TAGS",
