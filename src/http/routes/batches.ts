@@ -169,7 +169,7 @@ const create = createRoute({
   tags: ["Batches"],
   summary: "Create a batch",
   description:
-    "Reserves `total × creditsPerItem` credits up front and queues every URL. A URL that can never be fetched (a private, loopback or other special-purpose address, `localhost`, a single-label name) is refused with 400 naming it, and nothing is reserved.",
+    "Reserves `total × creditsPerItem` credits up front and queues every URL. A URL that can never be fetched (a private, loopback or other special-purpose address, `localhost`, a single-label name) is refused with 400 naming it, and nothing is reserved. Every field Spidra documents is accepted and honoured, or refused with a 400 naming it (`OPTION_UNAVAILABLE` for what this deployment has no means for: a proxy pool, screenshots, AI where it is off, cookies without COOKIE_SECRET), before anything is reserved.",
   security: [{ ApiKeyAuth: [] }],
   request: {
     headers: z.object({ "idempotency-key": IdempotencyKeyHeader }),
