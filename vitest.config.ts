@@ -6,6 +6,7 @@ import { defineConfig } from "vitest/config";
 const bindings = {
   ADMIN_TOKEN: "test-admin-token",
   API_KEY_MAC_SECRET: "test-api-key-mac-secret-0123456789abcdef",
+  COOKIE_SECRET: "test-cookie-secret-0123456789abcdef-0123",
   MAX_ACTIVE_BATCHES: "100000",
 };
 // Tests make many requests (and failed authentications) per key and address in a minute; the

@@ -2,7 +2,7 @@ import type { AccountObject } from "./account/account-object";
 import type { BatchObject } from "./batch/batch-object";
 import type { RegistryObject } from "./registry/registry-object";
 
-/** Bindings and vars, as declared in wrangler.toml (plus the ADMIN_TOKEN and API_KEY_MAC_SECRET secrets). */
+/** Bindings and vars, as declared in wrangler.toml (plus the ADMIN_TOKEN, API_KEY_MAC_SECRET and COOKIE_SECRET secrets). */
 export interface Env {
   BATCH: DurableObjectNamespace<BatchObject>;
   ACCOUNT: DurableObjectNamespace<AccountObject>;
@@ -50,6 +50,18 @@ export interface Env {
   MAX_ACTIVE_BATCHES?: string;
   MAX_BODY_BYTES?: string;
   RESERVATION_TIMEOUT_MS?: string;
+  /** Workers AI, declared (`[ai]`) only in the deployed environments: wrangler dev has no local model. */
+  AI?: Ai;
+  /** "true" turns AI extraction (`prompt`, `schema`) on; it also needs the AI binding (docs/ai-extraction.md). */
+  AI_ENABLED?: string;
+  /** The Workers AI model (default @cf/meta/llama-3.3-70b-instruct-fp8-fast); it must support JSON mode. */
+  AI_MODEL?: string;
+  /** Characters of page text sent to the model (default 32000); longer pages are cut, and the result says so. */
+  AI_MAX_INPUT_CHARS?: string;
+  /** Tokens the model may answer with (default 2048). */
+  AI_MAX_OUTPUT_TOKENS?: string;
+  /** Secret (at least 32 characters) a batch's cookies are sealed under until it ends; without it `cookies` is refused. */
+  COOKIE_SECRET?: string;
 }
 
 /** Variables that middleware sets on the Hono context. */

@@ -175,7 +175,12 @@ export function createStoryRun({
       config,
       persistTo: join(workDir, "state"),
       logDir: join(workDir, "logs"),
-      vars: { ...vars, ADMIN_TOKEN: adminToken, API_KEY_MAC_SECRET: randomBytes(32).toString("hex") },
+      vars: {
+        ...vars,
+        ADMIN_TOKEN: adminToken,
+        API_KEY_MAC_SECRET: randomBytes(32).toString("hex"),
+        COOKIE_SECRET: randomBytes(32).toString("hex"),
+      },
     });
     wrangler.exited.then((e) => {
       wrangler.exit = e;

@@ -58,6 +58,7 @@ import {
 import { insertItems } from "./insert-items";
 import { admitClaim, checkCopy, endCopies } from "./key-copies";
 import { KEY_UNCHECKED, type KeyClaim, type KeyUnchecked } from "../domain/key-claim";
+import { type BatchOptions, eraseCookiesIfEnded, leaseOptions, retryRefusal, writeOptions } from "./options";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import {
@@ -88,6 +89,10 @@ export interface CreateBatchInput {
   slotsGranted: number;
   /** Where to send this batch's events (checked by the route). */
   webhookUrl?: string | null;
+  /** Main content only, AI extraction, sealed cookies (src/batch/options.ts). Absent: none. */
+  mainContentOnly?: BatchOptions["mainContentOnly"];
+  ai?: BatchOptions["ai"];
+  cookies?: BatchOptions["cookies"];
 }
 
 /** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
@@ -149,6 +154,7 @@ export class BatchObject extends DurableObject<Env> {
         input.slotsGranted,
         input.webhookUrl ?? null,
       );
+      writeOptions(this.sql, input);
       this.sql.exec(
         "INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)",
         input.holdKey,
@@ -301,6 +307,8 @@ export class BatchObject extends DurableObject<Env> {
         const inProgress = first(this.sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined;
         const decision = decideRetry(batchState(row), inProgress);
         if (decision.kind === "reject") return fail(decision.code, decision.message);
+        const refused = retryRefusal(row);
+        if (refused) return refused;
         const idxs = all<{ idx: number }>(this.sql, "SELECT idx FROM items WHERE status = 'failed' ORDER BY idx").map(
           (r) => r.idx,
         );
@@ -384,6 +392,7 @@ export class BatchObject extends DurableObject<Env> {
       const now = Date.now();
       const leaseExpiresAt = now + LIMITS.leaseMs;
       const selectors = row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>);
+      const options = leaseOptions(row);
       const results = requests.map(({ itemId, dispatch }): StartResult => {
         const item = this.item(itemId);
         const decision = decideStart(batchState(row), itemState(item), dispatch);
@@ -411,6 +420,7 @@ export class BatchObject extends DurableObject<Env> {
           output: row.output,
           selectors,
           leaseExpiresAt,
+          ...options,
         };
       });
       return { results, row: this.commit(stored, row), leaseExpiresAt };
@@ -739,13 +749,13 @@ export class BatchObject extends DurableObject<Env> {
     settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null },
   ): BatchRow {
     const current = { ...before, ...patch };
-    const after: BatchRow = {
+    const after: BatchRow = eraseCookiesIfEnded({
       ...current,
       ...counts,
       status: batchStatusFor(current.status, counts, current.started_at !== null),
       finished_at: isFinished(counts) ? (current.finished_at ?? now) : null,
       version: before.version + 1,
-    };
+    });
     if (after.status !== before.status) logTransition(before, after); // observability
     this.notify(before, after, settled);
     return after;

@@ -26,6 +26,14 @@ export interface BatchRow extends ItemCounts {
   slots_version: number;
   slots_retry_at: number | null;
   webhook_url: string | null;
+  /** 1: extract the main content only. */
+  main_content_only: number;
+  /** JSON AiExtraction, or null. */
+  ai: string | null;
+  /** Sealed cookies until the batch ends, then null. */
+  cookies_sealed: string | null;
+  /** 1: the batch was created with cookies. */
+  had_cookies: number;
 }
 
 export interface ItemRow {

@@ -119,4 +119,14 @@ export const BATCH_MIGRATIONS = [
   ALTER TABLE items ADD COLUMN custom_id TEXT;
   ALTER TABLE items ADD COLUMN metadata TEXT;
   `,
+  `
+  -- v10: create options beyond output and selectors (src/batch/options.ts). ai: JSON
+  -- {prompt, schema}. cookies_sealed: the batch's cookies, sealed (src/lib/sealed-cookies.ts),
+  -- set to NULL when the batch ends; had_cookies remembers there were some, so that a retry
+  -- after the end is refused rather than run without them.
+  ALTER TABLE batch ADD COLUMN main_content_only INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE batch ADD COLUMN ai TEXT;
+  ALTER TABLE batch ADD COLUMN cookies_sealed TEXT;
+  ALTER TABLE batch ADD COLUMN had_cookies INTEGER NOT NULL DEFAULT 0;
+  `,
 ] as const;

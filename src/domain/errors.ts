@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   INVALID_JSON: 400,
   NO_FAILED_ITEMS: 400,
   NOT_ACTIVE: 400,
+  /** A create field this deployment does not offer (AI off, no proxy pool, no screenshots, no COOKIE_SECRET). */
+  OPTION_UNAVAILABLE: 400,
   MISSING_API_KEY: 401,
   UNAUTHORIZED: 401,
   INSUFFICIENT_CREDITS: 402,
@@ -21,6 +23,8 @@ export const ERROR_STATUS = {
   RETRY_IN_PROGRESS: 409,
   ALREADY_EXISTS: 409,
   ACCOUNT_CLOSED: 409,
+  /** Retry of a batch whose cookies were erased when it ended: it would run without them. */
+  COOKIES_ERASED: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UPGRADE_REQUIRED: 426,

@@ -29,6 +29,13 @@ export interface QueueSend {
 /** Items one startItems or settleItems call may name (a queue batch holds at most 100 messages). */
 export const MAX_ITEMS_PER_CALL = 100;
 
+/** A batch's AI extraction (docs/ai-extraction.md): what to ask the model, and the JSON Schema its answer must fit. */
+export interface AiExtraction {
+  prompt: string;
+  /** A JsonSchema (src/domain/json-schema.ts), typed shallow: a record of unknowns does not cross RPC typing. */
+  schema: object | null;
+}
+
 /** startItems' answer for one request: a lease to run the item, or why it must not run. */
 export type StartResult =
   | {
@@ -40,6 +47,12 @@ export type StartResult =
       output: OutputFormat;
       selectors: Record<string, string> | null;
       leaseExpiresAt: number;
+      /** Extract the main content only (drop navigation, headers, footers, banners). Absent: false. */
+      mainContentOnly?: boolean;
+      /** Absent or null: no AI extraction. */
+      ai?: AiExtraction | null;
+      /** The batch's cookies, sealed (src/lib/sealed-cookies.ts); only the executor opens them. Absent or null: none. */
+      cookies?: string | null;
     }
   | { action: "drop"; reason: DropReason | "TOO_MANY_ITEMS" };
 

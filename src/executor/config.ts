@@ -1,4 +1,10 @@
 /** Executor settings from vars, with the issue's defaults. */
+import {
+  aiAvailable,
+  DEFAULT_AI_MAX_INPUT_CHARS,
+  DEFAULT_AI_MAX_OUTPUT_TOKENS,
+  DEFAULT_AI_MODEL,
+} from "../domain/ai-extraction";
 import type { Env } from "../env";
 import { DEFAULT_FETCH_POLICY, type FetchPolicy } from "./fetch-page";
 import { positiveInt } from "../lib/positive-int";
@@ -26,5 +32,26 @@ export function extractionLimits(env: Env): ExtractionLimits {
     maxOutputBytes: positiveInt(env.EXTRACT_MAX_OUTPUT_BYTES, d.maxOutputBytes),
     maxSelectorBytes: positiveInt(env.EXTRACT_MAX_SELECTOR_BYTES, d.maxSelectorBytes),
     timeoutMs: positiveInt(env.EXTRACT_TIMEOUT_MS, d.timeoutMs),
+  };
+}
+
+/** How AI extraction runs here; `binding` is null when AI is off (AI_ENABLED not "true", or no AI binding). */
+export interface AiSettings {
+  binding: Pick<Ai, "run"> | null;
+  model: string;
+  maxInputChars: number;
+  maxOutputTokens: number;
+}
+
+/** The env fields AI extraction reads, so the create path can ask without a whole Env. */
+export type AiEnv = Pick<Env, "AI" | "AI_ENABLED" | "AI_MODEL" | "AI_MAX_INPUT_CHARS" | "AI_MAX_OUTPUT_TOKENS">;
+
+export function aiSettings(env: AiEnv): AiSettings {
+  const model = env.AI_MODEL?.trim();
+  return {
+    binding: aiAvailable(env) && env.AI ? env.AI : null,
+    model: model ? model : DEFAULT_AI_MODEL,
+    maxInputChars: positiveInt(env.AI_MAX_INPUT_CHARS, DEFAULT_AI_MAX_INPUT_CHARS),
+    maxOutputTokens: positiveInt(env.AI_MAX_OUTPUT_TOKENS, DEFAULT_AI_MAX_OUTPUT_TOKENS),
   };
 }

@@ -7,6 +7,7 @@ import { WORK, WorkBudget } from "./budget";
 import { descendants, documentBase, findFirst, parseHtml, rawText, resolveUrl, type HtmlElement } from "./html-tree";
 import { collapseWhitespace, utf8Length } from "./text";
 import { VisibleText } from "./visible-text";
+import { contentRoot } from "./extract-markdown";
 
 export interface PageJson {
   url: string;
@@ -104,6 +105,8 @@ export async function extractJson(
   page: PageInfo,
   selectors: Readonly<Record<string, string>> = {},
   budget: WorkBudget = new WorkBudget(),
+  /** Text and links from the main content only (`<main>`, else the one `<article>`, else the body), as Markdown does. */
+  options: { mainOnly?: boolean } = {},
 ): Promise<PageJson> {
   const valid = Object.fromEntries(Object.entries(selectors).filter(([, sel]) => validateSelector(sel) === null));
   const { root, matches } = await parseHtml(html, valid, budget);
@@ -114,11 +117,13 @@ export async function extractJson(
   const lang = findFirst(root, (el) => el.name === "html", undefined, budget)
     ?.attrs.get("lang")
     ?.trim();
-  const body = findFirst(root, (el) => el.name === "body", undefined, budget) ?? root;
+  const body = options.mainOnly
+    ? contentRoot(root, budget)
+    : (findFirst(root, (el) => el.name === "body", undefined, budget) ?? root);
   const description =
     metaContent(root, "name", "description", budget) ?? metaContent(root, "property", "og:description", budget);
   await budget.pause();
-  const links = pageLinks(root, documentBase(root, page.finalUrl, budget), budget);
+  const links = pageLinks(options.mainOnly ? body : root, documentBase(root, page.finalUrl, budget), budget);
   await budget.pause();
 
   const visible = new VisibleText(budget);

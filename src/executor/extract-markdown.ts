@@ -250,7 +250,7 @@ function outermost(root: HtmlElement, name: string, budget: WorkBudget): HtmlEle
   return found;
 }
 
-function contentRoot(root: HtmlElement, budget: WorkBudget): HtmlElement {
+export function contentRoot(root: HtmlElement, budget: WorkBudget): HtmlElement {
   const main = findFirst(root, (el) => el.name === "main" || el.attrs.get("role") === "main", DROPPED, budget);
   if (main) return main;
   const articles = outermost(root, "article", budget);

@@ -5,6 +5,10 @@
  * request goes out; one deadline covers all hops and the body; the body is read in
  * chunks and given up as soon as it passes the cap. Charset decoding happens elsewhere.
  *
+ * A batch's cookies go as a `Cookie` header to the item URL's own origin only: a hop to
+ * another origin (another host, scheme or port) goes without them, as does any hop after it
+ * that is not back on the first origin.
+ *
  * Tests pass their own `fetcher`; production uses the platform's `fetch`.
  */
 import { checkTarget } from "../domain/target-safety";
@@ -76,6 +80,8 @@ export async function fetchPage(
   policy: FetchPolicy,
   // A wrapper, not `globalThis.fetch` itself: some runtimes refuse a detached `fetch`.
   fetcher: typeof fetch = (input, init) => fetch(input, init),
+  /** A checked Cookie header value (src/domain/cookies.ts), or null. */
+  cookies: string | null = null,
 ): Promise<FetchResult> {
   const startedAt = Date.now();
   const deadline = new AbortController();
@@ -84,7 +90,7 @@ export async function fetchPage(
     policy.timeoutMs,
   );
   try {
-    const outcome = await followRedirects(url, policy, fetcher, deadline.signal);
+    const outcome = await followRedirects(url, policy, fetcher, deadline.signal, cookies);
     const durationMs = Date.now() - startedAt;
     return outcome.ok ? { ...outcome, startedAt, durationMs } : { ...outcome, durationMs };
   } finally {
@@ -97,6 +103,7 @@ async function followRedirects(
   policy: FetchPolicy,
   fetcher: typeof fetch,
   signal: AbortSignal,
+  cookies: string | null,
 ): Promise<PageOutcome> {
   const targetPolicy = { allowLoopback: policy.allowLoopback };
   const first = checkTarget(url, targetPolicy);
@@ -106,13 +113,10 @@ async function followRedirects(
     const finalUrl = current.href;
     let response: Response;
     try {
+      const headers: Record<string, string> = { "User-Agent": policy.userAgent, Accept: ACCEPT };
+      if (cookies !== null && current.origin === first.url.origin) headers.Cookie = cookies;
       // Every hop is a GET, so a 301/302/303 after a POST elsewhere still becomes a GET here.
-      const request = fetcher(finalUrl, {
-        method: "GET",
-        redirect: "manual",
-        headers: { "User-Agent": policy.userAgent, Accept: ACCEPT },
-        signal,
-      });
+      const request = fetcher(finalUrl, { method: "GET", redirect: "manual", headers, signal });
       response = await untilAborted(request, signal);
     } catch (error) {
       return requestFailure(error, signal, policy, { finalUrl });

@@ -188,7 +188,7 @@ const SLICE_BYTES = 4096;
  * there, and the caller throws the reason. (Neither a throw in a handler nor an errored
  * stream: workerd reports both as uncaught exceptions, one log line per hostile page.)
  */
-function slices(html: string, stopped: () => boolean): ReadableStream<Uint8Array> {
+export function slices(html: string, stopped: () => boolean): ReadableStream<Uint8Array> {
   const bytes = new TextEncoder().encode(html);
   let at = 0;
   return new ReadableStream<Uint8Array>(

@@ -5,16 +5,24 @@
  * Extraction works under a WorkBudget (src/executor/budget.ts): a page that passes one of
  * its limits fails with EXTRACTION_LIMIT, not retryable (it would fail the same way again);
  * the batch object charges it (docs/extraction-limits.md).
+ *
+ * The batch's options (src/batch/options.ts): its sealed cookies are opened here, just
+ * before the fetch; main content only drops the page's boilerplate before extraction; AI
+ * extraction sends the page as Markdown to the model (src/executor/ai-extract.ts), and an AI
+ * item's result is always JSON: `{ url, finalUrl, statusCode, content, ai }`.
  */
 import { EXTRACTION_LIMIT } from "../domain/charging";
 import { type ResultMeta, resultKey, type StartResult } from "../domain/executor-contract";
 import type { Env } from "../env";
+import { openCookies, usableCookieSecret } from "../lib/sealed-cookies";
+import { extractWithAi } from "./ai-extract";
 import { limitErrorOf, WorkBudget } from "./budget";
-import { extractionLimits, fetchPolicy } from "./config";
+import { aiSettings, extractionLimits, fetchPolicy } from "./config";
 import { decodeBody } from "./decode";
 import { extractJson } from "./extract-json";
 import { toMarkdown } from "./extract-markdown";
 import { fetchPage } from "./fetch-page";
+import { mainContentHtml } from "./main-content";
 
 type Lease = Extract<StartResult, { action: "run" }>;
 
@@ -32,7 +40,20 @@ export type ItemOutcome =
     };
 
 export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fetch): Promise<ItemOutcome> {
-  const page = await fetchPage(lease.url, fetchPolicy(env), fetcher);
+  const cookies = await leaseCookies(lease, env);
+  if (cookies === undefined) {
+    return {
+      ok: false,
+      retryable: false,
+      error: {
+        code: "COOKIES_UNREADABLE",
+        message:
+          "The batch's sealed cookies cannot be opened (COOKIE_SECRET changed or is missing); nothing was fetched.",
+      },
+      meta: {},
+    };
+  }
+  const page = await fetchPage(lease.url, fetchPolicy(env), fetcher, cookies);
   if (!page.ok) {
     return {
       ok: false,
@@ -50,13 +71,32 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
   // Made after the fetch: its time limit counts extraction only.
   const work = new WorkBudget(extractionLimits(env));
   try {
-    const html = decodeBody(page.body, page.contentType);
-    if (lease.output === "json") {
+    let html = decodeBody(page.body, page.contentType);
+    if (lease.mainContentOnly) html = await mainContentHtml(html, work);
+    if (lease.ai) {
+      const markdown = await toMarkdown(html, page.finalUrl, work);
+      const answer = await extractWithAi(aiSettings(env), lease.ai, markdown, lease.output);
+      if (!answer.ok) {
+        const { retryable, code, message } = answer;
+        return { ok: false, retryable, error: { code, message }, meta };
+      }
+      const doc = {
+        url: lease.url,
+        finalUrl: page.finalUrl,
+        statusCode: page.statusCode,
+        content: answer.content,
+        ai: { model: answer.model, inputChars: answer.inputChars, inputTruncated: answer.inputTruncated },
+      };
+      content = JSON.stringify(doc);
+      contentType = "application/json";
+      inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
+    } else if (lease.output === "json") {
       const doc = await extractJson(
         html,
         { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode },
         lease.selectors ?? undefined,
         work,
+        { mainOnly: lease.mainContentOnly === true },
       );
       content = JSON.stringify(doc);
       contentType = "application/json";
@@ -93,4 +133,15 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
     };
   }
   return { ok: true, inline, meta: { ...meta, resultKey: key } };
+}
+
+/**
+ * The lease's cookies in the clear: null when the batch has none, undefined when they do
+ * not open (the secret changed or is gone): the item must not run without them.
+ */
+async function leaseCookies(lease: Lease, env: Env): Promise<string | null | undefined> {
+  if (!lease.cookies) return null;
+  const secret = usableCookieSecret(env.COOKIE_SECRET);
+  if (secret === null) return undefined;
+  return (await openCookies(lease.cookies, secret, lease.batchId)) ?? undefined;
 }

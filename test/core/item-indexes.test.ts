@@ -15,6 +15,16 @@ const indexes = (batchId: string) =>
       .map((r) => r.name),
   );
 
+/** Reverses a migration's ADD COLUMN, CREATE TABLE and CREATE INDEX statements (enough for the ones after v7). */
+function undo(sql: SqlStorage, migration: string): void {
+  for (const [, table, column] of migration.matchAll(/ALTER TABLE (\w+) ADD COLUMN (\w+)/g))
+    sql.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`);
+  for (const [, index] of migration.matchAll(/CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?(\w+)/g))
+    sql.exec(`DROP INDEX IF EXISTS ${index}`);
+  for (const [, table] of migration.matchAll(/CREATE TABLE (?:IF NOT EXISTS )?(\w+)/g))
+    sql.exec(`DROP TABLE IF EXISTS ${table}`);
+}
+
 describe("item indexes", () => {
   it("a cancel reads the pending items only, whatever the size of the batch", async () => {
     const { apiKey, accountId } = await newAccount(10_000);
@@ -45,13 +55,11 @@ describe("item indexes", () => {
     const { batchId, itemIds } = await newBatch(apiKey, 2);
     // The schema as it was before v7: later migrations' columns go too, so they run again cleanly.
     const v7 = BATCH_MIGRATIONS.findIndex((m) => m.includes("CREATE INDEX items_failed"));
-    const laterColumns = BATCH_MIGRATIONS.slice(v7 + 1).flatMap((m) =>
-      [...m.matchAll(/ALTER TABLE (\w+) ADD COLUMN (\w+)/g)].map(([, table, column]) => [table!, column!] as const),
-    );
     await runInBatch(batchId, (_o, s) => {
       s.storage.sql.exec("DROP INDEX items_failed");
       s.storage.sql.exec("CREATE INDEX items_status ON items (status, idx)");
-      for (const [table, column] of laterColumns) s.storage.sql.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`);
+      // Back to just before v7: what later migrations added goes too, so they apply again cleanly.
+      for (const later of BATCH_MIGRATIONS.slice(v7 + 1)) undo(s.storage.sql, later);
       s.storage.sql.exec("UPDATE _schema SET version = ?", v7);
     });
     await evictDurableObject(batchStub(batchId));

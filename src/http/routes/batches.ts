@@ -8,12 +8,14 @@ import {
   METADATA_MAX_DEPTH,
   metadataProblem,
 } from "../../domain/item-inputs";
+import { MAX_PROMPT_CHARS, requestedAi } from "../../domain/ai-extraction";
+import { MAX_COOKIES_BYTES } from "../../domain/cookies";
 import { LIMITS } from "../../domain/limits";
 import { validateSelector } from "../../lib/css-selector";
-import { DEFAULT_OUTPUT } from "../../domain/pricing";
+import { AI_CREDITS_PER_ITEM, DEFAULT_OUTPUT } from "../../domain/pricing";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../errors";
-import { createBatch, maxUrls } from "../create-batch";
+import { type BatchRequest, createBatch, maxUrls, optionUnavailable } from "../create-batch";
 import { readBatch } from "../batch-reads";
 import { accountObject, batchObject, requireUuid, unwrap } from "../objects";
 import {
@@ -99,6 +101,45 @@ const CreateBatchBody = z
       description:
         "https URL that receives this batch's signed events (batch.started, item.completed, item.failed, batch.completed, batch.failed, batch.cancelled)",
     }),
+    prompt: z
+      .string()
+      .optional()
+      .openapi({
+        description: `AI extraction through Workers AI (docs/ai-extraction.md): what to extract from each page, at most ${MAX_PROMPT_CHARS} characters. Blank counts as absent. Adds ${AI_CREDITS_PER_ITEM} credits per item. Where AI is turned off, a non-blank prompt is refused with 400 OPTION_UNAVAILABLE before anything is reserved.`,
+      }),
+    schema: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .openapi({
+        description:
+          'JSON Schema the AI answer must fit (output "json" only; a subset: type, properties, required, additionalProperties, items, min/maxItems, enum, const, min/maxLength, minimum, maximum, anyOf; top level type "object"). An answer that does not fit fails the item with AI_OUTPUT_INVALID. Alone (no prompt) it asks to extract what the schema describes.',
+        example: { type: "object", properties: { title: { type: "string" } }, required: ["title"] },
+      }),
+    extractContentOnly: z.boolean().optional().openapi({
+      description:
+        "Main content only: navigation, site header and footer, asides, forms, scripts, embeds and cookie banners are dropped before extraction (json and markdown). Default false.",
+    }),
+    cookies: z
+      .string()
+      .optional()
+      .openapi({
+        description: `A Cookie header value, "name=value; name2=value2" (at most ${MAX_COOKIES_BYTES} bytes, no CR/LF), sent with this batch's fetches to each URL's own origin only (not across a redirect to another origin). Kept encrypted until the batch ends, then erased; never echoed or logged. A batch that ended cannot be retried (409 COOKIES_ERASED).`,
+      }),
+    useProxy: z.boolean().optional().openapi({
+      description:
+        "This deployment has no proxy pool: false or absent only; true is refused with 400 OPTION_UNAVAILABLE.",
+    }),
+    proxyCountry: z.string().optional().openapi({
+      description: "This deployment has no proxy pool: any value is refused with 400 OPTION_UNAVAILABLE.",
+    }),
+    screenshot: z.boolean().optional().openapi({
+      description:
+        "This deployment has no browser to take screenshots with: false or absent only; true is refused with 400 OPTION_UNAVAILABLE.",
+    }),
+    fullPageScreenshot: z.boolean().optional().openapi({
+      description:
+        "This deployment has no browser to take screenshots with: false or absent only; true is refused with 400 OPTION_UNAVAILABLE.",
+    }),
   })
   .strict()
   .openapi("CreateBatch", { example: { urls: ["https://example.com/a", "https://example.com/b"], output: "json" } });
@@ -182,7 +223,7 @@ const create = createRoute({
   tags: ["Batches"],
   summary: "Create a batch",
   description:
-    "Reserves `total × creditsPerItem` credits up front and queues every URL. A URL that can never be fetched (a private, loopback or other special-purpose address, `localhost`, a single-label name) is refused with 400 naming it, and nothing is reserved.",
+    "Reserves `total × creditsPerItem` credits up front and queues every URL. A URL that can never be fetched (a private, loopback or other special-purpose address, `localhost`, a single-label name) is refused with 400 naming it, and nothing is reserved. Every field Spidra documents is accepted and honoured, or refused with a 400 naming it (`OPTION_UNAVAILABLE` for what this deployment has no means for: a proxy pool, screenshots, AI where it is off, cookies without COOKIE_SECRET), before anything is reserved.",
   security: [{ ApiKeyAuth: [] }],
   request: {
     headers: z.object({ "idempotency-key": IdempotencyKeyHeader }),
@@ -359,6 +400,37 @@ const cancelAll = createRoute({
   },
 });
 
+/**
+ * The body as the one create path takes it. Options this deployment has no means to honour
+ * are refused here, naming the field, before anything is reserved.
+ */
+function toBatchRequest(body: z.output<typeof CreateBatchBody>): BatchRequest {
+  if (body.useProxy === true)
+    throw optionUnavailable("useProxy", "this deployment has no proxy pool; send false or leave it out.");
+  if (body.proxyCountry !== undefined)
+    throw optionUnavailable(
+      "proxyCountry",
+      "this deployment has no proxy pool to choose a country from; leave it out.",
+    );
+  for (const field of ["screenshot", "fullPageScreenshot"] as const) {
+    if (body[field] === true)
+      throw optionUnavailable(
+        field,
+        "this deployment has no browser to take screenshots with; send false or leave it out.",
+      );
+  }
+  return {
+    urls: body.urls,
+    output: body.output,
+    selectors: body.selectors,
+    maxConcurrency: body.maxConcurrency,
+    webhookUrl: body.webhookUrl,
+    mainContentOnly: body.extractContentOnly === true,
+    ai: requestedAi(body.prompt, body.schema),
+    cookies: body.cookies ?? null,
+  };
+}
+
 /** The route definitions, for the typed client (src/client) to derive its types from. */
 export const batchRoutes = { create, list, get, cancel, cancelAll, retry, result };
 export type CreateBatchInput = z.input<typeof CreateBatchBody>;
@@ -367,11 +439,13 @@ export const batches = newRouter()
   .openapi(create, async (c) => {
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
+    // The cookies count towards idempotency through a keyed digest (create-batch.ts), never as given.
+    const { cookies: _cookies, ...fingerprint } = body;
     const created = await createBatch(
       c.env,
       c.get("accountId"),
-      body,
-      key === undefined ? null : { key, request: body },
+      toBatchRequest(body),
+      key === undefined ? null : { key, request: fingerprint },
     );
     const location = `/api/batch/scrape/${created.batch.batchId}`;
     return c.json({ status: "queued" as const, batchId: created.batch.batchId, total: created.batch.totalUrls }, 202, {
