@@ -72,7 +72,9 @@ import {
   itemById,
   itemsAfter,
   markFinished,
-  markPendingCancelled,
+  hasStoredPending,
+  SWEEP_CHUNK_ROWS,
+  sweepCancelled,
   markRequeued,
   markRetried,
   markRunning,
@@ -126,6 +128,8 @@ export class BatchObject extends DurableObject<Env> {
   readonly toQueue = new Outbox<QueueSend>(this.sql, "sends", (events) => this.sendToQueue(events), 100);
   /** The account object this batch settles with. A field, so fault tests can wrap it. */
   accountStub = (accountId: string) => this.env.ACCOUNT.getByName(accountId);
+  /** Rows one step of a cancel's sweep rewrites. A field, so tests can sweep a small batch in several steps. */
+  sweepChunkRows = SWEEP_CHUNK_ROWS;
   private readonly clock = new AlarmClock(this.ctx.storage);
   /** What flow control (src/batch/flow.ts) works with. */
   private readonly flow: FlowHost = {
@@ -204,7 +208,7 @@ export class BatchObject extends DurableObject<Env> {
   ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    const rows = itemsAfter(this.sql, cursor, limit);
+    const rows = itemsAfter(this.sql, row, cursor, limit);
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
     return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
@@ -235,7 +239,8 @@ export class BatchObject extends DurableObject<Env> {
         const decision = decideCancel(batchState(row));
         if (decision.kind === "reject") return fail(decision.code, decision.message);
         const now = Date.now();
-        markPendingCancelled(this.sql, now);
+        // No item row is written: the pending ones read `cancelled` from now on (item-rows.ts),
+        // and the alarm rewrites them in chunks (the sweep). Counts and credits come from the row.
         const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
         if (decision.creditsRefunded > 0) {
           this.toAccount.add({
@@ -348,7 +353,7 @@ export class BatchObject extends DurableObject<Env> {
       const leaseExpiresAt = now + LIMITS.leaseMs;
       const selectors = row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>);
       const results = requests.map(({ itemId, dispatch }): StartResult => {
-        const item = this.item(itemId);
+        const item = this.item(row, itemId);
         const decision = decideStart(batchState(row), itemState(item), dispatch);
         if (decision.kind === "drop" || !item)
           return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
@@ -399,7 +404,7 @@ export class BatchObject extends DurableObject<Env> {
       const now = Date.now();
       const answers = reports.map((asked): SettleResult => {
         const report = keepable(asked);
-        const item = this.item(report.itemId);
+        const item = this.item(row, report.itemId);
         const decision = decideSettle(itemState(item), report.attempt, report.outcome);
         if (decision.kind === "ignore") return { ok: true, outcome: "ignored", reason: decision.reason };
         if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
@@ -459,7 +464,7 @@ export class BatchObject extends DurableObject<Env> {
   ): Promise<Ok<{ key: string; output: OutputFormat }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    const item = this.item(itemId);
+    const item = this.item(row, itemId);
     if (item?.status !== "completed" || item.result_key === null) {
       return fail("NOT_FOUND", "No stored result for this item (yet).");
     }
@@ -513,6 +518,7 @@ export class BatchObject extends DurableObject<Env> {
     if (!this.hasBatch()) return clearAbandonedHolds(this.ctx.storage, this.clock);
     if (await removeIfDue(this.retentionHost())) return;
     const now = Date.now();
+    this.sweepStep();
     this.expireLeases(now);
     this.ctx.storage.transactionSync(() => {
       fitSlots(this.flow, dispatch(this.flow, reclaimLostDispatches(this.flow, this.row()!, now), now));
@@ -564,12 +570,24 @@ export class BatchObject extends DurableObject<Env> {
     });
   }
 
+  /**
+   * A cancel's sweep: one bounded chunk of the item rows still stored `pending` gets what a
+   * linear cancel would have written. One transaction, so an eviction between two steps
+   * loses nothing; armAlarm() brings the alarm back while rows remain.
+   */
+  private sweepStep(): void {
+    this.ctx.storage.transactionSync(() => {
+      const cancelledAt = this.row()!.cancelled_at;
+      if (cancelledAt !== null) sweepCancelled(this.sql, cancelledAt, this.sweepChunkRows);
+    });
+  }
+
   /** Items whose consumer vanished go back to pending, or fail after the last attempt. */
   private expireLeases(now: number): void {
     this.ctx.storage.transactionSync(() => {
-      const expired = expiredLeases(this.sql, now, 500);
-      if (expired.length === 0) return;
       const stored = this.row()!;
+      const expired = expiredLeases(this.sql, stored, now, 500);
+      if (expired.length === 0) return;
       let row = stored;
       for (const item of expired) {
         const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
@@ -652,7 +670,7 @@ export class BatchObject extends DurableObject<Env> {
     settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null },
   ): void {
     broadcast(this.ctx, () => {
-      const item = settled ? this.item(settled.item.id) : undefined;
+      const item = settled ? this.item(after, settled.item.id) : undefined;
       return { type: "batch", batch: batchView(after), ...(item ? { item: itemView(item, after.batch_id) } : {}) };
     });
     if (after.webhook_url === null) return;
@@ -758,6 +776,7 @@ export class BatchObject extends DurableObject<Env> {
         slotsRetryAt: wantsSlots ? (row.slots_retry_at ?? now) : null,
         lostDispatchAt: oldest !== null ? oldest + DISPATCH_TIMEOUT_MS : null,
         removalAt: removalDueAt(row, this.env),
+        sweeping: row.cancelled_at !== null && hasStoredPending(this.sql),
       },
       now,
     );
@@ -805,8 +824,8 @@ export class BatchObject extends DurableObject<Env> {
     return absentBatch(this.retentionHost(), this.accountStub(accountId), this.ctx.id.name, accountId);
   }
 
-  private item(itemId: string): ItemRow | undefined {
-    return itemById(this.sql, itemId);
+  private item(row: BatchRow, itemId: string): ItemRow | undefined {
+    return itemById(this.sql, row, itemId);
   }
 
   // ---- live views (src/batch/live.ts) -- region begin: hibernatable WebSockets ---------------
