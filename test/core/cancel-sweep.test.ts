@@ -30,6 +30,8 @@ const storedPending = (batchId: string) =>
   );
 const cancel = (apiKey: string, batchId: string) =>
   callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
+/** When the batch's alarm is set for (null: none). runDurableObjectAlarm runs any alarm at once, whatever its time. */
+const alarmAt = (batchId: string) => runInBatch(batchId, (_o, s) => s.storage.getAlarm());
 const setChunk = (batchId: string, rows: number) =>
   runInBatch(batchId, (o) => {
     o.sweepChunkRows = rows;
@@ -147,6 +149,10 @@ describe("cancel in constant time", () => {
       expect(await runDurableObjectAlarm(stub)).toBe(true);
       const now = await storedPending(batchId);
       expect(left - now).toBe(Math.min(60, left)); // one bounded chunk per alarm run
+      // While rows remain the next chunk is due at once; then only retention's far alarm stays.
+      const at = await alarmAt(batchId);
+      if (now > 0) expect(at).toBeLessThanOrEqual(Date.now());
+      else expect(at === null || at > Date.now() + 60_000).toBe(true);
       left = now;
       steps++;
     }
@@ -192,6 +198,7 @@ describe("cancel in constant time", () => {
     const { batchId } = await newBatch(apiKey, 1000);
     expect((await cancel(apiKey, batchId)).status).toBe(200);
     expect(await storedPending(batchId)).toBe(1000);
+    expect(await alarmAt(batchId)).toBeLessThanOrEqual(Date.now()); // the cancel armed the sweep, due now
     expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
     expect(await storedPending(batchId)).toBe(0);
   });
