@@ -166,6 +166,30 @@ describe("cancel in constant time", () => {
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ reserved: 0, used: 4 });
   });
 
+  it("starts racing the sweep's alarm runs are all refused, swept rows or not", async () => {
+    const { apiKey } = await newAccount(10_000);
+    const { batchId, itemIds } = await newBatch(apiKey, 400);
+    const stub = batchStub(batchId);
+    expect((await cancel(apiKey, batchId)).status).toBe(200);
+    await setChunk(batchId, 50);
+    // Starts of every item, in small groups, while the alarm sweeps chunk after chunk.
+    const starts = itemIds.map((id, k) =>
+      k % 3 === 0 ? stub.startItems([{ itemId: id }]).then((r) => r[0]!) : stub.startItem(id),
+    );
+    const sweeps = (async () => {
+      let runs = 0;
+      while (runs < 20 && (await runDurableObjectAlarm(stub))) runs++;
+      return runs;
+    })();
+    const [results, runs] = await Promise.all([Promise.all(starts), sweeps]);
+    expect(runs).toBeGreaterThanOrEqual(Math.ceil(400 / 50));
+    expect(new Set(results.map((r) => JSON.stringify(r)))).toEqual(
+      new Set([JSON.stringify({ action: "drop", reason: "BATCH_CANCELLED" })]),
+    );
+    expect(await storedPending(batchId)).toBe(0);
+    expect((await getBatch(apiKey, batchId)).body).toMatchObject({ runningCount: 0, cancelledCount: 400 });
+  });
+
   it("retention during a sweep deletes everything", async () => {
     const { apiKey } = await newAccount(10_000);
     const { batchId } = await newBatch(apiKey, 200);
