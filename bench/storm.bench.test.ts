@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import type { BenchRow } from "./result";
 import { row } from "./result";
-import { batchStub, createBatchRpc, itemIdsOf, newAccount, stats, timed, urls } from "./support";
+import { bare, batchStub, createBatchRpc, itemIdsOf, newAccount, runInBatch, stats, timed, urls } from "./support";
 
 const STORMS = [20, 200, 2_000] as const;
 const TRIALS: Record<(typeof STORMS)[number], number> = { 20: 25, 200: 15, 2000: 6 };
@@ -97,6 +97,56 @@ describe("cancel latency during a start storm", () => {
       );
     }
 
-    task.meta.bench = { rows, details: { storms: details } };
+    // What a start ahead costs, taken apart (issue 15): the start's own work inside the object
+    // (no RPC, one event), beside the floor any write RPC queued ahead costs (a bare object's
+    // one-row UPDATE, committed per call): the rest of a start ahead is that floor.
+    const N = 200;
+    const floorSamples: number[] = [];
+    const inObjectSamples: number[] = [];
+    for (let trial = 0; trial < 5; trial++) {
+      const stub = await bare("counter");
+      const idlePing = await timed(() => stub.bump());
+      const ahead = Array.from({ length: N }, () => stub.bump());
+      const sent = performance.now();
+      await stub.bump();
+      const queuedMs = performance.now() - sent;
+      await Promise.all(ahead);
+      floorSamples.push(Math.max(0, queuedMs - idlePing.ms) / N);
+
+      const b = await createBatchRpc(accountId, urls(N + EXTRA));
+      const ids = (await itemIdsOf(b.batchId)).slice(0, N);
+      const ms = await runInBatch(b.batchId, async (o) => {
+        const t0 = performance.now();
+        for (const id of ids) await o.startItem(id);
+        return performance.now() - t0;
+      });
+      inObjectSamples.push(ms / N);
+    }
+    const perStartAhead = (details.find((d) => d.storm === 200)?.perQueuedStartMs as number | undefined) ?? Number.NaN;
+    rows.push(
+      row({
+        section: "storm",
+        what: "start ahead of a cancel: the start's own work (in object)",
+        value: stats(inObjectSamples).p50,
+        unit: "ms",
+        baseline: "a start ahead, as the cancel sees it (storm of 200)",
+        baselineValue: perStartAhead,
+        note: "JS and SQL of one startItem, no RPC",
+      }),
+      row({
+        section: "storm",
+        what: "any one-row write RPC queued ahead (bare object)",
+        value: stats(floorSamples).p50,
+        unit: "ms",
+        baseline: "a start ahead, as the cancel sees it (storm of 200)",
+        baselineValue: perStartAhead,
+        note: "the per-event floor: delivery and commit of one call",
+      }),
+    );
+
+    task.meta.bench = {
+      rows,
+      details: { storms: details, inObjectPerStartMs: inObjectSamples, writeRpcFloorMs: floorSamples },
+    };
   });
 });

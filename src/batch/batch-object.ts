@@ -34,14 +34,15 @@ import {
   type StartResult,
 } from "../domain/executor-contract";
 import type { ItemLabel } from "../domain/item-inputs";
+import { BATCH_HOLD } from "../domain/holds";
 import { LIMITS } from "../domain/limits";
 import { ABANDONED_HOLD_MS } from "../domain/retention-policy";
 import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
-import { isTerminalBatch, type ItemCounts } from "../domain/states";
+import type { ItemCounts } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
 import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
-import { all, first, migrate, tableExists } from "../durable/sql";
+import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
 import {
@@ -55,10 +56,45 @@ import {
   LIVE_KEY_HASH_HEADER,
   LIVE_KEY_HEADER,
 } from "./live";
-import { insertItems } from "./insert-items";
 import { admitClaim, checkCopy, endCopies } from "./key-copies";
 import { KEY_UNCHECKED, type KeyClaim, type KeyUnchecked } from "../domain/key-claim";
 import { type BatchOptions, eraseCookiesIfEnded, leaseOptions, retryRefusal, writeOptions } from "./options";
+import {
+  afterSlotClaim,
+  DISPATCH_TIMEOUT_MS,
+  dispatch,
+  dispatchPaused,
+  type FlowHost,
+  fitSlots,
+  reclaimLostDispatches,
+  wantedSlots,
+} from "./flow";
+import {
+  earliestLeaseEnd,
+  expiredLeases,
+  failedIdxs,
+  insertItems,
+  itemById,
+  itemsAfter,
+  markFinished,
+  hasStoredPending,
+  SWEEP_CHUNK_ROWS,
+  sweepCancelled,
+  markRequeued,
+  markRetried,
+  markRunning,
+  oldestDispatchDue,
+} from "./item-rows";
+import {
+  abandonHoldRow,
+  dropReserving,
+  holdState,
+  insertHold,
+  isReserving,
+  reservingSince,
+  retryHoldCount,
+  setHoldState,
+} from "./hold-rows";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import {
@@ -95,12 +131,6 @@ export interface CreateBatchInput {
   cookies?: BatchOptions["cookies"];
 }
 
-/** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
-const SLOT_RETRY_MS = 5_000;
-const SLOT_WAIT_MS = 30_000;
-/** A dispatched item that has not started after this long is dispatched again. */
-const DISPATCH_TIMEOUT_MS = 10 * 60_000;
-
 export class BatchObject extends DurableObject<Env> {
   private readonly sql = this.ctx.storage.sql;
   /** The outbox to the account object (table `outbox`): holds, charges, refunds, slots, index, webhooks. */
@@ -109,7 +139,17 @@ export class BatchObject extends DurableObject<Env> {
   readonly toQueue = new Outbox<QueueSend>(this.sql, "sends", (events) => this.sendToQueue(events), 100);
   /** The account object this batch settles with. A field, so fault tests can wrap it. */
   accountStub = (accountId: string) => this.env.ACCOUNT.getByName(accountId);
+  /** Rows one step of a cancel's sweep rewrites. A field, so tests can sweep a small batch in several steps. */
+  sweepChunkRows = SWEEP_CHUNK_ROWS;
   private readonly clock = new AlarmClock(this.ctx.storage);
+  /** What flow control (src/batch/flow.ts) works with. */
+  private readonly flow: FlowHost = {
+    sql: this.sql,
+    env: this.env,
+    toAccount: this.toAccount,
+    toQueue: this.toQueue,
+    writeBatch: (row, patch) => this.writeBatch(row, patch),
+  };
   /** Once true, stays true until retention empties storage. */
   #hasBatch = false;
 
@@ -124,8 +164,7 @@ export class BatchObject extends DurableObject<Env> {
         if (existing.batch_id !== input.batchId) throw new Error("batch object already holds another batch");
         return { ok: true, batch: batchView(existing), replay: true };
       }
-      const hold = first<{ state: string }>(this.sql, "SELECT state FROM holds WHERE key = ?", input.holdKey);
-      if (hold?.state === "abandoned") {
+      if (holdState(this.sql, input.holdKey) === BATCH_HOLD.abandoned) {
         return fail(
           "RESERVATION_EXPIRED",
           "The credit reservation for this batch expired before it was created; send the request again.",
@@ -155,19 +194,19 @@ export class BatchObject extends DurableObject<Env> {
         input.webhookUrl ?? null,
       );
       writeOptions(this.sql, input);
-      this.sql.exec(
-        "INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)",
-        input.holdKey,
-        total * input.creditsPerItem,
-        now,
-      );
+      insertHold(this.sql, {
+        key: input.holdKey,
+        state: BATCH_HOLD.applied,
+        amount: total * input.creditsPerItem,
+        createdAt: now,
+      });
       this.toAccount.add({ kind: "confirm", key: input.holdKey });
       const row = this.row()!;
       this.toAccount.add(
         { kind: "status", version: row.version, snapshot: snapshotOf(row) },
         { replacesSameKind: true },
       );
-      this.fitSlots(this.dispatch(row, now));
+      fitSlots(this.flow, dispatch(this.flow, row, now));
       return { ok: true, batch: batchView(row), replay: false };
     });
     if (result.ok && !result.replay) await this.deliver();
@@ -181,7 +220,7 @@ export class BatchObject extends DurableObject<Env> {
   ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    const rows = all<ItemRow>(this.sql, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
+    const rows = itemsAfter(this.sql, row, cursor, limit);
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
     return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
@@ -254,15 +293,8 @@ export class BatchObject extends DurableObject<Env> {
         const decision = decideCancel(batchState(row));
         if (decision.kind === "reject") return fail(decision.code, decision.message);
         const now = Date.now();
-        // Pending items are in one of two partial indexes; each UPDATE walks one of them.
-        this.sql.exec(
-          "UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NULL",
-          now,
-        );
-        this.sql.exec(
-          "UPDATE items SET status = 'cancelled', finished_at = ? WHERE status = 'pending' AND dispatched_at IS NOT NULL",
-          now,
-        );
+        // No item row is written: the pending ones read `cancelled` from now on (item-rows.ts),
+        // and the alarm rewrites them in chunks (the sweep). Counts and credits come from the row.
         const counts = moveItems(countsOf(row), "pending", "cancelled", decision.cancelledItems);
         if (decision.creditsRefunded > 0) {
           this.toAccount.add({
@@ -272,7 +304,8 @@ export class BatchObject extends DurableObject<Env> {
             note: `batch cancelled: ${decision.cancelledItems} pending items refunded`,
           });
         }
-        const next = this.fitSlots(
+        const next = fitSlots(
+          this.flow,
           this.saveCounts(row, counts, now, {
             status: "cancelled",
             cancelled_at: now,
@@ -304,24 +337,14 @@ export class BatchObject extends DurableObject<Env> {
         const row = this.owned(accountId);
         if (!row) return batchNotFound();
         this.abandonStaleReservations(Date.now());
-        const inProgress = first(this.sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined;
-        const decision = decideRetry(batchState(row), inProgress);
+        const decision = decideRetry(batchState(row), isReserving(this.sql));
         if (decision.kind === "reject") return fail(decision.code, decision.message);
         const refused = retryRefusal(row);
         if (refused) return refused;
-        const idxs = all<{ idx: number }>(this.sql, "SELECT idx FROM items WHERE status = 'failed' ORDER BY idx").map(
-          (r) => r.idx,
-        );
-        const n = first<{ n: number }>(this.sql, "SELECT count(*) AS n FROM holds WHERE key LIKE '%:retry:%'")!.n + 1;
-        const key = holdKeys.retry(row.batch_id, n);
+        const idxs = failedIdxs(this.sql);
+        const key = holdKeys.retry(row.batch_id, retryHoldCount(this.sql) + 1);
         const amount = idxs.length * row.credits_per_item;
-        this.sql.exec(
-          "INSERT INTO holds (key, state, amount, item_idxs, created_at) VALUES (?, 'reserving', ?, ?, ?)",
-          key,
-          amount,
-          JSON.stringify(idxs),
-          Date.now(),
-        );
+        insertHold(this.sql, { key, state: BATCH_HOLD.reserving, amount, createdAt: Date.now(), itemIdxs: idxs });
         return { ok: true, key, idxs, amount, batchId: row.batch_id };
       },
     );
@@ -338,35 +361,28 @@ export class BatchObject extends DurableObject<Env> {
       return fail("UNAVAILABLE", "Could not reserve credits for the retry; try again.");
     }
     if (!reserved.ok) {
-      this.sql.exec("DELETE FROM holds WHERE key = ? AND state = 'reserving'", plan.key);
+      dropReserving(this.sql, plan.key);
       return fail(reserved.code, reserved.message);
     }
 
     const result = this.ctx.storage.transactionSync((): Ok<{ retriedCount: number }> | Failure => {
-      const hold = first<{ state: string }>(this.sql, "SELECT state FROM holds WHERE key = ?", plan.key);
       const row = this.row()!;
-      if (hold?.state !== "reserving" || row.status === "cancelled") {
+      if (holdState(this.sql, plan.key) !== BATCH_HOLD.reserving || row.status === "cancelled") {
         this.abandonHold(plan.key);
         return row.status === "cancelled"
           ? fail("BATCH_CANCELLED", "The batch was cancelled while the retry was being prepared.")
           : fail("RESERVATION_EXPIRED", "The credit reservation for the retry expired; try again.");
       }
-      this.sql.exec(
-        `UPDATE items SET status = 'pending', round = round + 1, attempts = 0, lease_attempt = NULL, lease_expires_at = NULL,
-           error = NULL, result = NULL, credits_used = 0, started_at = NULL, finished_at = NULL, dispatched_at = NULL,
-           not_before = NULL, result_key = NULL, status_code = NULL, final_url = NULL, duration_ms = NULL
-         WHERE idx IN (SELECT value FROM json_each(?)) AND status = 'failed'`,
-        JSON.stringify(plan.idxs),
-      );
+      markRetried(this.sql, plan.idxs);
       const counts = moveItems(countsOf(row), "failed", "pending", plan.idxs.length);
-      this.sql.exec("UPDATE holds SET state = 'applied' WHERE key = ?", plan.key);
+      setHoldState(this.sql, plan.key, BATCH_HOLD.applied);
       this.toAccount.add({ kind: "confirm", key: plan.key });
       const now = Date.now();
       const next = this.saveCounts(row, counts, now, {
         credits_reserved: row.credits_reserved + plan.amount,
         finished_at: null,
       });
-      this.fitSlots(this.dispatch(next, now));
+      fitSlots(this.flow, dispatch(this.flow, next, now));
       return { ok: true, retriedCount: plan.idxs.length };
     });
     await this.deliver();
@@ -394,19 +410,11 @@ export class BatchObject extends DurableObject<Env> {
       const selectors = row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>);
       const options = leaseOptions(row);
       const results = requests.map(({ itemId, dispatch }): StartResult => {
-        const item = this.item(itemId);
+        const item = this.item(row, itemId);
         const decision = decideStart(batchState(row), itemState(item), dispatch);
         if (decision.kind === "drop" || !item)
           return { action: "drop", reason: decision.kind === "drop" ? decision.reason : "ITEM_NOT_FOUND" };
-        this.sql.exec(
-          `UPDATE items SET status = 'running', attempts = ?, lease_attempt = ?, lease_expires_at = ?, started_at = ?,
-             dispatched_at = NULL, not_before = NULL WHERE idx = ?`,
-          decision.attempt,
-          decision.attempt,
-          leaseExpiresAt,
-          now,
-          item.idx,
-        );
+        markRunning(this.sql, item.idx, decision.attempt, leaseExpiresAt, now);
         row = this.advance(row, moveItems(countsOf(row), "pending", "running"), now, {
           started_at: row.started_at ?? now,
           queued: row.queued - (item.dispatched_at === null ? 0 : 1),
@@ -454,7 +462,7 @@ export class BatchObject extends DurableObject<Env> {
       const now = Date.now();
       const answers = reports.map((asked): SettleResult => {
         const report = keepable(asked);
-        const item = this.item(report.itemId);
+        const item = this.item(row, report.itemId);
         const decision = decideSettle(itemState(item), report.attempt, report.outcome);
         if (decision.kind === "ignore") return { ok: true, outcome: "ignored", reason: decision.reason };
         if (decision.kind === "duplicate" || !item) return { ok: true, outcome: "duplicate" };
@@ -479,7 +487,7 @@ export class BatchObject extends DurableObject<Env> {
         return { ok: true, outcome: "settled" };
       });
       // Freed slots are refilled once, after the group.
-      if (row !== stored) row = this.fitSlots(this.dispatch(this.commit(stored, row), now));
+      if (row !== stored) row = fitSlots(this.flow, dispatch(this.flow, this.commit(stored, row), now));
       return { answers, row, changed: row !== stored };
     });
     if (settled.changed) await this.wake(settled.row, null);
@@ -514,7 +522,7 @@ export class BatchObject extends DurableObject<Env> {
   ): Promise<Ok<{ key: string; output: OutputFormat }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    const item = this.item(itemId);
+    const item = this.item(row, itemId);
     if (item?.status !== "completed" || item.result_key === null) {
       return fail("NOT_FOUND", "No stored result for this item (yet).");
     }
@@ -527,16 +535,11 @@ export class BatchObject extends DurableObject<Env> {
    */
   resolveHold(key: string): HoldResolution {
     migrate(this.sql, BATCH_MIGRATIONS);
-    const hold = first<{ state: string }>(this.sql, "SELECT state FROM holds WHERE key = ?", key);
-    if (hold?.state === "applied") return "applied";
-    this.sql.exec(
-      "INSERT INTO holds (key, state, created_at) VALUES (?, 'abandoned', ?) ON CONFLICT (key) DO UPDATE SET state = 'abandoned'",
-      key,
-      Date.now(),
-    );
+    if (holdState(this.sql, key) === BATCH_HOLD.applied) return BATCH_HOLD.applied;
+    abandonHoldRow(this.sql, key, Date.now());
     // retention: an object that will never hold a batch forgets this hold later (clearAbandonedHolds).
     if (!this.hasBatch()) void this.clock.set(Date.now() + ABANDONED_HOLD_MS);
-    return "abandoned";
+    return BATCH_HOLD.abandoned;
   }
 
   /**
@@ -544,7 +547,7 @@ export class BatchObject extends DurableObject<Env> {
    * dispatches into them. The account calls this when slots come free elsewhere.
    */
   async pump(): Promise<void> {
-    if (!this.hasBatch() || this.env.DISPATCH_PAUSED === "true") return;
+    if (!this.hasBatch() || dispatchPaused(this.env)) return;
     const before = this.row()!;
     const wanted = wantedSlots(before);
     if (wanted <= before.slots_granted) return;
@@ -560,11 +563,8 @@ export class BatchObject extends DurableObject<Env> {
       const row = this.row()!;
       const now = Date.now();
       if (row.slots_version !== version) return; // a newer claim or release went out meanwhile
-      const next = this.writeBatch(row, {
-        slots_granted: Math.max(granted ?? row.slots_granted, row.running + row.queued),
-        slots_retry_at: granted === null ? now + SLOT_RETRY_MS : granted < wanted ? now + SLOT_WAIT_MS : null,
-      });
-      this.fitSlots(this.dispatch(next, now));
+      const next = this.writeBatch(row, afterSlotClaim(row, granted, wanted, now));
+      fitSlots(this.flow, dispatch(this.flow, next, now));
     });
     await this.deliver();
   }
@@ -576,10 +576,10 @@ export class BatchObject extends DurableObject<Env> {
     if (!this.hasBatch()) return clearAbandonedHolds(this.ctx.storage, this.clock);
     if (await removeIfDue(this.retentionHost())) return;
     const now = Date.now();
+    this.sweepStep();
     this.expireLeases(now);
     this.ctx.storage.transactionSync(() => {
-      this.reclaimLostDispatches(now);
-      this.fitSlots(this.dispatch(this.row()!, now));
+      fitSlots(this.flow, dispatch(this.flow, reclaimLostDispatches(this.flow, this.row()!, now), now));
     });
     await this.deliver();
     await this.pump();
@@ -604,21 +604,7 @@ export class BatchObject extends DurableObject<Env> {
   ): BatchRow {
     const price = row.credits_per_item;
     const charged = charge === "consume" ? price : 0;
-    const m = payload.meta;
-    this.sql.exec(
-      `UPDATE items SET status = ?, result = ?, error = ?, credits_used = ?, finished_at = ?, lease_expires_at = NULL,
-         result_key = ?, status_code = ?, final_url = ?, duration_ms = ? WHERE idx = ?`,
-      outcome,
-      payload.result,
-      payload.error,
-      charged,
-      now,
-      m.resultKey ?? null,
-      m.statusCode ?? null,
-      m.finalUrl ?? null,
-      m.durationMs ?? null,
-      item.idx,
-    );
+    markFinished(this.sql, item.idx, outcome, payload, charged, now);
     const key = `${row.batch_id}:${item.id}:r${item.round}:${charge}`;
     if (charge === "consume") {
       this.toAccount.add({
@@ -642,16 +628,24 @@ export class BatchObject extends DurableObject<Env> {
     });
   }
 
+  /**
+   * A cancel's sweep: one bounded chunk of the item rows still stored `pending` gets what a
+   * linear cancel would have written. One transaction, so an eviction between two steps
+   * loses nothing; armAlarm() brings the alarm back while rows remain.
+   */
+  private sweepStep(): void {
+    this.ctx.storage.transactionSync(() => {
+      const cancelledAt = this.row()!.cancelled_at;
+      if (cancelledAt !== null) sweepCancelled(this.sql, cancelledAt, this.sweepChunkRows);
+    });
+  }
+
   /** Items whose consumer vanished go back to pending, or fail after the last attempt. */
   private expireLeases(now: number): void {
     this.ctx.storage.transactionSync(() => {
-      const expired = all<ItemRow>(
-        this.sql,
-        "SELECT * FROM items WHERE status = 'running' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 500",
-        now,
-      );
-      if (expired.length === 0) return;
       const stored = this.row()!;
+      const expired = expiredLeases(this.sql, stored, now, 500);
+      if (expired.length === 0) return;
       let row = stored;
       for (const item of expired) {
         const error = JSON.stringify({ code: "LEASE_EXPIRED", message: "The item's executor stopped answering." });
@@ -666,75 +660,8 @@ export class BatchObject extends DurableObject<Env> {
 
   /** Running -> pending again (a transient failure or a lost lease), to run after `delayMs`. Returns the advanced row. */
   private requeue(row: BatchRow, item: ItemRow, now: number, error: string | null, delayMs: number): BatchRow {
-    this.sql.exec(
-      `UPDATE items SET status = 'pending', lease_attempt = NULL, lease_expires_at = NULL, error = ?, dispatched_at = NULL,
-         not_before = ? WHERE idx = ?`,
-      error,
-      delayMs > 0 ? now + delayMs : null,
-      item.idx,
-    );
+    markRequeued(this.sql, item.idx, error, delayMs > 0 ? now + delayMs : null);
     return this.advance(row, moveItems(countsOf(row), "running", "pending"), now);
-  }
-
-  /**
-   * Flow control: fills free slots (maxConcurrency minus running and queued items) with
-   * pending items, in order, each with a new dispatch token, as rows of the outbox to the
-   * queue. Runs inside the transaction of whatever freed or added work; `row` is stored.
-   */
-  private dispatch(row: BatchRow, now: number): BatchRow {
-    if (this.env.DISPATCH_PAUSED === "true") return row;
-    if (isTerminalBatch(row.status)) return row;
-    const slots = Math.min(row.max_concurrency, row.slots_granted) - row.running - row.queued;
-    if (slots <= 0) return row;
-    const next = all<{ idx: number; id: string; dispatch_token: number; not_before: number | null }>(
-      this.sql,
-      "SELECT idx, id, dispatch_token, not_before FROM items WHERE status = 'pending' AND dispatched_at IS NULL ORDER BY idx LIMIT ?",
-      slots,
-    );
-    for (const item of next) {
-      const token = item.dispatch_token + 1;
-      this.sql.exec("UPDATE items SET dispatch_token = ?, dispatched_at = ? WHERE idx = ?", token, now, item.idx);
-      const delaySeconds =
-        item.not_before === null ? 0 : Math.min(Math.max(0, Math.ceil((item.not_before - now) / 1000)), 43_200);
-      this.toQueue.add({
-        kind: "dispatch",
-        body: { v: 1, batchId: row.batch_id, itemId: item.id, dispatch: token },
-        delaySeconds,
-      });
-    }
-    return next.length > 0 ? this.writeBatch(row, { queued: row.queued + next.length }) : row;
-  }
-
-  /**
-   * Gives back, through the outbox to the account, slots this batch holds but no longer
-   * needs. (Needing more is `pump`'s job: it has to ask, and asking is an await.) In a
-   * transaction; `row` is stored.
-   */
-  private fitSlots(row: BatchRow): BatchRow {
-    const wanted = wantedSlots(row);
-    if (wanted >= row.slots_granted) return row;
-    const version = row.slots_version + 1;
-    this.toAccount.add({ kind: "slots", version, wanted }, { replacesSameKind: true });
-    return this.writeBatch(row, { slots_granted: wanted, slots_version: version, slots_retry_at: null });
-  }
-
-  /** A queue message that never led to a start (lost, or dead-lettered) frees its slot for a new dispatch. */
-  private reclaimLostDispatches(now: number): void {
-    const row = this.row()!;
-    if (row.queued === 0) return;
-    // A delayed message (retry backoff) is not lost before its delay has passed.
-    const lost = all<{ idx: number }>(
-      this.sql,
-      `SELECT idx FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL
-         AND max(dispatched_at, coalesce(not_before, 0)) <= ?`,
-      now - DISPATCH_TIMEOUT_MS,
-    );
-    if (lost.length === 0) return;
-    this.sql.exec(
-      "UPDATE items SET dispatched_at = NULL WHERE idx IN (SELECT value FROM json_each(?))",
-      JSON.stringify(lost.map((i) => i.idx)),
-    );
-    this.sql.exec("UPDATE batch SET queued = max(0, queued - ?) WHERE id = 1", lost.length);
   }
 
   /**
@@ -801,7 +728,7 @@ export class BatchObject extends DurableObject<Env> {
     settled?: { item: ItemRow; outcome: SettleOutcome; error: string | null },
   ): void {
     broadcast(this.ctx, () => {
-      const item = settled ? this.item(settled.item.id) : undefined;
+      const item = settled ? this.item(after, settled.item.id) : undefined;
       return { type: "batch", batch: batchView(after), ...(item ? { item: itemView(item, after.batch_id) } : {}) };
     });
     if (after.webhook_url === null) return;
@@ -824,13 +751,8 @@ export class BatchObject extends DurableObject<Env> {
    */
   private abandonStaleReservations(now: number): void {
     const timeout = positiveInt(this.env.RESERVATION_TIMEOUT_MS, 60_000);
-    const stale = all<{ key: string }>(
-      this.sql,
-      "SELECT key FROM holds WHERE state = 'reserving' AND created_at <= ?",
-      now - timeout,
-    );
-    for (const { key } of stale) {
-      this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);
+    for (const key of reservingSince(this.sql, now - timeout)) {
+      setHoldState(this.sql, key, BATCH_HOLD.abandoned);
       this.toAccount.add({ kind: "void", key });
     }
   }
@@ -838,7 +760,7 @@ export class BatchObject extends DurableObject<Env> {
   /** Abandons a hold this batch will not apply, and tells the account to release it. */
   private abandonHold(key: string): void {
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec("UPDATE holds SET state = 'abandoned' WHERE key = ?", key);
+      setHoldState(this.sql, key, BATCH_HOLD.abandoned);
       this.toAccount.add({ kind: "void", key });
     });
   }
@@ -901,19 +823,9 @@ export class BatchObject extends DurableObject<Env> {
     this.toQueue.takeAdded();
     this.toAccount.takeAdded();
     const now = Date.now();
-    // The partial index holds only running items, so this reads one row.
-    const lease = first<{ t: number | null }>(
-      this.sql,
-      "SELECT min(lease_expires_at) AS t FROM items INDEXED BY items_lease WHERE status = 'running'",
-    )?.t;
-    const oldest =
-      row.queued > 0
-        ? first<{ t: number | null }>(
-            this.sql,
-            "SELECT min(max(dispatched_at, coalesce(not_before, 0))) AS t FROM items WHERE status = 'pending' AND dispatched_at IS NOT NULL",
-          )?.t
-        : null;
-    const wantsSlots = wantedSlots(row) > row.slots_granted && this.env.DISPATCH_PAUSED !== "true";
+    const lease = earliestLeaseEnd(this.sql);
+    const oldest = row.queued > 0 ? oldestDispatchDue(this.sql) : null;
+    const wantsSlots = wantedSlots(row) > row.slots_granted && !dispatchPaused(this.env);
     const next = nextAlarm(
       {
         toQueue: this.toQueue.hasPending(),
@@ -922,8 +834,9 @@ export class BatchObject extends DurableObject<Env> {
         finished: row.finished_at !== null,
         leaseEndsAt: lease ?? null,
         slotsRetryAt: wantsSlots ? (row.slots_retry_at ?? now) : null,
-        lostDispatchAt: oldest != null ? oldest + DISPATCH_TIMEOUT_MS : null,
+        lostDispatchAt: oldest !== null ? oldest + DISPATCH_TIMEOUT_MS : null,
         removalAt: removalDueAt(row, this.env),
+        sweeping: row.cancelled_at !== null && hasStoredPending(this.sql),
       },
       now,
     );
@@ -971,8 +884,8 @@ export class BatchObject extends DurableObject<Env> {
     return absentBatch(this.retentionHost(), this.accountStub(accountId), this.ctx.id.name, accountId);
   }
 
-  private item(itemId: string): ItemRow | undefined {
-    return first<ItemRow>(this.sql, "SELECT * FROM items WHERE id = ?", itemId);
+  private item(row: BatchRow, itemId: string): ItemRow | undefined {
+    return itemById(this.sql, row, itemId);
   }
 
   // ---- live views (src/batch/live.ts) -- region begin: hibernatable WebSockets ---------------
@@ -1041,12 +954,6 @@ function keepable(
     message: `The result of ${json.length} bytes is larger than the ${LIMITS.maxInlineResultBytes} bytes kept inline.`,
   };
   return { itemId: report.itemId, attempt: report.attempt, outcome: "failed", error, meta: report.meta };
-}
-
-/** Slots the batch could use now: its running and queued items, plus pending ones up to maxConcurrency. */
-function wantedSlots(row: BatchRow): number {
-  if (isTerminalBatch(row.status)) return row.running + row.queued;
-  return Math.min(row.max_concurrency, row.running + row.pending);
 }
 
 function snapshotOf(row: BatchRow): BatchIndexSnapshot {

@@ -25,6 +25,7 @@ import type { AlarmClock } from "../durable/alarm-clock";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { log } from "../lib/log";
+import { isReserving } from "./hold-rows";
 import type { Outbox } from "./outbox";
 import type { BatchRow } from "./rows";
 import { BATCH_MIGRATIONS } from "./schema";
@@ -75,7 +76,7 @@ export async function removeIfDue(host: RetentionHost, now = Date.now()): Promis
     migrate(sql, BATCH_MIGRATIONS); // objects created before the expiring_at column
     const started = host.storage.transactionSync(() => {
       // A retry is asking the account for credits: let it finish (it may revive the batch).
-      if (first(sql, "SELECT 1 AS x FROM holds WHERE state = 'reserving'") !== undefined) return false;
+      if (isReserving(sql)) return false;
       sql.exec("UPDATE batch SET expiring_at = ? WHERE id = 1", now);
       host.toAccount.add({ kind: "forget" });
       return true;

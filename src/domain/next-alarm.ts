@@ -28,6 +28,8 @@ export interface AlarmSources {
   lostDispatchAt: number | null;
   /** Retention: when a finished batch is removed; waits while either outbox holds rows. */
   removalAt: number | null;
+  /** A cancelled batch's item rows still read `pending` in storage: the sweep's next chunk runs now. */
+  sweeping: boolean;
 }
 
 /** No source present: a caller spreads it and names only the sources it knows of. */
@@ -40,9 +42,18 @@ export const NOTHING_DUE: Readonly<AlarmSources> = {
   slotsRetryAt: null,
   lostDispatchAt: null,
   removalAt: null,
+  sweeping: false,
 };
 
-export type AlarmSource = "toQueue" | "toAccount" | "deliveryRetry" | "lease" | "slots" | "lostDispatch" | "removal";
+export type AlarmSource =
+  | "toQueue"
+  | "toAccount"
+  | "deliveryRetry"
+  | "lease"
+  | "slots"
+  | "lostDispatch"
+  | "removal"
+  | "sweep";
 
 export interface NextAlarm {
   at: number;
@@ -58,6 +69,7 @@ export function nextAlarm(s: AlarmSources, now: number): NextAlarm | null {
   else if (s.toAccount) due.push(["toAccount", now + (s.finished ? 0 : SETTLEMENT_WINDOW_MS)]);
   due.push(["lease", s.leaseEndsAt], ["slots", s.slotsRetryAt], ["lostDispatch", s.lostDispatchAt]);
   if (!s.toQueue && !s.toAccount) due.push(["removal", s.removalAt]);
+  if (s.sweeping) due.push(["sweep", now]);
   let next: NextAlarm | null = null;
   for (const [source, at] of due) {
     if (at !== null && (next === null || at < next.at)) next = { at, source };

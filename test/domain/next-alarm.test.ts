@@ -59,6 +59,13 @@ describe("nextAlarm", () => {
     ],
     ["a removal already due is done now", { removalAt: NOW - 1_000 }, NOW, "removal"],
     ["a tie goes to the outbox", { toQueue: true, leaseEndsAt: NOW }, NOW, "toQueue"],
+    ["a cancel's sweep runs its next chunk now", { sweeping: true, leaseEndsAt: NOW + 60_000 }, NOW, "sweep"],
+    [
+      "the sweep does not wait for a delivery backoff",
+      { sweeping: true, toAccount: true, deliveryRetryAt: NOW + 9_000 },
+      NOW,
+      "sweep",
+    ],
   ])("%s", (_name, sources, expectedAt, source) => {
     expect(at(sources)).toEqual({ at: expectedAt, source });
   });
@@ -74,6 +81,7 @@ const sources: fc.Arbitrary<AlarmSources> = fc.record({
   slotsRetryAt: time,
   lostDispatchAt: time,
   removalAt: time,
+  sweeping: fc.boolean(),
 });
 
 /** The time each present source asks for, by its own rule alone (unclamped). */
@@ -87,6 +95,7 @@ function asked(s: AlarmSources): Record<string, number> {
   if (s.slotsRetryAt !== null) out.slots = s.slotsRetryAt;
   if (s.lostDispatchAt !== null) out.lostDispatch = s.lostDispatchAt;
   if (!sending && s.removalAt !== null) out.removal = s.removalAt;
+  if (s.sweeping) out.sweep = NOW;
   return out;
 }
 

@@ -6,7 +6,7 @@
  */
 import { afterAll } from "vitest";
 
-export type Figure = "commands" | "sequences" | "races" | "faults" | "badInputs" | "fiveXx";
+export type Figure = "commands" | "sequences" | "races" | "faults" | "badInputs" | "fiveXx" | "alarms";
 
 const totals: Partial<Record<Figure, number>> = {};
 

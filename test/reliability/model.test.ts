@@ -71,6 +71,24 @@ describe("model-based regressions", () => {
         { kind: "failCharged", b: 0, i: 0, retryable: false, older: false },
       ],
     ],
+    [
+      "mid-sweep, every read says cancelled, nothing starts, retry is refused and an eviction resumes the sweep",
+      [
+        { kind: "create", n: 4, markdown: false, idem: false },
+        { kind: "start", b: 0, i: 1, token: "none" },
+        { kind: "cancel", b: 0 },
+        { kind: "alarm", b: 0 },
+        { kind: "start", b: 0, i: 3, token: "none" },
+        { kind: "redispatch", b: 0, i: 2 },
+        { kind: "start", b: 0, i: 2, token: "latest" },
+        { kind: "evict", b: 0, account: false },
+        { kind: "fail", b: 0, i: 1, retryable: true, older: false },
+        { kind: "retry", b: 0, fault: "none" },
+        { kind: "alarm", b: 0 },
+        { kind: "startGroup", b: 0, is: [0, 2, 3] },
+        { kind: "cancel", b: 0 },
+      ],
+    ],
   ];
 
   it.each(regressions)("%s", async (_name, cmds) => {

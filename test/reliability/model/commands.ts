@@ -39,7 +39,9 @@ export type Cmd =
   | { kind: "outboxFault"; b: number; failures: number; replyLost: boolean }
   | { kind: "outboxHeal"; b: number }
   /** The object is evicted from memory (storage kept); in-memory faults go with it. */
-  | { kind: "evict"; b: number; account: boolean };
+  | { kind: "evict"; b: number; account: boolean }
+  /** The batch object's alarm runs (runDurableObjectAlarm), if one is set: a cancel's sweep step among its duties. */
+  | { kind: "alarm"; b: number };
 
 /** `charged`: a failed report at an extraction limit. */
 export type GroupReport = {
@@ -135,6 +137,7 @@ export const anyCmd: fc.Arbitrary<Cmd> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("outboxHeal" as const), b }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("evict" as const), b, account: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("alarm" as const), b }) },
 );
 
 /** A sequence always opens with a batch, so the rest has something to act on. */

@@ -4,7 +4,7 @@
  * and against the reference model, asserting that both answer the same, then checks the
  * invariants after every step.
  */
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { expect } from "vitest";
 import {
   accountStub,
@@ -26,6 +26,18 @@ import { countsOf, type MBatch, type MItem, Model } from "./model";
 
 /** More batches only make each check slower; sequences still reach every state with 4. */
 const MAX_BATCHES = 4;
+/**
+ * A cancel's sweep rewrites this many item rows per alarm run here (production: 2,000), so
+ * a batch of 1-4 items is swept in several steps and every command can land mid-sweep.
+ */
+const SWEEP_CHUNK = 1;
+
+/** Sweeps in small chunks from now on (a field of the instance: set again after an eviction). */
+function smallSweeps(batchId: string): Promise<void> {
+  return runInBatch(batchId, (o) => {
+    o.sweepChunkRows = SWEEP_CHUNK;
+  });
+}
 
 /** The error an executor reports: transient, permanent, or (charged) an extraction limit. */
 function failure(retryable: boolean, charged: boolean): { code: string; message: string } {
@@ -72,6 +84,7 @@ export class Harness {
     }
     await h.heal();
     await h.check();
+    await h.settleStorage();
   }
 
   // ---- commands -------------------------------------------------------------------------------
@@ -122,7 +135,10 @@ export class Harness {
           count("faults");
           await evictDurableObject(batchStub(b.id));
           this.down.delete(b.id);
+          await smallSweeps(b.id);
         });
+      case "alarm":
+        return this.onBatch(cmd.b, (b) => this.alarm(b));
     }
   }
 
@@ -156,6 +172,7 @@ export class Harness {
     const batchId: string = res.body.batchId;
     const found = await batchStub(batchId).get(this.accountId, -1, 100);
     if (!found.ok) throw new Error(`created batch ${batchId} not found: ${found.message}`);
+    await smallSweeps(batchId);
     this.model.addBatch(
       batchId,
       found.items.map((i) => i.uuid),
@@ -241,7 +258,8 @@ export class Harness {
   private async redispatch(b: MBatch, item: MItem): Promise<void> {
     await runInBatch(b.id, (_o, state) => {
       state.storage.sql.exec(
-        "UPDATE items SET dispatch_token = dispatch_token + 1 WHERE id = ? AND status = 'pending'",
+        // The dispatcher never dispatches in a cancelled batch (flow.ts), whose rows may still read pending.
+        "UPDATE items SET dispatch_token = dispatch_token + 1 WHERE id = ? AND status = 'pending' AND (SELECT cancelled_at FROM batch) IS NULL",
         item.id,
       );
     });
@@ -332,6 +350,11 @@ export class Harness {
     else expect({ status: res.status, code: res.body.code }).toEqual(want);
   }
 
+  /** The batch's alarm, as the runtime runs it; the model has nothing to do (a sweep changes no read). */
+  private async alarm(b: MBatch): Promise<void> {
+    if (await runDurableObjectAlarm(batchStub(b.id))) count("alarms");
+  }
+
   private async expireLeases(b: MBatch): Promise<void> {
     if (b.items.some((i) => i.status === "running")) count("faults");
     await runInBatch(b.id, async (o, state) => {
@@ -394,6 +417,13 @@ export class Harness {
         items: b.items.map((i) => [i.id, i.status, i.attempts, i.creditsUsed]),
       });
       expect(Object.values(counts).reduce((x, y) => x + y, 0)).toBe(b.items.length);
+      // A cancelled item finished at the cancel, whether the sweep rewrote its row yet or not.
+      for (const i of found.items) if (i.status === "cancelled") expect(i.finishedAt).toBe(v.cancelledAt);
+      // An item read alone (its result) is not there unless completed (results here are inline, no stored key).
+      for (const i of found.items.slice(0, 2)) {
+        const alone = await batchStub(b.id).resultLocation(this.accountId, i.uuid);
+        expect(alone).toMatchObject({ ok: false, code: "NOT_FOUND" });
+      }
     }
 
     for (const b of this.model.batches) if (!this.down.has(b.id)) await drainOutbox(b.id);
@@ -414,6 +444,41 @@ export class Harness {
       expect(refunds).toBe(this.model.credits.refunded);
     } else {
       for (const [key, entry] of real) expect({ key, entry }).toEqual({ key, entry: this.model.ledger.get(key) });
+    }
+  }
+
+  /**
+   * Runs every batch's alarm until no cancel's sweep is left, then reads the item rows as
+   * stored: they must be exactly the model's, as a cancel that rewrote them all at once
+   * would have left them (cancelled rows finished at the batch's cancel, counts to match).
+   */
+  async settleStorage(): Promise<void> {
+    for (const b of this.model.batches) {
+      for (let k = 0; k < 20; k++) {
+        const left = await runInBatch(b.id, (_o, s) => {
+          const sql = s.storage.sql;
+          const cancelled = sql.exec<{ c: number | null }>("SELECT cancelled_at AS c FROM batch").one().c;
+          return cancelled === null ? 0 : sql.exec("SELECT 1 FROM items WHERE status = 'pending'").toArray().length;
+        });
+        if (left === 0) break;
+        expect(await runDurableObjectAlarm(batchStub(b.id))).toBe(true);
+      }
+      const stored = await runInBatch(b.id, (_o, s) => {
+        const sql = s.storage.sql;
+        return {
+          batch: sql.exec<Record<string, number | null>>("SELECT * FROM batch").one(),
+          items: sql
+            .exec<{ id: string; status: string; finished_at: number | null; attempts: number }>(
+              "SELECT id, status, finished_at, attempts FROM items ORDER BY idx",
+            )
+            .toArray(),
+        };
+      });
+      expect(stored.items.map((i) => [i.id, i.status, i.attempts])).toEqual(
+        b.items.map((i) => [i.id, i.status, i.attempts]),
+      );
+      for (const i of stored.items) if (i.status === "cancelled") expect(i.finished_at).toBe(stored.batch.cancelled_at);
+      expect(stored.batch).toMatchObject({ status: b.status, ...countsOf(b) });
     }
   }
 

@@ -1,0 +1,229 @@
+/**
+ * Cancel in constant time (issue 15): the cancel writes the batch row and its outbox rows,
+ * never the items; the items pending at the cancel read `cancelled` at once, and the batch's
+ * alarm rewrites their rows in bounded chunks until storage is what a linear cancel leaves.
+ */
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { SWEEP_CHUNK_ROWS } from "../../src/batch/item-rows";
+import {
+  accountStub,
+  batchStub,
+  callJson,
+  expectBalanced,
+  getBatch,
+  keyHeaders,
+  newAccount,
+  newBatch,
+  runInBatch,
+  watchSql,
+} from "../helpers";
+
+type StoredItem = Record<string, SqlStorageValue> & { id: string; status: string; finished_at: number | null };
+
+const storedItems = (batchId: string) =>
+  runInBatch(batchId, (_o, s) => s.storage.sql.exec<StoredItem>("SELECT * FROM items ORDER BY idx").toArray());
+const storedPending = (batchId: string) =>
+  runInBatch(
+    batchId,
+    (_o, s) => s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM items WHERE status = 'pending'").one().n,
+  );
+const cancel = (apiKey: string, batchId: string) =>
+  callJson(`/api/batch/scrape/${batchId}`, { method: "DELETE", headers: keyHeaders(apiKey) });
+/** When the batch's alarm is set for (null: none). runDurableObjectAlarm runs any alarm at once, whatever its time. */
+const alarmAt = (batchId: string) => runInBatch(batchId, (_o, s) => s.storage.getAlarm());
+const setChunk = (batchId: string, rows: number) =>
+  runInBatch(batchId, (o) => {
+    o.sweepChunkRows = rows;
+  });
+
+/** Rows the in-object cancel writes (SQLite's own count, indexes included), and whether it touched `items`. */
+async function cancelWork(accountId: string, batchId: string) {
+  const { value, runs } = await runInBatch(batchId, (o, s) => watchSql(s.storage.sql, () => o.cancel(accountId)));
+  if (!value.ok) throw new Error(value.message);
+  return {
+    cancelled: value.cancelledItems,
+    rowsWritten: runs.reduce((n, r) => n + r.cursor.rowsWritten, 0),
+    itemWrites: runs.filter((r) => /^\s*(UPDATE|INSERT|DELETE)\b[^;]*\bitems\b/i.test(r.query)).length,
+  };
+}
+
+describe("cancel in constant time", () => {
+  it("writes the same rows for 10 and 1,000 pending items, and no item row", async () => {
+    const { apiKey, accountId } = await newAccount(10_000);
+    const small = await newBatch(apiKey, 10);
+    const large = await newBatch(apiKey, 1000);
+    const a = await cancelWork(accountId, small.batchId);
+    const b = await cancelWork(accountId, large.batchId);
+    expect([a.cancelled, b.cancelled]).toEqual([10, 1000]);
+    expect(b.rowsWritten).toBe(a.rowsWritten);
+    expect(b.rowsWritten).toBeLessThan(20);
+    expect(b.itemWrites).toBe(0);
+    // Refunds come from the counts: the books close on both.
+    expect(await expectBalanced(apiKey, [small.batchId, large.batchId])).toMatchObject({ reserved: 0, used: 0 });
+  });
+
+  it("mid-sweep, every read shows the pending items cancelled at the cancel's time, and no start is granted", async () => {
+    const { apiKey, accountId } = await newAccount(10_000);
+    const { batchId, itemIds } = await newBatch(apiKey, 300);
+    const stub = batchStub(batchId);
+    const running = await stub.startItem(itemIds[0]!);
+    expect(running.action).toBe("run");
+    expect((await cancel(apiKey, batchId)).body).toEqual({
+      status: "cancelled",
+      cancelledItems: 299,
+      creditsRefunded: 598,
+    });
+    await setChunk(batchId, 100);
+    expect(await runDurableObjectAlarm(stub)).toBe(true); // one chunk
+    expect(await storedPending(batchId)).toBe(199);
+
+    const { body } = await getBatch(apiKey, batchId);
+    expect(body).toMatchObject({ status: "cancelled", pendingCount: 0, runningCount: 1, cancelledCount: 299 });
+    const items: { uuid: string; status: string; finishedAt: string | null }[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { items: typeof items; nextCursor: string | null } } = await callJson(
+        `/api/batch/scrape/${batchId}?limit=100${cursor ? `&cursor=${cursor}` : ""}`,
+        { headers: keyHeaders(apiKey) },
+      );
+      items.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(items.map((i) => i.status)).toEqual(["running", ...Array(299).fill("cancelled")]);
+    for (const i of items.slice(1)) expect(i.finishedAt).toBe(body.cancelledAt);
+    // Rows swept and rows not yet swept read the same.
+    expect(new Set(items.slice(1).map((i) => JSON.stringify({ ...i, uuid: "", url: "" }))).size).toBe(1);
+
+    // Starts of swept and unswept items, alone or in a group, and their result: refused.
+    for (const id of [itemIds[1]!, itemIds[299]!])
+      expect(await stub.startItem(id)).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
+    expect(await stub.startItems([{ itemId: itemIds[298]! }, { itemId: itemIds[2]! }])).toEqual([
+      { action: "drop", reason: "BATCH_CANCELLED" },
+      { action: "drop", reason: "BATCH_CANCELLED" },
+    ]);
+    expect(await stub.resultLocation(accountId, itemIds[299]!)).toMatchObject({ ok: false, code: "NOT_FOUND" });
+    // The SerpWow surface and the account's index say the same: cancelled, counts from the batch.
+    const serp = await callJson(`/live/batches/${batchId}`, { headers: keyHeaders(apiKey) });
+    expect(serp.status).toBe(200);
+    expect(serp.body.batch).toBeDefined();
+    expect(JSON.stringify(serp.body.batch)).not.toMatch(/"(pending|queued)"/);
+    const listed = await accountStub(accountId).listBatches(1, 100);
+    expect(listed.jobs.find((j) => j.batchId === batchId)).toMatchObject({ status: "cancelled", cancelled: 299 });
+    // A retry of a cancelled batch is refused, as before.
+    const retried = await callJson(`/api/batch/scrape/${batchId}/retry`, {
+      method: "POST",
+      headers: keyHeaders(apiKey),
+    });
+    expect({ status: retried.status, code: retried.body.code }).toEqual({ status: 409, code: "BATCH_CANCELLED" });
+  });
+
+  it("the sweep survives evictions between chunks and leaves storage exactly as a linear cancel", async () => {
+    const { apiKey, accountId } = await newAccount(10_000);
+    const { batchId, itemIds } = await newBatch(apiKey, 250);
+    const stub = batchStub(batchId);
+    // Some items ran (one completed, one still running); some were dispatched (queued) before the cancel.
+    const a = await stub.startItem(itemIds[0]!);
+    const b = await stub.startItem(itemIds[1]!);
+    if (a.action !== "run" || b.action !== "run") throw new Error("expected starts");
+    await stub.completeItem(itemIds[0]!, a.attempt, { ok: true });
+    await runInBatch(batchId, (_o, s) => {
+      s.storage.sql.exec("UPDATE items SET dispatched_at = 5, dispatch_token = 1 WHERE idx IN (7, 8, 200)");
+    });
+    const before = await storedItems(batchId);
+    const done = await runInBatch(batchId, (o) => o.cancel(accountId));
+    if (!done.ok) throw new Error(done.message);
+    const cancelledAt = Date.parse(done.batch.cancelledAt!);
+
+    // What a linear cancel writes: pending rows -> cancelled at the cancel, nothing else changes.
+    const linear = before.map((r) =>
+      r.status === "pending" ? { ...r, status: "cancelled", finished_at: cancelledAt } : r,
+    );
+
+    let steps = 0;
+    let left = await storedPending(batchId);
+    expect(left).toBe(248);
+    while (left > 0) {
+      await evictDurableObject(stub); // mid-sweep: memory gone, the alarm and the rows stay
+      await setChunk(batchId, 60);
+      expect(await runDurableObjectAlarm(stub)).toBe(true);
+      const now = await storedPending(batchId);
+      expect(left - now).toBe(Math.min(60, left)); // one bounded chunk per alarm run
+      // While rows remain the next chunk is due at once; then only retention's far alarm stays.
+      const at = await alarmAt(batchId);
+      if (now > 0) expect(at).toBeLessThanOrEqual(Date.now());
+      else expect(at === null || at > Date.now() + 60_000).toBe(true);
+      left = now;
+      steps++;
+    }
+    expect(steps).toBe(Math.ceil(248 / 60));
+    expect(await storedItems(batchId)).toEqual(linear);
+    // A repeated step (alarms are at least once) changes nothing.
+    await runInBatch(batchId, (o) => o.alarm());
+    expect(await storedItems(batchId)).toEqual(linear);
+    // The running item still settles and is charged; the books close.
+    await stub.completeItem(itemIds[1]!, b.attempt, { ok: true });
+    expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ reserved: 0, used: 4 });
+  });
+
+  it("starts racing the sweep's alarm runs are all refused, swept rows or not", async () => {
+    const { apiKey } = await newAccount(10_000);
+    const { batchId, itemIds } = await newBatch(apiKey, 400);
+    const stub = batchStub(batchId);
+    expect((await cancel(apiKey, batchId)).status).toBe(200);
+    await setChunk(batchId, 50);
+    // Starts of every item, in small groups, while the alarm sweeps chunk after chunk.
+    const starts = itemIds.map((id, k) =>
+      k % 3 === 0 ? stub.startItems([{ itemId: id }]).then((r) => r[0]!) : stub.startItem(id),
+    );
+    const sweeps = (async () => {
+      let runs = 0;
+      while (runs < 20 && (await runDurableObjectAlarm(stub))) runs++;
+      return runs;
+    })();
+    const [results, runs] = await Promise.all([Promise.all(starts), sweeps]);
+    expect(runs).toBeGreaterThanOrEqual(Math.ceil(400 / 50));
+    expect(new Set(results.map((r) => JSON.stringify(r)))).toEqual(
+      new Set([JSON.stringify({ action: "drop", reason: "BATCH_CANCELLED" })]),
+    );
+    expect(await storedPending(batchId)).toBe(0);
+    expect((await getBatch(apiKey, batchId)).body).toMatchObject({ runningCount: 0, cancelledCount: 400 });
+  });
+
+  it("retention during a sweep deletes everything", async () => {
+    const { apiKey } = await newAccount(10_000);
+    const { batchId } = await newBatch(apiKey, 200);
+    const stub = batchStub(batchId);
+    expect((await cancel(apiKey, batchId)).status).toBe(200);
+    await setChunk(batchId, 50);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await storedPending(batchId)).toBe(150);
+    // The batch is past its retention while rows remain unswept.
+    await runInBatch(batchId, (_o, s) => {
+      s.storage.sql.exec("UPDATE batch SET finished_at = finished_at - ? WHERE id = 1", 400 * 86_400_000);
+    });
+    for (let k = 0; k < 5 && (await runDurableObjectAlarm(stub)); k++);
+    const tables = await runInBatch(batchId, (_o, s) =>
+      s.storage.sql
+        .exec<{ name: string }>(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'",
+        )
+        .toArray(),
+    );
+    expect(tables).toEqual([]);
+    const gone = await getBatch(apiKey, batchId);
+    expect({ status: gone.status, code: gone.body.code }).toEqual({ status: 404, code: "BATCH_EXPIRED" });
+    expect(await runDurableObjectAlarm(stub)).toBe(false); // no sweep alarm left behind
+  });
+
+  it("production chunk: a 1,000-item cancel is swept by the alarm the cancel armed, in one run", async () => {
+    expect(SWEEP_CHUNK_ROWS).toBeGreaterThanOrEqual(1000);
+    const { apiKey } = await newAccount(10_000);
+    const { batchId } = await newBatch(apiKey, 1000);
+    expect((await cancel(apiKey, batchId)).status).toBe(200);
+    expect(await storedPending(batchId)).toBe(1000);
+    expect(await alarmAt(batchId)).toBeLessThanOrEqual(Date.now()); // the cancel armed the sweep, due now
+    expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
+    expect(await storedPending(batchId)).toBe(0);
+  });
+});
