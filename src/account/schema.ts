@@ -1,3 +1,4 @@
+import { USAGE_MIGRATION } from "./usage";
 import { WEBHOOK_MIGRATION } from "../webhooks/deliveries";
 import { WEBHOOK_SECRET_ROTATION_MIGRATION } from "../webhooks/secrets";
 
@@ -109,4 +110,10 @@ export const ACCOUNT_MIGRATIONS = [
   ALTER TABLE live_views ADD COLUMN close_at INTEGER;
   CREATE INDEX live_views_closing ON live_views (close_at) WHERE close_at IS NOT NULL;
   `,
+  `
+  -- v9: the batch's output format, for listings (Spidra's outputFormat). NULL for batches
+  -- indexed before it: the listing asks their batch objects (src/http/routes/batches.ts).
+  ALTER TABLE batches ADD COLUMN output TEXT;
+  `,
+  USAGE_MIGRATION,
 ] as const;

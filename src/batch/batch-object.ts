@@ -64,6 +64,7 @@ import {
   removeIfDue,
   type RetentionHost,
 } from "./retention";
+import { allItems, itemsPage } from "./item-pages";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
 import { log } from "../lib/log";
@@ -162,17 +163,16 @@ export class BatchObject extends DurableObject<Env> {
     return result;
   }
 
+  /** A page of items after `cursor`; `limit` null: every item (src/batch/item-pages.ts). */
   async get(
     accountId: string,
     cursor: number,
-    limit: number,
+    limit: number | null,
   ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    const rows = all<ItemRow>(this.sql, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
-    const page = rows.slice(0, limit);
-    const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
-    return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
+    const page = limit === null ? allItems(this.sql, row.batch_id) : itemsPage(this.sql, row.batch_id, cursor, limit);
+    return { ok: true, batch: batchView(row), ...page };
   }
 
   /** For /admin/stats: items not finished, and how many of them wait in the queue (null: no batch). */
@@ -216,6 +216,7 @@ export class BatchObject extends DurableObject<Env> {
             key: `${row.batch_id}:cancel`,
             amount: decision.creditsRefunded,
             note: `batch cancelled: ${decision.cancelledItems} pending items refunded`,
+            items: decision.cancelledItems,
           });
         }
         const next = this.fitSlots(
@@ -569,9 +570,12 @@ export class BatchObject extends DurableObject<Env> {
         amount: price,
         itemId: item.id,
         note: outcome === "completed" ? "item completed" : "item failed, charged",
+        outcome,
+        durationMs: m.durationMs ?? null,
       });
     } else {
-      this.toAccount.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
+      const durationMs = m.durationMs ?? null;
+      this.toAccount.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed", durationMs });
     }
     const patch =
       charge === "consume"

@@ -16,6 +16,7 @@ import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { live } from "./routes/live";
 import { serpwow } from "./routes/serpwow";
+import { usage } from "./routes/usage";
 import { errorResponsesWith } from "./schemas";
 import { webhooks } from "./routes/webhooks";
 import { positiveInt } from "../lib/positive-int";
@@ -66,6 +67,7 @@ export function createApp() {
   app.route("/", batches);
   app.route("/", live);
   app.route("/", credits);
+  app.route("/", usage);
   app.route("/", admin);
   app.route("/", adminStats);
   app.route("/", serpwow);

@@ -39,6 +39,7 @@ async function accountWithBatches(credits: number, holds: number[]) {
   const batchIds: string[] = [];
   for (const amount of holds) {
     const r = await account.reserveBatch({
+      output: "json",
       total: amount,
       amount,
       wantedSlots: 1,
