@@ -69,7 +69,7 @@ describe("typed client", () => {
     const c = client(apiKey);
     const error = await c.createBatch({ urls: ["https://example.com/"] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BatchScrapeError);
-    expect(error).toMatchObject({ status: 402, code: "INSUFFICIENT_CREDITS" });
+    expect(error).toMatchObject({ status: 403, code: "INSUFFICIENT_CREDITS" });
     const notFound = await c.getBatch("nope").catch((e: unknown) => e);
     expect(notFound).toMatchObject({ status: 404, code: "NOT_FOUND" });
   });
