@@ -89,17 +89,7 @@ describe("GET /openapi.json", () => {
   it("documents the create route's 202, its body and its error statuses", async () => {
     const doc = await document();
     const op = doc.paths["/api/batch/scrape"].post;
-    expect(Object.keys(op.responses).sort()).toEqual([
-      "202",
-      "400",
-      "401",
-      "403",
-      "413",
-      "415",
-      "422",
-      "429",
-      "503",
-    ]);
+    expect(Object.keys(op.responses).sort()).toEqual(["202", "400", "401", "403", "413", "415", "422", "429", "503"]);
     expect(op.requestBody.required).toBe(true);
     expect(op.requestBody.content["application/json"].schema).toEqual(expect.any(Object));
     expect(op.parameters.map((p: { name: string; in: string }) => [p.in, p.name.toLowerCase()])).toContainEqual([
