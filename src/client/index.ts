@@ -10,8 +10,9 @@
 import type { z } from "@hono/zod-openapi";
 import type { batchRoutes, CreateBatchInput } from "../http/routes/batches";
 import type { creditRoutes } from "../http/routes/credits";
+import type { usageRoutes } from "../http/routes/usage";
 
-type Routes = typeof batchRoutes & typeof creditRoutes;
+type Routes = typeof batchRoutes & typeof creditRoutes & typeof usageRoutes;
 /** The JSON body a route answers with on status S. */
 type Json<R extends keyof Routes, S extends keyof Routes[R]["responses"]> = Routes[R]["responses"][S] extends {
   content: { "application/json": { schema: infer Schema extends z.ZodType } };
@@ -29,6 +30,7 @@ export type CancelAllResult = Json<"cancelAll", 200>;
 export type RetryResult = Json<"retry", 202>;
 export type Credits = Json<"getCredits", 200>;
 export type LedgerPage = Json<"getLedger", 200>;
+export type UsageStats = Json<"stats", 200>;
 
 export interface ClientOptions {
   baseUrl: string;
@@ -96,6 +98,11 @@ export class BatchScrapeClient {
 
   getLedger(page: { cursor?: string; limit?: number } = {}): Promise<LedgerPage> {
     return this.#json("GET", `/api/credits/ledger${query(page)}`);
+  }
+
+  /** Usage by day (`7d`, `30d`) or week (`weekly`), from the ledger. */
+  getUsage(range: "7d" | "30d" | "weekly"): Promise<UsageStats> {
+    return this.#json("GET", `/api/usage-stats?range=${range}`);
   }
 
   async #json<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {

@@ -57,7 +57,13 @@ describe("a failure at an extraction limit is charged", () => {
 
     const { body } = await getBatch(apiKey, batchId);
     expect(body).toMatchObject({ failedCount: 1, pendingCount: 1, creditsUsed: 2, creditsRefunded: 0 });
-    expect(body.items[0]).toMatchObject({ status: "failed", attempts: 1, creditsUsed: 2, error: LIMIT });
+    expect(body.items[0]).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      creditsUsed: 2,
+      error: LIMIT.message,
+      errorCode: LIMIT.code,
+    });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 6, reserved: 2, used: 2, refunded: 0 });
 
     const rows = (await ledger(apiKey)).filter((e) => e.itemId === itemIds[0]);

@@ -98,6 +98,28 @@ describe("GET /openapi.json", () => {
     ]);
   });
 
+  it("documents Spidra's shapes: 403 (not 402) for credits, item error a string, list outputFormat, usage-stats", async () => {
+    const doc = await document();
+    const statuses = (path: string, method: string) => Object.keys(doc.paths[path][method].responses);
+    expect(statuses("/api/batch/scrape/{batchId}/retry", "post")).toContain("403");
+    for (const [path, method] of Object.entries({
+      "/api/batch/scrape": "post",
+      "/api/batch/scrape/{batchId}/retry": "post",
+    }))
+      expect(statuses(path, method)).not.toContain("402");
+    const item = doc.components.schemas.BatchItem;
+    expect(item.properties.error.type).toEqual(expect.arrayContaining(["string"]));
+    expect(item.properties).toHaveProperty("errorCode");
+    expect(item.properties).toHaveProperty("jobId");
+    expect(item.properties).toHaveProperty("screenshotUrl");
+    const list = doc.paths["/api/batch/scrape"].get.responses["200"].content["application/json"].schema;
+    expect(list.properties.jobs.items.properties).toHaveProperty("outputFormat");
+    expect(list.properties.jobs.items.properties).toHaveProperty("scrapingChannel");
+    const usage = doc.paths["/api/usage-stats"].get;
+    expect(usage.parameters).toContainEqual(expect.objectContaining({ in: "query", name: "range", required: true }));
+    expect(Object.keys(usage.responses)).toEqual(expect.arrayContaining(["200", "400", "401", "403"]));
+  });
+
   it("documents path parameters for the routes that take ids", async () => {
     const doc = await document();
     const names = (path: string, method: string) =>
