@@ -35,6 +35,7 @@ describe("the account object as a hot spot", () => {
     const batchIds: string[] = [];
     for (let b = 0; b < BATCHES; b++) {
       const r = await account.reserveBatch({
+        output: "json",
         total: itemsPerBatch,
         amount: 2 * itemsPerBatch,
         wantedSlots: 1,

@@ -77,6 +77,7 @@ describe("the account's slot cap under many waiting batches", () => {
     const batchesSmall = (await account.slotUsage()).batches.length;
     for (let i = 0; i < 960; i++) {
       const r = await account.reserveBatch({
+        output: "json",
         total: 1,
         amount: 2,
         wantedSlots: 1,

@@ -166,6 +166,7 @@ export async function createBatchRpc(
   const reserve = await timed(
     async () =>
       await accountStub(accountId).reserveBatch({
+        output: "json",
         total: batchUrls.length,
         amount: batchUrls.length * 2,
         wantedSlots: Math.min(batchUrls.length, 5),

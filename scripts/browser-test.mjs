@@ -488,6 +488,67 @@ async function story() {
   );
   check("the item list shows every item with its final status", itemsShown.ok, itemsShown.view?.items);
 
+  step("the usage chart: today's bars are the API's figures");
+  const usageTruth = await api("GET", "/api/usage-stats?range=7d", { headers: key });
+  const today = usageTruth.body?.data?.at(-1);
+  const expectedBars = today && {
+    reserved: today.creditsReserved,
+    charged: today.creditsCharged,
+    refunded: today.creditsRefunded,
+  };
+  check(
+    "GET /api/usage-stats?range=7d: today reserved 20, charged and refunded as the batch's",
+    show(expectedBars) ===
+      show({ reserved: URL_COUNT * PER_ITEM, charged: truth.body?.creditsUsed, refunded: truth.body?.creditsRefunded }),
+    usageTruth.body,
+  );
+  const chartBars = () =>
+    page.evaluate(() => {
+      const bars = [...document.querySelectorAll("#usage-chart rect")];
+      const last = bars.length > 0 ? bars[bars.length - 1].dataset.period : null;
+      return {
+        bars: bars.length,
+        period: last,
+        svgNamespace: document.getElementById("usage-chart")?.namespaceURI ?? null,
+        today: Object.fromEntries(
+          bars.filter((b) => b.dataset.period === last).map((b) => [b.dataset.metric, Number(b.dataset.value)]),
+        ),
+        tallest: Math.max(0, ...bars.map((b) => Number(b.getAttribute("height")))),
+        summary: document.getElementById("usage-summary")?.textContent ?? "",
+      };
+    });
+  let chart = await chartBars();
+  for (let i = 0; i < 50 && show(chart.today) !== show(expectedBars); i++) {
+    await sleep(100);
+    chart = await chartBars();
+  }
+  check(
+    "the chart draws 7 days x 3 bars as inline SVG",
+    chart.bars === 21 && chart.svgNamespace === "http://www.w3.org/2000/svg",
+    chart,
+  );
+  check("the chart's bars for today equal the API's figures (no reload)", show(chart.today) === show(expectedBars), {
+    page: chart.today,
+    api: expectedBars,
+  });
+  check("the tallest bar is drawn (non-zero height)", chart.tallest > 0, chart.tallest);
+  check(
+    "the summary names the range's items by state",
+    chart.summary.includes(`cancelled ${nCancelled}`) && chart.summary.includes("reserved 20"),
+    chart.summary,
+  );
+  await page.selectOption("#usage-range", "weekly");
+  let weekly = await chartBars();
+  for (let i = 0; i < 50 && !(weekly.period ?? "").includes("–"); i++) {
+    await sleep(100);
+    weekly = await chartBars();
+  }
+  check(
+    "switching to 7 weeks redraws: 7 weeks x 3 bars, this week's reserved 20",
+    weekly.bars === 21 && (weekly.period ?? "").includes("–") && weekly.today.reserved === URL_COUNT * PER_ITEM,
+    weekly,
+  );
+
   step("open a completed item's result");
   await page.click("#items button.view-result");
   const resultText = await page

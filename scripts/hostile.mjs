@@ -274,16 +274,16 @@ async function story() {
       fetches.set(path, (fetches.get(path) ?? 0) + expect.attempts);
       const item = view?.items?.find((it) => new URL(it.url).pathname === path);
       const label = `${spec.name}: ${path}`;
-      const brief = item && pick(item, ["status", "error", "creditsUsed", "attempts"]);
+      const brief = item && pick(item, ["status", "errorCode", "error", "creditsUsed", "attempts"]);
       console.log(`  ${label} -> ${show(brief)}`);
       check(
         `${label} ends ${expect.status}${expect.code ? ` with ${expect.code}` : ""}, ${expect.charged ? "charged" : "refunded"}`,
         item?.status === expect.status &&
-          (item.error?.code ?? null) === expect.code &&
+          (item.errorCode ?? null) === expect.code &&
           item.creditsUsed === (expect.charged ? view.creditsPerItem : 0),
         brief,
       );
-      const limitVar = /\b(EXTRACT_[A-Z_]+) = \d+/.exec(item?.error?.message ?? "")?.[1];
+      const limitVar = /\b(EXTRACT_[A-Z_]+) = \d+/.exec(item?.error ?? "")?.[1];
       if (limitVar) limitsHit[limitVar] = (limitsHit[limitVar] ?? 0) + 1;
       if (expect.code === "EXTRACTION_LIMIT") {
         check(`${label}: the message names the limit (EXTRACT_… = n)`, limitVar !== undefined, item?.error);
@@ -374,7 +374,7 @@ async function story() {
   );
 
   step(`the books of both accounts (reserved polled to 0 for up to ${BOUNDS.settle / 1000} s)`);
-  const chargedFailure = (item) => item.error?.code === "EXTRACTION_LIMIT";
+  const chargedFailure = (item) => item.errorCode === "EXTRACTION_LIMIT";
   for (const [name, key, ids] of [
     ["hostile", accounts.hostile, created.map((c) => c.batchId)],
     ["bystander", accounts.bystander, batchIds],

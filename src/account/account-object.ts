@@ -20,6 +20,8 @@ import { migrate } from "../durable/sql";
 import type { Env } from "../env";
 import { ABANDONED_HOLD_MS, retentionMs, TOMBSTONE_MS } from "../domain/retention-policy";
 import { ACCOUNT_MIGRATIONS } from "./schema";
+import type { UsageDay } from "../domain/usage-range";
+import { usageDays } from "./usage";
 import { positiveInt } from "../lib/positive-int";
 import { deliverDue, listDeliveries } from "../webhooks/deliveries";
 import { currentSecret, rotateSecret, type SecretState, signingSecrets, wipeExpiredSecret } from "../webhooks/secrets";
@@ -313,7 +315,15 @@ export class AccountObject extends DurableObject<Env> {
 
   listBatches(page: number, limit: number): { jobs: BatchIndexRow[]; total: number } {
     if (!this.exists()) return { jobs: [], total: 0 };
+    this.ensureSchema(); // the index's output column (v9)
     return listVisible(this.sql, page, limit);
+  }
+
+  /** GET /api/usage-stats: the account's usage by day, `fromDay` to `toDay` (src/account/usage.ts). */
+  usageDays(fromDay: number, toDay: number): UsageDay[] {
+    if (!this.exists()) return [];
+    this.ensureSchema(); // an account older than the table gets it (filled from its ledger) now
+    return usageDays(this.sql, fromDay, toDay);
   }
 
   // ---- retention and operations (src/batch/retention.ts, /admin/stats, /healthz) ------------

@@ -32,6 +32,11 @@ export function applyOutbox(
   return applied;
 }
 
+/** An item's fetch time as usage (none when the item never got a response). */
+function timed(durationMs: number | null | undefined): { durationMs?: number; timed?: number } {
+  return typeof durationMs === "number" ? { durationMs, timed: 1 } : {};
+}
+
 /** Returns true when the event changed something (false for a duplicate). */
 function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent, slots: SlotContext): boolean {
   const batchId = settlement.batchId;
@@ -61,13 +66,16 @@ function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent
       }
       return true;
     }
-    case "consume":
+    case "consume": {
+      const outcome = event.outcome ?? (event.note === "item failed, charged" ? "failed" : "completed");
       return settlement.release(
         "consume",
         event.amount,
         { key: event.key, itemId: event.itemId, note: event.note ?? "item completed" },
         "skip",
+        { [outcome]: 1, ...timed(event.durationMs) },
       );
+    }
     case "refund":
       // A refund of nothing moves nothing and writes no ledger row (it counts unless its key is taken).
       if (event.amount === 0) return !inLedger(sql, event.key);
@@ -76,6 +84,10 @@ function applyEvent(sql: SqlStorage, settlement: Settlement, event: AccountEvent
         event.amount,
         { key: event.key, itemId: event.itemId ?? null, note: event.note },
         "skip",
+        // An item's refund is its failure; a batch's (no item) is its cancel.
+        event.itemId !== undefined
+          ? { failed: 1, ...timed(event.durationMs) }
+          : { cancelled: event.items ?? Number(/^batch cancelled: (\d+)/.exec(event.note)?.[1] ?? 0) },
       );
     case "status":
       return updateIndex(sql, batchId, event.version, event.snapshot);

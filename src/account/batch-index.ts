@@ -19,15 +19,23 @@ export interface BatchIndexRow {
   cancelled: number;
   createdAt: number;
   finishedAt: number | null;
+  /** json or markdown; null for a batch indexed before the index kept it. */
+  output: string | null;
 }
 
 /** A new batch, hidden until its creation is confirmed, holding `reserved` credits. */
-export function indexBatch(sql: SqlStorage, batchId: string, total: number, reserved: number, now: number): void {
+export function indexBatch(
+  sql: SqlStorage,
+  batchId: string,
+  batch: { total: number; reserved: number; output: string },
+  now: number,
+): void {
   sql.exec(
-    "INSERT INTO batches (batch_id, status, total, reserved, created_at) VALUES (?, 'pending', ?, ?, ?)",
+    "INSERT INTO batches (batch_id, status, total, reserved, output, created_at) VALUES (?, 'pending', ?, ?, ?, ?)",
     batchId,
-    total,
-    reserved,
+    batch.total,
+    batch.reserved,
+    batch.output,
     now,
   );
 }
@@ -105,7 +113,8 @@ export function listVisible(sql: SqlStorage, page: number, limit: number): { job
   const total = first<{ n: number }>(sql, "SELECT count(*) AS n FROM batches WHERE visible = 1")!.n;
   const jobs = all<BatchIndexRow>(
     sql,
-    `SELECT batch_id AS batchId, status, total, completed, failed, cancelled, created_at AS createdAt, finished_at AS finishedAt
+    `SELECT batch_id AS batchId, status, total, completed, failed, cancelled, created_at AS createdAt, finished_at AS finishedAt,
+            output
      FROM batches WHERE visible = 1 ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
     limit,
     (page - 1) * limit,

@@ -8,6 +8,7 @@
 import { applyMovement, type Balances, type MovementKind } from "../domain/credits";
 import { fail, type Failure, type Ok } from "../domain/errors";
 import { all, first } from "../durable/sql";
+import { addUsage } from "./usage";
 
 export interface LedgerEntry {
   id: number;
@@ -66,12 +67,16 @@ export function move(
     return fail(result.code === "INSUFFICIENT_CREDITS" ? "INSUFFICIENT_CREDITS" : "VALIDATION_ERROR", result.message);
   }
   const b = result.next;
+  const at = Date.now();
   writeBalances(sql, b);
   appendEntry(
     sql,
     { key: ref.key, kind, amount, batchId: ref.batchId ?? null, itemId: ref.itemId ?? null, note: ref.note },
     b,
+    at,
   );
+  // Grants are not usage; reservations are (GET /api/usage-stats).
+  if (kind === "reserve") addUsage(sql, at, { reserved: amount });
   return { ok: true, balances: b };
 }
 
@@ -80,6 +85,7 @@ export function appendEntry(
   sql: SqlStorage,
   row: { key: string; kind: MovementKind; amount: number; batchId: string | null; itemId: string | null; note: string },
   after: Balances,
+  at: number = Date.now(),
 ): void {
   sql.exec(
     `INSERT INTO ledger (idem_key, kind, amount, batch_id, item_id, note, balance_after, reserved_after, created_at)
@@ -92,7 +98,7 @@ export function appendEntry(
     row.note,
     after.balance,
     after.reserved,
-    Date.now(),
+    at,
   );
 }
 

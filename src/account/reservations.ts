@@ -16,6 +16,8 @@ import { claimSlots, type SlotContext, slotsGrantedTo } from "./slots";
 
 export interface BatchReservationInput {
   total: number;
+  /** The batch's output format, kept in the index for listings. */
+  output: string;
   amount: number;
   wantedSlots: number;
   /** Batches the account may have pending or running at once (the route's config). */
@@ -67,7 +69,7 @@ export function reserveCreate(
   const holdKey = holdKeys.create(batchId);
   const held = takeHold(sql, { key: holdKey, batchId, purpose: "create", amount: input.amount }, times.deadline, now);
   if (!held.ok) return held;
-  indexBatch(sql, batchId, input.total, input.amount, now);
+  indexBatch(sql, batchId, { total: input.total, reserved: input.amount, output: input.output }, now);
   if (input.idempotencyKey !== null) recordKey(sql, input.idempotencyKey, input.requestHash, batchId, now);
   const slotsGranted = claimSlots(sql, slots, batchId, 1, input.wantedSlots);
   return { ok: true, batchId, holdKey, replay: false, slotsGranted };

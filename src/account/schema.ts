@@ -1,3 +1,4 @@
+import { USAGE_MIGRATION } from "./usage";
 import { WEBHOOK_MIGRATION } from "../webhooks/deliveries";
 import { WEBHOOK_SECRET_ROTATION_MIGRATION } from "../webhooks/secrets";
 
@@ -127,4 +128,10 @@ export const ACCOUNT_MIGRATIONS = [
   -- v10: a batch's receipt reads its ledger rows (src/account/batch-receipt.ts): by batch, in order.
   CREATE INDEX ledger_batch ON ledger (batch_id, seq) WHERE batch_id IS NOT NULL;
   `,
+  `
+  -- v11: the batch's output format, for listings (Spidra's outputFormat). NULL for batches
+  -- indexed before it: the listing asks their batch objects (src/http/routes/batches.ts).
+  ALTER TABLE batches ADD COLUMN output TEXT;
+  `,
+  USAGE_MIGRATION,
 ] as const;

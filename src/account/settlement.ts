@@ -1,6 +1,7 @@
 import { releaseFromBatch, type SettlementState } from "../domain/settlement";
 import { first } from "../durable/sql";
 import { appendEntry, inLedger, readBalances, writeBalances } from "./ledger";
+import { type UsageDelta, UsageTally } from "./usage";
 
 /**
  * The settlements of one batch's events applied in one transaction of the account object
@@ -17,6 +18,7 @@ export class Settlement {
   #state: SettlementState | undefined;
   #balancesDirty = false;
   #reservedDirty = false;
+  readonly #usage = new UsageTally();
 
   constructor(
     private readonly sql: SqlStorage,
@@ -39,6 +41,8 @@ export class Settlement {
     amount: number,
     ref: { key: string; itemId: string | null; note: string },
     onDuplicate: "skip" | "refuse",
+    /** Items that reached a state with this movement, and their fetch time (the day's usage). */
+    usage: UsageDelta = {},
   ): boolean {
     const result = releaseFromBatch(this.load(), kind, amount, { batchId: this.batchId, key: ref.key });
     if (!result.ok) {
@@ -47,16 +51,19 @@ export class Settlement {
       throw new Error(result.message);
     }
     const b = result.next.balances;
+    const at = Date.now();
     try {
       appendEntry(
         this.sql,
         { key: ref.key, kind, amount, batchId: this.batchId, itemId: ref.itemId, note: ref.note },
         b,
+        at,
       );
     } catch (err) {
       if (onDuplicate === "skip" && inLedger(this.sql, ref.key)) return false;
       throw err;
     }
+    this.#usage.add(at, { ...usage, [kind === "consume" ? "charged" : "refunded"]: amount });
     this.#state = result.next;
     this.#balancesDirty = true;
     this.#reservedDirty = true;
@@ -71,6 +78,7 @@ export class Settlement {
 
   /** Writes what changed since the last flush (the cached figures stay valid). */
   flush(): void {
+    this.#usage.flush(this.sql);
     const state = this.#state;
     if (!state) return;
     if (this.#balancesDirty) writeBalances(this.sql, state.balances);

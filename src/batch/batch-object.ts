@@ -75,7 +75,6 @@ import {
   failedIdxs,
   insertItems,
   itemById,
-  itemsAfter,
   markFinished,
   hasStoredPending,
   SWEEP_CHUNK_ROWS,
@@ -105,6 +104,7 @@ import {
   removeIfDue,
   type RetentionHost,
 } from "./retention";
+import { allItems, itemsPage } from "./item-pages";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
 import { log } from "../lib/log";
@@ -213,17 +213,16 @@ export class BatchObject extends DurableObject<Env> {
     return result;
   }
 
+  /** A page of items after `cursor`; `limit` null: every item (src/batch/item-pages.ts). */
   async get(
     accountId: string,
     cursor: number,
-    limit: number,
+    limit: number | null,
   ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    const rows = itemsAfter(this.sql, row, cursor, limit);
-    const page = rows.slice(0, limit);
-    const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
-    return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
+    const page = limit === null ? allItems(this.sql, row) : itemsPage(this.sql, row, cursor, limit);
+    return { ok: true, batch: batchView(row), ...page };
   }
 
   // ---- reads with a key claim (src/batch/key-copies.ts): one object call, the key checked here ----
@@ -232,7 +231,7 @@ export class BatchObject extends DurableObject<Env> {
   async getAs(
     claim: KeyClaim,
     cursor: number,
-    limit: number,
+    limit: number | null,
   ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure | KeyUnchecked> {
     const access = await this.admit(claim);
     return access === true ? this.get(claim.accountId, cursor, limit) : access;
@@ -302,6 +301,7 @@ export class BatchObject extends DurableObject<Env> {
             key: `${row.batch_id}:cancel`,
             amount: decision.creditsRefunded,
             note: `batch cancelled: ${decision.cancelledItems} pending items refunded`,
+            items: decision.cancelledItems,
           });
         }
         const next = fitSlots(
@@ -613,9 +613,12 @@ export class BatchObject extends DurableObject<Env> {
         amount: price,
         itemId: item.id,
         note: outcome === "completed" ? "item completed" : "item failed, charged",
+        outcome,
+        durationMs: payload.meta.durationMs ?? null,
       });
     } else {
-      this.toAccount.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed" });
+      const durationMs = payload.meta.durationMs ?? null;
+      this.toAccount.add({ kind: "refund", key, amount: price, itemId: item.id, note: "item failed", durationMs });
     }
     const patch =
       charge === "consume"

@@ -55,6 +55,27 @@ export function itemsAfter(sql: SqlStorage, batch: ItemReadContext, cursor: numb
   return readItems(sql, batch, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
 }
 
+/** Every column of an item row but `result` (a batch's whole item list reads results one by one). */
+const COLUMNS_BUT_RESULT = `idx, id, url, status, round, attempts, lease_attempt, lease_expires_at, error, credits_used,
+  started_at, finished_at, dispatch_token, dispatched_at, not_before, result_key, status_code, final_url, duration_ms,
+  custom_id, metadata`;
+
+/** Every item in order, as it reads now, with `result` left null and its stored size beside it. */
+export function allItemsButResults(
+  sql: SqlStorage,
+  batch: ItemReadContext,
+): (ItemRow & { result_bytes: number | null })[] {
+  return all<ItemRow & { result_bytes: number | null }>(
+    sql,
+    `SELECT ${COLUMNS_BUT_RESULT}, NULL AS result, length(CAST(result AS BLOB)) AS result_bytes FROM items ORDER BY idx`,
+  ).map((row) => ({ ...asOfNow(row, batch.cancelled_at), result_bytes: row.result_bytes }));
+}
+
+/** One item's inline result. */
+export function itemResult(sql: SqlStorage, idx: number): string | null {
+  return first<{ result: string | null }>(sql, "SELECT result FROM items WHERE idx = ?", idx)?.result ?? null;
+}
+
 /**
  * Whether the sweep has rows left: rows stored `pending` (in a cancelled batch, those it
  * has not rewritten yet). Two probes of the pending partial indexes, one row each at most.

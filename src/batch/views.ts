@@ -5,6 +5,7 @@ import type { BatchRow, ItemRow } from "./rows";
 /** Parsed JSON. Kept shallow on purpose: a recursive type is too deep for RPC stub typing. */
 export type Json = string | number | boolean | null | object;
 
+/** An item as Spidra documents it (api-reference/scraping/batch-scrape-status), plus our own fields. */
 export interface ItemView {
   uuid: string;
   /** The item's position in the batch's `urls`, from 0. */
@@ -13,9 +14,13 @@ export interface ItemView {
   customId: string | null;
   metadata: { [key: string]: Json } | null;
   url: string;
+  /** The item's current run (`<item uuid>:r<round>:a<attempt>`), as in our logs; null until it first starts. */
+  jobId: string | null;
   status: ItemStatus;
   result: Json;
-  error: { code: string; message: string } | null;
+  /** Spidra's shape: the failure's message, or null. Its machine code is `errorCode`. */
+  error: string | null;
+  errorCode: string | null;
   creditsUsed: number;
   attempts: number;
   startedAt: string | null;
@@ -25,6 +30,8 @@ export interface ItemView {
   statusCode: number | null;
   finalUrl: string | null;
   durationMs: number | null;
+  /** Always null: this service takes no screenshots (a create asking for one is refused). */
+  screenshotUrl: null;
 }
 
 export interface BatchView {
@@ -79,6 +86,19 @@ export function resultPath(batchId: string, itemId: string): string {
   return `/api/batch/scrape/${batchId}/items/${itemId}/result`;
 }
 
+/** The stored error (JSON `{ code, message }`) as Spidra's string plus our code. */
+function errorOf(stored: string | null): { error: string | null; errorCode: string | null } {
+  if (stored === null) return { error: null, errorCode: null };
+  const parsed = JSON.parse(stored) as { code?: unknown; message?: unknown };
+  const code = typeof parsed.code === "string" ? parsed.code : null;
+  const message = typeof parsed.message === "string" ? parsed.message : (code ?? "failed");
+  return { error: message, errorCode: code };
+}
+
+export function jobIdOf(row: Pick<ItemRow, "id" | "round" | "attempts">): string | null {
+  return row.attempts === 0 ? null : `${row.id}:r${row.round}:a${row.attempts}`;
+}
+
 export function itemView(row: ItemRow, batchId: string): ItemView {
   return {
     uuid: row.id,
@@ -86,9 +106,10 @@ export function itemView(row: ItemRow, batchId: string): ItemView {
     customId: row.custom_id ?? null,
     metadata: row.metadata == null ? null : (JSON.parse(row.metadata) as { [key: string]: Json }),
     url: row.url,
+    jobId: jobIdOf(row),
     status: row.status,
     result: row.result === null ? null : (JSON.parse(row.result) as Json),
-    error: row.error === null ? null : JSON.parse(row.error),
+    ...errorOf(row.error),
     creditsUsed: row.credits_used,
     attempts: row.attempts,
     startedAt: iso(row.started_at),
@@ -97,5 +118,6 @@ export function itemView(row: ItemRow, batchId: string): ItemView {
     statusCode: row.status_code,
     finalUrl: row.final_url,
     durationMs: row.duration_ms,
+    screenshotUrl: null,
   };
 }

@@ -12,8 +12,9 @@ import type { z } from "@hono/zod-openapi";
 import type { resultRoutes } from "../http/routes/batch-results";
 import type { batchRoutes, CreateBatchInput } from "../http/routes/batches";
 import type { creditRoutes } from "../http/routes/credits";
+import type { usageRoutes } from "../http/routes/usage";
 
-type Routes = typeof batchRoutes & typeof creditRoutes & typeof resultRoutes;
+type Routes = typeof batchRoutes & typeof creditRoutes & typeof resultRoutes & typeof usageRoutes;
 /** The JSON body a route answers with on status S. */
 type Json<R extends keyof Routes, S extends keyof Routes[R]["responses"]> = Routes[R]["responses"][S] extends {
   content: { "application/json": { schema: infer Schema extends z.ZodType } };
@@ -37,6 +38,7 @@ export type ResultLine =
   Routes["results"]["responses"][200]["content"]["application/x-ndjson"]["schema"] extends infer S extends z.ZodType
     ? z.infer<S>
     : never;
+export type UsageStats = Json<"stats", 200>;
 
 export interface ClientOptions {
   baseUrl: string;
@@ -150,6 +152,11 @@ export class BatchScrapeClient {
 
   getLedger(page: { cursor?: string; limit?: number } = {}): Promise<LedgerPage> {
     return this.#json("GET", `/api/credits/ledger${query(page)}`);
+  }
+
+  /** Usage by day (`7d`, `30d`) or week (`weekly`), from the ledger. */
+  getUsage(range: "7d" | "30d" | "weekly"): Promise<UsageStats> {
+    return this.#json("GET", `/api/usage-stats?range=${range}`);
   }
 
   async #json<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {

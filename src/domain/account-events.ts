@@ -10,9 +10,29 @@ export type AccountEvent =
   | { kind: "confirm"; key: string }
   /** The batch will never apply the hold: give the credits back (or refuse it if it comes late). */
   | { kind: "void"; key: string }
-  /** `note`: the ledger row's (default "item completed"; a charged failure says so). */
-  | { kind: "consume"; key: string; amount: number; itemId: string; note?: string }
-  | { kind: "refund"; key: string; amount: number; itemId?: string; note: string }
+  /**
+   * `note`: the ledger row's (default "item completed"; a charged failure says so). `outcome`,
+   * `items` (a cancel's count) and `durationMs` feed the account's usage by day; events written
+   * before they existed lack them (the account then reads the note).
+   */
+  | {
+      kind: "consume";
+      key: string;
+      amount: number;
+      itemId: string;
+      note?: string;
+      outcome?: "completed" | "failed";
+      durationMs?: number | null;
+    }
+  | {
+      kind: "refund";
+      key: string;
+      amount: number;
+      itemId?: string;
+      note: string;
+      items?: number;
+      durationMs?: number | null;
+    }
   | { kind: "status"; version: number; snapshot: BatchIndexSnapshot }
   /** A webhook event to sign and deliver to `url` (idempotent by event id). */
   | { kind: "webhook"; url: string; event: WebhookEvent }

@@ -11,7 +11,8 @@ export const ERROR_STATUS = {
   OPTION_UNAVAILABLE: 400,
   MISSING_API_KEY: 401,
   UNAUTHORIZED: 401,
-  INSUFFICIENT_CREDITS: 402,
+  /** Spidra's status for it (batch-scrape-retry; its SDK maps 403 to SpidraInsufficientCreditsError). */
+  INSUFFICIENT_CREDITS: 403,
   INVALID_API_KEY: 403,
   ADMIN_DISABLED: 403,
   NOT_FOUND: 404,

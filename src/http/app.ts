@@ -18,6 +18,7 @@ import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { live } from "./routes/live";
 import { serpwow } from "./routes/serpwow";
+import { usage } from "./routes/usage";
 import { errorResponsesWith } from "./schemas";
 import { webhooks } from "./routes/webhooks";
 import { positiveInt } from "../lib/positive-int";
@@ -70,6 +71,7 @@ export function createApp() {
   app.route("/", batchResults);
   app.route("/", live);
   app.route("/", credits);
+  app.route("/", usage);
   app.route("/", admin);
   app.route("/", adminStats);
   app.route("/", serpwow);

@@ -89,6 +89,7 @@ export async function createBatch(
   const reservation = unwrap(
     await accountObject(env, accountId).reserveBatch({
       total,
+      output,
       amount: total * price,
       wantedSlots: Math.min(total, maxConcurrency),
       maxActiveBatches: positiveInt(env.MAX_ACTIVE_BATCHES, LIMITS.maxActiveBatches),

@@ -23,8 +23,7 @@ export const ErrorSchema = z
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: "Invalid request",
   401: "Missing credentials",
-  402: "Not enough credits",
-  403: "Invalid, revoked or expired credentials",
+  403: "Invalid, revoked or expired credentials (INVALID_API_KEY), or not enough credits (INSUFFICIENT_CREDITS, Spidra's status for it)",
   404: "Not found (or not yours)",
   409: "Conflicts with the current state",
   410: "The batch expired (removed after RETENTION_DAYS); answered to its owner only",
@@ -116,6 +115,16 @@ export function pageQuery(max: number, fallback: number) {
     .default(String(fallback))
     .transform(Number)
     .pipe(z.number().int("must be a whole number").min(1, "must be at least 1").max(max, `must be at most ${max}`));
+}
+
+/** Like pageQuery, but absent stays undefined (the route decides what no size means). */
+export function optionalPageQuery(max: number) {
+  return z
+    .string()
+    .regex(/^[0-9]{1,16}$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int("must be a whole number").min(1, "must be at least 1").max(max, `must be at most ${max}`))
+    .optional();
 }
 
 export const CursorSchema = z

@@ -39,6 +39,7 @@ async function accountWithBatches(credits: number, holds: number[]) {
   const batchIds: string[] = [];
   for (const amount of holds) {
     const r = await account.reserveBatch({
+      output: "json",
       total: amount,
       amount,
       wantedSlots: 1,
@@ -343,7 +344,7 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     expect(got.balances).toEqual([{ granted: 100, balance: 98, reserved: 0, used: 2, refunded: 2 }]);
   });
 
-  it("a call of N consumes costs about N + 4 SQL statements", async () => {
+  it("a call of N consumes costs about N + 5 SQL statements (the usage by day: one upsert per call, not per consume)", async () => {
     const N = 20;
     const { account, batchIds, ids } = await accountWithBatches(1000, [100]);
     const batchId = batchIds[0]!;
@@ -361,7 +362,8 @@ describe("applyBatchEvents settles a call's movements as a group", () => {
     });
     console.log(`applyBatchEvents: ${statements.length} statements for ${N} consumes`);
     expect(statements.filter((q) => /INSERT INTO ledger/.test(q))).toHaveLength(N);
-    expect(statements.length).toBeLessThanOrEqual(N + 4);
+    expect(statements.filter((q) => /usage_daily/.test(q))).toHaveLength(1);
+    expect(statements.length).toBeLessThanOrEqual(N + 5);
     const books_ = await books(account, ids);
     expect(books_.balances).toEqual([{ granted: 1000, balance: 900, reserved: 60, used: 40, refunded: 0 }]);
     expect(books_.batches[0]!.reserved).toBe(60);

@@ -57,7 +57,13 @@ describe("a failure at an extraction limit is charged", () => {
 
     const { body } = await getBatch(apiKey, batchId);
     expect(body).toMatchObject({ failedCount: 1, pendingCount: 1, creditsUsed: 2, creditsRefunded: 0 });
-    expect(body.items[0]).toMatchObject({ status: "failed", attempts: 1, creditsUsed: 2, error: LIMIT });
+    expect(body.items[0]).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      creditsUsed: 2,
+      error: LIMIT.message,
+      errorCode: LIMIT.code,
+    });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 6, reserved: 2, used: 2, refunded: 0 });
 
     const rows = (await ledger(apiKey)).filter((e) => e.itemId === itemIds[0]);
@@ -98,12 +104,12 @@ describe("a failure at an extraction limit is charged", () => {
         creditsUsed: 2 * round,
         creditsRefunded: 0,
       });
-      expect(body.items[0]).toMatchObject({ status: "failed", creditsUsed: 2, error: { code: "EXTRACTION_LIMIT" } });
+      expect(body.items[0]).toMatchObject({ status: "failed", creditsUsed: 2, errorCode: "EXTRACTION_LIMIT" });
     }
 
     // The balance is spent: the next retry is refused before anything runs.
     const refused = await retry(apiKey, batchId);
-    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 402, code: "INSUFFICIENT_CREDITS" });
+    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 403, code: "INSUFFICIENT_CREDITS" });
     const consumes = (await ledger(apiKey)).filter((e) => e.itemId === itemId).map((e) => [e.kind, e.idempotencyKey]);
     expect(consumes.sort()).toEqual([1, 2, 3].map((r) => ["consume", `${batchId}:${itemId}:r${r}:consume`]));
   });

@@ -79,7 +79,9 @@ describe("completeItem / failItem", () => {
     expect(body.items[0]).toMatchObject({
       status: "failed",
       creditsUsed: 0,
-      error: { code: "HTTP_404", message: "Not Found" },
+      // Spidra's shape: the message as a string, the code beside it.
+      error: "Not Found",
+      errorCode: "HTTP_404",
     });
     expect(body.finishedAt).not.toBeNull();
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ balance: 100, reserved: 0, used: 0, refunded: 2 });
@@ -202,7 +204,7 @@ describe("leases", () => {
     const last = await started(batchId, itemIds[0]!);
     await expire();
     const { body } = await getBatch(apiKey, batchId);
-    expect(body.items[0]).toMatchObject({ status: "failed", error: { code: "LEASE_EXPIRED" } });
+    expect(body.items[0]).toMatchObject({ status: "failed", errorCode: "LEASE_EXPIRED" });
     // The consumer that lost its lease cannot settle it any more.
     expect(await batchStub(batchId).completeItem(itemIds[0]!, last.attempt, {})).toEqual({
       ok: true,

@@ -147,6 +147,7 @@ describe("a Worker that dies between the account and the batch object", () => {
     const { apiKey, accountId } = await newAccount(100);
     const account = accountStub(accountId);
     const reserved = await account.reserveBatch({
+      output: "json",
       total: 5,
       amount: 10,
       wantedSlots: 5,
@@ -181,6 +182,7 @@ describe("a Worker that dies between the account and the batch object", () => {
     const { apiKey, accountId } = await newAccount(100);
     const account = accountStub(accountId);
     const reserved = await account.reserveBatch({
+      output: "json",
       total: 1,
       amount: 2,
       wantedSlots: 1,

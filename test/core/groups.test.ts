@@ -230,7 +230,7 @@ describe("settleItems", () => {
     ]);
     const { body } = await getBatch(apiKey, batchId);
     expect(body).toMatchObject({ completedCount: 1, failedCount: 1, creditsUsed: 2, creditsRefunded: 2 });
-    expect(body.items[1]).toMatchObject({ status: "failed", error: { code: "RESULT_TOO_LARGE" } });
+    expect(body.items[1]).toMatchObject({ status: "failed", errorCode: "RESULT_TOO_LARGE" });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 2, reserved: 0 });
   });
 });

@@ -75,7 +75,7 @@ describe("POST /api/batch/scrape/:batchId/retry", () => {
     expect(res.body).toMatchObject({ status: "error", code: "NO_FAILED_ITEMS" });
   });
 
-  it("402 INSUFFICIENT_CREDITS when the balance cannot cover the retry; nothing changes", async () => {
+  it("403 INSUFFICIENT_CREDITS when the balance cannot cover the retry; nothing changes", async () => {
     const { apiKey } = await newAccount(4);
     const { batchId, itemIds } = await newBatch(apiKey, 2);
     await failItems(batchId, itemIds.slice(0, 1));
@@ -83,7 +83,7 @@ describe("POST /api/batch/scrape/:batchId/retry", () => {
     await newBatch(apiKey, 1);
     const before = await getCredits(apiKey);
     const res = await retry(apiKey, batchId);
-    expect(res.status).toBe(402);
+    expect(res.status).toBe(403);
     expect(res.body.code).toBe("INSUFFICIENT_CREDITS");
     expect(await getCredits(apiKey)).toEqual(before);
     expect((await getBatch(apiKey, batchId)).body.failedCount).toBe(1);

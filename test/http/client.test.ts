@@ -7,6 +7,7 @@ import {
   type CancelResult,
   type CreateBatchInput,
   type Credits,
+  type UsageStats,
 } from "../../src/client";
 import { newAccount } from "../helpers";
 
@@ -33,6 +34,8 @@ describe("typed client", () => {
     }>();
     expectTypeOf<Batch["status"]>().toEqualTypeOf<"pending" | "running" | "completed" | "failed" | "cancelled">();
     expectTypeOf<Credits>().toHaveProperty("balance").toBeNumber();
+    expectTypeOf<Batch["items"][number]["error"]>().toEqualTypeOf<string | null>();
+    expectTypeOf<UsageStats["data"][number]["credits"]>().toBeNumber();
     // @ts-expect-error: an unknown field is not part of the request type
     const bad: CreateBatchInput = { urls: [], colour: "red" };
     void bad;
@@ -66,6 +69,14 @@ describe("typed client", () => {
     expect(await c.getCredits()).toMatchObject({ balance: 100, reserved: 0, refunded: 4 });
     const ledger = await c.getLedger({ limit: 10 });
     expect(ledger.entries.map((e) => e.kind)).toEqual(["refund", "reserve", "grant"]);
+    const usage = await c.getUsage("7d");
+    expect(usage.data).toHaveLength(7);
+    expect(usage.data[6]).toMatchObject({ creditsReserved: 4, creditsRefunded: 4, items: { cancelled: 2 } });
+    const all = await c.getBatch(created.batchId);
+    expect(all.items.map((i) => [i.status, i.error, i.errorCode])).toEqual([
+      ["cancelled", null, null],
+      ["cancelled", null, null],
+    ]);
   });
 
   it("throws BatchScrapeError with the API's status and code", async () => {
@@ -73,7 +84,7 @@ describe("typed client", () => {
     const c = client(apiKey);
     const error = await c.createBatch({ urls: ["https://example.com/"] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BatchScrapeError);
-    expect(error).toMatchObject({ status: 402, code: "INSUFFICIENT_CREDITS" });
+    expect(error).toMatchObject({ status: 403, code: "INSUFFICIENT_CREDITS" });
     const notFound = await c.getBatch("nope").catch((e: unknown) => e);
     expect(notFound).toMatchObject({ status: 404, code: "NOT_FOUND" });
   });

@@ -111,36 +111,36 @@ describe("POST /api/batch/scrape: pricing", () => {
     expect(await getCredits(apiKey)).toEqual({ balance: 0, reserved: 10, used: 0, refunded: 0, granted: 10 });
   });
 
-  it("refuses a json batch one credit short with 402 INSUFFICIENT_CREDITS, reserving nothing and listing nothing", async () => {
+  it("refuses a json batch one credit short with 403 INSUFFICIENT_CREDITS (Spidra's status for it), reserving nothing and listing nothing", async () => {
     const { apiKey } = await newAccount(11);
-    expectError(await createBatch(apiKey, { urls: urls(6) }), 402, "INSUFFICIENT_CREDITS");
+    expectError(await createBatch(apiKey, { urls: urls(6) }), 403, "INSUFFICIENT_CREDITS");
     await expectUntouched(apiKey, 11);
   });
 
-  it("refuses a markdown batch one credit short with 402", async () => {
+  it("refuses a markdown batch one credit short with 403", async () => {
     const { apiKey } = await newAccount(5);
-    expectError(await createBatch(apiKey, { urls: urls(6), output: "markdown" }), 402, "INSUFFICIENT_CREDITS");
+    expectError(await createBatch(apiKey, { urls: urls(6), output: "markdown" }), 403, "INSUFFICIENT_CREDITS");
     await expectUntouched(apiKey, 5);
   });
 
   it("refuses any batch on an account with no credits", async () => {
     const { apiKey } = await newAccount(0);
-    expectError(await createBatch(apiKey, { urls: urls(1), output: "markdown" }), 402, "INSUFFICIENT_CREDITS");
+    expectError(await createBatch(apiKey, { urls: urls(1), output: "markdown" }), 403, "INSUFFICIENT_CREDITS");
     await expectUntouched(apiKey, 0);
   });
 
   it("counts credits already reserved by earlier batches", async () => {
     const { apiKey } = await newAccount(10);
     expect((await createBatch(apiKey, { urls: urls(3) })).status).toBe(202);
-    expectError(await createBatch(apiKey, { urls: urls(3) }), 402, "INSUFFICIENT_CREDITS");
+    expectError(await createBatch(apiKey, { urls: urls(3) }), 403, "INSUFFICIENT_CREDITS");
     expect(await getCredits(apiKey)).toEqual({ balance: 4, reserved: 6, used: 0, refunded: 0, granted: 10 });
     expect((await listBatches(apiKey)).body.pagination.total).toBe(1);
   });
 
-  it("a 402 with an Idempotency-Key does not burn the key: the same request succeeds once credits arrive", async () => {
+  it("a 403 INSUFFICIENT_CREDITS with an Idempotency-Key does not burn the key: the same request succeeds once credits arrive", async () => {
     const { accountId, apiKey } = await newAccount(1);
     const body = { urls: urls(2) };
-    expectError(await createBatch(apiKey, body, { "idempotency-key": "after-topup" }), 402, "INSUFFICIENT_CREDITS");
+    expectError(await createBatch(apiKey, body, { "idempotency-key": "after-topup" }), 403, "INSUFFICIENT_CREDITS");
     expect((await grant(accountId, 10)).status).toBe(200);
     const r = await createBatch(apiKey, body, { "idempotency-key": "after-topup" });
     expect(r.status).toBe(202);

@@ -284,7 +284,7 @@ describe("the error envelope", () => {
       [405, "METHOD_NOT_ALLOWED"],
       [400, "INVALID_JSON"],
       [400, "VALIDATION_ERROR"],
-      [402, "INSUFFICIENT_CREDITS"],
+      [403, "INSUFFICIENT_CREDITS"],
     ]);
     for (const a of answers) expect(Object.keys(a.body).sort()).toEqual(["code", "message", "requestId", "status"]);
     for (const a of answers) expectError(a, a.status, a.body.code);

@@ -92,24 +92,35 @@ describe("GET /openapi.json", () => {
   it("documents the create route's 202, its body and its error statuses", async () => {
     const doc = await document();
     const op = doc.paths["/api/batch/scrape"].post;
-    expect(Object.keys(op.responses).sort()).toEqual([
-      "202",
-      "400",
-      "401",
-      "402",
-      "403",
-      "413",
-      "415",
-      "422",
-      "429",
-      "503",
-    ]);
+    expect(Object.keys(op.responses).sort()).toEqual(["202", "400", "401", "403", "413", "415", "422", "429", "503"]);
     expect(op.requestBody.required).toBe(true);
     expect(op.requestBody.content["application/json"].schema).toEqual(expect.any(Object));
     expect(op.parameters.map((p: { name: string; in: string }) => [p.in, p.name.toLowerCase()])).toContainEqual([
       "header",
       "idempotency-key",
     ]);
+  });
+
+  it("documents Spidra's shapes: 403 (not 402) for credits, item error a string, list outputFormat, usage-stats", async () => {
+    const doc = await document();
+    const statuses = (path: string, method: string) => Object.keys(doc.paths[path][method].responses);
+    expect(statuses("/api/batch/scrape/{batchId}/retry", "post")).toContain("403");
+    for (const [path, method] of Object.entries({
+      "/api/batch/scrape": "post",
+      "/api/batch/scrape/{batchId}/retry": "post",
+    }))
+      expect(statuses(path, method)).not.toContain("402");
+    const item = doc.components.schemas.BatchItem;
+    expect(item.properties.error.type).toEqual(expect.arrayContaining(["string"]));
+    expect(item.properties).toHaveProperty("errorCode");
+    expect(item.properties).toHaveProperty("jobId");
+    expect(item.properties).toHaveProperty("screenshotUrl");
+    const list = doc.paths["/api/batch/scrape"].get.responses["200"].content["application/json"].schema;
+    expect(list.properties.jobs.items.properties).toHaveProperty("outputFormat");
+    expect(list.properties.jobs.items.properties).toHaveProperty("scrapingChannel");
+    const usage = doc.paths["/api/usage-stats"].get;
+    expect(usage.parameters).toContainEqual(expect.objectContaining({ in: "query", name: "range", required: true }));
+    expect(Object.keys(usage.responses)).toEqual(expect.arrayContaining(["200", "400", "401", "403"]));
   });
 
   it("documents path parameters for the routes that take ids", async () => {

@@ -28,12 +28,15 @@ describe("GET /api/batch/scrape/:batchId", () => {
       uuid: expect.stringMatching(UUID_RE),
       url,
       status: "pending",
+      jobId: null,
       result: null,
       error: null,
+      errorCode: null,
       creditsUsed: 0,
       attempts: 0,
       startedAt: null,
       finishedAt: null,
+      screenshotUrl: null,
     });
     // Every field of the contract, with its value (other fields may be added over time).
     expect(r.body).toMatchObject({
@@ -77,10 +80,30 @@ describe("GET /api/batch/scrape/:batchId", () => {
     expect(Math.abs(Date.parse(r.body.createdAt) - Date.now())).toBeLessThan(60_000);
   });
 
-  it("returns a page of 50 items by default, then the rest", async () => {
+  it.each([60, 150])(
+    "answers all %i items, in order, with nextCursor null, when neither limit nor cursor is given",
+    async (n) => {
+      const { apiKey } = await newAccount(400);
+      const { batchId } = (await createBatch(apiKey, { urls: urls(n), output: "markdown" })).body;
+      const r = await getBatch(apiKey, batchId);
+      expect(r.body.items.map((i: { url: string }) => i.url)).toEqual(urls(n));
+      expect(r.body.nextCursor).toBeNull();
+    },
+  );
+
+  it("with a cursor but no limit, pages 50 at a time", async () => {
+    const { apiKey } = await newAccount(200);
+    const { batchId } = (await createBatch(apiKey, { urls: urls(120), output: "markdown" })).body;
+    const first = await getJson(`/api/batch/scrape/${batchId}?limit=10`, apiKey);
+    const second = await getJson(`/api/batch/scrape/${batchId}?cursor=${first.body.nextCursor}`, apiKey);
+    expect(second.body.items.map((i: { url: string }) => i.url)).toEqual(urls(120).slice(10, 60));
+    expect(second.body.nextCursor).toEqual(expect.any(String));
+  });
+
+  it("returns a page of 50 items with limit=50, then the rest", async () => {
     const { apiKey } = await newAccount(200);
     const { batchId } = (await createBatch(apiKey, { urls: urls(60) })).body;
-    const first = await getBatch(apiKey, batchId);
+    const first = await getJson(`/api/batch/scrape/${batchId}?limit=50`, apiKey);
     expect(first.body.items).toHaveLength(50);
     expect(first.body.nextCursor).toEqual(expect.any(String));
     const second = await getJson(`/api/batch/scrape/${batchId}?cursor=${first.body.nextCursor}`, apiKey);
@@ -178,6 +201,8 @@ describe("GET /api/batch/scrape", () => {
           totalUrls: 3,
           completedCount: 0,
           failedCount: 0,
+          outputFormat: "json",
+          scrapingChannel: "api",
           createdAt: expect.stringMatching(ISO_RE),
           finishedAt: null,
         },

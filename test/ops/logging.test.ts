@@ -56,7 +56,7 @@ describe("one structured log line per request", () => {
     expect(create).toMatchObject({
       method: "POST",
       route: "/api/batch/scrape",
-      status: 402,
+      status: 403,
       code: "INSUFFICIENT_CREDITS",
     });
     expect(nowhere).toMatchObject({ method: "GET", route: null, status: 404, code: "NOT_FOUND", accountId: null });

@@ -60,7 +60,7 @@ describe("an R2 write that fails", () => {
       status: "failed",
       attempts: 3,
       creditsUsed: 0,
-      error: { code: "RESULT_STORE_FAILED" },
+      errorCode: "RESULT_STORE_FAILED",
     });
     expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ used: 0, reserved: 0, balance: 100, refunded: 2 });
   });

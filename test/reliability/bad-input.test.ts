@@ -58,7 +58,7 @@ const MAX_BODY_BYTES = 3 * 1024 * 1024;
 let f: Fixture;
 /** The fuzzers' fixture: they reach every operation of the document, some of which change things. */
 let g: Fixture;
-/** A funded account with no credits left to spend, so a valid create can only answer 402. */
+/** A funded account with no credits left to spend, so a valid create can only answer 403 INSUFFICIENT_CREDITS. */
 let brokeKey: string;
 let ops: Operation[];
 
@@ -349,7 +349,7 @@ describe("fuzzers over every operation of the OpenAPI document", () => {
   );
 
   it(
-    "random credentials and headers: 401/403 for keys and tokens, 400/402/415 for the create headers",
+    "random credentials and headers: 401/403 for keys and tokens, 400/403/415 for the create headers",
     async () => {
       const printable = fc.string({
         unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),

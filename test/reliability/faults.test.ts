@@ -167,7 +167,7 @@ describe("a consumer dying after startItem", () => {
     expect((await getBatch(apiKey, batchId)).body.items[0]).toMatchObject({
       status: "failed",
       attempts: 3,
-      error: { code: "LEASE_EXPIRED" },
+      errorCode: "LEASE_EXPIRED",
     });
     expect(await stub.startItem(id)).toEqual({ action: "drop", reason: "ITEM_NOT_PENDING" });
     // The dead consumers wake up and report, in any order.

@@ -264,7 +264,7 @@ describe("credit grants racing reservations", () => {
         expect(granted.every((r) => r.status === 200)).toBe(true);
         const accepted = created.filter((r) => r.status === 202);
         for (const r of created.filter((x) => x.status !== 202))
-          expect({ status: r.status, code: r.body.code }).toEqual({ status: 402, code: "INSUFFICIENT_CREDITS" });
+          expect({ status: r.status, code: r.body.code }).toEqual({ status: 403, code: "INSUFFICIENT_CREDITS" });
         const { credits, ledger } = await expectBooksClosed(
           apiKey,
           accountId,

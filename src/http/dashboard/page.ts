@@ -1,3 +1,5 @@
+import { USAGE_BODY, USAGE_SCRIPT, USAGE_STYLE } from "./usage-chart";
+
 /**
  * The dashboard's HTML, CSS and script, as strings (no build step). The script uses no
  * template literals, so it can sit in String.raw below unchanged. Everything the API
@@ -60,6 +62,7 @@ ul.legend li { display: flex; align-items: center; gap: 6px; }
 .swatch.failed { background: var(--failed); } .swatch.cancelled { background: var(--cancelled); }
 #cancel-result { font-weight: 600; }
 pre { background: #0f172a; color: #e2e8f0; padding: 12px; border-radius: 6px; max-height: 320px; overflow: auto; font-size: 12px; white-space: pre-wrap; word-break: break-word; }
+${USAGE_STYLE}
 @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
 `;
 
@@ -134,6 +137,7 @@ const SCRIPT = String.raw`
     $("create").classList.remove("hidden");
     $("batches").classList.remove("hidden");
     refreshCredits();
+    refreshUsage();
     refreshBatches().then(function () {
       var s = storage();
       var last = s && s.getItem(BATCH_STORE);
@@ -230,6 +234,7 @@ const SCRIPT = String.raw`
         status.className = "ok";
         status.textContent = "Created batch " + r.batchId.slice(0, 8) + " (" + r.total + " URLs).";
         refreshCredits();
+        usageSoon();
         return refreshBatches().then(function () { selectBatch(r.batchId); });
       }, function (err) { status.className = "error"; status.textContent = describe(err); })
       .then(function () { $("create-button").disabled = false; });
@@ -327,7 +332,7 @@ const SCRIPT = String.raw`
         btn.addEventListener("click", function () { showResult(item); });
         res.appendChild(btn);
       } else if (item.error) {
-        res.appendChild(el("span", "error", item.error.code + ": " + item.error.message));
+        res.appendChild(el("span", "error", (item.errorCode ? item.errorCode + ": " : "") + item.error));
       }
       tr.appendChild(res);
       body.appendChild(tr);
@@ -397,6 +402,7 @@ const SCRIPT = String.raw`
       $("cancel-result").textContent = "Cancel failed: " + describe(err);
     }).then(function () {
       refreshCredits();
+      usageSoon();
       refreshBatches();
       if (current && current.batchId === id) loadBatch();
     });
@@ -515,9 +521,11 @@ const SCRIPT = String.raw`
     var b = msg.batch;
     if (b.status !== "pending" && b.status !== "running") soon("batches", refreshBatches, 300);
     // The last settlement reaches the account through the batch's outbox: read the credits once more.
-    if (b.pendingCount === 0 && b.runningCount === 0) setTimeout(refreshCredits, 2000);
+    if (b.pendingCount === 0 && b.runningCount === 0) setTimeout(function () { refreshCredits(); refreshUsage(); }, 2000);
+    else usageSoon();
   }
 
+${USAGE_SCRIPT}
   // ------------------------------------------------------------------ start
 
   var s = storage();
@@ -583,6 +591,7 @@ const BODY = `
         <div><dt>Granted</dt><dd id="credit-granted">–</dd></div>
       </dl>
     </section>
+${USAGE_BODY}
     <section id="batch" class="hidden">
       <div class="row head"><h2 class="grow">Batch <span id="batch-id" class="id"></span></h2>
         <span id="batch-status" class="status"></span><span id="live-badge" class="badge offline" data-state="offline">not connected</span></div>

@@ -26,7 +26,7 @@ export function resultLine(item: ItemView, result: Json | null): ResultLine {
     customId: item.customId,
     url: item.url,
     status: item.status,
-    error: item.error,
+    error: item.errorCode === null ? null : { code: item.errorCode, message: item.error ?? "" },
     creditsUsed: item.creditsUsed,
     metadata: item.metadata,
     result,

@@ -12,8 +12,10 @@ import { MAX_PROMPT_CHARS, requestedAi } from "../../domain/ai-extraction";
 import { MAX_COOKIES_BYTES } from "../../domain/cookies";
 import { LIMITS } from "../../domain/limits";
 import { validateSelector } from "../../lib/css-selector";
-import { AI_CREDITS_PER_ITEM, DEFAULT_OUTPUT } from "../../domain/pricing";
-import type { AppEnv } from "../../env";
+import { AI_CREDITS_PER_ITEM, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
+import { mapBounded } from "../../lib/map-bounded";
+import { ALL_ITEMS_INLINE_BYTES } from "../../batch/item-pages";
+import type { AppEnv, Env } from "../../env";
 import { ApiError } from "../errors";
 import { type BatchRequest, createBatch, maxUrls, optionUnavailable } from "../create-batch";
 import { readBatch } from "../batch-reads";
@@ -24,6 +26,7 @@ import {
   CursorSchema,
   errorResponses,
   IdempotencyKeyHeader,
+  optionalPageQuery,
   OutputSchema,
   pageQuery,
   TargetUrlSchema,
@@ -144,6 +147,7 @@ const CreateBatchBody = z
   .strict()
   .openapi("CreateBatch", { example: { urls: ["https://example.com/a", "https://example.com/b"], output: "json" } });
 
+/** An item as Spidra documents it (api-reference/scraping/batch-scrape-status), then our own fields. */
 const ItemSchema = z
   .object({
     uuid: z.string().uuid(),
@@ -154,11 +158,21 @@ const ItemSchema = z
       .nullable()
       .openapi({ description: "Your metadata for the item, as sent (null when none)" }),
     url: z.string(),
-    status: z.enum(["pending", "running", "completed", "failed", "cancelled"]),
-    result: z.unknown(),
-    error: z.object({ code: z.string(), message: z.string() }).nullable().openapi({
+    jobId: z.string().nullable().openapi({
+      description: "The item's current run (`<item uuid>:r<round>:a<attempt>`); null until it first starts",
+    }),
+    status: z.enum(["pending", "running", "completed", "failed", "cancelled"]).openapi({
       description:
-        "Why the item failed; EXTRACTION_LIMIT: the page passed an extraction limit (the message names it and its value)",
+        "`cancelled`: the item had not started when its batch was cancelled (its credits were refunded). Spidra's SDK types leave it out of their item union; Spidra's API reference lists it.",
+    }),
+    result: z.unknown().openapi({
+      description:
+        "The extracted content (object for json, string for markdown); null until completed, and null when the result is served by URL only (`resultUrl`)",
+    }),
+    error: z.string().nullable().openapi({ description: "Why the item failed (a message), or null" }),
+    errorCode: z.string().nullable().openapi({
+      description:
+        "The failure's machine code, or null. EXTRACTION_LIMIT: the page passed an extraction limit (the message names it and its value)",
     }),
     creditsUsed: z.number().int().openapi({
       description:
@@ -167,6 +181,11 @@ const ItemSchema = z
     attempts: z.number().int(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
+    screenshotUrl: z.null().openapi({ description: "Always null: this service takes no screenshots" }),
+    resultUrl: z.string().nullable().openapi({ description: "Where a completed item's stored result can be read" }),
+    statusCode: z.number().int().nullable(),
+    finalUrl: z.string().nullable(),
+    durationMs: z.number().int().nullable(),
   })
   .openapi("BatchItem");
 
@@ -239,7 +258,7 @@ const create = createRoute({
         },
       },
     },
-    ...errorResponses(400, 401, 402, 403, 413, 415, 422, 429, 503),
+    ...errorResponses(400, 401, 403, 413, 415, 422, 429, 503),
   },
 });
 
@@ -268,6 +287,10 @@ const list = createRoute({
                 totalUrls: z.number().int(),
                 completedCount: z.number().int(),
                 failedCount: z.number().int(),
+                outputFormat: OutputSchema,
+                scrapingChannel: z.literal("api").openapi({
+                  description: "How the batch was submitted: always `api` here (the dashboard calls the same API)",
+                }),
                 createdAt: z.string(),
                 finishedAt: z.string().nullable(),
               }),
@@ -290,11 +313,12 @@ const get = createRoute({
   method: "get",
   path: "/api/batch/scrape/{batchId}",
   tags: ["Batches"],
-  summary: "Get a batch and a page of its items",
+  summary: "Get a batch and its items",
+  description: `Without \`cursor\` or \`limit\`, every item of the batch (at most MAX_URLS_PER_BATCH) and \`nextCursor: null\`: clients that never page (Spidra's SDK) get them all. Inline results stop after ${ALL_ITEMS_INLINE_BYTES} bytes; past that, and for any result over the executor's inline size, \`result\` is null and \`resultUrl\` serves it. With \`limit\` (at most ${LIMITS.itemsPageMax}) or \`cursor\` (then ${LIMITS.itemsPageDefault} by default), one page and the cursor of the next.`,
   security: [{ ApiKeyAuth: [] }],
   request: {
     params: BatchIdParams,
-    query: z.object({ cursor: CursorSchema, limit: pageQuery(LIMITS.itemsPageMax, LIMITS.itemsPageDefault) }),
+    query: z.object({ cursor: CursorSchema, limit: optionalPageQuery(LIMITS.itemsPageMax) }),
   },
   responses: {
     200: { description: "The batch", content: { "application/json": { schema: BatchSchema } } },
@@ -346,7 +370,7 @@ const retry = createRoute({
         "application/json": { schema: z.object({ status: z.literal("queued"), retriedCount: z.number().int() }) },
       },
     },
-    ...errorResponses(400, 401, 402, 403, 404, 409, 410, 503),
+    ...errorResponses(400, 401, 403, 404, 409, 410, 503),
   },
 });
 
@@ -431,6 +455,18 @@ function toBatchRequest(body: z.output<typeof CreateBatchBody>): BatchRequest {
   };
 }
 
+/**
+ * Each listed batch's output format: from the account's index, or, for a batch indexed before
+ * the index kept it, from its batch object (a few at a time; a batch gone meanwhile shows the default).
+ */
+async function outputFormats(env: Env, accountId: string, jobs: { batchId: string; output: string | null }[]) {
+  return mapBounded(jobs, 8, async (j): Promise<OutputFormat> => {
+    if (j.output !== null) return j.output as OutputFormat;
+    const found = await batchObject(env, j.batchId).get(accountId, -1, 1);
+    return found.ok ? (found.batch.output as OutputFormat) : DEFAULT_OUTPUT;
+  });
+}
+
 /** The route definitions, for the typed client (src/client) to derive its types from. */
 export const batchRoutes = { create, list, get, cancel, cancelAll, retry, result };
 export type CreateBatchInput = z.input<typeof CreateBatchBody>;
@@ -468,14 +504,17 @@ export const batches = newRouter()
   .openapi(list, async (c) => {
     const { page, limit } = c.req.valid("query");
     const { jobs, total } = await accountObject(c.env, c.get("accountId")).listBatches(page, limit);
+    const outputs = await outputFormats(c.env, c.get("accountId"), jobs);
     return c.json(
       {
-        jobs: jobs.map((j) => ({
+        jobs: jobs.map((j, i) => ({
           uuid: j.batchId,
           status: j.status,
           totalUrls: j.total,
           completedCount: j.completed,
           failedCount: j.failed,
+          outputFormat: outputs[i]!,
+          scrapingChannel: "api" as const,
           createdAt: new Date(j.createdAt).toISOString(),
           finishedAt: j.finishedAt === null ? null : new Date(j.finishedAt).toISOString(),
         })),
@@ -487,11 +526,13 @@ export const batches = newRouter()
   .openapi(get, async (c) => {
     const { cursor: rawCursor, limit } = c.req.valid("query");
     const cursor = rawCursor === undefined ? -1 : Number(rawCursor);
+    // Neither given: every item (no silent truncation for clients that never page).
+    const pageSize = limit ?? (rawCursor === undefined ? null : LIMITS.itemsPageDefault);
     const found = await readBatch(
       c,
       [{ raw: c.req.valid("param").batchId, what: "batch" }],
-      async (claim, [batchId]) => await batchObject(c.env, batchId!).getAs(claim, cursor, limit),
-      async (accountId, [batchId]) => await batchObject(c.env, batchId!).get(accountId, cursor, limit),
+      async (claim, [batchId]) => await batchObject(c.env, batchId!).getAs(claim, cursor, pageSize),
+      async (accountId, [batchId]) => await batchObject(c.env, batchId!).get(accountId, cursor, pageSize),
     );
     return c.json({ ...found.batch, items: found.items, nextCursor: found.nextCursor }, 200);
   })

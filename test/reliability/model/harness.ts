@@ -165,7 +165,7 @@ export class Harness {
     const idempotencyKey = idem ? `model-${crypto.randomUUID()}` : null;
     const res = await this.post("/api/batch/scrape", body, idempotencyKey);
     if (!this.model.canReserve(n * price)) {
-      expect({ status: res.status, code: res.body.code }).toEqual({ status: 402, code: "INSUFFICIENT_CREDITS" });
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 403, code: "INSUFFICIENT_CREDITS" });
       return;
     }
     expect(res.status).toBe(202);

@@ -242,7 +242,7 @@ export class Model {
     fault: "none" | "lost" | "replyLost",
   ):
     | { status: 202; body: { status: "queued"; retriedCount: number } }
-    | { status: 400 | 402 | 409 | 503; code: string } {
+    | { status: 400 | 403 | 409 | 503; code: string } {
     if (b.status === "cancelled") return { status: 409, code: "BATCH_CANCELLED" };
     const failed = b.items.filter((i) => i.status === "failed");
     if (failed.length === 0) return { status: 400, code: "NO_FAILED_ITEMS" };
@@ -256,7 +256,7 @@ export class Model {
       }
       return { status: 503, code: "UNAVAILABLE" };
     }
-    if (!this.canReserve(amount)) return { status: 402, code: "INSUFFICIENT_CREDITS" };
+    if (!this.canReserve(amount)) return { status: 403, code: "INSUFFICIENT_CREDITS" };
     b.retryHolds += 1;
     this.book(key, "reserve", amount);
     b.reserved += amount;
