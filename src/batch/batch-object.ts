@@ -37,7 +37,8 @@ import { LIMITS } from "../domain/limits";
 import { ABANDONED_HOLD_MS } from "../domain/retention-policy";
 import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
-import { isTerminalBatch, type ItemCounts } from "../domain/states";
+import type { ScrapeOptions } from "../domain/scrape-options";
+import { isTerminalBatch, type ItemCounts, type ItemStatus } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
 import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
 import { all, first, migrate, tableExists } from "../durable/sql";
@@ -54,6 +55,7 @@ import {
   LIVE_KEY_HEADER,
 } from "./live";
 import { insertItems } from "./insert-items";
+import { itemsInState } from "./item-pages";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import {
@@ -82,6 +84,8 @@ export interface CreateBatchInput {
   slotsGranted: number;
   /** Where to send this batch's events (checked by the route). */
   webhookUrl?: string | null;
+  /** How pages are fetched and built (checked by the route); null or absent: the defaults. */
+  scrapeOptions?: ScrapeOptions | null;
 }
 
 /** After a failed slot claim, and while waiting for slots the account has not freed (it also nudges). */
@@ -139,9 +143,10 @@ export class BatchObject extends DurableObject<Env> {
       );
       insertItems(this.sql, input.urls);
       this.sql.exec(
-        "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ? WHERE id = 1",
+        "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ?, scrape_options = ? WHERE id = 1",
         input.slotsGranted,
         input.webhookUrl ?? null,
+        input.scrapeOptions ? JSON.stringify(input.scrapeOptions) : null,
       );
       this.sql.exec(
         "INSERT INTO holds (key, state, amount, created_at) VALUES (?, 'applied', ?, ?)",
@@ -173,6 +178,18 @@ export class BatchObject extends DurableObject<Env> {
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
     return { ok: true, batch: batchView(row), items: page.map((item) => itemView(item, row.batch_id)), nextCursor };
+  }
+
+  /** A page of the items in one state, in order (src/batch/item-pages.ts): compatible surfaces read these. */
+  async itemsIn(
+    accountId: string,
+    status: ItemStatus,
+    cursor: number,
+    limit: number,
+  ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
+    const row = this.owned(accountId);
+    if (!row) return this.absent(accountId); // retention: expired, or never theirs
+    return { ok: true, batch: batchView(row), ...itemsInState(this.sql, row.batch_id, status, cursor, limit) };
   }
 
   /** For /admin/stats: items not finished, and how many of them wait in the queue (null: no batch). */
@@ -336,6 +353,7 @@ export class BatchObject extends DurableObject<Env> {
       const now = Date.now();
       const leaseExpiresAt = now + LIMITS.leaseMs;
       const selectors = row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>);
+      const options = row.scrape_options === null ? null : (JSON.parse(row.scrape_options) as ScrapeOptions);
       const results = requests.map(({ itemId, dispatch }): StartResult => {
         const item = this.item(itemId);
         const decision = decideStart(batchState(row), itemState(item), dispatch);
@@ -362,6 +380,7 @@ export class BatchObject extends DurableObject<Env> {
           url: item.url,
           output: row.output,
           selectors,
+          options,
           leaseExpiresAt,
         };
       });

@@ -26,6 +26,8 @@ export interface BatchRow extends ItemCounts {
   slots_version: number;
   slots_retry_at: number | null;
   webhook_url: string | null;
+  /** JSON ScrapeOptions, or NULL. */
+  scrape_options: string | null;
 }
 
 export interface ItemRow {

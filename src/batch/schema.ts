@@ -102,4 +102,8 @@ export const BATCH_MIGRATIONS = [
   DROP INDEX IF EXISTS items_status;
   CREATE INDEX items_failed ON items (idx) WHERE status = 'failed';
   `,
+  `
+  -- v8: how pages are scraped (src/domain/scrape-options.ts), as JSON; NULL: the defaults.
+  ALTER TABLE batch ADD COLUMN scrape_options TEXT;
+  `,
 ] as const;

@@ -17,6 +17,8 @@ export interface FetchPolicy {
   userAgent: string;
   /** Passed to `checkTarget`; dev/test only. */
   allowLoopback: boolean;
+  /** The batch's own headers (checked at creation: src/domain/scrape-options.ts); ours win on User-Agent. */
+  headers?: Record<string, string>;
 }
 
 export const DEFAULT_FETCH_POLICY: FetchPolicy = {
@@ -110,7 +112,7 @@ async function followRedirects(
       const request = fetcher(finalUrl, {
         method: "GET",
         redirect: "manual",
-        headers: { "User-Agent": policy.userAgent, Accept: ACCEPT },
+        headers: { Accept: ACCEPT, ...policy.headers, "User-Agent": policy.userAgent },
         signal,
       });
       response = await untilAborted(request, signal);

@@ -10,7 +10,8 @@ import { EXTRACTION_LIMIT } from "../domain/charging";
 import { type ResultMeta, resultKey, type StartResult } from "../domain/executor-contract";
 import type { Env } from "../env";
 import { limitErrorOf, WorkBudget } from "./budget";
-import { extractionLimits, fetchPolicy } from "./config";
+import { buildDocument } from "./build-document";
+import { extractionLimits, fetchPolicyFor } from "./config";
 import { decodeBody } from "./decode";
 import { extractJson } from "./extract-json";
 import { toMarkdown } from "./extract-markdown";
@@ -32,7 +33,7 @@ export type ItemOutcome =
     };
 
 export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fetch): Promise<ItemOutcome> {
-  const page = await fetchPage(lease.url, fetchPolicy(env), fetcher);
+  const page = await fetchPage(lease.url, fetchPolicyFor(env, lease.options ?? null), fetcher);
   if (!page.ok) {
     return {
       ok: false,
@@ -58,6 +59,12 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
         lease.selectors ?? undefined,
         work,
       );
+      content = JSON.stringify(doc);
+      contentType = "application/json";
+      inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
+    } else if (lease.output === "document") {
+      const pageInfo = { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode };
+      const doc = await buildDocument(html, pageInfo, lease.options ?? null, work);
       content = JSON.stringify(doc);
       contentType = "application/json";
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;

@@ -8,6 +8,7 @@ import { sha256Hex } from "../account/keys";
 import type { BatchView } from "../batch/views";
 import { LIMITS } from "../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../domain/pricing";
+import type { ScrapeOptions } from "../domain/scrape-options";
 import { checkTarget } from "../domain/target-safety";
 import type { Env } from "../env";
 import { positiveInt } from "../lib/positive-int";
@@ -23,6 +24,8 @@ export interface BatchRequest {
   maxConcurrency?: number;
   /** Unchecked: checked here (https, target safety). */
   webhookUrl?: string | null;
+  /** How pages are fetched and built; checked by the surface (src/domain/scrape-options.ts). */
+  scrapeOptions?: ScrapeOptions | null;
 }
 
 export interface Idempotency {
@@ -72,6 +75,7 @@ export async function createBatch(
       creditsPerItem: price,
       slotsGranted: reservation.slotsGranted,
       webhookUrl,
+      scrapeOptions: request.scrapeOptions ?? null,
     }),
   );
 }
