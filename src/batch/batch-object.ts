@@ -55,7 +55,7 @@ import {
   LIVE_KEY_HEADER,
 } from "./live";
 import { insertItems } from "./insert-items";
-import { itemsInState } from "./item-pages";
+import { type ItemEntry, itemsInState } from "./item-pages";
 import { Outbox } from "./outbox";
 import { batchState, type BatchRow, countsOf, itemState, type ItemRow } from "./rows";
 import {
@@ -183,13 +183,13 @@ export class BatchObject extends DurableObject<Env> {
   /** A page of the items in one state, in order (src/batch/item-pages.ts): compatible surfaces read these. */
   async itemsIn(
     accountId: string,
-    status: ItemStatus,
+    statuses: ItemStatus[],
     cursor: number,
     limit: number,
-  ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure> {
+  ): Promise<Ok<{ batch: BatchView; entries: ItemEntry[]; nextCursor: string | null }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    return { ok: true, batch: batchView(row), ...itemsInState(this.sql, row.batch_id, status, cursor, limit) };
+    return { ok: true, batch: batchView(row), ...itemsInState(this.sql, row.batch_id, statuses, cursor, limit) };
   }
 
   /** For /admin/stats: items not finished, and how many of them wait in the queue (null: no batch). */

@@ -15,6 +15,8 @@ import { adminStats } from "./routes/admin-stats";
 import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { live } from "./routes/live";
+import { firecrawlError } from "./firecrawl/envelope";
+import { firecrawl } from "./routes/firecrawl";
 import { serpwow } from "./routes/serpwow";
 import { errorResponsesWith } from "./schemas";
 import { webhooks } from "./routes/webhooks";
@@ -69,6 +71,7 @@ export function createApp() {
   app.route("/", admin);
   app.route("/", adminStats);
   app.route("/", serpwow);
+  app.route("/", firecrawl);
   app.route("/", webhooks);
 
   documentKeyedErrors(app);
@@ -78,6 +81,12 @@ export function createApp() {
     name: "x-api-key",
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer" });
+  // The Firecrawl-compatible surface (/v2): the API key as Firecrawl's SDKs send it.
+  app.openAPIRegistry.registerComponent("securitySchemes", "FirecrawlBearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "Authorization: Bearer <api key>",
+  });
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKeyQuery", {
     type: "apiKey",
     in: "query",
@@ -107,7 +116,9 @@ export function createApp() {
     }
     throw new ApiError(404, "NOT_FOUND", "Route not found.");
   });
-  app.onError(handleError);
+  // /v2 is the Firecrawl-compatible surface: errors raised before its router (body limits,
+  // content type) answer in its envelope too.
+  app.onError((err, c) => (c.req.path.startsWith("/v2/") ? firecrawlError(err, c) : handleError(err, c)));
   return app;
 }
 

@@ -111,7 +111,7 @@ const BatchIdParams = z.object({
  * Refuses more URLs than MAX_URLS_PER_BATCH before zod looks at them, so validation work
  * (and the list of problems it reports) is bounded by the limit, not by the body size.
  */
-const urlsWithinLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const urlsWithinLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   const body: unknown = await c.req.json().catch(() => undefined); // bad JSON is the validator's to report
   const urls = body !== null && typeof body === "object" ? (body as { urls?: unknown }).urls : undefined;
   const limit = maxUrls(c.env);
