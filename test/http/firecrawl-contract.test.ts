@@ -351,6 +351,10 @@ describe("GET /v2/batch/scrape/:id and /errors", () => {
     const { apiKey } = await newAccount(10);
     expectFirecrawlError(await v2("/v2/batch/scrape/00000000-0000-4000-8000-000000000000", apiKey), 404);
     expectFirecrawlError(await v2("/v2/batch/scrape/nope/errors", apiKey), 404);
+    expectFirecrawlError(await v2("/v2/crawl", apiKey), 404);
+    const wrongMethod = await v2("/v2/batch/scrape", apiKey);
+    expectFirecrawlError(wrongMethod, 405);
+    expect(wrongMethod.res.headers.get("allow")).toBe("POST");
   });
 });
 

@@ -256,8 +256,20 @@ firecrawl.openapi(errorsRoute, async (c) => {
   return c.json({ errors: list, robotsBlocked: [] }, 200);
 });
 
-// Anything else under /v2/ is not found, in this surface's envelope.
-firecrawl.all("/v2/*", () => {
+/** The methods each path of this surface answers, for a 405 in its envelope. */
+const ALLOWED: [RegExp, string][] = [
+  [/^\/v2\/batch\/scrape$/, "POST"],
+  [/^\/v2\/batch\/scrape\/[^/]+$/, "GET, DELETE"],
+  [/^\/v2\/batch\/scrape\/[^/]+\/errors$/, "GET"],
+];
+
+// Anything else under /v2/ is a wrong method (405) or not found, in this surface's envelope.
+firecrawl.all("/v2/*", (c) => {
+  const allowed = ALLOWED.find(([path]) => path.test(c.req.path))?.[1];
+  if (allowed)
+    throw new ApiError(405, "METHOD_NOT_ALLOWED", `Method ${c.req.method} is not allowed here; use ${allowed}.`, {
+      Allow: allowed,
+    });
   throw new ApiError(404, "NOT_FOUND", "Route not found.");
 });
 
