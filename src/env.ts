@@ -43,6 +43,9 @@ export interface Env {
   EXTRACT_MAX_OUTPUT_BYTES?: string;
   EXTRACT_MAX_SELECTOR_BYTES?: string;
   EXTRACT_TIMEOUT_MS?: string;
+  /** Firecrawl-compatible status pages: at most this many documents, and about this many bytes (docs/firecrawl.md). */
+  FIRECRAWL_PAGE_SIZE?: string;
+  FIRECRAWL_PAGE_BYTES?: string;
   /** The User-Agent pages are fetched with: name the operator's contact page here. */
   FETCH_USER_AGENT?: string;
   MAX_URLS_PER_BATCH?: string;

@@ -39,7 +39,8 @@ import { LIMITS } from "../domain/limits";
 import { ABANDONED_HOLD_MS } from "../domain/retention-policy";
 import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
-import type { ItemCounts } from "../domain/states";
+import type { ScrapeOptions } from "../domain/scrape-options";
+import { isTerminalBatch, type ItemCounts, type ItemStatus } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
 import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
 import { first, migrate, tableExists } from "../durable/sql";
@@ -104,7 +105,7 @@ import {
   removeIfDue,
   type RetentionHost,
 } from "./retention";
-import { allItems, itemsPage } from "./item-pages";
+import { allItems, type ItemEntry, itemsInState, itemsPage } from "./item-pages";
 import { BATCH_MIGRATIONS } from "./schema";
 import { type BatchView, batchView, type ItemView, itemView } from "./views";
 import { log } from "../lib/log";
@@ -129,6 +130,8 @@ export interface CreateBatchInput {
   mainContentOnly?: BatchOptions["mainContentOnly"];
   ai?: BatchOptions["ai"];
   cookies?: BatchOptions["cookies"];
+  /** How pages are fetched and built (checked by the route); null or absent: the defaults. */
+  scrapeOptions?: ScrapeOptions | null;
 }
 
 export class BatchObject extends DurableObject<Env> {
@@ -189,9 +192,10 @@ export class BatchObject extends DurableObject<Env> {
       );
       insertItems(this.sql, input.urls, input.labels ?? null);
       this.sql.exec(
-        "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ? WHERE id = 1",
+        "UPDATE batch SET slots_granted = ?, slots_version = 1, webhook_url = ?, scrape_options = ? WHERE id = 1",
         input.slotsGranted,
         input.webhookUrl ?? null,
+        input.scrapeOptions ? JSON.stringify(input.scrapeOptions) : null,
       );
       writeOptions(this.sql, input);
       insertHold(this.sql, {
@@ -265,6 +269,18 @@ export class BatchObject extends DurableObject<Env> {
       this.accountStub(c.accountId).lendKeyCopy(c.keyId, c.keyHash, batchId),
     );
     return ok ? true : fail("INVALID_API_KEY", "Invalid or expired API key.");
+  }
+
+  /** A page of the items in one state, in order (src/batch/item-pages.ts): compatible surfaces read these. */
+  async itemsIn(
+    accountId: string,
+    statuses: ItemStatus[],
+    cursor: number,
+    limit: number,
+  ): Promise<Ok<{ batch: BatchView; entries: ItemEntry[]; nextCursor: string | null }> | Failure> {
+    const row = this.owned(accountId);
+    if (!row) return this.absent(accountId); // retention: expired, or never theirs
+    return { ok: true, batch: batchView(row), ...itemsInState(this.sql, row, statuses, cursor, limit) };
   }
 
   /** For /admin/stats: items not finished, and how many of them wait in the queue (null: no batch). */
@@ -409,6 +425,7 @@ export class BatchObject extends DurableObject<Env> {
       const leaseExpiresAt = now + LIMITS.leaseMs;
       const selectors = row.selectors === null ? null : (JSON.parse(row.selectors) as Record<string, string>);
       const options = leaseOptions(row);
+      const scrapeOptions = row.scrape_options === null ? null : (JSON.parse(row.scrape_options) as ScrapeOptions);
       const results = requests.map(({ itemId, dispatch }): StartResult => {
         const item = this.item(row, itemId);
         const decision = decideStart(batchState(row), itemState(item), dispatch);
@@ -427,6 +444,7 @@ export class BatchObject extends DurableObject<Env> {
           url: item.url,
           output: row.output,
           selectors,
+          options: scrapeOptions,
           leaseExpiresAt,
           ...options,
         };

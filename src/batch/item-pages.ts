@@ -6,7 +6,8 @@
  * `resultUrl` set), as results over the executor's inline size always do. Rows are read
  * through item-rows.ts, so a cancelled batch's unswept rows read cancelled here too.
  */
-import { allItemsButResults, type ItemReadContext, itemResult, itemsAfter } from "./item-rows";
+import type { ItemStatus } from "../domain/states";
+import { allItemsButResults, type ItemReadContext, itemResult, itemsAfter, itemsInStatesAfter } from "./item-rows";
 import type { BatchRow } from "./rows";
 import { type ItemView, itemView } from "./views";
 
@@ -43,4 +44,32 @@ export function allItems(sql: SqlStorage, batch: Batch): { items: ItemView[]; ne
     return itemView({ ...row, result }, batch.batch_id);
   });
   return { items, nextCursor: null };
+}
+
+/** One item and the cursor that pages on from just after it. */
+export interface ItemEntry {
+  cursor: string;
+  item: ItemView;
+}
+
+/**
+ * Up to `limit` items in `statuses` after index `cursor`, in order, and the cursor of the next
+ * page (null at the end), for surfaces that list only completed or only failed items. Walks the
+ * primary key: each item is on exactly one page of a walk, whatever settles meanwhile (an item
+ * that settles behind the cursor is seen by the next walk).
+ */
+export function itemsInState(
+  sql: SqlStorage,
+  batch: Batch,
+  statuses: readonly ItemStatus[],
+  cursor: number,
+  limit: number,
+): { entries: ItemEntry[]; nextCursor: string | null } {
+  const rows = itemsInStatesAfter(sql, batch, statuses, cursor, limit);
+  const page = rows.slice(0, limit);
+  const nextCursor = rows.length > limit ? String(page[page.length - 1]!.idx) : null;
+  return {
+    entries: page.map((row) => ({ cursor: String(row.idx), item: itemView(row, batch.batch_id) })),
+    nextCursor,
+  };
 }

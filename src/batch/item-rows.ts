@@ -18,6 +18,7 @@
 import type { SettleOutcome } from "../domain/batch-machine";
 import type { ResultMeta } from "../domain/executor-contract";
 import { itemStatusNow } from "../domain/item-status";
+import type { ItemStatus } from "../domain/states";
 import { all, type Bind, first } from "../durable/sql";
 import type { BatchRow, ItemRow } from "./rows";
 
@@ -69,6 +70,28 @@ export function allItemsButResults(
     sql,
     `SELECT ${COLUMNS_BUT_RESULT}, NULL AS result, length(CAST(result AS BLOB)) AS result_bytes FROM items ORDER BY idx`,
   ).map((row) => ({ ...asOfNow(row, batch.cancelled_at), result_bytes: row.result_bytes }));
+}
+
+/**
+ * Items in `statuses` after `cursor`, in order, one more than `limit`. A row stored pending
+ * in a cancelled batch reads cancelled, so asking for cancelled items asks the rows too.
+ */
+export function itemsInStatesAfter(
+  sql: SqlStorage,
+  batch: ItemReadContext,
+  statuses: readonly ItemStatus[],
+  cursor: number,
+  limit: number,
+): ItemRow[] {
+  const stored = batch.cancelled_at !== null && statuses.includes("cancelled") ? [...statuses, "pending"] : statuses;
+  return readItems(
+    sql,
+    batch,
+    "SELECT * FROM items WHERE idx > ? AND status IN (SELECT value FROM json_each(?)) ORDER BY idx LIMIT ?",
+    cursor,
+    JSON.stringify(stored),
+    limit + 1,
+  ).filter((row) => statuses.includes(row.status));
 }
 
 /** One item's inline result. */

@@ -34,6 +34,8 @@ export interface BatchRow extends ItemCounts {
   cookies_sealed: string | null;
   /** 1: the batch was created with cookies. */
   had_cookies: number;
+  /** JSON ScrapeOptions, or NULL. */
+  scrape_options: string | null;
 }
 
 export interface ItemRow {

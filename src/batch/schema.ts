@@ -129,4 +129,8 @@ export const BATCH_MIGRATIONS = [
   ALTER TABLE batch ADD COLUMN cookies_sealed TEXT;
   ALTER TABLE batch ADD COLUMN had_cookies INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- v11: how pages are scraped (src/domain/scrape-options.ts), as JSON; NULL: the defaults.
+  ALTER TABLE batch ADD COLUMN scrape_options TEXT;
+  `,
 ] as const;

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { DropReason } from "./batch-machine";
 import type { OutputFormat } from "./pricing";
+import type { ScrapeOptions } from "./scrape-options";
 
 /** The queue message that asks the executor to run one item. */
 export const ScrapeMessageSchema = z.object({
@@ -46,6 +47,8 @@ export type StartResult =
       url: string;
       output: OutputFormat;
       selectors: Record<string, string> | null;
+      /** How to fetch and what to build (formats, tags, headers, timeout); null: the defaults. */
+      options?: ScrapeOptions | null;
       leaseExpiresAt: number;
       /** Extract the main content only (drop navigation, headers, footers, banners). Absent: false. */
       mainContentOnly?: boolean;

@@ -1,5 +1,13 @@
 /** Credits charged per item, by output format. The only pricing table in the project. */
-export const CREDITS_PER_ITEM = { json: 2, markdown: 1 } as const;
+export const CREDITS_PER_ITEM = {
+  json: 2,
+  markdown: 1,
+  /**
+   * A Firecrawl-style document (src/domain/scrape-options.ts): any of markdown, html, rawHtml
+   * and links from one fetch, under one work budget. One credit, like Firecrawl's page.
+   */
+  document: 1,
+} as const;
 
 /**
  * Added to an item's price when the batch asks for AI extraction (`prompt` or `schema`):
@@ -9,6 +17,9 @@ export const AI_CREDITS_PER_ITEM = 5;
 
 export type OutputFormat = keyof typeof CREDITS_PER_ITEM;
 export const OUTPUT_FORMATS = Object.keys(CREDITS_PER_ITEM) as OutputFormat[];
+
+/** What the primary API's `output` takes: a `document` is asked for through its formats (/v2). */
+export const PRIMARY_OUTPUT_FORMATS = ["json", "markdown"] as const satisfies readonly OutputFormat[];
 
 /** The seed's figures (8 cancelled items refund 16 credits) assume the default output. */
 export const DEFAULT_OUTPUT: OutputFormat = "json";

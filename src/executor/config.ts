@@ -5,6 +5,7 @@ import {
   DEFAULT_AI_MAX_OUTPUT_TOKENS,
   DEFAULT_AI_MODEL,
 } from "../domain/ai-extraction";
+import type { ScrapeOptions } from "../domain/scrape-options";
 import type { Env } from "../env";
 import { DEFAULT_FETCH_POLICY, type FetchPolicy } from "./fetch-page";
 import { positiveInt } from "../lib/positive-int";
@@ -21,6 +22,16 @@ export function fetchPolicy(env: Env): FetchPolicy {
       env.FETCH_USER_AGENT && /^[\x20-\x7e]{1,256}$/.test(env.FETCH_USER_AGENT)
         ? env.FETCH_USER_AGENT
         : DEFAULT_FETCH_POLICY.userAgent,
+  };
+}
+
+/** The deployment's policy narrowed by a batch's options: its headers, and a deadline never past ours. */
+export function fetchPolicyFor(env: Env, options: ScrapeOptions | null): FetchPolicy {
+  const policy = fetchPolicy(env);
+  return {
+    ...policy,
+    timeoutMs: Math.min(policy.timeoutMs, options?.timeoutMs ?? policy.timeoutMs),
+    ...(options?.headers ? { headers: options.headers } : {}),
   };
 }
 

@@ -42,7 +42,12 @@ function capText(text: string, max: number): string {
   return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
 
-function metaContent(root: HtmlElement, key: "name" | "property", value: string, budget: WorkBudget): string | null {
+export function metaContent(
+  root: HtmlElement,
+  key: "name" | "property",
+  value: string,
+  budget: WorkBudget,
+): string | null {
   const meta = findFirst(
     root,
     (el) => el.name === "meta" && el.attrs.get(key)?.trim().toLowerCase() === value,
@@ -54,7 +59,7 @@ function metaContent(root: HtmlElement, key: "name" | "property", value: string,
 }
 
 /** Absolute http(s) targets of `<a href>`, each counted into the result as it is added. */
-function pageLinks(root: HtmlElement, base: string, budget: WorkBudget): string[] {
+export function pageLinks(root: HtmlElement, base: string, budget: WorkBudget): string[] {
   const links = new Set<string>();
   for (const el of descendants(root, undefined, budget)) {
     const href = el.name === "a" ? el.attrs.get("href")?.trim() : undefined;

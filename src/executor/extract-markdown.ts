@@ -280,6 +280,11 @@ export async function toMarkdown(
 ): Promise<string> {
   const { root } = await parseHtml(html, {}, budget);
   await budget.pause();
+  return markdownOf(root, baseUrl, budget);
+}
+
+/** `toMarkdown` of a tree already parsed (and maybe filtered: src/executor/build-document.ts). */
+export async function markdownOf(root: HtmlElement, baseUrl: string, budget: WorkBudget): Promise<string> {
   const content = contentRoot(root, budget);
   const ctx: Ctx = {
     base: documentBase(root, baseUrl, budget),

@@ -21,6 +21,8 @@ export interface FetchPolicy {
   userAgent: string;
   /** Passed to `checkTarget`; dev/test only. */
   allowLoopback: boolean;
+  /** The batch's own headers (checked at creation: src/domain/scrape-options.ts); ours win on User-Agent. */
+  headers?: Record<string, string>;
 }
 
 export const DEFAULT_FETCH_POLICY: FetchPolicy = {
@@ -113,7 +115,7 @@ async function followRedirects(
     const finalUrl = current.href;
     let response: Response;
     try {
-      const headers: Record<string, string> = { "User-Agent": policy.userAgent, Accept: ACCEPT };
+      const headers: Record<string, string> = { Accept: ACCEPT, ...policy.headers, "User-Agent": policy.userAgent };
       if (cookies !== null && current.origin === first.url.origin) headers.Cookie = cookies;
       // Every hop is a GET, so a 301/302/303 after a POST elsewhere still becomes a GET here.
       const request = fetcher(finalUrl, { method: "GET", redirect: "manual", headers, signal });

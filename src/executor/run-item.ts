@@ -17,7 +17,8 @@ import type { Env } from "../env";
 import { openCookies, usableCookieSecret } from "../lib/sealed-cookies";
 import { extractWithAi } from "./ai-extract";
 import { limitErrorOf, WorkBudget } from "./budget";
-import { aiSettings, extractionLimits, fetchPolicy } from "./config";
+import { buildDocument } from "./build-document";
+import { aiSettings, extractionLimits, fetchPolicyFor } from "./config";
 import { decodeBody } from "./decode";
 import { extractJson } from "./extract-json";
 import { toMarkdown } from "./extract-markdown";
@@ -53,7 +54,7 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
       meta: {},
     };
   }
-  const page = await fetchPage(lease.url, fetchPolicy(env), fetcher, cookies);
+  const page = await fetchPage(lease.url, fetchPolicyFor(env, lease.options ?? null), fetcher, cookies);
   if (!page.ok) {
     return {
       ok: false,
@@ -98,6 +99,12 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
         work,
         { mainOnly: lease.mainContentOnly === true },
       );
+      content = JSON.stringify(doc);
+      contentType = "application/json";
+      inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
+    } else if (lease.output === "document") {
+      const pageInfo = { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode };
+      const doc = await buildDocument(html, pageInfo, lease.options ?? null, work);
       content = JSON.stringify(doc);
       contentType = "application/json";
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;

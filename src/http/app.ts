@@ -17,6 +17,8 @@ import { batchResults } from "./routes/batch-results";
 import { batches } from "./routes/batches";
 import { credits } from "./routes/credits";
 import { live } from "./routes/live";
+import { firecrawlError } from "./firecrawl/envelope";
+import { firecrawl } from "./routes/firecrawl";
 import { serpwow } from "./routes/serpwow";
 import { usage } from "./routes/usage";
 import { errorResponsesWith } from "./schemas";
@@ -75,6 +77,7 @@ export function createApp() {
   app.route("/", admin);
   app.route("/", adminStats);
   app.route("/", serpwow);
+  app.route("/", firecrawl);
   app.route("/", webhooks);
 
   documentKeyedErrors(app);
@@ -122,7 +125,9 @@ export function createApp() {
     }
     throw new ApiError(404, "NOT_FOUND", "Route not found.");
   });
-  app.onError(handleError);
+  // /v2 is the Firecrawl-compatible surface: errors raised before its router (body limits,
+  // content type) answer in its envelope too.
+  app.onError((err, c) => (c.req.path.startsWith("/v2/") ? firecrawlError(err, c) : handleError(err, c)));
   return app;
 }
 

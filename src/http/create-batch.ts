@@ -13,6 +13,7 @@ import type { AiExtraction } from "../domain/executor-contract";
 import { schemaProblem } from "../domain/json-schema";
 import { LIMITS } from "../domain/limits";
 import { creditsPerItem, DEFAULT_OUTPUT, type OutputFormat } from "../domain/pricing";
+import type { ScrapeOptions } from "../domain/scrape-options";
 import { checkTarget } from "../domain/target-safety";
 import type { Env } from "../env";
 import { positiveInt } from "../lib/positive-int";
@@ -30,6 +31,8 @@ export interface BatchRequest {
   maxConcurrency?: number;
   /** Unchecked: checked here (https, target safety). */
   webhookUrl?: string | null;
+  /** How pages are fetched and built; checked by the surface (src/domain/scrape-options.ts). */
+  scrapeOptions?: ScrapeOptions | null;
   /**
    * Extract the main content only: navigation, site headers, footers, asides, forms, scripts
    * and cookie banners are dropped before extraction (src/executor/main-content.ts). Default false.
@@ -113,6 +116,7 @@ export async function createBatch(
       mainContentOnly: request.mainContentOnly === true,
       ai,
       cookies: cookies === null ? null : await sealCookies(cookies.value, cookies.secret, reservation.batchId),
+      scrapeOptions: request.scrapeOptions ?? null,
     }),
   );
 }

@@ -1,7 +1,7 @@
 /** Zod schemas shared by routes: they validate requests and describe the OpenAPI document. */
 import { z } from "@hono/zod-openapi";
 import { LIMITS } from "../domain/limits";
-import { OUTPUT_FORMATS, type OutputFormat } from "../domain/pricing";
+import { PRIMARY_OUTPUT_FORMATS } from "../domain/pricing";
 import type { BatchStatus } from "../domain/states";
 
 export const ErrorSchema = z
@@ -105,7 +105,7 @@ export const BatchStatusSchema = z.enum([
   "cancelled",
 ]) satisfies z.ZodType<BatchStatus>;
 
-export const OutputSchema = z.enum(OUTPUT_FORMATS as [OutputFormat, ...OutputFormat[]]);
+export const OutputSchema = z.enum(PRIMARY_OUTPUT_FORMATS);
 
 /** A page number or size in a query string: decimal digits only (no `1e1`, `0x10`, ` 5`). */
 export function pageQuery(max: number, fallback: number) {

@@ -155,11 +155,11 @@ describe("GET /openapi.json", () => {
     expect([...schema.required].sort()).toEqual(["code", "message", "requestId", "status"]);
   });
 
-  it("lists no path outside the API, the SerpWow surface, the admin API and the operations routes", async () => {
+  it("lists no path outside the API, the SerpWow and Firecrawl surfaces, the admin API and the operations routes", async () => {
     const doc = await document();
     for (const path of Object.keys(doc.paths))
       expect(path).toMatch(
-        /^\/(api|admin|live)\/|^\/live\/batches$|^\/(healthz|docs|dashboard|)$|^\/docs\/(setup\.js|scalar\/[\d.]+\/standalone\.js)$/,
+        /^\/(api|admin|live|v2)\/|^\/live\/batches$|^\/(healthz|docs|dashboard|)$|^\/docs\/(setup\.js|scalar\/[\d.]+\/standalone\.js)$/,
       );
   });
 

@@ -29,6 +29,8 @@ interface Op {
   ownEnvelope: boolean;
   /** A WebSocket (documents 426 for a plain request): asked with upgrade headers, so it gets past that check. */
   upgrade: boolean;
+  /** Takes the key as `Authorization: Bearer` (the Firecrawl surface): a bearer admin token is a wrong key there. */
+  bearerKey: boolean;
 }
 
 interface Owner {
@@ -135,6 +137,7 @@ beforeAll(async () => {
           body: spec.requestBody !== undefined,
           ownEnvelope: refs.every((ref) => ref === undefined || ref === "#/components/schemas/Error"),
           upgrade: "426" in spec.responses,
+          bearerKey: schemes.includes("ApiKeyBearer"),
         },
       ];
     }),
@@ -170,7 +173,9 @@ describe("every secured operation of the OpenAPI document", () => {
     ];
     const wrong: string[] = [];
     for (const op of ops.filter((o) => o.kind === "key")) {
-      for (const [label, headers, status, code] of credentials) {
+      for (const [label, headers, plainStatus, plainCode] of credentials) {
+        const adminAsKey = op.bearerKey && headers === adminHeaders;
+        const [status, code] = adminAsKey ? [403, "INVALID_API_KEY"] : [plainStatus, plainCode];
         const r = await ask(op, headers);
         const ok = r.status === status && (!op.ownEnvelope || r.code === code);
         if (!ok) wrong.push(`${op.method} ${op.template} with ${label}: ${r.status} ${r.text.slice(0, 160)}`);

@@ -12,7 +12,7 @@ import { MAX_PROMPT_CHARS, requestedAi } from "../../domain/ai-extraction";
 import { MAX_COOKIES_BYTES } from "../../domain/cookies";
 import { LIMITS } from "../../domain/limits";
 import { validateSelector } from "../../lib/css-selector";
-import { AI_CREDITS_PER_ITEM, DEFAULT_OUTPUT, type OutputFormat } from "../../domain/pricing";
+import { AI_CREDITS_PER_ITEM, DEFAULT_OUTPUT, OUTPUT_FORMATS, type OutputFormat } from "../../domain/pricing";
 import { mapBounded } from "../../lib/map-bounded";
 import { ALL_ITEMS_INLINE_BYTES } from "../../batch/item-pages";
 import type { AppEnv, Env } from "../../env";
@@ -225,7 +225,7 @@ const BatchIdParams = z.object({
  * Refuses more URLs than MAX_URLS_PER_BATCH before zod looks at them, so validation work
  * (and the list of problems it reports) is bounded by the limit, not by the body size.
  */
-const urlsWithinLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const urlsWithinLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   const body: unknown = await c.req.json().catch(() => undefined); // bad JSON is the validator's to report
   const urls = body !== null && typeof body === "object" ? (body as { urls?: unknown }).urls : undefined;
   const limit = maxUrls(c.env);
@@ -287,7 +287,9 @@ const list = createRoute({
                 totalUrls: z.number().int(),
                 completedCount: z.number().int(),
                 failedCount: z.number().int(),
-                outputFormat: OutputSchema,
+                outputFormat: z.enum(OUTPUT_FORMATS as [OutputFormat, ...OutputFormat[]]).openapi({
+                  description: "json or markdown; document for a batch created through the Firecrawl surface (/v2)",
+                }),
                 scrapingChannel: z.literal("api").openapi({
                   description: "How the batch was submitted: always `api` here (the dashboard calls the same API)",
                 }),
