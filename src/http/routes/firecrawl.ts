@@ -11,7 +11,7 @@ import type { BatchStatus } from "../../domain/states";
 import type { Env } from "../../env";
 import { createBatch } from "../create-batch";
 import { ApiError } from "../errors";
-import { requireBearerKey } from "../firecrawl/bearer";
+import { requireApiKey } from "../auth";
 import { toBatchRequest } from "../firecrawl/create-request";
 import { documentPage } from "../firecrawl/documents";
 import { firecrawlError } from "../firecrawl/envelope";
@@ -170,7 +170,7 @@ function expiresAt(batch: BatchView, env: Env): string {
 }
 
 export const firecrawl = newRouter();
-firecrawl.use("/v2/*", requireBearerKey());
+firecrawl.use("/v2/*", requireApiKey());
 firecrawl.on("POST", "/v2/batch/scrape", rateLimit("CREATE_LIMITER"));
 firecrawl.on("DELETE", "/v2/batch/scrape/:id", rateLimit("CANCEL_LIMITER"));
 firecrawl.on("GET", "/v2/*", rateLimit("READ_LIMITER"));
