@@ -258,16 +258,27 @@ async function downloadResults(key, batchPath, after, completed) {
       url: item.url,
       status: item.status,
       error: item.error,
+      errorCode: item.errorCode,
       creditsUsed: item.creditsUsed,
       metadata: item.metadata,
     };
-    const got = pick(line, ["index", "itemId", "customId", "url", "status", "error", "creditsUsed", "metadata"]);
+    const got = pick(line, [
+      "index",
+      "itemId",
+      "customId",
+      "url",
+      "status",
+      "error",
+      "errorCode",
+      "creditsUsed",
+      "metadata",
+    ]);
     if (!isDeepStrictEqual(got, want)) mismatches.push({ got, want });
     if (line.customId !== `row-${i}` || line.metadata?.row !== i)
       mismatches.push({ line: i, ids: pick(line, ["customId", "metadata"]) });
   }
   check(
-    "results: every line equals its item in the batch read (ids, url, status, error, credits, metadata)",
+    "results: every line equals its item in the batch read (ids, url, status, error, errorCode, credits, metadata)",
     mismatches.length === 0,
     mismatches,
   );

@@ -29,6 +29,9 @@ describe("typed client: results() and receipt()", () => {
   it("has the line and receipt types of the routes' schemas", () => {
     expectTypeOf<ResultLine["customId"]>().toEqualTypeOf<string | null>();
     expectTypeOf<ResultLine["index"]>().toBeNumber();
+    // As on the batch read's items: the message as a string, the code beside it.
+    expectTypeOf<ResultLine["error"]>().toEqualTypeOf<string | null>();
+    expectTypeOf<ResultLine["errorCode"]>().toEqualTypeOf<string | null>();
     expectTypeOf<Receipt["held"]>().toBeNumber();
     expectTypeOf<Receipt["entries"][number]["idempotencyKey"]>().toBeString();
   });
@@ -58,6 +61,17 @@ describe("typed client: results() and receipt()", () => {
     const done: ResultLine[] = [];
     for await (const line of client(account.apiKey).results(batchId, { status: "completed" })) done.push(line);
     expect(done.map((l) => l.itemId)).toEqual([itemIds[1]]);
+  });
+
+  it("gives a failed line's error as the message and errorCode as its code", async () => {
+    const account = await newAccount(100);
+    const { batchId, itemIds } = await labelledBatch(account, ["https://example.com/f/0"]);
+    const lease = await batchStub(batchId).startItem(itemIds[0]!);
+    if (lease.action !== "run") throw new Error("not started");
+    await batchStub(batchId).failItem(itemIds[0]!, lease.attempt, { code: "HTTP_500", message: "Server Error" });
+    const lines: ResultLine[] = [];
+    for await (const line of client(account.apiKey).results(batchId)) lines.push(line);
+    expect(lines.map((l) => [l.status, l.error, l.errorCode])).toEqual([["failed", "Server Error", "HTTP_500"]]);
   });
 
   it("stops the download when the loop is left early", async () => {

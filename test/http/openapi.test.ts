@@ -194,8 +194,25 @@ describe("the results and receipt routes in the document", () => {
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["404", "410"]));
     const line = doc.components.schemas.ResultLine;
     expect(Object.keys(line.properties).sort()).toEqual(
-      ["creditsUsed", "customId", "error", "index", "itemId", "metadata", "result", "status", "url"].sort(),
+      [
+        "creditsUsed",
+        "customId",
+        "error",
+        "errorCode",
+        "index",
+        "itemId",
+        "metadata",
+        "result",
+        "status",
+        "url",
+      ].sort(),
     );
+    // One name per concept: error and errorCode typed as on the batch read's items.
+    const item = doc.components.schemas.BatchItem.properties;
+    for (const name of ["error", "errorCode"]) {
+      expect(line.properties[name].type, name).toEqual(item[name].type);
+      expect(line.properties[name].type, name).toEqual(["string", "null"]);
+    }
     const receipt = doc.paths["/api/batch/scrape/{batchId}/receipt"].get;
     expect(receipt.responses[200].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Receipt" });
     expect(doc.components.schemas.LabelledUrl.properties).toHaveProperty("customId");

@@ -8,7 +8,8 @@ export interface Line {
   customId: string | null;
   url: string;
   status: string;
-  error: { code: string; message: string } | null;
+  error: string | null;
+  errorCode: string | null;
   creditsUsed: number;
   metadata: Record<string, unknown> | null;
   result: unknown;

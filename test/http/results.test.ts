@@ -30,6 +30,7 @@ function sameAsRead(line: Line, item: Record<string, any>) {
     url: line.url,
     status: line.status,
     error: line.error,
+    errorCode: line.errorCode,
     creditsUsed: line.creditsUsed,
     metadata: line.metadata,
   }).toEqual({
@@ -39,6 +40,7 @@ function sameAsRead(line: Line, item: Record<string, any>) {
     url: item.url,
     status: item.status,
     error: item.error,
+    errorCode: item.errorCode,
     creditsUsed: item.creditsUsed,
     metadata: item.metadata,
   });
@@ -94,6 +96,41 @@ describe("GET /api/batch/scrape/:batchId/results", () => {
     expect(lines).toHaveLength(read.length);
     for (const [k, line] of lines.entries()) sameAsRead(line, read[k]!);
     expect(lines.map((l) => l.metadata)).toEqual(entries.map((e) => e.metadata));
+  });
+
+  it("a failed line carries error (the message) and errorCode as the batch read's item does", async () => {
+    const account = await newAccount(100);
+    const { batchId, itemIds } = await labelledBatch(account, [U(0), U(1), U(2)]);
+    const stub = batchStub(batchId);
+    const l0 = await stub.startItem(itemIds[0]!);
+    const l1 = await stub.startItem(itemIds[1]!);
+    if (l0.action !== "run" || l1.action !== "run") throw new Error("not started");
+    await stub.failItem(itemIds[0]!, l0.attempt, { code: "HTTP_404", message: "Not Found" });
+    await stub.completeItem(itemIds[1]!, l1.attempt, { ok: 1 });
+    const lines = await ndjson(await resultsOf(account.apiKey, batchId));
+    // One name per concept: the same keys as the read's items, no `{ code, message }` object.
+    expect(Object.keys(lines[0]!)).toEqual([
+      "index",
+      "itemId",
+      "customId",
+      "url",
+      "status",
+      "error",
+      "errorCode",
+      "creditsUsed",
+      "metadata",
+      "result",
+    ]);
+    expect(lines.map((l) => [l.status, l.error, l.errorCode])).toEqual([
+      ["failed", "Not Found", "HTTP_404"],
+      ["completed", null, null],
+      ["pending", null, null],
+    ]);
+    const read = await readAll(account.apiKey, batchId);
+    expect(read[0]).toMatchObject({ error: "Not Found", errorCode: "HTTP_404" });
+    for (const [k, line] of lines.entries()) sameAsRead(line, read[k]!);
+    const csv = parseCsv(await (await resultsOf(account.apiKey, batchId, "?format=csv")).text());
+    expect(csv[1]!.slice(4, 7)).toEqual(["failed", "HTTP_404", "Not Found"]);
   });
 
   it("pages through a batch larger than one read (input order kept across pages), and filters by status", async () => {

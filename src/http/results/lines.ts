@@ -12,7 +12,9 @@ export interface ResultLine {
   customId: string | null;
   url: string;
   status: ItemView["status"];
-  error: { code: string; message: string } | null;
+  /** As on the batch read's items: the failure's message (or null), its machine code in `errorCode`. */
+  error: ItemView["error"];
+  errorCode: ItemView["errorCode"];
   creditsUsed: number;
   metadata: ItemView["metadata"];
   /** Parsed JSON for `output: json`, the Markdown text for `output: markdown`; null until completed. */
@@ -26,7 +28,8 @@ export function resultLine(item: ItemView, result: Json | null): ResultLine {
     customId: item.customId,
     url: item.url,
     status: item.status,
-    error: item.errorCode === null ? null : { code: item.errorCode, message: item.error ?? "" },
+    error: item.error,
+    errorCode: item.errorCode,
     creditsUsed: item.creditsUsed,
     metadata: item.metadata,
     result,
@@ -58,8 +61,8 @@ export function csvLine(line: ResultLine): string {
     textCell(line.customId),
     textCell(line.url),
     textCell(line.status),
-    textCell(line.error?.code ?? null),
-    textCell(line.error?.message ?? null),
+    textCell(line.errorCode),
+    textCell(line.error),
     numberCell(line.creditsUsed),
     textCell(line.metadata === null ? null : JSON.stringify(line.metadata)),
     textCell(line.result === null ? null : JSON.stringify(line.result)),

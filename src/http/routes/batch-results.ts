@@ -30,7 +30,14 @@ const ResultLineSchema = z
     customId: z.string().nullable(),
     url: z.string(),
     status: z.enum(["pending", "running", "completed", "failed", "cancelled"]),
-    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    error: z
+      .string()
+      .nullable()
+      .openapi({ description: "The failure's message, as on the batch read's items; null unless failed" }),
+    errorCode: z
+      .string()
+      .nullable()
+      .openapi({ description: "The failure's machine code (e.g. `HTTP_404`), as on the batch read's items" }),
     creditsUsed: z.number().int(),
     metadata: z.record(z.string(), z.unknown()).nullable(),
     result: z.unknown().openapi({

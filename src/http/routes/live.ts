@@ -40,7 +40,7 @@ const route = createRoute({
       description: "Switching protocols: the socket is open and receives the batch now and after each transition.",
       headers: z.object({ "Sec-WebSocket-Protocol": z.string().openapi({ example: LIVE_PROTOCOL }) }),
     },
-    ...errorResponses(401, 403, 404),
+    ...errorResponses(401, 403, 404, 410),
     426: { description: "Not a WebSocket upgrade", content: { "application/json": { schema: ErrorSchema } } },
     ...errorResponses(429),
   },

@@ -104,7 +104,7 @@ const stop = createRoute({
         },
       },
     },
-    ...errors(400, 401, 403, 404, 429),
+    ...errors(400, 401, 403, 404, 410, 429),
   },
 });
 
@@ -145,7 +145,7 @@ const getOne = createRoute({
       description: "The batch",
       content: { "application/json": { schema: z.object({ request_info: RequestInfo, batch: SerpBatch }) } },
     },
-    ...errors(401, 403, 404, 429),
+    ...errors(401, 403, 404, 410, 429),
   },
 });
 
