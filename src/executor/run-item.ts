@@ -9,7 +9,8 @@
  * The batch's options (src/batch/options.ts): its sealed cookies are opened here, just
  * before the fetch; main content only drops the page's boilerplate before extraction; AI
  * extraction sends the page as Markdown to the model (src/executor/ai-extract.ts), and an AI
- * item's result is always JSON: `{ url, finalUrl, statusCode, content, ai }`.
+ * item's result is always JSON: `{ url, finalUrl, statusCode, content, ai }`, or for a
+ * document (Firecrawl's json format) the document with the answer at `json`.
  */
 import { EXTRACTION_LIMIT } from "../domain/charging";
 import { type ResultMeta, resultKey, type StartResult } from "../domain/executor-contract";
@@ -74,7 +75,7 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
   try {
     let html = decodeBody(page.body, page.contentType);
     if (lease.mainContentOnly) html = await mainContentHtml(html, work);
-    if (lease.ai) {
+    if (lease.ai && lease.output !== "document") {
       const markdown = await toMarkdown(html, page.finalUrl, work);
       const answer = await extractWithAi(aiSettings(env), lease.ai, markdown, lease.output);
       if (!answer.ok) {
@@ -105,6 +106,16 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
     } else if (lease.output === "document") {
       const pageInfo = { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode };
       const doc = await buildDocument(html, pageInfo, lease.options ?? null, work);
+      if (lease.ai) {
+        // Firecrawl's json format: the model's answer (JSON mode) at the document's `json`.
+        const markdown = await toMarkdown(html, page.finalUrl, work);
+        const answer = await extractWithAi(aiSettings(env), lease.ai, markdown, "json");
+        if (!answer.ok) {
+          const { retryable, code, message } = answer;
+          return { ok: false, retryable, error: { code, message }, meta };
+        }
+        doc.json = answer.content;
+      }
       content = JSON.stringify(doc);
       contentType = "application/json";
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
