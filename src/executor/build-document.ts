@@ -22,7 +22,8 @@ export async function buildDocument(
   options: ScrapeOptions | null,
   budget: WorkBudget,
 ): Promise<PageDocument> {
-  const formats = new Set(options?.formats?.length ? options.formats : DEFAULT_FORMATS);
+  // Empty when the json format (AI, run-item.ts) is the only one asked for.
+  const formats = new Set(options?.formats ?? DEFAULT_FORMATS);
   const include = (options?.includeTags ?? []).filter((s) => validateSelector(s) === null);
   const exclude = (options?.excludeTags ?? []).filter((s) => validateSelector(s) === null);
   const watch: Record<string, string> = {};
