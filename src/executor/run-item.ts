@@ -73,8 +73,8 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
   // Made after the fetch: its time limit counts extraction only.
   const work = new WorkBudget(extractionLimits(env));
   try {
-    let html = decodeBody(page.body, page.contentType);
-    if (lease.mainContentOnly) html = await mainContentHtml(html, work);
+    const fetched = decodeBody(page.body, page.contentType);
+    const html = lease.mainContentOnly ? await mainContentHtml(fetched, work) : fetched;
     if (lease.ai && lease.output !== "document") {
       const markdown = await toMarkdown(html, page.finalUrl, work);
       const answer = await extractWithAi(aiSettings(env), lease.ai, markdown, lease.output);
@@ -105,7 +105,7 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
     } else if (lease.output === "document") {
       const pageInfo = { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode };
-      const doc = await buildDocument(html, pageInfo, lease.options ?? null, work);
+      const doc = await buildDocument(html, pageInfo, lease.options ?? null, work, fetched);
       if (lease.ai) {
         // Firecrawl's json format: the model's answer (JSON mode) at the document's `json`.
         const markdown = await toMarkdown(html, page.finalUrl, work);

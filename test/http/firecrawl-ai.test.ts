@@ -201,7 +201,7 @@ describe("onlyMainContent", () => {
     const { apiKey } = await newAccount(100);
     const created = await create(env as Env, apiKey, {
       urls: ["https://example.com/a"],
-      formats: ["markdown", "html"],
+      formats: ["markdown", "html", "rawHtml"],
       ...extra,
     });
     expect(created.status).toBe(200);
@@ -212,6 +212,7 @@ describe("onlyMainContent", () => {
     expect(doc.html).toContain("A widget costs 12 euros.");
     expect(doc.html.includes("Home menu")).toBe(!on);
     expect(doc.html.includes("Footer small print")).toBe(!on);
+    expect(doc.rawHtml).toBe(PAGE); // the page as fetched, whatever onlyMainContent says
     // Our markdown prefers <main> either way; with main content only it has nothing else.
     expect(doc.markdown).not.toContain("Home menu");
   });
