@@ -104,10 +104,7 @@ export function toBatchRequest(body: FirecrawlCreateInput, allowLoopback: boolea
  * is off, naming the format entry, with the same words. `onlyMainContent` is our main-content
  * extraction, on unless false is sent: Firecrawl's documented default.
  */
-function aiAndMainContent(
-  body: FirecrawlCreateInput,
-  aiOn: boolean,
-): Pick<BatchRequest, "ai" | "mainContentOnly"> {
+function aiAndMainContent(body: FirecrawlCreateInput, aiOn: boolean): Pick<BatchRequest, "ai" | "mainContentOnly"> {
   let ai: AiExtraction | null = null;
   body.formats?.forEach((entry, i) => {
     const type = typeof entry === "string" ? entry : entry.type;
