@@ -12,7 +12,7 @@ const refusedUnless = (what: string) =>
 const FormatEntry = z
   .union([z.string().max(64), z.object({ type: z.string().max(64) }).catchall(z.unknown())])
   .openapi({
-    description: `${DOCUMENT_FORMATS.join(", ")} (as a name or { type }). and json ({ type: "json", prompt?, schema? }: AI extraction, refused where AI is off; docs/firecrawl.md); other Firecrawl formats are refused.`,
+    description: `${DOCUMENT_FORMATS.join(", ")} (as a name or { type }), and json ({ type: "json", prompt?, schema? }: AI extraction, refused where AI is off; docs/firecrawl.md); other Firecrawl formats are refused.`,
   });
 
 const TagList = z
@@ -44,7 +44,7 @@ export const FirecrawlCreateBody = z
     formats: z.array(FormatEntry).min(1).max(10).optional().openapi({ description: 'Default ["markdown"].' }),
     onlyMainContent: z.boolean().optional().openapi({
       description:
-        "Default true (Firecrawl's default): navigation, headers, footers, asides, forms and banners are dropped before every format is built; false keeps the whole page.",
+        "Default true (Firecrawl's default): navigation, the site header, footers, asides, forms and banners are dropped before markdown, html, links and the json format's input are built (rawHtml stays the page as fetched); false keeps the whole page.",
     }),
     includeTags: TagList.openapi({ description: "CSS selectors: keep only what they match." }),
     excludeTags: TagList.openapi({ description: "CSS selectors: remove what they match." }),
