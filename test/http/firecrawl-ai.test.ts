@@ -217,3 +217,46 @@ describe("onlyMainContent", () => {
     expect(doc.markdown).not.toContain("Home menu");
   });
 });
+
+describe("an /api batch with AI, read on /v2", () => {
+  /** POST /api/batch/scrape with this env. */
+  async function createApi(testEnv: Env, apiKey: string, body: unknown) {
+    const res = await createApp().request(
+      "/api/batch/scrape",
+      { method: "POST", headers: keyHeaders(apiKey), body: JSON.stringify(body) },
+      testEnv,
+    );
+    return readAnswer(res);
+  }
+
+  it("a json output's answer (inline) is the document's json", async () => {
+    const { apiKey } = await newAccount(100);
+    const answer = { product: "Widget", price: 12 };
+    const { aiEnv } = fakeAi(answer);
+    const created = await createApi(aiEnv, apiKey, { urls: ["https://example.com/a"], schema: SCHEMA });
+    expect(created.status).toBe(202);
+    await runFirst(created.body.batchId, aiEnv);
+    const doc = (await status(apiKey, created.body.batchId)).body.data[0];
+    expect(doc).toEqual({
+      json: answer,
+      metadata: { sourceURL: "https://example.com/a", url: "https://example.com/a", statusCode: 200 },
+    });
+  });
+
+  it("a markdown output's text answer (too big to be inline, read from R2) is the document's markdown", async () => {
+    const { apiKey } = await newAccount(100);
+    const text = `Summary. ${"word ".repeat(2000)}`.trim();
+    const { aiEnv } = fakeAi(text);
+    const created = await createApi(aiEnv, apiKey, {
+      urls: ["https://example.com/a"],
+      output: "markdown",
+      prompt: "Summarise",
+    });
+    expect(created.status).toBe(202);
+    const { outcome } = await runFirst(created.body.batchId, aiEnv);
+    expect(outcome).toMatchObject({ ok: true, inline: null });
+    const doc = (await status(apiKey, created.body.batchId)).body.data[0];
+    expect(Object.keys(doc).sort()).toEqual(["markdown", "metadata"]);
+    expect(doc.markdown).toBe(text);
+  });
+});
