@@ -219,7 +219,7 @@ async function story() {
   );
 
   // ---- a refused option, as the SDK reports it
-  step("a json format (AI) is refused with 400, as the SDK's SdkError");
+  step("a json format (AI) is refused with 400 where AI is off (as in local development), as the SDK's SdkError");
   const refused = await app
     .startBatchScrape([`${fast.url}/page/1`], { options: { formats: [{ type: "json", prompt: "the title" }] } })
     .then(
@@ -227,8 +227,11 @@ async function story() {
       (err) => err,
     );
   check(
-    "SdkError status 400 naming formats[0]",
-    refused instanceof SdkError && refused.status === 400 && /formats\[0\]/.test(refused.message),
+    "SdkError status 400 naming formats[0] and how to turn AI on",
+    refused instanceof SdkError &&
+      refused.status === 400 &&
+      /formats\[0\]/.test(refused.message) &&
+      /AI_ENABLED/.test(refused.message),
     refused?.message ?? refused,
   );
 

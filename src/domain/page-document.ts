@@ -7,6 +7,8 @@ export interface PageDocument {
   html?: string;
   rawHtml?: string;
   links?: string[];
+  /** With Firecrawl's json format: the model's answer (AI extraction, docs/ai-extraction.md). */
+  json?: unknown;
   metadata: {
     /** The URL as the batch gave it. */
     sourceURL: string;

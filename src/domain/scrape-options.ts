@@ -9,7 +9,7 @@ export const DOCUMENT_FORMATS = ["markdown", "html", "rawHtml", "links"] as cons
 export type DocumentFormat = (typeof DOCUMENT_FORMATS)[number];
 
 export interface ScrapeOptions {
-  /** For output `document`: which parts to build (at least one, no repeats). */
+  /** For output `document`: which parts to build (no repeats; empty when Firecrawl's json format is the only one). */
   formats?: DocumentFormat[];
   /** CSS selectors: only the elements they match (and their content) are kept. */
   includeTags?: string[];

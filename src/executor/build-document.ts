@@ -21,8 +21,11 @@ export async function buildDocument(
   page: PageInfo,
   options: ScrapeOptions | null,
   budget: WorkBudget,
+  /** The page as fetched, for rawHtml, when `html` is already cut to its main content. */
+  rawHtml: string = html,
 ): Promise<PageDocument> {
-  const formats = new Set(options?.formats?.length ? options.formats : DEFAULT_FORMATS);
+  // Empty when the json format (AI, run-item.ts) is the only one asked for.
+  const formats = new Set(options?.formats ?? DEFAULT_FORMATS);
   const include = (options?.includeTags ?? []).filter((s) => validateSelector(s) === null);
   const exclude = (options?.excludeTags ?? []).filter((s) => validateSelector(s) === null);
   const watch: Record<string, string> = {};
@@ -49,9 +52,9 @@ export async function buildDocument(
     doc.html = await serializeHtml(body.children, budget);
   }
   if (formats.has("rawHtml")) {
-    budget.step(html.length * WORK.char);
-    budget.output(utf8Length(html));
-    doc.rawHtml = html;
+    budget.step(rawHtml.length * WORK.char);
+    budget.output(utf8Length(rawHtml));
+    doc.rawHtml = rawHtml;
   }
   if (formats.has("links")) doc.links = pageLinks(content, documentBase(root, page.finalUrl, budget), budget);
   return doc;

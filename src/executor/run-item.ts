@@ -9,7 +9,8 @@
  * The batch's options (src/batch/options.ts): its sealed cookies are opened here, just
  * before the fetch; main content only drops the page's boilerplate before extraction; AI
  * extraction sends the page as Markdown to the model (src/executor/ai-extract.ts), and an AI
- * item's result is always JSON: `{ url, finalUrl, statusCode, content, ai }`.
+ * item's result is always JSON: `{ url, finalUrl, statusCode, content, ai }`, or for a
+ * document (Firecrawl's json format) the document with the answer at `json`.
  */
 import { EXTRACTION_LIMIT } from "../domain/charging";
 import { type ResultMeta, resultKey, type StartResult } from "../domain/executor-contract";
@@ -72,9 +73,9 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
   // Made after the fetch: its time limit counts extraction only.
   const work = new WorkBudget(extractionLimits(env));
   try {
-    let html = decodeBody(page.body, page.contentType);
-    if (lease.mainContentOnly) html = await mainContentHtml(html, work);
-    if (lease.ai) {
+    const fetched = decodeBody(page.body, page.contentType);
+    const html = lease.mainContentOnly ? await mainContentHtml(fetched, work) : fetched;
+    if (lease.ai && lease.output !== "document") {
       const markdown = await toMarkdown(html, page.finalUrl, work);
       const answer = await extractWithAi(aiSettings(env), lease.ai, markdown, lease.output);
       if (!answer.ok) {
@@ -104,7 +105,17 @@ export async function runItem(lease: Lease, env: Env, fetcher: typeof fetch = fe
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;
     } else if (lease.output === "document") {
       const pageInfo = { url: lease.url, finalUrl: page.finalUrl, statusCode: page.statusCode };
-      const doc = await buildDocument(html, pageInfo, lease.options ?? null, work);
+      const doc = await buildDocument(html, pageInfo, lease.options ?? null, work, fetched);
+      if (lease.ai) {
+        // Firecrawl's json format: the model's answer (JSON mode) at the document's `json`.
+        const markdown = await toMarkdown(html, page.finalUrl, work);
+        const answer = await extractWithAi(aiSettings(env), lease.ai, markdown, "json");
+        if (!answer.ok) {
+          const { retryable, code, message } = answer;
+          return { ok: false, retryable, error: { code, message }, meta };
+        }
+        doc.json = answer.content;
+      }
       content = JSON.stringify(doc);
       contentType = "application/json";
       inline = content.length <= INLINE_RESULT_MAX_CHARS ? doc : null;

@@ -41,7 +41,7 @@ export interface BatchRequest {
   /**
    * AI extraction through Workers AI (docs/ai-extraction.md): `prompt` (non-empty, at most
    * MAX_PROMPT_CHARS) and the JSON Schema the answer must fit (the subset of
-   * src/domain/json-schema.ts; json output only). Null or absent: none. Refused (400 naming
+   * src/domain/json-schema.ts; json or document output only). Null or absent: none. Refused (400 naming
    * `prompt`, or `schema` when only a schema is given) where AI is off, before anything is reserved.
    */
   ai?: AiExtraction | null;
@@ -52,6 +52,10 @@ export interface BatchRequest {
    */
   cookies?: string | null;
 }
+
+/** Why a create asking for AI extraction is refused where AI is off; every surface says the same. */
+export const AI_OFF =
+  'AI extraction is turned off on this deployment. An operator turns it on with AI_ENABLED = "true" and a Workers AI binding named AI (docs/ai-extraction.md)';
 
 /** A create field this deployment does not offer: 400, so clients fix the request rather than retry it. */
 export function optionUnavailable(field: string, why: string): ApiError {
@@ -136,17 +140,15 @@ function checkAi(env: Env, ai: AiExtraction | null, output: OutputFormat): AiExt
   if (ai === null) return null;
   const field = ai.prompt === SCHEMA_ONLY_PROMPT ? "schema" : "prompt";
   if (!aiAvailable(env)) {
-    throw optionUnavailable(
-      field,
-      'AI extraction is turned off on this deployment. An operator turns it on with AI_ENABLED = "true" and a Workers AI binding named AI (docs/ai-extraction.md); until then, send the batch without prompt and schema.',
-    );
+    throw optionUnavailable(field, `${AI_OFF}; until then, send the batch without prompt and schema.`);
   }
   if (ai.prompt.length > MAX_PROMPT_CHARS)
     throw new ApiError(400, "VALIDATION_ERROR", `prompt: must be at most ${MAX_PROMPT_CHARS} characters`);
   if (ai.schema !== null) {
     const problem = schemaProblem(ai.schema);
     if (problem) throw new ApiError(400, "VALIDATION_ERROR", `schema: ${problem}`);
-    if (output !== "json")
+    // A document (Firecrawl's surface) carries the answer at `json`, so it is JSON there too.
+    if (output !== "json" && output !== "document")
       throw new ApiError(400, "VALIDATION_ERROR", 'schema: needs output "json" (the answer is a JSON document)');
   }
   return ai;

@@ -12,7 +12,9 @@ import {
   type ScrapeOptions,
 } from "../../domain/scrape-options";
 import { validateSelector } from "../../lib/css-selector";
-import type { BatchRequest } from "../create-batch";
+import { requestedAi } from "../../domain/ai-extraction";
+import type { AiExtraction } from "../../domain/executor-contract";
+import { AI_OFF, type BatchRequest, optionUnavailable } from "../create-batch";
 import { ApiError } from "../errors";
 import { TargetUrlSchema } from "../schemas";
 import type { FirecrawlCreateInput } from "./schemas";
@@ -68,14 +70,14 @@ export interface MappedRequest {
   invalidURLs: string[] | undefined;
 }
 
-export function toBatchRequest(body: FirecrawlCreateInput, allowLoopback: boolean): MappedRequest {
+export function toBatchRequest(body: FirecrawlCreateInput, allowLoopback: boolean, aiOn: boolean): MappedRequest {
   for (const [name, rule] of Object.entries(ONLY_AT)) {
     const value = (body as Record<string, unknown>)[name];
     if (value !== undefined && !rule.accepts(value))
       refuse(name, `${JSON.stringify(value)?.slice(0, 80)} is not available on this deployment: ${rule.why}.`);
   }
   const formats = documentFormats(body);
-  const ai = aiAndMainContent(body);
+  const ai = aiAndMainContent(body, aiOn);
   const scrapeOptions: ScrapeOptions = { formats };
   if (body.includeTags?.length) scrapeOptions.includeTags = selectors("includeTags", body.includeTags);
   if (body.excludeTags?.length) scrapeOptions.excludeTags = selectors("excludeTags", body.excludeTags);
@@ -97,26 +99,29 @@ export function toBatchRequest(body: FirecrawlCreateInput, allowLoopback: boolea
 }
 
 /**
- * ===== AI and main content: the ONE place to wire them (lead, at merge) =====
- * `{ type: "json", prompt, schema }` needs Workers AI, and `onlyMainContent: true` the
- * main-content extraction; BatchRequest is gaining `ai: { prompt, schema } | null` and
- * `mainContentOnly: boolean` (helper "fields"). Until then both are refused, naming the option.
- * Firecrawl's default is onlyMainContent: true; omitted, we keep our markdown (it already
- * prefers <main> and leaves out nav, aside and footer), and say so in docs/firecrawl.md.
- * When wiring: return { ai: { prompt, schema } | null, mainContentOnly: body.onlyMainContent ?? true }.
+ * Firecrawl's `{ type: "json", prompt?, schema? }` format is our AI extraction (the answer lands
+ * at the document's `json`), checked again by createBatch's checkAi; here it is refused where AI
+ * is off, naming the format entry, with the same words. `onlyMainContent` is our main-content
+ * extraction, on unless false is sent: Firecrawl's documented default.
  */
-function aiAndMainContent(body: FirecrawlCreateInput): Record<string, never> {
+function aiAndMainContent(body: FirecrawlCreateInput, aiOn: boolean): Pick<BatchRequest, "ai" | "mainContentOnly"> {
+  let ai: AiExtraction | null = null;
   body.formats?.forEach((entry, i) => {
     const type = typeof entry === "string" ? entry : entry.type;
-    if (type === "json")
-      refuse(
-        `formats[${i}]`,
-        '"json" (AI extraction with a prompt or schema) is not available on this deployment yet.',
-      );
+    if (type !== "json") return;
+    const field = `formats[${i}]`;
+    if (!aiOn) throw optionUnavailable(field, `${AI_OFF}; until then, leave out the "json" format.`);
+    if (ai !== null) refuse(field, '"json" is listed twice.');
+    const { type: _type, prompt, schema, ...rest } = typeof entry === "string" ? { type } : entry;
+    const extra = Object.keys(rest)[0];
+    if (extra !== undefined) refuse(`${field}.${extra.slice(0, 64)}`, '"json" takes only prompt and schema.');
+    if (prompt !== undefined && typeof prompt !== "string") refuse(`${field}.prompt`, "must be a string.");
+    if (schema !== undefined && (typeof schema !== "object" || schema === null || Array.isArray(schema)))
+      refuse(`${field}.schema`, "must be a JSON Schema object.");
+    ai = requestedAi(prompt as string | undefined, schema as object | undefined);
+    if (ai === null) refuse(field, '"json" needs a prompt, a schema or both.');
   });
-  if (body.onlyMainContent === true)
-    refuse("onlyMainContent", "true is not available on this deployment yet; omit it or send false.");
-  return {};
+  return { ai, mainContentOnly: body.onlyMainContent ?? true };
 }
 
 function documentFormats(body: FirecrawlCreateInput): DocumentFormat[] {

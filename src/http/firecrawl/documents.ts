@@ -54,7 +54,8 @@ export async function documentPage(
 
 /**
  * The item's document. A batch made on the primary API reads as one too: a markdown result as
- * `markdown`, a json result as its `links` and metadata (its selector results stay on /api).
+ * `markdown`, a json result as its `links` and metadata (its selector results stay on /api),
+ * an AI answer as `markdown` (text) or `json`.
  * A result no longer stored reads as metadata with `error` saying so.
  */
 async function readDocument(env: Env, batch: BatchView, { item }: ItemEntry): Promise<PageDocument> {
@@ -67,9 +68,14 @@ async function readDocument(env: Env, batch: BatchView, { item }: ItemEntry): Pr
   if (stored === null) {
     const object = await env.RESULTS.get(resultKey(batch.batchId, item.uuid));
     if (!object) return { metadata: { ...metadata, error: "The stored result of this page is no longer available." } };
-    stored = batch.output === "markdown" ? await object.text() : await object.json();
+    // An AI item's result is JSON whatever the output (src/executor/run-item.ts).
+    const json = object.httpMetadata?.contentType?.startsWith("application/json") ?? batch.output !== "markdown";
+    stored = json ? await object.json() : await object.text();
   }
   if (batch.output === "document") return stored as PageDocument;
+  const ai = aiResult(stored);
+  // A prompt's answer (an /api batch with AI): text as markdown, JSON as Firecrawl's `json`.
+  if (ai) return typeof ai.content === "string" ? { markdown: ai.content, metadata } : { json: ai.content, metadata };
   if (batch.output === "markdown") return { markdown: String(stored), metadata };
   const page = stored as { title?: string | null; description?: string | null; lang?: string | null; links?: string[] };
   return {
@@ -81,4 +87,10 @@ async function readDocument(env: Env, batch: BatchView, { item }: ItemEntry): Pr
       ...(page.lang ? { language: page.lang } : {}),
     },
   };
+}
+
+/** The result of an AI item made on /api: `{ url, finalUrl, statusCode, content, ai }`. */
+function aiResult(stored: unknown): { content: unknown } | null {
+  if (typeof stored !== "object" || stored === null) return null;
+  return "ai" in stored && "content" in stored ? { content: stored.content } : null;
 }

@@ -12,7 +12,7 @@ const refusedUnless = (what: string) =>
 const FormatEntry = z
   .union([z.string().max(64), z.object({ type: z.string().max(64) }).catchall(z.unknown())])
   .openapi({
-    description: `${DOCUMENT_FORMATS.join(", ")} (as a name or { type }). json ({ type: "json", prompt, schema }) is refused until AI extraction is enabled; other Firecrawl formats are refused.`,
+    description: `${DOCUMENT_FORMATS.join(", ")} (as a name or { type }), and json ({ type: "json", prompt?, schema? }: AI extraction, refused where AI is off; docs/firecrawl.md); other Firecrawl formats are refused.`,
   });
 
 const TagList = z
@@ -44,7 +44,7 @@ export const FirecrawlCreateBody = z
     formats: z.array(FormatEntry).min(1).max(10).optional().openapi({ description: 'Default ["markdown"].' }),
     onlyMainContent: z.boolean().optional().openapi({
       description:
-        "Refused when true until main-content extraction is enabled. Omitted: our markdown (which already prefers <main> and leaves out nav, aside and footer); see docs/firecrawl.md.",
+        "Default true (Firecrawl's default): navigation, the site header, footers, asides, forms and banners are dropped before markdown, html, links and the json format's input are built (rawHtml stays the page as fetched); false keeps the whole page.",
     }),
     includeTags: TagList.openapi({ description: "CSS selectors: keep only what they match." }),
     excludeTags: TagList.openapi({ description: "CSS selectors: remove what they match." }),
@@ -109,6 +109,7 @@ export const FirecrawlDocument = z
     html: z.string().optional(),
     rawHtml: z.string().optional(),
     links: z.array(z.string()).optional(),
+    json: z.unknown().optional().openapi({ description: "The model's answer, with the json format." }),
     metadata: z.object({
       sourceURL: z.string(),
       url: z.string(),

@@ -9,6 +9,7 @@ import type { BatchView } from "../../batch/views";
 import { retentionMs } from "../../domain/retention-policy";
 import type { BatchStatus } from "../../domain/states";
 import type { Env } from "../../env";
+import { aiAvailable } from "../../domain/ai-extraction";
 import { createBatch } from "../create-batch";
 import { ApiError } from "../errors";
 import { requireApiKey } from "../auth";
@@ -178,7 +179,7 @@ firecrawl.on("GET", "/v2/*", rateLimit("READ_LIMITER"));
 firecrawl.openapi(create, async (c) => {
   const body = c.req.valid("json");
   const key = c.req.valid("header")["x-idempotency-key"];
-  const mapped = toBatchRequest(body, c.env.ALLOW_LOOPBACK_TARGETS === "true");
+  const mapped = toBatchRequest(body, c.env.ALLOW_LOOPBACK_TARGETS === "true", aiAvailable(c.env));
   const idempotency = key === undefined ? null : { key, request: mapped.request };
   const created = await createBatch(c.env, c.get("accountId"), mapped.request, idempotency);
   const id = created.batch.batchId;
