@@ -40,7 +40,7 @@ import { ABANDONED_HOLD_MS } from "../domain/retention-policy";
 import { retryDelayMs } from "../domain/retry-delay";
 import type { OutputFormat } from "../domain/pricing";
 import type { ScrapeOptions } from "../domain/scrape-options";
-import { isTerminalBatch, type ItemCounts, type ItemStatus } from "../domain/states";
+import type { ItemCounts, ItemStatus } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
 import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
 import { first, migrate, tableExists } from "../durable/sql";
