@@ -11,7 +11,8 @@
 // Both parts run one after the other (they measure throughput; they must not share the
 // cores), each in its own process group, stopped on timeout, error or Ctrl-C.
 //
-// Usage: node bench/run.mjs [--only objects|http|results] [--quick]   (--quick: shorter HTTP runs)
+// Usage: node bench/run.mjs [--only objects|http|http:<section>|results] [--quick]   (--quick: shorter HTTP runs;
+//        http:<section> runs one section of bench/http.mjs, e.g. http:delete-size)
 import { spawn, execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -21,9 +22,10 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const RESULTS = join(ROOT, "bench", "results");
 const args = process.argv.slice(2);
-const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
+const onlyArg = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
+const [only, httpSection] = onlyArg === null ? [null, null] : onlyArg.split(":");
 const quick = args.includes("--quick");
-const LIMITS = { objects: 7 * 60_000, http: 5 * 60_000, results: 8 * 60_000 };
+const LIMITS = { objects: 7 * 60_000, http: 7 * 60_000, results: 8 * 60_000 };
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
@@ -182,7 +184,13 @@ try {
     const out = join(work, "http.json");
     const code = await run(
       "http (wrangler dev)",
-      [join(ROOT, "bench", "http.mjs"), "--json", out, ...(quick ? ["--quick"] : [])],
+      [
+        join(ROOT, "bench", "http.mjs"),
+        "--json",
+        out,
+        ...(quick ? ["--quick"] : []),
+        ...(httpSection ? ["--only", httpSection] : []),
+      ],
       LIMITS.http,
     );
     if (code !== 0) failures.push(`http bench exited with ${code}`);
@@ -227,7 +235,7 @@ const result = {
     loadavgAfter: loadavg(),
   },
   durationS: Math.round((Date.now() - started) / 1000),
-  partial: only,
+  partial: onlyArg,
   failures,
   rows,
   details,
