@@ -27,7 +27,7 @@ import { freePorts, groupAlive, ROOT, signalGroup, sleep, startWrangler, stopGro
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
 const JSON_OUT = args.includes("--json") ? args[args.indexOf("--json") + 1] : null;
-const SECTIONS = ["all", "delete-size"];
+const SECTIONS = ["all", "delete-size", "read-path"];
 const ONLY = args.includes("--only") ? args[args.indexOf("--only") + 1] : "all";
 if (!SECTIONS.includes(ONLY)) {
   console.error(`--only: one of ${SECTIONS.join(", ")} (got ${ONLY})`);
@@ -285,6 +285,7 @@ async function main() {
     headers: key,
   });
   if (ONLY === "delete-size") return deleteSize(key);
+  if (ONLY === "read-path") return readPath(key, statusBatch);
 
   // Calls into the bench account's object since the last ask (bench/counting-account.ts).
   const accountCalls = async () => {
@@ -500,6 +501,45 @@ async function deleteSize(key) {
     ...bigRows(big, h),
   ];
   return { rows, details: { connections: CONNECTIONS, durationS: DURATION_S, stateDir: STATE_BASE, runs, big } };
+}
+
+/**
+ * `--only read-path`: where a status read's time goes. Each step of the real path as a route
+ * of its own (bench/read-path.ts), then the real read with one item and with 50, all between
+ * hello runs; each row beside the mean of the hello runs around it.
+ */
+async function readPath(key, batchId) {
+  const steps = [
+    ["log line", "/__bench/step/log", {}],
+    ["key MAC + hash", "/__bench/step/key", key],
+    ["READ_LIMITER.limit()", "/__bench/step/limit", {}],
+    ["the app, touching nothing (404)", "/__bench/step/hono", {}],
+    ["batch object read alone (limit=1)", `/__bench/step/rpc/${batchId}?limit=1`, key],
+    ["batch object read alone (limit=50)", `/__bench/step/rpc/${batchId}?limit=50`, key],
+    ["GET batch status (limit=1)", `/api/batch/scrape/${batchId}?limit=1`, key],
+    ["GET batch status (limit=50)", `/api/batch/scrape/${batchId}?limit=50`, key],
+  ];
+  const rows = [];
+  const runs = { hello: [await hello("0")] };
+  for (const [i, [what, path, headers]] of steps.entries()) {
+    const run = await cannon(`${what}: GET ${path.replace(batchId, ":id")}`, { method: "GET", path, headers });
+    const after = await hello(String(i + 1));
+    const before = runs.hello.at(-1);
+    runs.hello.push(after);
+    runs[what] = run;
+    const h = (before.rps + after.rps) / 2;
+    rows.push({
+      section: "http",
+      what: `read path: ${what} req/s`,
+      value: run.rps,
+      unit: "req/s",
+      baseline: "hello req/s",
+      baselineValue: h,
+      ratio: run.rps / h,
+      note: `p50 ${run.p50} ms (hello ${((before.p50 + after.p50) / 2).toFixed(1)} ms)${run.non2xx ? `; ${run.non2xx} non-2xx` : ""}`,
+    });
+  }
+  return { rows, details: { connections: CONNECTIONS, durationS: DURATION_S, runs } };
 }
 
 /**

@@ -10,6 +10,7 @@
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { CountingAccountObject } from "./counting-account";
+import { readPathStep } from "./read-path";
 
 export * from "../src/index";
 export { BareObject } from "./bare-object";
@@ -25,6 +26,8 @@ export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext) {
     const path = new URL(request.url).pathname;
     if (request.method === "GET" && path === HELLO_PATH) return new Response("hello");
+    const step = request.method === "GET" ? await readPathStep(request, path, env) : null;
+    if (step) return step;
     const calls = request.method === "GET" ? ACCOUNT_CALLS.exec(path) : null;
     if (calls) {
       const stub = env.ACCOUNT.getByName(calls[1]!) as unknown as { benchAccountCalls(): Promise<number> };

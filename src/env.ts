@@ -23,6 +23,8 @@ export interface Env {
   /** Failed authentications, per client address and per key id (src/http/rate-limit.ts). */
   FAILED_AUTH_IP_LIMITER?: RateLimit;
   FAILED_AUTH_KEY_LIMITER?: RateLimit;
+  /** One successful poll of a batch in this many gets the request log line (default 100; 1: every poll). */
+  POLL_LOG_SAMPLE?: string;
   /** Days a finished batch and its results are kept (default 30, at least 1). */
   RETENTION_DAYS?: string;
   /** "true" stops new dispatches (items stay pending): an operator's brake, and the unit tests' mode. */

@@ -8,20 +8,14 @@
  * is not a key (no `bsk_` format, no MAC) and is refused as one (403, counted as a failure).
  */
 import type { Context, MiddlewareHandler } from "hono";
-import {
-  hashesEqual,
-  macMatches,
-  MIN_MAC_SECRET_LENGTH,
-  parseApiKey,
-  sha256Hex,
-  usableMacSecret,
-} from "../account/keys";
+import { hashesEqual, MIN_MAC_SECRET_LENGTH, sha256Hex, usableMacSecret } from "../account/keys";
 import { LIVE_PROTOCOL } from "../batch/live";
 import type { KeyClaim } from "../domain/key-claim";
 import type { AppEnv, Env } from "../env";
 import { ApiError } from "./errors";
 import { accountObject } from "./objects";
 import { AuthFailures, clientAddress } from "./rate-limit";
+import { verifyKey } from "./verified-keys";
 
 /**
  * API_KEY_MAC_SECRET, or 503: without it no key can be checked or issued. The deploy is
@@ -115,10 +109,10 @@ export async function claimApiKey(
   const macSecret = requireMacSecret(c.env);
   const failures = new AuthFailures(c.env, clientAddress(c));
   await failures.guardAddress();
-  const parsed = parseApiKey(key);
-  if (parsed === null || !(await macMatches(parsed, macSecret))) return failures.refuse(invalidKey());
-  await failures.guardKey(parsed.keyId);
-  return { claim: { accountId: parsed.accountId, keyId: parsed.keyId, keyHash: await sha256Hex(key) }, failures };
+  const claim = await verifyKey(key, macSecret);
+  if (claim === null) return failures.refuse(invalidKey());
+  await failures.guardKey(claim.keyId);
+  return { claim, failures };
 }
 
 export function invalidKey(): ApiError {
