@@ -61,14 +61,17 @@ function notFound(what: string): ApiError {
   return new ApiError(404, "NOT_FOUND", `No ${what} found with this ID.`);
 }
 
-/** Which requests the middleware leaves to the batch object: GETs of one batch, its result, its live view. */
+/** GET, or HEAD (Hono answers it with the GET route, without the body). */
+function isRead(c: Context<AppEnv>): boolean {
+  return c.req.method === "GET" || c.req.method === "HEAD";
+}
+
+/** Which requests the middleware leaves to the batch object: reads of one batch, its result, its live view. */
 export function isPrimaryBatchRead(c: Context<AppEnv>): boolean {
-  return c.req.method === "GET" && /^\/api\/batch\/scrape\/[^/]+(?:\/live|\/items\/[^/]+\/result)?$/.test(c.req.path);
+  return isRead(c) && /^\/api\/batch\/scrape\/[^/]+(?:\/live|\/items\/[^/]+\/result)?$/.test(c.req.path);
 }
 
 /** SerpWow's GET /live/batches/{id} (not /live/batches/stopall, which stops every batch). */
 export function isSerpWowBatchRead(c: Context<AppEnv>): boolean {
-  return (
-    c.req.method === "GET" && /^\/live\/batches\/[^/]+$/.test(c.req.path) && c.req.path !== "/live/batches/stopall"
-  );
+  return isRead(c) && /^\/live\/batches\/[^/]+$/.test(c.req.path) && c.req.path !== "/live/batches/stopall";
 }

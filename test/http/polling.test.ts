@@ -9,7 +9,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
-import { accountStub, adminHeaders, callJson, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
+import { accountStub, adminHeaders, call, callJson, keyHeaders, newAccount, newBatch, runInBatch } from "../helpers";
 import { finishedBatch } from "../ops/support";
 import { countAccountCalls } from "./account-calls";
 import { closeLiveAfterEach, openLive, within } from "./live-support";
@@ -70,6 +70,14 @@ describe("a read costs no account-object call once the batch holds the key", () 
     expect(warm.value[1]!.body.items).toHaveLength(1);
     expect(warm.value[2]!.body).toEqual({ i: 1 });
     expect(warm.calls).toEqual([]);
+
+    // HEAD takes the same path: the status without the body, still no account call.
+    const head = await countAccountCalls(async () => {
+      const res = await call(`/api/batch/scrape/${batchId}`, { method: "HEAD", headers: { "x-api-key": apiKey } });
+      return { status: res.status, body: await res.text() };
+    });
+    expect(head.value).toEqual({ status: 200, body: "" });
+    expect(head.calls).toEqual([]);
   });
 
   it("100 status reads: 0 account calls, and the same answers as the account path", async () => {
