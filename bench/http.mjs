@@ -505,41 +505,60 @@ async function deleteSize(key) {
 
 /**
  * `--only read-path`: where a status read's time goes. Each step of the real path as a route
- * of its own (bench/read-path.ts), then the real read with one item and with 50, all between
- * hello runs; each row beside the mean of the hello runs around it.
+ * of its own (bench/read-path.ts), then the real read with one item and with 50, each run
+ * between hello runs and compared with the mean of the two around it. READ_PATH_ROUNDS
+ * rounds of READ_PATH_S seconds a run; each row is the median of its rounds' ratios.
  */
+const READ_PATH_ROUNDS = QUICK ? 1 : 3;
+const READ_PATH_S = QUICK ? 2 : 3;
+
 async function readPath(key, batchId) {
   const steps = [
     ["log line", "/__bench/step/log", {}],
     ["key MAC + hash", "/__bench/step/key", key],
     ["READ_LIMITER.limit()", "/__bench/step/limit", {}],
     ["the app, touching nothing (404)", "/__bench/step/hono", {}],
+    ["one batch object call that does nothing (ping)", `/__bench/step/ping/${batchId}`, {}],
     ["batch object read alone (limit=1)", `/__bench/step/rpc/${batchId}?limit=1`, key],
     ["batch object read alone (limit=50)", `/__bench/step/rpc/${batchId}?limit=50`, key],
     ["GET batch status (limit=1)", `/api/batch/scrape/${batchId}?limit=1`, key],
     ["GET batch status (limit=50)", `/api/batch/scrape/${batchId}?limit=50`, key],
   ];
-  const rows = [];
-  const runs = { hello: [await hello("0")] };
-  for (const [i, [what, path, headers]] of steps.entries()) {
-    const run = await cannon(`${what}: GET ${path.replace(batchId, ":id")}`, { method: "GET", path, headers });
-    const after = await hello(String(i + 1));
-    const before = runs.hello.at(-1);
-    runs.hello.push(after);
-    runs[what] = run;
-    const h = (before.rps + after.rps) / 2;
-    rows.push({
+  const quickHello = (tag) => cannon(`hello ${tag}`, { method: "GET", path: HELLO, duration: READ_PATH_S });
+  const samples = new Map(steps.map(([what]) => [what, []]));
+  const runs = [];
+  let before = await quickHello("0");
+  for (let round = 0; round < READ_PATH_ROUNDS; round++) {
+    for (const [what, path, headers] of steps) {
+      const run = await cannon(`${what}: GET ${path.replace(batchId, ":id")}`, {
+        method: "GET",
+        path,
+        headers,
+        duration: READ_PATH_S,
+      });
+      const after = await quickHello(`${round}/${what}`);
+      const h = (before.rps + after.rps) / 2;
+      samples.get(what).push({ ratio: run.rps / h, rps: run.rps, hello: h, p50: run.p50, non2xx: run.non2xx });
+      runs.push({ round, what, run, helloAround: h });
+      before = after;
+    }
+  }
+  const rows = steps.map(([what]) => {
+    const xs = samples.get(what);
+    const mid = median(xs.map((x) => x.ratio));
+    const non2xx = xs.reduce((n, x) => n + x.non2xx, 0);
+    return {
       section: "http",
       what: `read path: ${what} req/s`,
-      value: run.rps,
+      value: median(xs.map((x) => x.rps)),
       unit: "req/s",
       baseline: "hello req/s",
-      baselineValue: h,
-      ratio: run.rps / h,
-      note: `p50 ${run.p50} ms (hello ${((before.p50 + after.p50) / 2).toFixed(1)} ms)${run.non2xx ? `; ${run.non2xx} non-2xx` : ""}`,
-    });
-  }
-  return { rows, details: { connections: CONNECTIONS, durationS: DURATION_S, runs } };
+      baselineValue: median(xs.map((x) => x.hello)),
+      ratio: mid,
+      note: `median of ${xs.length} ratios: ${xs.map((x) => x.ratio.toFixed(2)).join(", ")}${non2xx ? `; ${non2xx} non-2xx` : ""}`,
+    };
+  });
+  return { rows, details: { connections: CONNECTIONS, durationS: READ_PATH_S, rounds: READ_PATH_ROUNDS, runs } };
 }
 
 /**

@@ -7,6 +7,7 @@
  * - /__bench/step/key      the key's MAC and hash, as the Worker checks them (src/http/verified-keys.ts)
  * - /__bench/step/limit    one READ_LIMITER.limit() (the per-key read limit)
  * - /__bench/step/hono     the real app, a route that touches nothing (404 of an unknown path)
+ * - /__bench/step/ping/:id one call of the batch object that does nothing (`ping`): the floor of any object call
  * - /__bench/step/rpc/:id  the batch object's read (getAs) alone, answered as JSON
  *
  * Bench only: never in src/, never deployed.
@@ -16,7 +17,7 @@ import { verifyKey } from "../src/http/verified-keys";
 import type { Env } from "../src/env";
 import { log } from "../src/lib/log";
 
-const STEP = /^\/__bench\/step\/(log|key|limit|rpc\/([0-9a-f-]{36}))$/;
+const STEP = /^\/__bench\/step\/(log|key|limit|(?:rpc|ping)\/([0-9a-f-]{36}))$/;
 
 export async function readPathStep(request: Request, path: string, env: Env): Promise<Response | null> {
   const m = STEP.exec(path);
@@ -41,6 +42,7 @@ export async function readPathStep(request: Request, path: string, env: Env): Pr
     const { success } = await env.READ_LIMITER!.limit({ key: "bench" });
     return new Response(success ? "hello" : "limited", { status: success ? 200 : 429 });
   }
+  if (m[1]!.startsWith("ping/")) return new Response(await env.BATCH.getByName(m[2]!).ping());
   const parsed = parseApiKey(key);
   if (!parsed) return new Response("bad key", { status: 403 });
   const limit = Number(new URL(request.url).searchParams.get("limit") ?? 50);
