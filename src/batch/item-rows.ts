@@ -56,10 +56,35 @@ export function itemsAfter(sql: SqlStorage, batch: ItemReadContext, cursor: numb
   return readItems(sql, batch, "SELECT * FROM items WHERE idx > ? ORDER BY idx LIMIT ?", cursor, limit + 1);
 }
 
-/** Every column of an item row but `result` (a batch's whole item list reads results one by one). */
-const COLUMNS_BUT_RESULT = `idx, id, url, status, round, attempts, lease_attempt, lease_expires_at, error, credits_used,
-  started_at, finished_at, dispatch_token, dispatched_at, not_before, result_key, status_code, final_url, duration_ms,
-  custom_id, metadata`;
+/**
+ * Every column of an item row but `result` (a batch's whole item list reads results one by
+ * one). A migration that adds an item column adds it here too: test/core/item-rows.test.ts
+ * compares this list with the table.
+ */
+export const ITEM_COLUMNS_BUT_RESULT = [
+  "idx",
+  "id",
+  "url",
+  "status",
+  "round",
+  "attempts",
+  "lease_attempt",
+  "lease_expires_at",
+  "error",
+  "credits_used",
+  "started_at",
+  "finished_at",
+  "dispatch_token",
+  "dispatched_at",
+  "not_before",
+  "result_key",
+  "status_code",
+  "final_url",
+  "duration_ms",
+  "custom_id",
+  "metadata",
+] as const;
+const COLUMNS_BUT_RESULT = ITEM_COLUMNS_BUT_RESULT.join(", ");
 
 /** Every item in order, as it reads now, with `result` left null and its stored size beside it. */
 export function allItemsButResults(
