@@ -5,6 +5,7 @@
  * to another batch does not open. The batch object stores only the sealed form and drops
  * it when the batch ends; only the executor opens it, just before a fetch.
  */
+import { hmacSha256 } from "./hmac";
 
 /** A shorter COOKIE_SECRET counts as none. */
 export const MIN_COOKIE_SECRET_LENGTH = 32;
@@ -66,13 +67,5 @@ export async function openCookies(sealed: string, secret: string, batchId: strin
 
 /** A keyed digest of the cookies, for idempotency: tells two requests apart without storing anything reversible. */
 export async function cookiesDigest(cookies: string, secret: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`cookies-idempotency:${cookies}`));
-  return toBase64url(new Uint8Array(mac));
+  return toBase64url(await hmacSha256(secret, `cookies-idempotency:${cookies}`));
 }

@@ -8,21 +8,14 @@
  * one per secret, newest first (`v1=<new>,v1=<old>`). A receiver accepts the delivery when any
  * entry of a scheme it knows matches, and skips schemes it does not know.
  */
+import { hmacSha256 } from "../lib/hmac";
 export const SIGNATURE_HEADER = "x-webhook-signature";
 export const TIMESTAMP_HEADER = "x-webhook-timestamp";
 export const EVENT_ID_HEADER = "x-webhook-id";
 export const SCHEME = "v1";
 
 async function hmacHex(secret: string, message: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message)));
-  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+  return Array.from(await hmacSha256(secret, message), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** One entry: `v1=<hex>`. */
