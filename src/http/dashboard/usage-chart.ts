@@ -31,7 +31,7 @@ export const USAGE_BODY = `
     </section>
 `;
 
-export const USAGE_SCRIPT = String.raw`
+export const USAGE_SCRIPT = `
   // ------------------------------------------------------------------ usage chart
 
   var SVG_NS = "http://www.w3.org/2000/svg";
