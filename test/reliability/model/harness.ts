@@ -14,13 +14,14 @@ import {
   drainOutbox,
   keyHeaders,
   newAccount,
+  resetObject,
   runInBatch,
 } from "../../helpers";
 import { count } from "../figures";
 import { readLedger } from "../ledger";
 import { sleep } from "../support";
 import type { SettleReport } from "../../../src/domain/executor-contract";
-import type { Cmd, GroupReport } from "./commands";
+import type { Cmd, GroupReport, ResetDuring } from "./commands";
 import { breakNextReservation, breakOutbox, healOutbox } from "./faults";
 import { countsOf, type MBatch, type MItem, Model } from "./model";
 
@@ -31,6 +32,9 @@ const MAX_BATCHES = 4;
  * a batch of 1-4 items is swept in several steps and every command can land mid-sweep.
  */
 const SWEEP_CHUNK = 1;
+
+/** Set on an instance before a reset: a fresh instance (the reset happened) does not have it. */
+const RESET_MARK = "modelResetMark";
 
 /** Sweeps in small chunks from now on (a field of the instance: set again after an eviction). */
 function smallSweeps(batchId: string): Promise<void> {
@@ -83,6 +87,7 @@ export class Harness {
       }
     }
     await h.heal();
+    for (const b of h.model.batches) await h.expectAlarmArmed(b);
     await h.check();
     await h.settleStorage();
   }
@@ -139,6 +144,8 @@ export class Harness {
         });
       case "alarm":
         return this.onBatch(cmd.b, (b) => this.alarm(b));
+      case "reset":
+        return this.onBatch(cmd.b, (b) => this.reset(b, cmd.i, cmd.account, cmd.during));
     }
   }
 
@@ -353,6 +360,122 @@ export class Harness {
   /** The batch's alarm, as the runtime runs it; the model has nothing to do (a sweep changes no read). */
   private async alarm(b: MBatch): Promise<void> {
     if (await runDurableObjectAlarm(batchStub(b.id))) count("alarms");
+  }
+
+  /**
+   * A reset: the runtime aborts the batch object (and the account's, if `account`), maybe
+   * with a call in flight. Storage says what the call did: a start or a cancel that
+   * committed happened (its answer, if one came back, must be the model's); one that did not,
+   * never did. An alarm run cut short is run again by the runtime (at least once); the harness
+   * arms it again, since runDurableObjectAlarm removed it before running. Afterwards the
+   * object must still have an alarm for every piece of work it holds.
+   */
+  private async reset(b: MBatch, i: number, account: boolean, during: ResetDuring): Promise<void> {
+    count("faults");
+    const item = b.items[i % b.items.length]!;
+    await runInBatch(b.id, (o) => {
+      Object.assign(o, { [RESET_MARK]: true });
+      // A cancel's delivery to the account never ends: the reset comes while the cancel awaits it.
+      if (during === "cancel") o.toAccount.send = () => new Promise<void>(() => {});
+    });
+    const stub = batchStub(b.id);
+    const call: Promise<unknown> =
+      during === "start"
+        ? stub.startItem(item.id).catch(() => null)
+        : during === "cancel"
+          ? stub.cancel(this.accountId).catch(() => null) // over RPC, so it reaches the object before the reset
+          : during === "alarm"
+            ? runDurableObjectAlarm(stub).then(
+                () => "finished",
+                () => "cut",
+              )
+            : Promise.resolve(null);
+    if (during === "cancel") {
+      let settled = false;
+      void call.finally(() => (settled = true));
+      for (let k = 0; k < 50 && !settled && !(await this.cancelledInStorage(b)); k++) await sleep(2);
+    }
+    await resetObject(batchStub(b.id));
+    if (account) await resetObject(accountStub(this.accountId));
+    const answer = await call;
+    if (during !== "idle") count("races");
+    this.down.delete(b.id);
+
+    const stored = await runInBatch(b.id, async (o, s) => {
+      const fresh = !(RESET_MARK in o);
+      o.sweepChunkRows = SWEEP_CHUNK;
+      if (answer === "cut" && (await s.storage.getAlarm()) === null) await s.storage.setAlarm(Date.now());
+      const sql = s.storage.sql;
+      return {
+        fresh,
+        cancelledAt: sql.exec<{ c: number | null }>("SELECT cancelled_at AS c FROM batch").one().c,
+        attempts: sql.exec<{ a: number }>("SELECT attempts AS a FROM items WHERE id = ?", item.id).one().a,
+      };
+    });
+    expect(stored.fresh).toBe(true); // the instance was thrown away, not kept
+
+    if (during === "start") {
+      const got = answer as Awaited<ReturnType<typeof stub.startItem>> | null;
+      const happened = stored.attempts > item.attempts;
+      if (happened || got !== null) {
+        const want = this.model.start(b, item, undefined);
+        expect(want.action === "run").toBe(happened);
+        if (got !== null && want.action === "run")
+          expect(got).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
+        else if (got !== null) expect(got).toEqual(want);
+      }
+    } else if (during === "cancel") {
+      const got = answer as Awaited<ReturnType<typeof stub.cancel>> | null;
+      const happened = stored.cancelledAt !== null && b.status !== "cancelled";
+      if (happened || got !== null) {
+        const want = this.model.cancel(b);
+        expect(want.status === 200).toBe(happened);
+        if (got?.ok && want.status === 200)
+          expect({ cancelledItems: got.cancelledItems, creditsRefunded: got.creditsRefunded }).toEqual({
+            cancelledItems: want.body.cancelledItems,
+            creditsRefunded: want.body.creditsRefunded,
+          });
+        else if (got !== null)
+          expect({ ok: got.ok, code: got.ok ? null : got.code }).toEqual({
+            ok: false,
+            code: "code" in want ? want.code : null,
+          });
+      }
+    }
+    await this.expectAlarmArmed(b);
+  }
+
+  /** Whether the batch row says cancelled (a cancel committed), read from storage. */
+  private cancelledInStorage(b: MBatch): Promise<boolean> {
+    return runInBatch(
+      b.id,
+      (_o, s) => s.storage.sql.exec<{ c: number | null }>("SELECT cancelled_at AS c FROM batch").one().c !== null,
+    );
+  }
+
+  /**
+   * No lost alarm: while the batch holds work (rows to sweep, events to deliver, a lease to
+   * watch), its alarm is armed. An alarm the runtime is running reads as none until it
+   * re-arms at its end, so a missing one is read again for a while before it counts as lost.
+   */
+  async expectAlarmArmed(b: MBatch): Promise<void> {
+    for (let k = 0; ; k++) {
+      const { work, alarm } = await runInBatch(b.id, async (o, s) => {
+        const sql = s.storage.sql;
+        const has = (q: string) => sql.exec(q).toArray().length > 0;
+        const work = [
+          has("SELECT 1 FROM batch WHERE cancelled_at IS NOT NULL") &&
+            has("SELECT 1 FROM items WHERE status = 'pending' LIMIT 1") &&
+            "rows to sweep",
+          o.toAccount.hasPending() && "events to deliver",
+          has("SELECT 1 FROM items WHERE status = 'running' LIMIT 1") && "a lease to watch",
+        ].filter(Boolean);
+        return { work, alarm: await s.storage.getAlarm() };
+      });
+      if (work.length === 0 || alarm !== null) return;
+      if (k === 20) throw new Error(`batch ${b.id} holds ${work.join(", ")} and no alarm is armed`);
+      await sleep(10);
+    }
   }
 
   private async expireLeases(b: MBatch): Promise<void> {
