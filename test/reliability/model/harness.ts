@@ -24,6 +24,7 @@ import type { SettleReport } from "../../../src/domain/executor-contract";
 import type { Cmd, GroupReport, ResetDuring } from "./commands";
 import { breakNextReservation, breakOutbox, healOutbox } from "./faults";
 import { countsOf, type MBatch, type MItem, Model } from "./model";
+import { SETTLEMENT_WINDOW_MS } from "../../../src/domain/next-alarm";
 
 /** More batches only make each check slower; sequences still reach every state with 4. */
 const MAX_BATCHES = 4;
@@ -87,7 +88,6 @@ export class Harness {
       }
     }
     await h.heal();
-    for (const b of h.model.batches) await h.expectAlarmArmed(b);
     await h.check();
     await h.settleStorage();
   }
@@ -367,8 +367,8 @@ export class Harness {
    * with a call in flight. Storage says what the call did: a start or a cancel that
    * committed happened (its answer, if one came back, must be the model's); one that did not,
    * never did. An alarm run cut short is run again by the runtime (at least once); the harness
-   * arms it again, since runDurableObjectAlarm removed it before running. Afterwards the
-   * object must still have an alarm for every piece of work it holds.
+   * arms it again, since runDurableObjectAlarm removed it before running. check() then finds
+   * an alarm armed for every piece of work the object holds.
    */
   private async reset(b: MBatch, i: number, account: boolean, during: ResetDuring): Promise<void> {
     count("faults");
@@ -442,7 +442,6 @@ export class Harness {
           });
       }
     }
-    await this.expectAlarmArmed(b);
   }
 
   /** Whether the batch row says cancelled (a cancel committed), read from storage. */
@@ -454,26 +453,38 @@ export class Harness {
   }
 
   /**
-   * No lost alarm: while the batch holds work (rows to sweep, events to deliver, a lease to
-   * watch), its alarm is armed. An alarm the runtime is running reads as none until it
-   * re-arms at its end, so a missing one is read again for a while before it counts as lost.
+   * No lost alarm: while the batch holds work, its alarm is armed in time for it: now for
+   * rows to sweep, within the settlement window for events to deliver (unless deliveries
+   * are failing: then the backoff decides), by the earliest lease end for running items.
+   * An alarm the runtime is running reads as none until it re-arms at its end, so a
+   * missing or late one is read again for a while before it counts as lost.
    */
-  async expectAlarmArmed(b: MBatch): Promise<void> {
+  async expectAlarmArmed(b: MBatch): Promise<{ undelivered: boolean }> {
     for (let k = 0; ; k++) {
-      const { work, alarm } = await runInBatch(b.id, async (o, s) => {
+      const { work, alarm, now } = await runInBatch(b.id, async (o, s) => {
         const sql = s.storage.sql;
-        const has = (q: string) => sql.exec(q).toArray().length > 0;
-        const work = [
-          has("SELECT 1 FROM batch WHERE cancelled_at IS NOT NULL") &&
-            has("SELECT 1 FROM items WHERE status = 'pending' LIMIT 1") &&
-            "rows to sweep",
-          o.toAccount.hasPending() && "events to deliver",
-          has("SELECT 1 FROM items WHERE status = 'running' LIMIT 1") && "a lease to watch",
-        ].filter(Boolean);
-        return { work, alarm: await s.storage.getAlarm() };
+        const one = (q: string) => (sql.exec<{ v: number | null }>(q).one().v ?? null) as number | null;
+        const now = Date.now();
+        const failing = one("SELECT outbox_failures AS v FROM batch") !== 0;
+        const work: [string, number | null][] = [];
+        if (
+          one("SELECT cancelled_at AS v FROM batch") !== null &&
+          one("SELECT count(*) AS v FROM items WHERE status = 'pending'")
+        )
+          work.push(["rows to sweep", now]);
+        if (o.toAccount.hasPending()) work.push(["events to deliver", failing ? null : now + SETTLEMENT_WINDOW_MS]);
+        const lease = one("SELECT min(lease_expires_at) AS v FROM items WHERE status = 'running'");
+        if (lease !== null) work.push(["a lease to watch", lease]);
+        return { work, alarm: await s.storage.getAlarm(), now };
       });
-      if (work.length === 0 || alarm !== null) return;
-      if (k === 20) throw new Error(`batch ${b.id} holds ${work.join(", ")} and no alarm is armed`);
+      const dueBy = Math.min(...work.map(([, at]) => at ?? Number.POSITIVE_INFINITY));
+      if (work.length === 0 || (alarm !== null && alarm <= dueBy)) {
+        return { undelivered: work.some(([what]) => what === "events to deliver") };
+      }
+      if (k === 20) {
+        const late = alarm === null ? "no alarm is armed" : `the alarm is ${alarm - now} ms away`;
+        throw new Error(`batch ${b.id} holds ${work.map(([what]) => what).join(", ")} and ${late}`);
+      }
       await sleep(10);
     }
   }
@@ -511,7 +522,8 @@ export class Harness {
 
   /**
    * After every step: every item is in exactly the state the model says, with the batch's
-   * counts and credits; the account's books balance; once every outbox has drained, the
+   * counts and credits; a batch that holds work has its alarm armed (expectAlarmArmed);
+   * the account's books balance; once every outbox has drained, the
    * balances, the credits held by unfinished items and the whole ledger equal the model's
    * (so every refund happened exactly once). While an outbox is down, the ledger may lag
    * the model but never hold anything the model does not.
@@ -549,7 +561,10 @@ export class Harness {
       }
     }
 
-    for (const b of this.model.batches) if (!this.down.has(b.id)) await drainOutbox(b.id);
+    for (const b of this.model.batches) {
+      const { undelivered } = await this.expectAlarmArmed(b);
+      if (undelivered && !this.down.has(b.id)) await drainOutbox(b.id);
+    }
     const account = accountStub(this.accountId);
     const credits = await account.getCredits();
     expect(credits.granted).toBe(credits.balance + credits.reserved + credits.used);
