@@ -186,10 +186,7 @@ describe("cancel in constant time", () => {
     if (!done.ok) throw new Error(done.message);
     const cancelledAt = Date.parse(done.batch.cancelledAt!);
 
-    // What a linear cancel writes: pending rows -> cancelled at the cancel, nothing else changes.
-    const linear = before.map((r) =>
-      r.status === "pending" ? { ...r, status: "cancelled", finished_at: cancelledAt } : r,
-    );
+    const linear = linearCancel(before, cancelledAt);
 
     let steps = 0;
     let left = await storedPending(batchId);
