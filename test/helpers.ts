@@ -195,3 +195,16 @@ export async function interceptReserveHold(
       });
   });
 }
+
+/**
+ * A reset: the runtime aborts the object (a deploy, a crash, a limit exceeded). Unlike an
+ * eviction it does not wait for calls in flight, which fail. Storage and the alarm stay;
+ * later calls need a fresh stub (batchStub() and accountStub() make one each time).
+ */
+export async function resetObject(stub: DurableObjectStub): Promise<void> {
+  const aborted = await runInDurableObject(stub, (_o: unknown, state) => state.abort("test reset")).then(
+    () => false,
+    (err: unknown) => err instanceof Error && err.message.includes("test reset"),
+  );
+  if (!aborted) throw new Error("the object was not reset");
+}

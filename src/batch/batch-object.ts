@@ -337,7 +337,13 @@ export class BatchObject extends DurableObject<Env> {
         };
       },
     );
-    if (result.ok) await this.deliver();
+    if (result.ok) {
+      // The sweep's alarm, armed with no await since the commit (so in the same atomic write):
+      // a reset while deliver() awaits the account would otherwise leave the refund and the
+      // item rows waiting for an alarm nobody sets. deliver() then re-arms it for what remains.
+      await this.clock.set(Date.now());
+      await this.deliver();
+    }
     return result;
   }
 

@@ -15,9 +15,12 @@ import {
   keyHeaders,
   newAccount,
   newBatch,
+  resetObject,
   runInBatch,
   watchSql,
 } from "../helpers";
+import { readLedger } from "../reliability/ledger";
+import { sleep } from "../reliability/support";
 
 type StoredItem = Record<string, SqlStorageValue> & { id: string; status: string; finished_at: number | null };
 
@@ -36,6 +39,54 @@ const setChunk = (batchId: string, rows: number) =>
   runInBatch(batchId, (o) => {
     o.sweepChunkRows = rows;
   });
+
+const cancelledAt = (batchId: string) =>
+  runInBatch(
+    batchId,
+    (_o, s) => s.storage.sql.exec<{ c: number | null }>("SELECT cancelled_at AS c FROM batch").one().c,
+  );
+/** What a linear cancel at `at` leaves: pending rows -> cancelled at the cancel, nothing else changes. */
+const linearCancel = (before: StoredItem[], at: number) =>
+  before.map((r) => (r.status === "pending" ? { ...r, status: "cancelled", finished_at: at } : r));
+/**
+ * Runs the batch's alarm, as the runtime would, until no row is stored pending and nothing
+ * waits in the outbox to the account: each run must find the alarm armed. Returns the runs.
+ */
+async function alarmsToQuiet(batchId: string, max = 20): Promise<number> {
+  const busy = () =>
+    runInBatch(batchId, (o, s) => {
+      const pending = s.storage.sql.exec("SELECT 1 FROM items WHERE status = 'pending' LIMIT 1").toArray().length;
+      return pending > 0 || o.toAccount.size() > 0;
+    });
+  let runs = 0;
+  while ((await busy()) && runs < max) {
+    expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
+    runs++;
+  }
+  expect(await busy()).toBe(false);
+  return runs;
+}
+/** Every delivery to the account waits until the returned function is called (the instance's memory: a reset ends it). */
+const stallDeliveries = async (batchId: string) => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  await runInBatch(batchId, (o) => {
+    const real = o.toAccount.send;
+    o.toAccount.send = async (events) => {
+      await gate;
+      return real(events);
+    };
+  });
+  return release;
+};
+/** Polls storage (the object answers while a call of it awaits the account) until `done`. */
+async function waitFor(what: string, done: () => Promise<boolean>): Promise<void> {
+  for (let k = 0; k < 200; k++) {
+    if (await done()) return;
+    await sleep(5);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
 
 /** Rows the in-object cancel writes (SQLite's own count, indexes included), and whether it touched `items`. */
 async function cancelWork(accountId: string, batchId: string) {
@@ -135,10 +186,7 @@ describe("cancel in constant time", () => {
     if (!done.ok) throw new Error(done.message);
     const cancelledAt = Date.parse(done.batch.cancelledAt!);
 
-    // What a linear cancel writes: pending rows -> cancelled at the cancel, nothing else changes.
-    const linear = before.map((r) =>
-      r.status === "pending" ? { ...r, status: "cancelled", finished_at: cancelledAt } : r,
-    );
+    const linear = linearCancel(before, cancelledAt);
 
     let steps = 0;
     let left = await storedPending(batchId);
@@ -225,5 +273,101 @@ describe("cancel in constant time", () => {
     expect(await alarmAt(batchId)).toBeLessThanOrEqual(Date.now()); // the cancel armed the sweep, due now
     expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
     expect(await storedPending(batchId)).toBe(0);
+  });
+
+  describe("resets (the runtime aborts the object: calls in flight fail, storage and the alarm stay)", () => {
+    it("a reset mid-sweep resumes: after each reset the alarm is there and the sweep ends as a linear cancel", async () => {
+      const { apiKey, accountId } = await newAccount(10_000);
+      const { batchId, itemIds } = await newBatch(apiKey, 250);
+      const running = await batchStub(batchId).startItem(itemIds[0]!);
+      if (running.action !== "run") throw new Error("expected a start");
+      const before = await storedItems(batchId);
+      const done = await runInBatch(batchId, (o) => o.cancel(accountId));
+      if (!done.ok) throw new Error(done.message);
+      const linear = linearCancel(before, Date.parse(done.batch.cancelledAt!));
+
+      let left = await storedPending(batchId);
+      let steps = 0;
+      while (left > 0) {
+        await setChunk(batchId, 60);
+        expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
+        const now = await storedPending(batchId);
+        expect(left - now).toBe(Math.min(60, left));
+        await resetObject(batchStub(batchId)); // mid-sweep: the instance is thrown away
+        // The fresh instance finds the alarm the last step armed: due now while rows remain.
+        if (now > 0) expect(await alarmAt(batchId)).toBeLessThanOrEqual(Date.now());
+        left = now;
+        steps++;
+      }
+      expect(steps).toBe(Math.ceil(249 / 60));
+      expect(await storedItems(batchId)).toEqual(linear);
+      const stub = batchStub(batchId);
+      expect(await stub.startItem(itemIds[1]!)).toEqual({ action: "drop", reason: "BATCH_CANCELLED" });
+      await stub.completeItem(itemIds[0]!, running.attempt, { ok: true });
+      expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ reserved: 0, used: 2, refunded: 498 });
+    });
+
+    // Found with this test: the cancel armed the sweep's alarm only after delivering its refund
+    // (an await on the account), so a reset during that await left the batch cancelled with its
+    // refund unsent and every item row stored pending, and no alarm to ever do either.
+    it("a reset while the cancel delivers its refund keeps the sweep's alarm: the sweep and the refund happen once", async () => {
+      const { apiKey, accountId } = await newAccount(10_000);
+      const { batchId } = await newBatch(apiKey, 150);
+      // No alarm left from the create: only the cancel can arm one.
+      for (let k = 0; k < 5 && (await runDurableObjectAlarm(batchStub(batchId))); k++);
+      expect(await alarmAt(batchId)).toBeNull();
+      const before = await storedItems(batchId);
+      const release = await stallDeliveries(batchId);
+      const cancelling = cancel(apiKey, batchId);
+      await waitFor("the cancel's commit", async () => (await cancelledAt(batchId)) !== null);
+      await resetObject(batchStub(batchId)); // the cancel awaits the account: it dies with the object
+      release();
+      expect((await cancelling).status).toBeGreaterThanOrEqual(500);
+
+      const at = await cancelledAt(batchId);
+      // An alarm is armed (the runtime may already have run it, or be retrying it): the rest needs nothing else.
+      expect(await alarmAt(batchId)).not.toBeNull();
+      await alarmsToQuiet(batchId);
+      expect(await storedItems(batchId)).toEqual(linearCancel(before, at!));
+      const refunds = (await readLedger(accountId)).filter((e) => e.kind === "refund");
+      expect(refunds.map((e) => [e.idempotencyKey, e.amount])).toEqual([[`${batchId}:cancel`, 300]]);
+      expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ reserved: 0, used: 0, refunded: 300 });
+    });
+
+    it("a reset with a sweep chunk in flight: the committed chunk stays, the retried alarm sweeps the rest", async () => {
+      const { apiKey, accountId } = await newAccount(10_000);
+      const { batchId, itemIds } = await newBatch(apiKey, 250);
+      const leases = await batchStub(batchId).startItems([{ itemId: itemIds[0]! }, { itemId: itemIds[1]! }]);
+      const first = leases[0]!;
+      if (first.action !== "run") throw new Error("expected a start");
+      const before = await storedItems(batchId);
+      expect((await cancel(apiKey, batchId)).status).toBe(200);
+      const at = (await cancelledAt(batchId))!;
+      await setChunk(batchId, 60);
+      const release = await stallDeliveries(batchId);
+      // A settlement waits in the outbox, so the alarm's delivery (after its sweep step) awaits the account.
+      await batchStub(batchId).completeItem(itemIds[0]!, first.attempt, { ok: true });
+      const alarm = runDurableObjectAlarm(batchStub(batchId)).then(
+        () => "finished",
+        () => "failed",
+      );
+      await waitFor("the alarm's sweep step", async () => (await storedPending(batchId)) === 248 - 60);
+      await resetObject(batchStub(batchId));
+      release();
+      expect(await alarm).toBe("failed");
+      expect(await storedPending(batchId)).toBe(248 - 60); // the chunk committed whole, nothing after it
+
+      // The runtime retries an alarm whose handler did not finish (runDurableObjectAlarm removed it first).
+      await runInBatch(batchId, async (_o, s) => {
+        if ((await s.storage.getAlarm()) === null) await s.storage.setAlarm(Date.now());
+      });
+      await alarmsToQuiet(batchId);
+      const stored = await storedItems(batchId);
+      expect(stored[0]!.status).toBe("completed");
+      expect(stored.slice(1)).toEqual(linearCancel(before, at).slice(1));
+      const consumes = (await readLedger(accountId)).filter((e) => e.kind === "consume");
+      expect(consumes).toHaveLength(1); // delivered once, after the reset
+      expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ reserved: 2, used: 2, refunded: 496 });
+    });
   });
 });

@@ -89,6 +89,15 @@ describe("model-based regressions", () => {
         { kind: "cancel", b: 0 },
       ],
     ],
+    [
+      "a reset while a cancel delivers its refund leaves the sweep's alarm armed (bug: the cancel armed it after the delivery)",
+      [
+        { kind: "create", n: 3, markdown: false, idem: false },
+        { kind: "alarm", b: 0 },
+        { kind: "reset", b: 0, i: 0, account: false, during: "cancel" },
+        { kind: "start", b: 0, i: 1, token: "none" },
+      ],
+    ],
   ];
 
   it.each(regressions)("%s", async (_name, cmds) => {

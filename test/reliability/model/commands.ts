@@ -41,7 +41,15 @@ export type Cmd =
   /** The object is evicted from memory (storage kept); in-memory faults go with it. */
   | { kind: "evict"; b: number; account: boolean }
   /** The batch object's alarm runs (runDurableObjectAlarm), if one is set: a cancel's sweep step among its duties. */
-  | { kind: "alarm"; b: number };
+  | { kind: "alarm"; b: number }
+  /**
+   * The runtime resets the batch object (and the account's, if `account`): unlike an eviction
+   * it aborts at once, and a call `during` the reset (a start of item `i`, a cancel, an alarm
+   * run) fails or not; storage says which. Memory (faults, chunk size) goes, storage stays.
+   */
+  | { kind: "reset"; b: number; i: number; account: boolean; during: ResetDuring };
+
+export type ResetDuring = "idle" | "start" | "cancel" | "alarm";
 
 /** `charged`: a failed report at an extraction limit. */
 export type GroupReport = {
@@ -138,6 +146,16 @@ export const anyCmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("outboxHeal" as const), b }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("evict" as const), b, account: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("alarm" as const), b }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("reset" as const),
+      b,
+      i,
+      account: fc.boolean(),
+      during: fc.constantFrom("idle" as const, "start" as const, "cancel" as const, "alarm" as const),
+    }),
+  },
 );
 
 /** A sequence always opens with a batch, so the rest has something to act on. */

@@ -14,15 +14,17 @@ import {
   drainOutbox,
   keyHeaders,
   newAccount,
+  resetObject,
   runInBatch,
 } from "../../helpers";
 import { count } from "../figures";
 import { readLedger } from "../ledger";
 import { sleep } from "../support";
 import type { SettleReport } from "../../../src/domain/executor-contract";
-import type { Cmd, GroupReport } from "./commands";
+import type { Cmd, GroupReport, ResetDuring } from "./commands";
 import { breakNextReservation, breakOutbox, healOutbox } from "./faults";
 import { countsOf, type MBatch, type MItem, Model } from "./model";
+import { SETTLEMENT_WINDOW_MS } from "../../../src/domain/next-alarm";
 
 /** More batches only make each check slower; sequences still reach every state with 4. */
 const MAX_BATCHES = 4;
@@ -31,6 +33,9 @@ const MAX_BATCHES = 4;
  * a batch of 1-4 items is swept in several steps and every command can land mid-sweep.
  */
 const SWEEP_CHUNK = 1;
+
+/** Set on an instance before a reset: a fresh instance (the reset happened) does not have it. */
+const RESET_MARK = "modelResetMark";
 
 /** Sweeps in small chunks from now on (a field of the instance: set again after an eviction). */
 function smallSweeps(batchId: string): Promise<void> {
@@ -139,6 +144,8 @@ export class Harness {
         });
       case "alarm":
         return this.onBatch(cmd.b, (b) => this.alarm(b));
+      case "reset":
+        return this.onBatch(cmd.b, (b) => this.reset(b, cmd.i, cmd.account, cmd.during));
     }
   }
 
@@ -355,6 +362,133 @@ export class Harness {
     if (await runDurableObjectAlarm(batchStub(b.id))) count("alarms");
   }
 
+  /**
+   * A reset: the runtime aborts the batch object (and the account's, if `account`), maybe
+   * with a call in flight. Storage says what the call did: a start or a cancel that
+   * committed happened (its answer, if one came back, must be the model's); one that did not,
+   * never did. An alarm run cut short is run again by the runtime (at least once); the harness
+   * arms it again, since runDurableObjectAlarm removed it before running. check() then finds
+   * an alarm armed for every piece of work the object holds.
+   */
+  private async reset(b: MBatch, i: number, account: boolean, during: ResetDuring): Promise<void> {
+    count("faults");
+    const item = b.items[i % b.items.length]!;
+    await runInBatch(b.id, (o) => {
+      Object.assign(o, { [RESET_MARK]: true });
+      // A cancel's delivery to the account never ends: the reset comes while the cancel awaits it.
+      if (during === "cancel") o.toAccount.send = () => new Promise<void>(() => {});
+    });
+    const stub = batchStub(b.id);
+    const call: Promise<unknown> =
+      during === "start"
+        ? stub.startItem(item.id).catch(() => null)
+        : during === "cancel"
+          ? stub.cancel(this.accountId).catch(() => null) // over RPC, so it reaches the object before the reset
+          : during === "alarm"
+            ? runDurableObjectAlarm(stub).then(
+                () => "finished",
+                () => "cut",
+              )
+            : Promise.resolve(null);
+    if (during === "cancel") {
+      let settled = false;
+      void call.finally(() => (settled = true));
+      for (let k = 0; k < 50 && !settled && !(await this.cancelledInStorage(b)); k++) await sleep(2);
+    }
+    await resetObject(batchStub(b.id));
+    if (account) await resetObject(accountStub(this.accountId));
+    const answer = await call;
+    if (during !== "idle") count("races");
+    this.down.delete(b.id);
+
+    const stored = await runInBatch(b.id, async (o, s) => {
+      const fresh = !(RESET_MARK in o);
+      o.sweepChunkRows = SWEEP_CHUNK;
+      if (answer === "cut" && (await s.storage.getAlarm()) === null) await s.storage.setAlarm(Date.now());
+      const sql = s.storage.sql;
+      return {
+        fresh,
+        cancelledAt: sql.exec<{ c: number | null }>("SELECT cancelled_at AS c FROM batch").one().c,
+        attempts: sql.exec<{ a: number }>("SELECT attempts AS a FROM items WHERE id = ?", item.id).one().a,
+      };
+    });
+    expect(stored.fresh).toBe(true); // the instance was thrown away, not kept
+
+    if (during === "start") {
+      const got = answer as Awaited<ReturnType<typeof stub.startItem>> | null;
+      const happened = stored.attempts > item.attempts;
+      if (happened || got !== null) {
+        const want = this.model.start(b, item, undefined);
+        expect(want.action === "run").toBe(happened);
+        if (got !== null && want.action === "run")
+          expect(got).toMatchObject({ action: "run", attempt: want.attempt, itemId: item.id, batchId: b.id });
+        else if (got !== null) expect(got).toEqual(want);
+      }
+    } else if (during === "cancel") {
+      const got = answer as Awaited<ReturnType<typeof stub.cancel>> | null;
+      const happened = stored.cancelledAt !== null && b.status !== "cancelled";
+      if (happened || got !== null) {
+        const want = this.model.cancel(b);
+        expect(want.status === 200).toBe(happened);
+        if (got?.ok && want.status === 200)
+          expect({ cancelledItems: got.cancelledItems, creditsRefunded: got.creditsRefunded }).toEqual({
+            cancelledItems: want.body.cancelledItems,
+            creditsRefunded: want.body.creditsRefunded,
+          });
+        else if (got !== null)
+          expect({ ok: got.ok, code: got.ok ? null : got.code }).toEqual({
+            ok: false,
+            code: "code" in want ? want.code : null,
+          });
+      }
+    }
+  }
+
+  /** Whether the batch row says cancelled (a cancel committed), read from storage. */
+  private cancelledInStorage(b: MBatch): Promise<boolean> {
+    return runInBatch(
+      b.id,
+      (_o, s) => s.storage.sql.exec<{ c: number | null }>("SELECT cancelled_at AS c FROM batch").one().c !== null,
+    );
+  }
+
+  /**
+   * No lost alarm: while the batch holds work, its alarm is armed in time for it: now for
+   * rows to sweep, within the settlement window for events to deliver (unless deliveries
+   * are failing: then the backoff decides), by the earliest lease end for running items.
+   * An alarm the runtime is running reads as none until it re-arms at its end, so a
+   * missing or late one is read again for a while before it counts as lost.
+   */
+  async expectAlarmArmed(b: MBatch): Promise<{ undelivered: boolean }> {
+    for (let k = 0; ; k++) {
+      const { work, alarm, now } = await runInBatch(b.id, async (o, s) => {
+        const sql = s.storage.sql;
+        const one = (q: string) => (sql.exec<{ v: number | null }>(q).one().v ?? null) as number | null;
+        const now = Date.now();
+        const failing = one("SELECT outbox_failures AS v FROM batch") !== 0;
+        const work: [string, number | null][] = [];
+        if (
+          one("SELECT cancelled_at AS v FROM batch") !== null &&
+          one("SELECT count(*) AS v FROM items WHERE status = 'pending'")
+        )
+          work.push(["rows to sweep", now]);
+        if (o.toAccount.hasPending()) work.push(["events to deliver", failing ? null : now + SETTLEMENT_WINDOW_MS]);
+        const lease = one("SELECT min(lease_expires_at) AS v FROM items WHERE status = 'running'");
+        if (lease !== null) work.push(["a lease to watch", lease]);
+        return { work, alarm: await s.storage.getAlarm(), now };
+      });
+      const dueBy = Math.min(...work.map(([, at]) => at ?? Number.POSITIVE_INFINITY));
+      if (work.length === 0 || (alarm !== null && alarm <= dueBy)) {
+        return { undelivered: work.some(([what]) => what === "events to deliver") };
+      }
+      if (k === 20) {
+        const late = alarm === null ? "no alarm is armed" : `the alarm is ${alarm - now} ms away`;
+        throw new Error(`batch ${b.id} holds ${work.map(([what]) => what).join(", ")} and ${late}`);
+      }
+      await sleep(10);
+    }
+  }
+
   private async expireLeases(b: MBatch): Promise<void> {
     if (b.items.some((i) => i.status === "running")) count("faults");
     await runInBatch(b.id, async (o, state) => {
@@ -388,7 +522,8 @@ export class Harness {
 
   /**
    * After every step: every item is in exactly the state the model says, with the batch's
-   * counts and credits; the account's books balance; once every outbox has drained, the
+   * counts and credits; a batch that holds work has its alarm armed (expectAlarmArmed);
+   * the account's books balance; once every outbox has drained, the
    * balances, the credits held by unfinished items and the whole ledger equal the model's
    * (so every refund happened exactly once). While an outbox is down, the ledger may lag
    * the model but never hold anything the model does not.
@@ -426,7 +561,10 @@ export class Harness {
       }
     }
 
-    for (const b of this.model.batches) if (!this.down.has(b.id)) await drainOutbox(b.id);
+    for (const b of this.model.batches) {
+      const { undelivered } = await this.expectAlarmArmed(b);
+      if (undelivered && !this.down.has(b.id)) await drainOutbox(b.id);
+    }
     const account = accountStub(this.accountId);
     const credits = await account.getCredits();
     expect(credits.granted).toBe(credits.balance + credits.reserved + credits.used);
