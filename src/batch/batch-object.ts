@@ -42,7 +42,7 @@ import type { OutputFormat } from "../domain/pricing";
 import type { ScrapeOptions } from "../domain/scrape-options";
 import type { ItemCounts, ItemStatus } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
-import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
+import { nextAlarm, NOTHING_DUE, SETTLEMENT_WINDOW_MS } from "../domain/next-alarm";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
@@ -794,6 +794,11 @@ export class BatchObject extends DurableObject<Env> {
 
   /** Sends both outboxes now; on failure the alarm retries with backoff. */
   private async deliver(): Promise<void> {
+    // The alarm is the retry: armed before the first await on the account or the queue (with
+    // no await since the caller's commit), so a reset while they are awaited loses nothing.
+    if (this.toAccount.hasPending() || this.toQueue.hasPending()) {
+      await this.clock.atLatest(Date.now() + SETTLEMENT_WINDOW_MS);
+    }
     const [accountDone, queueDone] = await Promise.all([this.toAccount.flush(), this.toQueue.flush()]);
     const delivered = accountDone && queueDone;
     this.sql.exec(

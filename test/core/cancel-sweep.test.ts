@@ -6,10 +6,12 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { SWEEP_CHUNK_ROWS } from "../../src/batch/item-rows";
+import { SETTLEMENT_WINDOW_MS } from "../../src/domain/next-alarm";
 import {
   accountStub,
   batchStub,
   callJson,
+  drainOutbox,
   expectBalanced,
   getBatch,
   keyHeaders,
@@ -332,6 +334,33 @@ describe("cancel in constant time", () => {
       const refunds = (await readLedger(accountId)).filter((e) => e.kind === "refund");
       expect(refunds.map((e) => [e.idempotencyKey, e.amount])).toEqual([[`${batchId}:cancel`, 300]]);
       expect(await expectBalanced(apiKey, [batchId])).toMatchObject({ reserved: 0, used: 0, refunded: 300 });
+    });
+
+    // Any call that commits events and then delivers them: the alarm must be armed before the
+    // delivery's await, or a reset there leaves the events to whatever wakes the object next.
+    it("a reset while a retry delivers its confirm: an alarm is due at once and delivers it; the books balance", async () => {
+      const { apiKey } = await newAccount(10_000);
+      const { batchId, itemIds } = await newBatch(apiKey, 3);
+      const stub = batchStub(batchId);
+      for (const id of itemIds) {
+        const r = await stub.startItem(id);
+        if (r.action !== "run") throw new Error("not started");
+        await stub.failItem(id, r.attempt, { code: "HTTP_404", message: "gone" });
+      }
+      await drainOutbox(batchId);
+      // Finished: the only alarm left is the retention's, days away.
+      expect((await alarmAt(batchId))! - Date.now()).toBeGreaterThan(60_000);
+      const release = await stallDeliveries(batchId);
+      const retrying = callJson(`/api/batch/scrape/${batchId}/retry`, { method: "POST", headers: keyHeaders(apiKey) });
+      await waitFor("the retry's commit", async () => (await storedPending(batchId)) === 3);
+      await resetObject(batchStub(batchId)); // the retry awaits the account: it dies with the object
+      release();
+      expect((await retrying).status).toBeGreaterThanOrEqual(500);
+      expect((await alarmAt(batchId))! - Date.now()).toBeLessThanOrEqual(SETTLEMENT_WINDOW_MS);
+      expect(await runDurableObjectAlarm(batchStub(batchId))).toBe(true);
+      expect(await runInBatch(batchId, (o) => o.toAccount.size())).toBe(0);
+      const books = await expectBalanced(apiKey, [batchId]);
+      expect(books.reserved).toBeGreaterThan(0); // the retried items' credits, held under a confirmed hold
     });
 
     it("a reset with a sweep chunk in flight: the committed chunk stays, the retried alarm sweeps the rest", async () => {
