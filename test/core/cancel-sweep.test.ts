@@ -348,7 +348,10 @@ describe("cancel in constant time", () => {
         await stub.failItem(id, r.attempt, { code: "HTTP_404", message: "gone" });
       }
       await drainOutbox(batchId);
-      // Finished: the only alarm left is the retention's, days away.
+      // Finished: once the delivery's early alarm has run, the only one left is the retention's, days away.
+      for (let k = 0; k < 5 && (await alarmAt(batchId))! - Date.now() < 60_000; k++) {
+        await runDurableObjectAlarm(batchStub(batchId));
+      }
       expect((await alarmAt(batchId))! - Date.now()).toBeGreaterThan(60_000);
       const release = await stallDeliveries(batchId);
       const retrying = callJson(`/api/batch/scrape/${batchId}/retry`, { method: "POST", headers: keyHeaders(apiKey) });
