@@ -7,8 +7,11 @@
  *
  * - the read: the key is valid (`accountId` is set now);
  * - INVALID_API_KEY: revoked, expired or unknown: refused and counted, as the account would;
- * - KEY_UNCHECKED: not this account's batch (or none): the account checks the key, then the
- *   read runs the account's way, so a bad key is still 403 and a foreign batch still 404.
+ * - RATE_LIMITED (429, Retry-After): the key is valid but over its poll budget for this batch
+ *   (src/batch/poll-budget.ts); such polls are not counted by READ_LIMITER;
+ * - KEY_UNCHECKED: not this account's batch (or none): the account checks the key, then
+ *   READ_LIMITER counts the read, which runs the account's way, so a bad key is still 403, a
+ *   foreign batch still 404, and scanning ids is limited per key.
  *
  * docs/scaling.md ("Polling without the account object") has the design and its limits.
  */
@@ -48,6 +51,7 @@ export async function readBatch<A extends { ok: true } | Failure>(
     }
   }
   await check.withAccount();
+  await c.get("countIfFallback")?.(); // READ_LIMITER, held back for the batch object (src/http/rate-limit.ts)
   if (bad) throw notFound(bad.what);
   return unwrap(await viaAccount(claim.accountId, parsed));
 }
