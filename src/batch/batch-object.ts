@@ -58,7 +58,7 @@ import {
   LIVE_KEY_HEADER,
 } from "./live";
 import { admitClaim, checkCopy, endCopies } from "./key-copies";
-import { PollBudget, type PollLimited, pollRate } from "./poll-budget";
+import { accountAnswered, PollBudget, type PollLimited, pollRate } from "./poll-budget";
 import { KEY_UNCHECKED, type KeyClaim, type KeyUnchecked } from "../domain/key-claim";
 import { type BatchOptions, eraseCookiesIfEnded, leaseOptions, retryRefusal, writeOptions } from "./options";
 import {
@@ -241,6 +241,7 @@ export class BatchObject extends DurableObject<Env> {
     limit: number | null,
   ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure | KeyUnchecked> {
     const access = await this.admitPoll(claim);
+    if (access === "account") return accountAnswered(await this.get(claim.accountId, cursor, limit));
     return access === true ? this.get(claim.accountId, cursor, limit) : access;
   }
 
@@ -250,6 +251,7 @@ export class BatchObject extends DurableObject<Env> {
     itemId: string,
   ): Promise<Ok<{ key: string; output: OutputFormat }> | Failure | KeyUnchecked> {
     const access = await this.admitPoll(claim);
+    if (access === "account") return accountAnswered(await this.resultLocation(claim.accountId, itemId));
     return access === true ? this.resultLocation(claim.accountId, itemId) : access;
   }
 
@@ -263,10 +265,14 @@ export class BatchObject extends DurableObject<Env> {
     return closeLiveOfKeys(this.ctx, keyIds, why);
   }
 
-  /** `admit`, then one poll from the key's budget: only a key admitted here spends one (a refused key stays 403). */
-  private async admitPoll(claim: KeyClaim): Promise<true | Failure | PollLimited | KeyUnchecked> {
+  /**
+   * `admit`, then one poll from the key's budget: only a key admitted here spends one (a
+   * refused key stays 403). "account": admitted by the account, no copy kept here (src/batch/poll-budget.ts).
+   */
+  private async admitPoll(claim: KeyClaim): Promise<true | "account" | Failure | PollLimited | KeyUnchecked> {
     const access = await this.admit(claim);
-    return access === true ? this.polls.take(claim.keyId) : access;
+    if (access !== true) return access;
+    return checkCopy(this.sql, claim, Date.now()) === "valid" ? this.polls.take(claim.keyId) : "account";
   }
 
   /** True when `claim` may read this batch; KEY_UNCHECKED when the batch is not its account's (or not here). */

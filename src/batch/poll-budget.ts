@@ -3,7 +3,8 @@
  * the batch object (src/http/batch-reads.ts) costs no rate-limit binding call, and the limit
  * is per key *and batch*, so an account polling 1,000 batches is limited by none of them
  * for polling each one at its own pace. The READ_LIMITER binding still counts the polls that
- * fall back to the account (unknown or foreign batch ids), so scanning ids stays limited.
+ * fall back to the account (unknown or foreign batch ids) or that the account answers (no copy
+ * kept here, past MAX_KEY_COPIES), so scanning ids stays limited.
  *
  * Memory only, on purpose: a bucket is a few numbers, lost when the object is evicted or
  * restarts (a key then starts again with a full burst; at worst twice the burst at once).
@@ -24,6 +25,16 @@ export const MAX_BUCKETS = 1_000;
 
 /** A poll over the budget: 429 RATE_LIMITED with `Retry-After` (src/http/objects.ts `unwrap`). */
 export type PollLimited = Failure & { code: "RATE_LIMITED"; retryAfterSeconds: number };
+
+/**
+ * A poll this object answered without a copy of the key (the account lends no more past
+ * MAX_KEY_COPIES, so it was asked for this very read) carries `accountAnswered`: it is not
+ * budgeted here, and the Worker's READ_LIMITER counts it per key, as it counted every read
+ * that asked the account (src/http/batch-reads.ts).
+ */
+export function accountAnswered<R extends object>(answer: R): R & { accountAnswered: true } {
+  return { ...answer, accountAnswered: true };
+}
 
 export function pollRate(env: Pick<Env, "POLL_LIMIT_PER_MINUTE">): BucketRate {
   const perMinute = positiveInt(env.POLL_LIMIT_PER_MINUTE, DEFAULT_POLLS_PER_MINUTE);
