@@ -101,18 +101,21 @@ let workDir = null;
 const tail = (n) => wrangler.log.filter((line) => line.trim()).slice(-n);
 
 /**
- * Writes into `dir` the project's wrangler.toml with every rate limit's `limit` raised out of
- * reach, and resolves to its path. The bench makes and cancels hundreds of batches on one
- * API key within a minute (the limits are 60 creates and 120 cancels a minute per key): the
- * limiter still runs on every create and cancel, and its cost is in the figures, but it never
- * refuses. The entry point (bench/worker.ts) is given on the command line, relative to ROOT.
+ * Writes into `dir` the project's wrangler.toml with every rate limit's `limit` (and the batch
+ * object's POLL_LIMIT_PER_MINUTE) raised out of reach, and resolves to its path. The bench makes
+ * and cancels hundreds of batches on one API key within a minute (the limits are 60 creates and
+ * 120 cancels a minute per key) and polls one batch from 10 connections: the limits still run,
+ * and their cost is in the figures, but they never refuse. The entry point (bench/worker.ts) is given on the command line, relative to ROOT.
  */
 async function benchConfig(dir) {
   const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
   const path = join(dir, "wrangler.toml");
   await writeFile(
     path,
-    toml.replace(/^(simple\s*=\s*\{\s*limit\s*=\s*)\d+/gm, (_, head) => `${head}${1_000_000_000}`),
+    toml
+      .replace(/^(simple\s*=\s*\{\s*limit\s*=\s*)\d+/gm, (_, head) => `${head}${1_000_000_000}`)
+      // The batch object's poll budget (per key and batch): the status bench polls one batch.
+      .replace(/^POLL_LIMIT_PER_MINUTE\s*=\s*"\d+"/gm, 'POLL_LIMIT_PER_MINUTE = "1000000000"'),
   );
   return path;
 }

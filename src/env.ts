@@ -25,6 +25,8 @@ export interface Env {
   FAILED_AUTH_KEY_LIMITER?: RateLimit;
   /** One successful poll of a batch in this many gets the request log line (default 100; 1: every poll). */
   POLL_LOG_SAMPLE?: string;
+  /** Polls of one batch per API key a minute, limited by the batch object (default 600; src/batch/poll-budget.ts). */
+  POLL_LIMIT_PER_MINUTE?: string;
   /** Days a finished batch and its results are kept (default 30, at least 1). */
   RETENTION_DAYS?: string;
   /** "true" stops new dispatches (items stay pending): an operator's brake, and the unit tests' mode. */
@@ -83,6 +85,11 @@ export interface Variables {
   keyCheck: { refuse(): Promise<never>; withAccount(): Promise<void> };
   /** The request limiter that counted this request (each request is counted by one). */
   limitedBy: string;
+  /**
+   * On a poll the batch object limits (src/batch/poll-budget.ts): READ_LIMITER's count, held
+   * back; readBatch calls it only when the poll falls back to the account path.
+   */
+  countIfFallback: () => Promise<void>;
   /** Set first on every request (src/http/observability.ts); echoed in x-request-id and error bodies. */
   requestId: string;
   /** The error code of the response, when it is an error: for the request log line. */

@@ -58,6 +58,7 @@ import {
   LIVE_KEY_HEADER,
 } from "./live";
 import { admitClaim, checkCopy, endCopies } from "./key-copies";
+import { accountAnswered, PollBudget, type PollLimited, pollRate } from "./poll-budget";
 import { KEY_UNCHECKED, type KeyClaim, type KeyUnchecked } from "../domain/key-claim";
 import { type BatchOptions, eraseCookiesIfEnded, leaseOptions, retryRefusal, writeOptions } from "./options";
 import {
@@ -144,6 +145,8 @@ export class BatchObject extends DurableObject<Env> {
   accountStub = (accountId: string) => this.env.ACCOUNT.getByName(accountId);
   /** Rows one step of a cancel's sweep rewrites. A field, so tests can sweep a small batch in several steps. */
   sweepChunkRows = SWEEP_CHUNK_ROWS;
+  /** Polls per key id, in memory (src/batch/poll-budget.ts). A field, so tests can give it a clock or a rate. */
+  polls = new PollBudget(pollRate(this.env));
   private readonly clock = new AlarmClock(this.ctx.storage);
   /** What flow control (src/batch/flow.ts) works with. */
   private readonly flow: FlowHost = {
@@ -237,7 +240,8 @@ export class BatchObject extends DurableObject<Env> {
     cursor: number,
     limit: number | null,
   ): Promise<Ok<{ batch: BatchView; items: ItemView[]; nextCursor: string | null }> | Failure | KeyUnchecked> {
-    const access = await this.admit(claim);
+    const access = await this.admitPoll(claim);
+    if (access === "account") return accountAnswered(await this.get(claim.accountId, cursor, limit));
     return access === true ? this.get(claim.accountId, cursor, limit) : access;
   }
 
@@ -246,7 +250,8 @@ export class BatchObject extends DurableObject<Env> {
     claim: KeyClaim,
     itemId: string,
   ): Promise<Ok<{ key: string; output: OutputFormat }> | Failure | KeyUnchecked> {
-    const access = await this.admit(claim);
+    const access = await this.admitPoll(claim);
+    if (access === "account") return accountAnswered(await this.resultLocation(claim.accountId, itemId));
     return access === true ? this.resultLocation(claim.accountId, itemId) : access;
   }
 
@@ -258,6 +263,16 @@ export class BatchObject extends DurableObject<Env> {
     if (!this.hasBatch()) return 0;
     endCopies(this.sql, keyIds, why, Date.now());
     return closeLiveOfKeys(this.ctx, keyIds, why);
+  }
+
+  /**
+   * `admit`, then one poll from the key's budget: only a key admitted here spends one (a
+   * refused key stays 403). "account": admitted by the account, no copy kept here (src/batch/poll-budget.ts).
+   */
+  private async admitPoll(claim: KeyClaim): Promise<true | "account" | Failure | PollLimited | KeyUnchecked> {
+    const access = await this.admit(claim);
+    if (access !== true) return access;
+    return checkCopy(this.sql, claim, Date.now()) === "valid" ? this.polls.take(claim.keyId) : "account";
   }
 
   /** True when `claim` may read this batch; KEY_UNCHECKED when the batch is not its account's (or not here). */

@@ -63,7 +63,8 @@ export function createApp() {
   app.on("POST", "/api/webhooks/secret/rotate", rateLimit("WEBHOOK_SECRET_LIMITER"));
   app.on("POST", "/api/batch/scrape/:batchId/retry", rateLimit("RETRY_LIMITER"));
   app.on("GET", "/api/batch/scrape/:batchId/live", rateLimit("LIVE_LIMITER"));
-  app.on("GET", "/api/*", rateLimit("READ_LIMITER"));
+  // Polls the batch object answers are limited by it instead (src/batch/poll-budget.ts).
+  app.on("GET", "/api/*", rateLimit("READ_LIMITER", { exceptPolls: true }));
   app.use("/admin/*", requireAdmin());
 
   app.route("/", health);

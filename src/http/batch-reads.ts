@@ -7,8 +7,12 @@
  *
  * - the read: the key is valid (`accountId` is set now);
  * - INVALID_API_KEY: revoked, expired or unknown: refused and counted, as the account would;
- * - KEY_UNCHECKED: not this account's batch (or none): the account checks the key, then the
- *   read runs the account's way, so a bad key is still 403 and a foreign batch still 404.
+ * - RATE_LIMITED (429, Retry-After): the key is valid but over its poll budget for this batch
+ *   (src/batch/poll-budget.ts). Polls the batch object answers are not counted by READ_LIMITER,
+ *   except those it answered by asking the account (`accountAnswered`: no copy kept);
+ * - KEY_UNCHECKED: not this account's batch (or none): the account checks the key, then
+ *   READ_LIMITER counts the read, which runs the account's way, so a bad key is still 403, a
+ *   foreign batch still 404, and scanning ids is limited per key.
  *
  * docs/scaling.md ("Polling without the account object") has the design and its limits.
  */
@@ -40,6 +44,8 @@ export async function readBatch<A extends { ok: true } | Failure>(
   }
   if (!bad) {
     const answer = (await viaBatch(claim, parsed)) as A | KeyUnchecked;
+    // Answered by the account through the batch object (no copy kept): READ_LIMITER counts it.
+    if ("accountAnswered" in answer) await c.get("countIfFallback")?.();
     if (answer.ok || answer.code !== "KEY_UNCHECKED") {
       if (!answer.ok && answer.code === "INVALID_API_KEY") return check.refuse();
       // Accepted: the read, or the batch object's own refusal (no such item, say).
@@ -48,6 +54,7 @@ export async function readBatch<A extends { ok: true } | Failure>(
     }
   }
   await check.withAccount();
+  await c.get("countIfFallback")?.(); // READ_LIMITER, held back for the batch object (src/http/rate-limit.ts)
   if (bad) throw notFound(bad.what);
   return unwrap(await viaAccount(claim.accountId, parsed));
 }

@@ -15,8 +15,11 @@ export function batchObject(env: Env, batchId: string) {
 /** Returns the success value, or throws the failure as an ApiError with its status. */
 export function unwrap<R extends { ok: true } | Failure>(result: R): Extract<R, { ok: true }> {
   if (result.ok) return result as Extract<R, { ok: true }>;
-  const failure = result as Failure;
-  throw new ApiError(ERROR_STATUS[failure.code], failure.code, failure.message);
+  const failure = result as Failure & { retryAfterSeconds?: number };
+  // A refusal that says when to come back (a poll over its budget, src/batch/poll-budget.ts).
+  const headers =
+    failure.retryAfterSeconds === undefined ? undefined : { "Retry-After": String(failure.retryAfterSeconds) };
+  throw new ApiError(ERROR_STATUS[failure.code], failure.code, failure.message, headers);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

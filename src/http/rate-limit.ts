@@ -3,7 +3,8 @@
  * Over a limit: 429 RATE_LIMITED with Retry-After, in the surface's envelope.
  *
  * - Per API key id: creates, cancels, retries, live-view opens, reads
- *   and webhook secret rotations (`rateLimit`).
+ *   and webhook secret rotations (`rateLimit`). Polls the batch object answers are limited
+ *   there instead, per key and batch, in memory (src/batch/poll-budget.ts).
  * - Failed authentications, per client address and per key id (`AuthFailures`), so
  *   guessing keys, or replaying a revoked one, costs the caller more than it costs us.
  *
@@ -50,18 +51,25 @@ async function isReplay(c: Context<AppEnv>): Promise<boolean> {
  * Counts the request against `binding`, by key id. A request is counted by one limiter: the
  * first that runs (register the specific paths before a catch-all such as GET /api/*).
  */
-export function rateLimit(binding: RequestLimiter): MiddlewareHandler<AppEnv> {
+export function rateLimit(binding: RequestLimiter, options: { exceptPolls?: boolean } = {}): MiddlewareHandler<AppEnv> {
   return async function rateLimit(c, next) {
     const limiter = c.env[binding];
     // No binding (a config without limits), or already counted by another: nothing to enforce.
     if (limiter && c.get("limitedBy") === undefined) {
       c.set("limitedBy", binding);
-      if (
-        !(await limiter.limit({ key: c.get("keyId") })).success &&
-        !(binding === "CREATE_LIMITER" && (await isReplay(c)))
-      ) {
-        throw tooMany("Too many requests for this API key; slow down and retry.");
-      }
+      const count = async () => {
+        if (
+          !(await limiter.limit({ key: c.get("keyId") })).success &&
+          !(binding === "CREATE_LIMITER" && (await isReplay(c)))
+        ) {
+          throw tooMany("Too many requests for this API key; slow down and retry.");
+        }
+      };
+      // A poll left to the batch object (requireApiKey's `batchRead`) is limited there, per key
+      // and batch (src/batch/poll-budget.ts); it is counted here only if it falls back to the
+      // account path (readBatch), so scanning batch ids stays limited per key.
+      if (options.exceptPolls && c.get("keyClaim") !== undefined) c.set("countIfFallback", count);
+      else await count();
     }
     await next();
   };

@@ -191,7 +191,8 @@ serpwow.use("/live/batches/stopall", rateLimit("CANCEL_LIMITER"));
 serpwow.use("/live/batches/:batchId/stop", rateLimit("CANCEL_LIMITER"));
 // Reads last: stopall also matches /live/batches/:batchId, and one limiter counts a request.
 serpwow.use("/live/batches", rateLimit("READ_LIMITER"));
-serpwow.use("/live/batches/:batchId", rateLimit("READ_LIMITER"));
+// GET /live/batches/{id} answered by the batch object is limited by it (src/batch/poll-budget.ts).
+serpwow.use("/live/batches/:batchId", rateLimit("READ_LIMITER", { exceptPolls: true }));
 // stopall before :batchId, so the static path wins.
 serpwow.openapi(stopAll, async (c) => {
   const r = await accountObject(c.env, c.get("accountId")).cancelAll();
