@@ -58,6 +58,7 @@ import {
   LIVE_KEY_HEADER,
 } from "./live";
 import { admitClaim, checkCopy, endCopies } from "./key-copies";
+import { PageCache } from "./page-cache";
 import { accountAnswered, PollBudget, type PollLimited, pollRate } from "./poll-budget";
 import { KEY_UNCHECKED, type KeyClaim, type KeyUnchecked } from "../domain/key-claim";
 import { type BatchOptions, eraseCookiesIfEnded, leaseOptions, retryRefusal, writeOptions } from "./options";
@@ -147,6 +148,8 @@ export class BatchObject extends DurableObject<Env> {
   sweepChunkRows = SWEEP_CHUNK_ROWS;
   /** Polls per key id, in memory (src/batch/poll-budget.ts). A field, so tests can give it a clock or a rate. */
   polls = new PollBudget(pollRate(this.env));
+  /** Polls' answers, kept while storage does not change (memory only). */
+  private readonly pages = new PageCache(this.sql);
   private readonly clock = new AlarmClock(this.ctx.storage);
   /** What flow control (src/batch/flow.ts) works with. */
   private readonly flow: FlowHost = {
@@ -243,6 +246,31 @@ export class BatchObject extends DurableObject<Env> {
     const access = await this.admitPoll(claim);
     if (access === "account") return accountAnswered(await this.get(claim.accountId, cursor, limit));
     return access === true ? this.get(claim.accountId, cursor, limit) : access;
+  }
+
+  /**
+   * `getAs`, answered as the status route's JSON body (`{ ...batch, items, nextCursor }`):
+   * built once per state of storage and kept for the next poll (src/batch/page-cache.ts).
+   */
+  async getJsonAs(
+    claim: KeyClaim,
+    cursor: number,
+    limit: number | null,
+  ): Promise<Ok<{ json: string }> | Failure | KeyUnchecked> {
+    const access = await this.admitPoll(claim);
+    if (access === "account") return accountAnswered(await this.getJson(claim.accountId, cursor, limit));
+    return access === true ? this.getJson(claim.accountId, cursor, limit) : access;
+  }
+
+  /** `get` as the status route's JSON body. */
+  async getJson(accountId: string, cursor: number, limit: number | null): Promise<Ok<{ json: string }> | Failure> {
+    const row = this.owned(accountId);
+    if (!row) return this.absent(accountId); // retention: expired, or never theirs
+    const json = this.pages.get(`${cursor}:${limit}`, () => {
+      const page = limit === null ? allItems(this.sql, row) : itemsPage(this.sql, row, cursor, limit);
+      return JSON.stringify({ ...batchView(row), items: page.items, nextCursor: page.nextCursor });
+    });
+    return { ok: true, json };
   }
 
   /** `resultLocation`, the key checked from this object's copy. */

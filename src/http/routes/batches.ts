@@ -530,13 +530,15 @@ export const batches = newRouter()
     const cursor = rawCursor === undefined ? -1 : Number(rawCursor);
     // Neither given: every item (no silent truncation for clients that never page).
     const pageSize = limit ?? (rawCursor === undefined ? null : LIMITS.itemsPageDefault);
+    // The batch object answers with the body, serialized (it keeps it for the next poll while
+    // nothing changes): `{ ...batch, items, nextCursor }`, as the schema above says.
     const found = await readBatch(
       c,
       [{ raw: c.req.valid("param").batchId, what: "batch" }],
-      async (claim, [batchId]) => await batchObject(c.env, batchId!).getAs(claim, cursor, pageSize),
-      async (accountId, [batchId]) => await batchObject(c.env, batchId!).get(accountId, cursor, pageSize),
+      async (claim, [batchId]) => await batchObject(c.env, batchId!).getJsonAs(claim, cursor, pageSize),
+      async (accountId, [batchId]) => await batchObject(c.env, batchId!).getJson(accountId, cursor, pageSize),
     );
-    return c.json({ ...found.batch, items: found.items, nextCursor: found.nextCursor }, 200);
+    return c.body(found.json, 200, { "content-type": "application/json" }) as never;
   })
   .openapi(cancel, async (c) => {
     const batchId = requireUuid(c.req.valid("param").batchId, "batch");
