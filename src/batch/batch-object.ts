@@ -42,7 +42,7 @@ import type { OutputFormat } from "../domain/pricing";
 import type { ScrapeOptions } from "../domain/scrape-options";
 import type { ItemCounts, ItemStatus } from "../domain/states";
 import { AlarmClock } from "../durable/alarm-clock";
-import { nextAlarm, NOTHING_DUE, SETTLEMENT_WINDOW_MS } from "../domain/next-alarm";
+import { nextAlarm, NOTHING_DUE } from "../domain/next-alarm";
 import { first, migrate, tableExists } from "../durable/sql";
 import type { Env } from "../env";
 import { eventsFor } from "../webhooks/events";
@@ -380,13 +380,8 @@ export class BatchObject extends DurableObject<Env> {
         };
       },
     );
-    if (result.ok) {
-      // The sweep's alarm, armed with no await since the commit (so in the same atomic write):
-      // a reset while deliver() awaits the account would otherwise leave the refund and the
-      // item rows waiting for an alarm nobody sets. deliver() then re-arms it for what remains.
-      await this.clock.set(Date.now());
-      await this.deliver();
-    }
+    // deliver() arms the sweep's alarm (due now) before it awaits the account.
+    if (result.ok) await this.deliver();
     return result;
   }
 
@@ -837,11 +832,10 @@ export class BatchObject extends DurableObject<Env> {
 
   /** Sends both outboxes now; on failure the alarm retries with backoff. */
   private async deliver(): Promise<void> {
-    // The alarm is the retry: armed before the first await on the account or the queue (with
-    // no await since the caller's commit), so a reset while they are awaited loses nothing.
-    if (this.toAccount.hasPending() || this.toQueue.hasPending()) {
-      await this.clock.atLatest(Date.now() + SETTLEMENT_WINDOW_MS);
-    }
+    // The alarm is the retry: armed for all that is due (a cancel's sweep now, events within
+    // the settlement window) before the first await on the account or the queue, with no
+    // await since the caller's commit, so a reset while they are awaited loses nothing.
+    await this.armAlarm();
     const [accountDone, queueDone] = await Promise.all([this.toAccount.flush(), this.toQueue.flush()]);
     const delivered = accountDone && queueDone;
     this.sql.exec(
