@@ -299,19 +299,21 @@ export class BatchObject extends DurableObject<Env> {
    */
   private async admitPoll(claim: KeyClaim): Promise<true | "account" | Failure | PollLimited | KeyUnchecked> {
     const access = await this.admit(claim);
-    if (access !== true) return access;
-    return checkCopy(this.sql, claim, Date.now()) === "valid" ? this.polls.take(claim.keyId) : "account";
+    return access === "copy" ? this.polls.take(claim.keyId) : access;
   }
 
-  /** True when `claim` may read this batch; KEY_UNCHECKED when the batch is not its account's (or not here). */
-  private async admit(claim: KeyClaim): Promise<true | Failure | KeyUnchecked> {
+  /**
+   * Whether `claim` may read this batch, and on whose word ("copy" or "account",
+   * src/batch/key-copies.ts); KEY_UNCHECKED when the batch is not its account's (or not here).
+   */
+  private async admit(claim: KeyClaim): Promise<"copy" | "account" | Failure | KeyUnchecked> {
     const row = this.owned(claim.accountId);
     if (!row) return KEY_UNCHECKED;
     const batchId = row.batch_id;
-    const ok = await admitClaim(this.sql, claim, (c) =>
+    const admitted = await admitClaim(this.sql, claim, (c) =>
       this.accountStub(c.accountId).lendKeyCopy(c.keyId, c.keyHash, batchId),
     );
-    return ok ? true : fail("INVALID_API_KEY", "Invalid or expired API key.");
+    return admitted ?? fail("INVALID_API_KEY", "Invalid or expired API key.");
   }
 
   /** A page of the items in one state, in order (src/batch/item-pages.ts): compatible surfaces read these. */
@@ -979,7 +981,7 @@ export class BatchObject extends DurableObject<Env> {
    */
   private async openLiveAs(claim: KeyClaim, request: Request): Promise<Response> {
     const access = await this.admit(claim);
-    if (access !== true) {
+    if (typeof access !== "string") {
       const status = access.code === "KEY_UNCHECKED" ? 404 : 403;
       return Response.json({ code: access.code, message: "message" in access ? access.message : "" }, { status });
     }

@@ -53,24 +53,25 @@ export function endCopies(sql: SqlStorage, keyIds: readonly string[], why: KeyEn
 }
 
 /**
- * Whether `claim` may read this batch: from the copy, or else by asking the account once
- * (`lend`, an await: other events run meanwhile, a key's end among them) and keeping what
- * it lends. After the await the copy is read again, so an end that arrived meanwhile wins.
- * Without a copy to keep (the account lends no more), the account's answer decides this
- * read alone, unless the key's end reached this batch meanwhile.
+ * Whether `claim` may read this batch, and on whose word: "copy" (this object's copy of the
+ * key's validity), "account" (the account admitted it and lent no copy to keep: past
+ * MAX_KEY_COPIES), or null (refused). Without a copy it asks the account once (`lend`, an
+ * await: other events run meanwhile, a key's end among them) and keeps what it lends. After
+ * the await the copy is read again, so an end that arrived meanwhile wins.
  */
 export async function admitClaim(
   sql: SqlStorage,
   claim: KeyClaim,
   lend: (claim: KeyClaim) => Promise<LendAnswer>,
-): Promise<boolean> {
+): Promise<"copy" | "account" | null> {
   const known = checkCopy(sql, claim, Date.now());
-  if (known !== "unknown") return known === "valid";
+  if (known !== "unknown") return known === "valid" ? "copy" : null;
   const answer = await lend(claim);
-  if (!answer.valid) return false;
+  if (!answer.valid) return null;
   if (answer.copy) keepCopy(sql, answer.copy, Date.now());
   const now = checkCopy(sql, claim, Date.now());
-  return answer.copy ? now === "valid" : now !== "refused";
+  if (answer.copy ? now !== "valid" : now === "refused") return null;
+  return now === "valid" ? "copy" : "account";
 }
 
 /** Constant-time equality of two hex digests. */
