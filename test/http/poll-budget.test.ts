@@ -6,16 +6,15 @@
  * The configured test rate is out of reach (vitest.config.ts); each test puts a budget with a
  * fake clock into the batch object, and request limiters are injected and recorded.
  */
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { PollBudget, pollRate } from "../../src/batch/poll-budget";
 import type { BucketRate } from "../../src/domain/token-bucket";
 import type { Env } from "../../src/env";
 import { createApp } from "../../src/http/app";
-import { accountStub, newAccount, newBatch, runInBatch } from "../helpers";
+import { newAccount, newBatch, runInBatch } from "../helpers";
 import { finishedBatch } from "../ops/support";
-import { addKey, expectError, revokeKey } from "./support";
+import { addKey, expectError, fillKeyCopies, revokeKey } from "./support";
 
 const LIMITERS = ["CREATE_LIMITER", "CANCEL_LIMITER", "RETRY_LIMITER", "LIVE_LIMITER", "READ_LIMITER"] as const;
 
@@ -196,13 +195,7 @@ describe("what the budget does not change", () => {
     const { apiKey: owner, accountId } = await newAccount(10);
     const { batchId } = await newBatch(owner, 1);
     const { apiKey, keyId } = await addKey(accountId);
-    await runInDurableObject(accountStub(accountId), (_o, state) => {
-      state.storage.sql.exec(
-        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
-         INSERT INTO key_copies (key_id, batch_id, lent_at) SELECT ?, 'filler-' || i, 0 FROM n`,
-        keyId,
-      );
-    });
+    await fillKeyCopies(accountId, keyId);
     await budgetIn(batchId, { perMinute: 6, burst: 1 });
     const counted = recordingLimiters(true);
     for (let i = 0; i < 3; i++) expect((await poll(counted.e, apiKey, batchId)).status).toBe(200);

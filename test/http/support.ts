@@ -105,6 +105,17 @@ export async function sha256Hex(text: string): Promise<string> {
 }
 
 /** POST /admin/accounts/:id/keys; returns the new key. */
+/** Fills the account's key copies up to MAX_KEY_COPIES (10,000) for `keyId`: it lends no more. */
+export async function fillKeyCopies(accountId: string, keyId: string): Promise<void> {
+  await runInDurableObject(accountStub(accountId), (_o, state) => {
+    state.storage.sql.exec(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+       INSERT INTO key_copies (key_id, batch_id, lent_at) SELECT ?, 'filler-' || i, 0 FROM n`,
+      keyId,
+    );
+  });
+}
+
 export async function addKey(
   accountId: string,
   body: Record<string, unknown> = {},
