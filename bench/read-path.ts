@@ -12,7 +12,6 @@
  *
  * Bench only: never in src/, never deployed.
  */
-import { parseApiKey, sha256Hex } from "../src/account/keys";
 import { verifyKey } from "../src/http/verified-keys";
 import type { Env } from "../src/env";
 import { log } from "../src/lib/log";
@@ -43,10 +42,9 @@ export async function readPathStep(request: Request, path: string, env: Env): Pr
     return new Response(success ? "hello" : "limited", { status: success ? 200 : 429 });
   }
   if (m[1]!.startsWith("ping/")) return new Response(await env.BATCH.getByName(m[2]!).ping());
-  const parsed = parseApiKey(key);
-  if (!parsed) return new Response("bad key", { status: 403 });
+  const claim = await verifyKey(key, env.API_KEY_MAC_SECRET!);
+  if (!claim) return new Response("bad key", { status: 403 });
   const limit = Number(new URL(request.url).searchParams.get("limit") ?? 50);
-  const claim = { accountId: parsed.accountId, keyId: parsed.keyId, keyHash: await sha256Hex(key) };
   const found = await env.BATCH.getByName(m[2]!).getAs(claim, -1, limit);
   return Response.json(found, { status: found.ok ? 200 : 404 });
 }

@@ -37,9 +37,4 @@ export class PageCache {
     }
     return json;
   }
-
-  /** How many pages are kept (for tests). */
-  size(): number {
-    return this.#pages.size;
-  }
 }
