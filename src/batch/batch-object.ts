@@ -58,7 +58,7 @@ import {
   LIVE_KEY_HEADER,
 } from "./live";
 import { admitClaim, checkCopy, endCopies } from "./key-copies";
-import { PageCache } from "./page-cache";
+import { ReadCache } from "./read-cache";
 import { accountAnswered, PollBudget, type PollLimited, pollRate } from "./poll-budget";
 import { KEY_UNCHECKED, type KeyClaim, type KeyUnchecked } from "../domain/key-claim";
 import { type BatchOptions, eraseCookiesIfEnded, leaseOptions, retryRefusal, writeOptions } from "./options";
@@ -148,8 +148,8 @@ export class BatchObject extends DurableObject<Env> {
   sweepChunkRows = SWEEP_CHUNK_ROWS;
   /** Polls per key id, in memory (src/batch/poll-budget.ts). A field, so tests can give it a clock or a rate. */
   polls = new PollBudget(pollRate(this.env));
-  /** Polls' answers, kept while storage does not change (memory only). */
-  private readonly pages = new PageCache(this.sql);
+  /** The batch row and polls' answers, kept while storage does not change (memory only). */
+  private readonly reads = new ReadCache<BatchRow>(this.sql);
   private readonly clock = new AlarmClock(this.ctx.storage);
   /** What flow control (src/batch/flow.ts) works with. */
   private readonly flow: FlowHost = {
@@ -250,7 +250,7 @@ export class BatchObject extends DurableObject<Env> {
 
   /**
    * `getAs`, answered as the status route's JSON body (`{ ...batch, items, nextCursor }`):
-   * built once per state of storage and kept for the next poll (src/batch/page-cache.ts).
+   * built once per state of storage and kept for the next poll (src/batch/read-cache.ts).
    */
   async getJsonAs(
     claim: KeyClaim,
@@ -266,7 +266,7 @@ export class BatchObject extends DurableObject<Env> {
   async getJson(accountId: string, cursor: number, limit: number | null): Promise<Ok<{ json: string }> | Failure> {
     const row = this.owned(accountId);
     if (!row) return this.absent(accountId); // retention: expired, or never theirs
-    const json = this.pages.get(`${cursor}:${limit}`, () => {
+    const json = this.reads.page(`${cursor}:${limit}`, () => {
       const page = limit === null ? allItems(this.sql, row) : itemsPage(this.sql, row, cursor, limit);
       return JSON.stringify({ ...batchView(row), items: page.items, nextCursor: page.nextCursor });
     });
@@ -931,7 +931,7 @@ export class BatchObject extends DurableObject<Env> {
   /** The batch, if it exists, belongs to this account and is not being removed (otherwise indistinguishable). */
   private owned(accountId: string): BatchRow | undefined {
     if (!this.hasBatch()) return undefined;
-    const row = this.row();
+    const row = this.reads.row(() => this.row());
     return row?.account_id === accountId && !isExpiring(row) ? row : undefined;
   }
 
@@ -946,7 +946,10 @@ export class BatchObject extends DurableObject<Env> {
       row: () => this.row(),
       deliver: () => this.deliver(),
       alarm: this.clock,
-      removed: () => (this.#hasBatch = false),
+      removed: () => {
+        this.#hasBatch = false;
+        this.reads.clear();
+      },
     };
   }
 

@@ -30,6 +30,7 @@ const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 /** 413 for bodies over MAX_BODY_BYTES, checked before anything reads them. */
 const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
+  if (c.req.raw.body === null) return next(); // a GET, a poll: nothing to limit, no limiter to build
   const maxSize = positiveInt(c.env.MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES);
   return bodyLimit({
     maxSize,

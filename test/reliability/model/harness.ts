@@ -533,7 +533,7 @@ export class Harness {
       const found = await batchStub(b.id).get(this.accountId, -1, 100);
       if (!found.ok) throw new Error(`batch ${b.id}: ${found.message}`);
       // The status route's answer, kept between polls while storage does not change
-      // (src/batch/page-cache.ts), is never stale: it equals the fresh read at every step.
+      // (src/batch/read-cache.ts), is never stale: it equals the fresh read at every step.
       const kept = await batchStub(b.id).getJson(this.accountId, -1, 100);
       if (!kept.ok) throw new Error(`batch ${b.id}: ${kept.message}`);
       expect(JSON.parse(kept.json)).toEqual({ ...found.batch, items: found.items, nextCursor: found.nextCursor });
