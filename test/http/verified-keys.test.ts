@@ -24,8 +24,12 @@ describe("verifyKey: the MAC and hash of a key, remembered per isolate", () => {
     const last = apiKey.at(-1) === "0" ? "1" : "0";
     expect(await verifyKey(`${apiKey.slice(0, -1)}${last}`, SECRET)).toBeNull();
     expect(await verifyKey("bsk_not_a_key", SECRET)).toBeNull();
-    for (let i = 0; i < 50; i++)
-      expect(await verifyKey(`${apiKey.slice(0, -4)}${String(i).padStart(4, "0")}`, SECRET)).toBeNull();
+    for (let i = 0; i < 50; i++) {
+      const tampered = `${apiKey.slice(0, -4)}${String(i).padStart(4, "0")}`;
+      // The MAC is hex: about 1 key in 1,300 ends in 0000..0049, and that one is not tampered.
+      if (tampered === apiKey) continue;
+      expect(await verifyKey(tampered, SECRET)).toBeNull();
+    }
     expect(rememberedKeys()).toBe(before);
   });
 
