@@ -310,11 +310,13 @@ async function main() {
   });
   runs.status.accountCalls = await accountCalls();
   runs.hello3 = await hello(3);
-  runs.statusRounds = await alternateWithHello(
-    "GET /api/batch/scrape/:id",
-    { method: "GET", path: `/api/batch/scrape/${statusBatch}?limit=50`, headers: key },
-    runs.hello3,
-  );
+  const statusRounds = await besideHello([[STATUS_ROUNDS_WHAT, `/api/batch/scrape/${statusBatch}?limit=50`, key]], {
+    rounds: STATUS_ROUNDS,
+    seconds: STATUS_ROUND_S,
+    before: runs.hello3,
+    idOf: statusBatch,
+  });
+  runs.statusRounds = statusRounds.runs;
   // The first read of a batch with a key: the batch object asks the account once (a lend).
   // Twenty batches read once each, one at a time, counting the account's calls.
   const coldBatches = [];
@@ -440,7 +442,7 @@ async function main() {
   });
   add("GET /healthz", runs.healthz, around(runs.hello1, runs.hello2));
   add("GET batch status", runs.status, around(runs.hello2, runs.hello3));
-  rows.push(alternationRow("GET batch status (50 items)", runs.statusRounds));
+  rows.push(medianRow(STATUS_ROUNDS_WHAT, statusRounds.samples.get(STATUS_ROUNDS_WHAT)));
   const perRead = (run) => run.accountCalls / Math.max(1, run.requests);
   rows.push({
     section: "http",
@@ -513,39 +515,54 @@ async function deleteSize(key) {
 }
 
 /**
- * The status read's ratio to hello, the issue-15 target (>= 0.5x): one 5 s run of each swings
- * by ±0.05 with this VM's neighbours, so the read is also run STATUS_ROUNDS times, each run
- * between two hello runs, and the row is the median of the ratios. `before`: the hello run
- * just made, the first round's left neighbour.
+ * Runs each of `steps` ([what, path, headers]) `rounds` times, each run `seconds` long and
+ * between two hello runs, and compares it with the mean of the two. `before`: the hello run
+ * just made (the first run's left neighbour), or null to make one. Resolves to every run's
+ * sample by step (`samples`), the runs themselves, and the last hello run (`after`), so
+ * calls can follow each other without a hello in between doubled.
  */
-const STATUS_ROUNDS = QUICK ? 1 : 5;
-const ROUND_S = 3;
-
-async function alternateWithHello(name, opts, before) {
-  const rounds = [];
-  for (let i = 0; i < STATUS_ROUNDS; i++) {
-    const run = await cannon(`${name} (round ${i + 1})`, { ...opts, duration: ROUND_S });
-    const after = await cannon(`hello (round ${i + 1})`, { method: "GET", path: HELLO, duration: ROUND_S });
-    rounds.push({ run, hello: (before.rps + after.rps) / 2 });
-    before = after;
+async function besideHello(steps, { rounds, seconds, before = null, idOf = null }) {
+  const quickHello = (tag) => cannon(`hello ${tag}`, { method: "GET", path: HELLO, duration: seconds });
+  const samples = new Map(steps.map(([what]) => [what, []]));
+  const runs = [];
+  before ??= await quickHello("0");
+  for (let round = 0; round < rounds; round++) {
+    for (const [what, path, headers] of steps) {
+      const shown = idOf ? path.replace(idOf, ":id") : path;
+      const run = await cannon(`${what}: GET ${shown}`, { method: "GET", path, headers, duration: seconds });
+      const after = await quickHello(`${round}/${what}`);
+      const h = (before.rps + after.rps) / 2;
+      samples.get(what).push({ ratio: run.rps / h, rps: run.rps, hello: h, p50: run.p50, non2xx: run.non2xx });
+      runs.push({ round, what, run, helloAround: h });
+      before = after;
+    }
   }
-  return rounds;
+  return { samples, runs, after: before };
 }
 
-function alternationRow(what, rounds) {
-  const ratios = rounds.map((r) => r.run.rps / r.hello);
-  const non2xx = rounds.reduce((n, r) => n + r.run.non2xx, 0);
+/** One row of `besideHello` samples: the median of the ratios (and of the rates), each ratio in the note. */
+function medianRow(what, xs) {
+  const non2xx = xs.reduce((n, x) => n + x.non2xx, 0);
   return {
     section: "http",
-    what: `${what} req/s, median of ${rounds.length} rounds`,
-    value: median(rounds.map((r) => r.run.rps)),
+    what: `${what} req/s`,
+    value: median(xs.map((x) => x.rps)),
     unit: "req/s",
     baseline: "hello req/s",
-    baselineValue: median(rounds.map((r) => r.hello)),
-    ratio: median(ratios),
-    note: `ratios ${ratios.map((x) => x.toFixed(2)).join(", ")}; each run between two hello runs${non2xx ? `; ${non2xx} non-2xx` : ""}`,
+    baselineValue: median(xs.map((x) => x.hello)),
+    ratio: median(xs.map((x) => x.ratio)),
+    note: `median of ${xs.length} ratios: ${xs.map((x) => x.ratio.toFixed(2)).join(", ")}${non2xx ? `; ${non2xx} non-2xx` : ""}`,
   };
 }
+
+/**
+ * The status read's ratio to hello, the issue-15 target (>= 0.5x): one 5 s run of each swings
+ * by ±0.05 with this VM's neighbours, so the read is also run STATUS_ROUNDS times beside hello
+ * (besideHello) and the row is the median of the ratios.
+ */
+const STATUS_ROUNDS = QUICK ? 1 : 5;
+const STATUS_ROUND_S = 3;
+const STATUS_ROUNDS_WHAT = "GET batch status (50 items), rounds";
 
 /**
  * `--only read-path`: where a status read's time goes. Each step of the real path as a route
@@ -574,43 +591,13 @@ async function readPath(key, batchId) {
     ["GET batch status (limit=1)", `/api/batch/scrape/${batchId}?limit=1`, key],
     ["GET batch status (limit=50)", `/api/batch/scrape/${batchId}?limit=50`, key],
   ];
-  const steps = [...logging, ...quiet];
-  const quickHello = (tag) => cannon(`hello ${tag}`, { method: "GET", path: HELLO, duration: READ_PATH_S });
-  const samples = new Map(steps.map(([what]) => [what, []]));
-  const runs = [];
-  let before = await quickHello("0");
-  for (const group of [quiet, logging]) {
-    for (let round = 0; round < READ_PATH_ROUNDS; round++) {
-      for (const [what, path, headers] of group) {
-        const run = await cannon(`${what}: GET ${path.replace(batchId, ":id")}`, {
-          method: "GET",
-          path,
-          headers,
-          duration: READ_PATH_S,
-        });
-        const after = await quickHello(`${round}/${what}`);
-        const h = (before.rps + after.rps) / 2;
-        samples.get(what).push({ ratio: run.rps / h, rps: run.rps, hello: h, p50: run.p50, non2xx: run.non2xx });
-        runs.push({ round, what, run, helloAround: h });
-        before = after;
-      }
-    }
-  }
-  const rows = steps.map(([what]) => {
-    const xs = samples.get(what);
-    const mid = median(xs.map((x) => x.ratio));
-    const non2xx = xs.reduce((n, x) => n + x.non2xx, 0);
-    return {
-      section: "http",
-      what: `read path: ${what} req/s`,
-      value: median(xs.map((x) => x.rps)),
-      unit: "req/s",
-      baseline: "hello req/s",
-      baselineValue: median(xs.map((x) => x.hello)),
-      ratio: mid,
-      note: `median of ${xs.length} ratios: ${xs.map((x) => x.ratio.toFixed(2)).join(", ")}${non2xx ? `; ${non2xx} non-2xx` : ""}`,
-    };
-  });
+  const options = { rounds: READ_PATH_ROUNDS, seconds: READ_PATH_S, idOf: batchId };
+  const first = await besideHello(quiet, options);
+  const then = await besideHello(logging, { ...options, before: first.after });
+  const rows = [...logging, ...quiet].map(([what]) =>
+    medianRow(`read path: ${what}`, first.samples.get(what) ?? then.samples.get(what)),
+  );
+  const runs = [...first.runs, ...then.runs];
   return { rows, details: { connections: CONNECTIONS, durationS: READ_PATH_S, rounds: READ_PATH_ROUNDS, runs } };
 }
 
